@@ -1,0 +1,161 @@
+#!/usr/bin/env node
+// threatbridge run | check-config | status | dead-letters | replay | reset-checkpoint | demo
+import { Command } from 'commander';
+import { activeFlows, SECRET_KEYS, type Config } from './config/schema.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import { Pipeline } from './core/pipeline.js';
+import { Router } from './core/router.js';
+import { createLogger, errorFields, registerSecret, scrubSecrets } from './observability/logger.js';
+import { Metrics } from './observability/metrics.js';
+import { startService } from './service.js';
+import { DefenderRoute } from './sinks/defender/route.js';
+import { DEFENDER_SINK, defenderMapping } from './sinks/defender/index.js';
+import { createContext, normaliseEvent } from './sources/opencti/normalise.js';
+import { openStore } from './store/index.js';
+import type { SinkOp } from './core/types.js';
+
+function fail(err: unknown): never {
+  const text = err instanceof ConfigError ? err.message : `error: ${(err as Error).message ?? String(err)}`;
+  process.stderr.write(`${scrubSecrets(text)}\n`);
+  process.exit(err instanceof ConfigError ? 78 : 1);
+}
+
+function config(): Config {
+  try {
+    const c = loadConfig();
+    registerSecret(c.opencti.token);
+    registerSecret(c.microsoft_defender_intel.client_secret);
+    return c;
+  } catch (err) {
+    fail(err);
+  }
+}
+
+const print = (value: unknown) => process.stdout.write(`${scrubSecrets(typeof value === 'string' ? value : JSON.stringify(value, null, 2))}\n`);
+
+/** The config with secrets replaced, for check-config. */
+function redacted(c: Config): Config {
+  const copy = structuredClone(c) as unknown as Record<string, Record<string, unknown>>;
+  for (const key of SECRET_KEYS) {
+    const [section, name] = key.split('.') as [string, string];
+    if (copy[section]?.[name] !== undefined) copy[section]![name] = '[REDACTED]';
+  }
+  return copy as unknown as Config;
+}
+
+const program = new Command();
+program.name('threatbridge').description('Threat-intel connector: OpenCTI live stream → Microsoft Defender indicators').version('0.1.0');
+
+program.command('run').description('run the service (long-running)').action(async () => {
+  const c = config();
+  const log = createLogger(c.connector.log_level);
+  try {
+    const service = await startService(c, log);
+    let signals = 0;
+    const shutdown = (signal: string) => {
+      if (signals++ > 0) { log.warn({ signal }, 'second signal: exiting now'); process.exit(130); }
+      log.info({ signal }, 'shutdown requested');
+      void service.stop().then(() => { log.flush(); setTimeout(() => process.exit(0), 50); });
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err);
+    log.fatal(errorFields(err), 'start-up failed');
+    log.flush();
+    fail(err);
+  }
+});
+
+program.command('check-config').description('validate the configuration and print the active flows').action(() => {
+  const c = config();
+  const flows = activeFlows(c);
+  print({ flows: flows.map((f) => ({ flow: f.name, active: f.missing.length === 0, missing: f.missing })), config: redacted(c) });
+  if (flows.every((f) => f.missing.length > 0)) {
+    process.stderr.write(`no flow is fully configured; missing: ${flows.flatMap((f) => f.missing).join(', ')}\n`);
+    process.exit(78);
+  }
+});
+
+program.command('status').description('checkpoints, outbox and dead letters from the state store').action(async () => {
+  const c = config();
+  const store = openStore(c);
+  try {
+    print({
+      checkpoint: { opencti: await store.getCheckpoint('opencti') },
+      outbox: await store.outboxStats(Date.now()),
+      defenderIndicatorsHeld: await store.countSinkIds(DEFENDER_SINK),
+      deadLetters: (await store.listDeadLetters({ limit: 100000 })).length,
+    });
+  } finally {
+    await store.close();
+  }
+});
+
+program.command('dead-letters').description('list dead letters (events or operations that were rejected)')
+  .option('--sink <sink>', 'only this sink (e.g. defender, source:opencti)')
+  .option('--all', 'include replayed ones')
+  .option('--limit <n>', 'at most n', '100')
+  .option('--json', 'JSON output')
+  .action(async (opts: { sink?: string; all?: boolean; limit: string; json?: boolean }) => {
+    const store = openStore(config());
+    try {
+      const rows = await store.listDeadLetters({ sink: opts.sink, includeReplayed: !!opts.all, limit: Number(opts.limit) });
+      if (opts.json) { print(rows); return; }
+      if (rows.length === 0) { print('no dead letters'); return; }
+      for (const r of rows) {
+        print(`#${r.id} ${new Date(r.createdAt).toISOString()} ${r.sink} ${r.op} ${r.key}${r.replayedAt ? ' (replayed)' : ''}\n    ${r.reason}`);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+program.command('replay').alias('replay-dead-letters').description('re-queue dead letters (after fixing their cause)')
+  .argument('[ids...]', 'dead-letter ids; none = all')
+  .option('--sink <sink>', 'only this sink')
+  .action(async (ids: string[], opts: { sink?: string }) => {
+    const c = config();
+    const log = createLogger(c.connector.log_level);
+    const store = openStore(c);
+    try {
+      const taken = await store.takeDeadLetters(ids.length ? ids.map(Number) : 'all', opts.sink);
+      const ops: SinkOp[] = taken.filter((d) => !d.sink.startsWith('source:'))
+        .map((d) => ({ sink: d.sink, key: d.key, op: d.op as SinkOp['op'], payload: d.payload, sourceRef: d.sourceRef }));
+      const requeued = await store.enqueue(ops);
+      // Source events are normalised again: a fixed parser or mapping now gets its chance.
+      const events = taken.filter((d) => d.sink === 'source:opencti');
+      if (events.length && c.opencti.url) {
+        const ctx = createContext(c.opencti.url);
+        const pipeline = new Pipeline(store, new Router([new DefenderRoute(DEFENDER_SINK, defenderMapping(c))]), log, new Metrics());
+        await pipeline.ingest('opencti', events.map((d) => {
+          const raw = d.payload as { event: string; id: string; data: string };
+          return { normalised: normaliseEvent(raw.event, raw.data, ctx), raw, event: raw.event, checkpoint: null, position: raw.id };
+        }));
+      }
+      print({ taken: taken.length, requeuedOperations: requeued, reprocessedEvents: events.length, supersededByNewer: ops.length - requeued });
+    } finally {
+      log.flush();
+      await store.close();
+    }
+  });
+
+program.command('reset-checkpoint').description('forget where a source stopped (its next start replays as a first start)')
+  .argument('<source>', 'opencti')
+  .action(async (source: string) => {
+    const store = openStore(config());
+    try {
+      print((await store.resetCheckpoint(source)) ? `checkpoint of ${source} removed` : `no checkpoint for ${source}`);
+    } finally {
+      await store.close();
+    }
+  });
+
+program.command('demo').description('run against the built-in simulators and print what reached Defender')
+  .option('--events <n>', 'how many indicators to stream', '200')
+  .action(async (opts: { events: string }) => {
+    const { runDemo } = await import('./demo.js');
+    await runDemo({ events: Number(opts.events) }).catch(fail);
+  });
+
+program.parseAsync(process.argv).catch(fail);

@@ -1,0 +1,79 @@
+// Several source objects can assert the same observable (an indicator and its observable, MISP
+// and OpenCTI). Each assertion is a claim; the sinks get the strongest live claim, and an
+// observable is removed from a sink only when nobody claims it any more.
+import type { IndicatorChange, Observable } from './types.js';
+import type { Claim } from '../store/types.js';
+
+/** Key of an observable across sources; hostname and domain are one thing to every sink. */
+export function observableKey(o: Observable): string {
+  return `${o.type === 'hostname' ? 'domain' : o.type}:${o.value}`;
+}
+
+/** The claim the sinks follow: highest score, then the most recently updated. */
+export function effectiveClaim(claims: Iterable<Claim>): Claim | null {
+  let best: Claim | null = null;
+  for (const c of claims) {
+    if (!best) { best = c; continue; }
+    const a = c.change.score ?? -1;
+    const b = best.change.score ?? -1;
+    if (a > b || (a === b && c.updatedAt >= best.updatedAt)) best = c;
+  }
+  return best;
+}
+
+/** In-memory view of the claims a batch touches, recording what changed for the commit. */
+export class ClaimSet {
+  private readonly byKey = new Map<string, Map<string, Claim>>();
+  private readonly bySource = new Map<string, Set<string>>();
+  readonly touched = new Set<string>();
+  private readonly upserts = new Map<string, Claim>();
+  private readonly deletes = new Map<string, { key: string; sourceId: string }>();
+
+  constructor(existing: Claim[]) {
+    for (const c of existing) this.put(c);
+  }
+
+  private put(c: Claim): void {
+    let m = this.byKey.get(c.key);
+    if (!m) this.byKey.set(c.key, (m = new Map()));
+    m.set(c.sourceId, c);
+    let s = this.bySource.get(c.sourceId);
+    if (!s) this.bySource.set(c.sourceId, (s = new Set()));
+    s.add(c.key);
+  }
+
+  private remove(key: string, sourceId: string): void {
+    if (!this.byKey.get(key)?.delete(sourceId)) return;
+    this.bySource.get(sourceId)?.delete(key);
+    const id = `${key}\u0000${sourceId}`;
+    this.upserts.delete(id);
+    this.deletes.set(id, { key, sourceId });
+    this.touched.add(key);
+  }
+
+  /** The object now asserts exactly these changes; claims it no longer makes are dropped. */
+  replace(sourceId: string, changes: IndicatorChange[], now: number): void {
+    const next = new Map(changes.map((ch) => [observableKey(ch.observable), ch]));
+    for (const key of [...(this.bySource.get(sourceId) ?? [])]) if (!next.has(key)) this.remove(key, sourceId);
+    for (const [key, change] of next) {
+      const claim: Claim = { key, sourceId, change, updatedAt: now };
+      const id = `${key}\u0000${sourceId}`;
+      this.put(claim);
+      this.deletes.delete(id);
+      this.upserts.set(id, claim);
+      this.touched.add(key);
+    }
+  }
+
+  retract(sourceId: string): void {
+    for (const key of [...(this.bySource.get(sourceId) ?? [])]) this.remove(key, sourceId);
+  }
+
+  effective(key: string): Claim | null {
+    return effectiveClaim(this.byKey.get(key)?.values() ?? []);
+  }
+
+  changes(): { upserts: Claim[]; deletes: { key: string; sourceId: string }[] } {
+    return { upserts: [...this.upserts.values()], deletes: [...this.deletes.values()] };
+  }
+}

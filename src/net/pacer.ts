@@ -1,0 +1,52 @@
+// Client-side pacing so that calls stay under a vendor's documented quotas before the vendor has
+// to answer 429. rate-limiter-flexible keeps the sliding counters; this class waits for a slot.
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+
+export interface Quota {
+  perMinute?: number;
+  perHour?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class Pacer {
+  private readonly limiters = new Map<string, RateLimiterMemory[]>();
+  private pausedUntil = 0;
+
+  /** `timeScale` > 1 shortens every window (simulated clocks in benchmarks); 1 in production. */
+  constructor(quotas: Record<string, Quota>, private readonly timeScale = 1) {
+    for (const [endpoint, q] of Object.entries(quotas)) {
+      const list: RateLimiterMemory[] = [];
+      if (q.perMinute) list.push(new RateLimiterMemory({ points: q.perMinute, duration: Math.max(1, 60 / timeScale) }));
+      if (q.perHour) list.push(new RateLimiterMemory({ points: q.perHour, duration: Math.max(1, 3600 / timeScale) }));
+      this.limiters.set(endpoint, list);
+    }
+  }
+
+  /** Resolves when one call to `endpoint` fits in every window (and no Retry-After pause is running). */
+  async take(endpoint: string, signal?: AbortSignal): Promise<void> {
+    for (const limiter of this.limiters.get(endpoint) ?? []) {
+      for (;;) {
+        const wait = this.pausedUntil - Date.now();
+        if (wait > 0) await sleep(wait);
+        if (signal?.aborted) throw new Error('aborted');
+        try {
+          await limiter.consume('calls');
+          break;
+        } catch (res) {
+          if (!(res instanceof RateLimiterRes)) throw res;
+          await sleep(Math.max(10, res.msBeforeNext));
+        }
+      }
+    }
+  }
+
+  /** The vendor said 429 with Retry-After: nothing goes out before then. */
+  pauseFor(ms: number): void {
+    this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
+  }
+
+  get pausedMs(): number {
+    return Math.max(0, this.pausedUntil - Date.now());
+  }
+}

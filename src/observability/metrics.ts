@@ -1,0 +1,63 @@
+// Prometheus metrics (prom-client). One registry per service instance so tests can run several.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly events = new Counter({
+    name: 'threatbridge_source_events_total', help: 'Source events handled, by outcome',
+    labelNames: ['source', 'event', 'outcome'] as const, registers: [this.registry],
+  });
+  readonly skipped = new Counter({
+    name: 'threatbridge_observables_skipped_total', help: 'Observables not usable, by reason code',
+    labelNames: ['source', 'reason'] as const, registers: [this.registry],
+  });
+  readonly opsEnqueued = new Counter({
+    name: 'threatbridge_outbox_enqueued_total', help: 'Sink operations written to the outbox',
+    labelNames: ['sink', 'op'] as const, registers: [this.registry],
+  });
+  readonly delivered = new Counter({
+    name: 'threatbridge_sink_delivered_total', help: 'Sink operations delivered',
+    labelNames: ['sink', 'op'] as const, registers: [this.registry],
+  });
+  readonly deadLettered = new Counter({
+    name: 'threatbridge_dead_letters_total', help: 'Operations or events dead-lettered',
+    labelNames: ['sink', 'reason'] as const, registers: [this.registry],
+  });
+  readonly sinkRequests = new Counter({
+    name: 'threatbridge_sink_requests_total', help: 'HTTP calls to sinks by endpoint and status',
+    labelNames: ['sink', 'endpoint', 'status'] as const, registers: [this.registry],
+  });
+  readonly sinkLatency = new Histogram({
+    name: 'threatbridge_sink_request_seconds', help: 'Sink call latency',
+    labelNames: ['sink', 'endpoint'] as const, buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly sinkThrottled = new Counter({
+    name: 'threatbridge_sink_throttled_total', help: '429 answers received',
+    labelNames: ['sink'] as const, registers: [this.registry],
+  });
+  readonly outboxPending = new Gauge({
+    name: 'threatbridge_outbox_pending', help: 'Operations waiting per sink',
+    labelNames: ['sink'] as const, registers: [this.registry],
+  });
+  readonly outboxOldestSeconds = new Gauge({
+    name: 'threatbridge_outbox_oldest_seconds', help: 'Age of the oldest waiting operation per sink',
+    labelNames: ['sink'] as const, registers: [this.registry],
+  });
+  readonly sourceConnected = new Gauge({
+    name: 'threatbridge_source_connected', help: '1 when the source is connected',
+    labelNames: ['source'] as const, registers: [this.registry],
+  });
+  readonly sourceReconnects = new Counter({
+    name: 'threatbridge_source_reconnects_total', help: 'Source reconnections',
+    labelNames: ['source', 'reason'] as const, registers: [this.registry],
+  });
+  readonly batchSeconds = new Histogram({
+    name: 'threatbridge_pipeline_batch_seconds', help: 'Time to normalise, route and commit one batch',
+    labelNames: ['source'] as const, buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [this.registry],
+  });
+
+  constructor(defaultMetrics = false) {
+    if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'threatbridge_' });
+  }
+}

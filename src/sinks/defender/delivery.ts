@@ -1,0 +1,166 @@
+// Delivery policy for Defender: upserts through /import (≤500 per call, an upsert by type+value,
+// so retrying after a lost answer is harmless), removals through BatchDelete by the ids recorded
+// at creation. 429 honours Retry-After; 5xx, timeouts and missing permissions wait and retry; a
+// whole-batch 400 is bisected so one bad item cannot block the other 499; item rejections are
+// dead-lettered with Defender's reason.
+import { decide, backoffMs } from '../../core/retry.js';
+import type { SinkHandler } from '../../core/delivery.js';
+import { HttpError, type HttpResponse } from '../../net/http.js';
+import type { Logger } from '../../observability/logger.js';
+import { errorFields } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { OutboxItem, Store } from '../../store/types.js';
+import { defenderErrorText, type DefenderClient, type ImportResult } from './client.js';
+import type { DefenderIndicatorBody } from './mapper.js';
+
+/** Per-item failures that are about the tenant's capacity, not the item: wait, don't dead-letter. */
+const CAPACITY_REASON = /limit|quota|capacity|maximum number|exceed/i;
+const CAPACITY_RETRY_MS = 15 * 60_000;
+
+export class DefenderDelivery implements SinkHandler {
+  constructor(
+    readonly sink: string,
+    readonly batchSize: number,
+    private readonly client: DefenderClient,
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {}
+
+  async handle(items: OutboxItem[], signal: AbortSignal): Promise<void> {
+    const upserts = items.filter((i) => i.op === 'upsert');
+    const deletes = items.filter((i) => i.op === 'delete');
+    if (upserts.length > 0) await this.upsert(upserts, signal);
+    if (deletes.length > 0) await this.remove(deletes, signal);
+  }
+
+  private async upsert(items: OutboxItem[], signal: AbortSignal): Promise<void> {
+    const res = await this.send(items, () => this.client.importIndicators(items.map((i) => i.payload as DefenderIndicatorBody)));
+    if (!res) return;
+    const verdict = decide(res.status, res.headers, attemptOf(items));
+    if (verdict.kind === 'ok') return this.settleImport(items, res.data?.value ?? []);
+    if (res.status === 400 && items.length > 1 && !signal.aborted) {
+      // One malformed item fails the whole call: split until the culprits stand alone.
+      const mid = Math.ceil(items.length / 2);
+      this.log.info({ sink: this.sink, items: items.length, error: defenderErrorText(res) }, 'import rejected as a whole; bisecting');
+      await this.upsert(items.slice(0, mid), signal);
+      await this.upsert(items.slice(mid), signal);
+      return;
+    }
+    await this.onFailure(items, res, 'import');
+  }
+
+  private async settleImport(items: OutboxItem[], results: ImportResult[]): Promise<void> {
+    // Results come one per input; match by value first since the order is not documented.
+    const byValue = new Map<string, ImportResult>();
+    for (const r of results) if (r && typeof r.indicator === 'string') byValue.set(r.indicator.toLowerCase(), r);
+    const acks: { item: OutboxItem; externalId: string | null }[] = [];
+    const dead: { item: OutboxItem; reason: string }[] = [];
+    const capacity: OutboxItem[] = [];
+    items.forEach((item, index) => {
+      const body = item.payload as DefenderIndicatorBody;
+      const r = byValue.get(body.indicatorValue.toLowerCase()) ?? results[index];
+      if (!r) {
+        // A 200 without a verdict for the item: the upsert is harmless to repeat.
+        capacity.push(item);
+      } else if (!r.isFailed) {
+        acks.push({ item, externalId: r.id ? String(r.id) : null });
+      } else if (CAPACITY_REASON.test(r.failureReason ?? '')) {
+        capacity.push(item);
+      } else {
+        dead.push({ item, reason: `Defender rejected ${body.indicatorType} ${body.indicatorValue}: ${r.failureReason ?? 'no reason given'}` });
+      }
+    });
+    if (acks.length) await this.store.ack(acks);
+    if (dead.length) {
+      await this.store.deadLetter(dead);
+      for (const d of dead) {
+        this.metrics.deadLettered.inc({ sink: this.sink, reason: 'item_rejected' });
+        this.log.warn({ sink: this.sink, key: d.item.key, sourceRef: d.item.sourceRef?.id, reason: d.reason }, 'indicator rejected, kept as dead letter');
+      }
+    }
+    if (capacity.length) {
+      this.log.error({ sink: this.sink, items: capacity.length }, 'Defender refused indicators for capacity (15,000 per tenant?); retrying later');
+      await this.store.retry(capacity, Date.now() + CAPACITY_RETRY_MS, 'tenant capacity');
+    }
+    this.metrics.delivered.inc({ sink: this.sink, op: 'upsert' }, acks.length);
+  }
+
+  private async remove(items: OutboxItem[], signal: AbortSignal): Promise<void> {
+    const ids = await this.store.getSinkIds(this.sink, items.map((i) => i.key));
+    const known = items.filter((i) => ids.has(i.key));
+    const unknown = items.filter((i) => !ids.has(i.key));
+    if (unknown.length) {
+      // Never created (or already removed): nothing to delete, and never someone else's indicator.
+      this.log.debug({ sink: this.sink, keys: unknown.map((i) => i.key) }, 'delete without a recorded Defender id: nothing to do');
+      await this.store.ack(unknown.map((item) => ({ item, externalId: null })));
+    }
+    if (known.length) await this.batchDelete(known, ids, signal);
+  }
+
+  private async batchDelete(items: OutboxItem[], ids: Map<string, string>, signal: AbortSignal): Promise<void> {
+    const res = await this.send(items, () => this.client.batchDelete(items.map((i) => ids.get(i.key)!)));
+    if (!res) return;
+    if (res.status >= 200 && res.status < 300) {
+      await this.store.ack(items.map((item) => ({ item, externalId: null })));
+      this.metrics.delivered.inc({ sink: this.sink, op: 'delete' }, items.length);
+      return;
+    }
+    if ((res.status === 404 || res.status === 400) && !signal.aborted) {
+      if (items.length > 1) {
+        // BatchDelete fails whole when one id is gone (deleted by hand, expired): find it.
+        const mid = Math.ceil(items.length / 2);
+        await this.batchDelete(items.slice(0, mid), ids, signal);
+        await this.batchDelete(items.slice(mid), ids, signal);
+        return;
+      }
+      if (res.status === 404) {
+        this.log.info({ sink: this.sink, key: items[0]!.key, id: ids.get(items[0]!.key) }, 'indicator already gone from Defender');
+        await this.store.ack(items.map((item) => ({ item, externalId: null })));
+        return;
+      }
+    }
+    await this.onFailure(items, res, 'BatchDelete');
+  }
+
+  /** Runs a call; transport failures become a retry and return null. */
+  private async send<T>(items: OutboxItem[], call: () => Promise<HttpResponse<T>>): Promise<HttpResponse<T> | null> {
+    try {
+      return await call();
+    } catch (err) {
+      const after = backoffMs(attemptOf(items));
+      const level = err instanceof HttpError ? 'warn' : 'error';
+      this.log[level]({ sink: this.sink, items: items.length, retryInMs: after, ...errorFields(err) }, 'Defender call failed; will retry');
+      await this.store.retry(items, Date.now() + after, (err as Error).message);
+      return null;
+    }
+  }
+
+  private async onFailure(items: OutboxItem[], res: HttpResponse, what: string): Promise<void> {
+    const verdict = decide(res.status, res.headers, attemptOf(items));
+    const text = defenderErrorText(res);
+    if (verdict.kind === 'retry') {
+      if (verdict.throttled) this.client.pacer.pauseFor(verdict.afterMs);
+      this.log.warn({ sink: this.sink, call: what, status: res.status, items: items.length, retryInMs: verdict.afterMs, error: text }, `Defender ${verdict.reason}; will retry`);
+      await this.store.retry(items, Date.now() + verdict.afterMs, `${verdict.reason}: ${text}`);
+      return;
+    }
+    if (verdict.kind === 'reauth' || res.status === 403 || res.status === 404 && what === 'import') {
+      // Credentials, permissions or a wrong path: the items are fine, the setup is not. Wait for a fix.
+      const after = Math.max(60_000, backoffMs(attemptOf(items), { baseMs: 30_000, maxMs: 900_000 }));
+      const hint = res.status === 403 ? ' (grant the application Ti.ReadWrite.All on WindowsDefenderATP and admin consent)'
+        : res.status === 401 ? ' (check tenant_id, client_id, client_secret and scope)' : ' (check base_url and resource_path)';
+      this.log.error({ sink: this.sink, call: what, status: res.status, retryInMs: after, error: text }, `Defender refused the call${hint}`);
+      await this.store.retry(items, Date.now() + after, `${res.status}: ${text}`);
+      return;
+    }
+    const reason = `${what} rejected by Defender (${res.status}): ${text}`;
+    await this.store.deadLetter(items.map((item) => ({ item, reason })));
+    this.metrics.deadLettered.inc({ sink: this.sink, reason: `http_${res.status}` }, items.length);
+    this.log.warn({ sink: this.sink, keys: items.map((i) => i.key).slice(0, 20), reason }, 'operation rejected, kept as dead letter');
+  }
+}
+
+function attemptOf(items: OutboxItem[]): number {
+  return items.reduce((m, i) => Math.max(m, i.attempts), 0);
+}

@@ -1,0 +1,156 @@
+// Pure mapping of a claim to a Defender indicator: type, action, severity, expiry.
+// It never produces a combination Defender rejects (legacy actions, Audit without alert,
+// actions a type does not take); such cases become a removal with a reason instead.
+import { expandIpv6 } from '../../core/observables.js';
+import type { IndicatorChange, ObservableType } from '../../core/types.js';
+import type { DefenderActionInput } from '../../config/schema.js';
+
+export type DefenderIndicatorType =
+  | 'FileSha1' | 'FileMd5' | 'FileSha256' | 'CertificateThumbprint' | 'IpAddress' | 'DomainName' | 'Url';
+export type DefenderAction = 'Audit' | 'Warn' | 'Block' | 'BlockAndRemediate' | 'Allowed';
+export type DefenderSeverity = 'Informational' | 'Low' | 'Medium' | 'High';
+
+/** The body of one indicator as sent to POST /api/indicators/import. */
+export interface DefenderIndicatorBody {
+  indicatorValue: string;
+  indicatorType: DefenderIndicatorType;
+  action: DefenderAction;
+  title: string;
+  description: string;
+  severity: DefenderSeverity;
+  expirationTime: string;
+  generateAlert: boolean;
+  application: string;
+  externalId?: string;
+  recommendedActions?: string;
+  rbacGroupNames?: string[];
+  educateUrl?: string;
+}
+
+export interface DefenderMapping {
+  expireDays: number;
+  expireDaysByType: Partial<Record<ObservableType, number>>;
+  action?: DefenderActionInput;
+  defaultAction: DefenderActionInput;
+  passiveOnly: boolean;
+  minScore: number;
+  application: string;
+  recommendedActions?: string;
+  educateUrl?: string;
+  rbacGroupNames: string[];
+  /** Extra tags; the source system's name and the object's labels are always added. */
+  tags: string[];
+}
+
+export type DefenderMapResult =
+  | { kind: 'upsert'; body: DefenderIndicatorBody; reason: string }
+  | { kind: 'delete'; reason: string }
+  | { kind: 'unsupported'; reason: string };
+
+const TYPE_MAP: Record<ObservableType, DefenderIndicatorType | null> = {
+  ipv4: 'IpAddress', ipv6: 'IpAddress', domain: 'DomainName', hostname: 'DomainName', url: 'Url',
+  md5: 'FileMd5', sha1: 'FileSha1', sha256: 'FileSha256', 'cert-sha1': 'CertificateThumbprint', email: null,
+};
+
+export function defenderTypeOf(type: ObservableType): DefenderIndicatorType | null {
+  return TYPE_MAP[type] ?? null;
+}
+
+const FILE_TYPES = new Set<DefenderIndicatorType>(['FileSha1', 'FileMd5', 'FileSha256']);
+
+/** Actions each indicator type takes (Defender indicators overview). */
+function allowedActions(type: DefenderIndicatorType): readonly DefenderAction[] {
+  if (FILE_TYPES.has(type)) return ['Allowed', 'Audit', 'Warn', 'Block', 'BlockAndRemediate'];
+  if (type === 'CertificateThumbprint') return ['Allowed', 'BlockAndRemediate'];
+  return ['Allowed', 'Audit', 'Warn', 'Block'];
+}
+
+/** Score bands of the seed connector: ≥60 Block/High, 30–59 Alert/Medium, 1–29 Warn/Low, 0 Audit/Informational. */
+export function actionForScore(score: number): DefenderActionInput {
+  if (score >= 60) return 'Block';
+  if (score >= 30) return 'Alert';
+  if (score >= 1) return 'Warn';
+  return 'Audit';
+}
+
+export function severityForScore(score: number | null): DefenderSeverity {
+  if (score === null) return 'Medium';
+  if (score >= 60) return 'High';
+  if (score >= 30) return 'Medium';
+  if (score >= 1) return 'Low';
+  return 'Informational';
+}
+
+/** Legacy names (Alert, AlertAndBlock) and per-type variants resolved to what this type accepts. */
+export function resolveAction(input: DefenderActionInput, type: DefenderIndicatorType): DefenderAction | null {
+  let action: DefenderAction;
+  switch (input) {
+    case 'Alert': action = 'Audit'; break;
+    case 'AlertAndBlock': action = 'BlockAndRemediate'; break;
+    default: action = input;
+  }
+  const allowed = allowedActions(type);
+  if (allowed.includes(action)) return action;
+  if (action === 'BlockAndRemediate' && allowed.includes('Block')) return 'Block';
+  if (action === 'Block' && allowed.includes('BlockAndRemediate')) return 'BlockAndRemediate';
+  return null;
+}
+
+/** Defender wants second precision: 2020-12-12T00:00:00Z. */
+export function defenderTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+export function mapToDefender(change: IndicatorChange, m: DefenderMapping, now: number): DefenderMapResult {
+  const type = TYPE_MAP[change.observable.type];
+  if (!type) return { kind: 'unsupported', reason: `Defender indicators have no ${change.observable.type} type` };
+  if (change.score !== null && change.score < m.minScore) {
+    return { kind: 'delete', reason: `score ${change.score} below min_score ${m.minScore}` };
+  }
+  const days = m.expireDaysByType[change.observable.type] ?? m.expireDays;
+  let expires = now + days * 86_400_000;
+  const validUntil = change.validUntil ? Date.parse(change.validUntil) : NaN;
+  if (!Number.isNaN(validUntil) && validUntil < expires) expires = validUntil;
+  if (expires <= now) return { kind: 'delete', reason: `expired (valid_until ${change.validUntil})` };
+
+  let why: string;
+  let wanted: DefenderActionInput;
+  if (m.passiveOnly) { wanted = 'Audit'; why = 'passive_only'; }
+  else if (m.action) { wanted = m.action; why = 'configured action'; }
+  else if (change.score === null) { wanted = m.defaultAction; why = 'no score: default_action'; }
+  else { wanted = actionForScore(change.score); why = `score ${change.score}`; }
+  const action = resolveAction(wanted, type);
+  if (!action) {
+    return { kind: 'delete', reason: `${type} indicators do not take action ${wanted} (${why}); Defender accepts ${allowedActions(type).join('/')}` };
+  }
+
+  const value = change.observable.type === 'ipv6' ? expandIpv6(change.observable.value) : change.observable.value;
+  const tags = [...new Set([change.sourceRef.system, ...m.tags, ...change.labels])];
+  const lines = [
+    change.description || change.title,
+    `Tags: ${tags.join(', ')}`,
+    change.tlp ? `TLP: ${change.tlp}` : '',
+    change.sourceRef.url ? `Source: ${change.sourceRef.url}` : `Source: ${change.sourceRef.system} ${change.sourceRef.id}`,
+  ].filter(Boolean);
+  const body: DefenderIndicatorBody = {
+    indicatorValue: value,
+    indicatorType: type,
+    action,
+    title: truncate(change.title || value, 200),
+    description: truncate(lines.join('\n'), 1000),
+    severity: severityForScore(change.score),
+    expirationTime: defenderTime(expires),
+    // Audit is only accepted with an alert; the other actions alert as the seed connector did.
+    generateAlert: true,
+    application: m.application,
+    externalId: change.sourceRef.id,
+  };
+  if (m.recommendedActions) body.recommendedActions = m.recommendedActions;
+  if (m.rbacGroupNames.length > 0) body.rbacGroupNames = m.rbacGroupNames;
+  if (m.educateUrl && type === 'Url' && (action === 'Block' || action === 'Warn')) body.educateUrl = m.educateUrl;
+  return { kind: 'upsert', body, reason: `${action}/${body.severity} (${why})` };
+}

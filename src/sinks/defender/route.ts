@@ -1,0 +1,38 @@
+// Defender's routing policy: a claim becomes an import (upsert) or a removal.
+import type { RouteDecision, SinkRoute } from '../../core/router.js';
+import type { Claim } from '../../store/types.js';
+import type { ObservableType } from '../../core/types.js';
+import { expandIpv6 } from '../../core/observables.js';
+import { defenderTypeOf, mapToDefender, type DefenderMapping } from './mapper.js';
+
+/** Payload of a delete: what to look the indicator up by when no id was recorded. */
+export interface DefenderDeletePayload {
+  indicatorType: string;
+  indicatorValue: string;
+  reason: string;
+}
+
+export class DefenderRoute implements SinkRoute {
+  constructor(readonly sink: string, private readonly mapping: DefenderMapping) {}
+
+  route(key: string, claim: Claim | null, now: number): RouteDecision {
+    const sep = key.indexOf(':');
+    const obsType = key.slice(0, sep) as ObservableType;
+    const type = defenderTypeOf(obsType);
+    if (!type) return { sink: this.sink, op: null, reason: `Defender indicators have no ${obsType} type` };
+    const remove = (reason: string): RouteDecision => {
+      const raw = key.slice(sep + 1);
+      const payload: DefenderDeletePayload = { indicatorType: type, indicatorValue: obsType === 'ipv6' ? expandIpv6(raw) : raw, reason };
+      return { sink: this.sink, op: { sink: this.sink, key, op: 'delete', payload, sourceRef: claim?.change.sourceRef ?? null }, reason: `delete: ${reason}` };
+    };
+    if (!claim) return remove('no source object claims it any more');
+    const mapped = mapToDefender(claim.change, this.mapping, now);
+    if (mapped.kind === 'unsupported') return { sink: this.sink, op: null, reason: mapped.reason };
+    if (mapped.kind === 'delete') return remove(mapped.reason);
+    return {
+      sink: this.sink,
+      op: { sink: this.sink, key, op: 'upsert', payload: mapped.body, sourceRef: claim.change.sourceRef },
+      reason: `upsert ${mapped.reason}`,
+    };
+  }
+}

@@ -1,0 +1,202 @@
+// The OpenCTI live stream connection (eventsource v4). It owns reconnection: eventsource retries a
+// dropped connection by itself (resending Last-Event-ID), but a non-200 answer closes it for good
+// and silence is not noticed at all, so both are handled here with backoff and a watchdog.
+import { EventSource, type FetchLike } from 'eventsource';
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import type { Logger } from '../../observability/logger.js';
+import { errorFields } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
+import { backoffMs } from '../../core/retry.js';
+
+export interface StreamMessage {
+  name: string;
+  id: string;
+  data: string;
+}
+
+export interface StreamOptions {
+  baseUrl: string;
+  streamId: string;
+  token: string;
+  verifyTls: boolean;
+  listenDelete: boolean;
+  noDependencies: boolean;
+  withInferences: boolean;
+  heartbeatTimeoutMs: number;
+  /** Position to resume after (Last-Event-ID) when a new connection is made. */
+  position: () => string;
+  /** Recovery cut-off while the position is still before it, else null. */
+  recoverUntil: () => string | null;
+  onMessage: (message: StreamMessage) => void;
+  log: Logger;
+  metrics: Metrics;
+}
+
+/** Names the platform sends; an unknown name cannot be subscribed to with EventSource, so list them. */
+const EVENT_NAMES = ['create', 'update', 'delete', 'merge', 'heartbeat', 'no-recover', 'sync', 'message'];
+
+/** fetch over node:http(s) so that the per-system TLS setting applies, returning a web Response. */
+export function nodeFetch(verifyTls: boolean): FetchLike {
+  const httpsAgent = new https.Agent({ keepAlive: false, rejectUnauthorized: verifyTls });
+  return (url, init) =>
+    new Promise((resolve, reject) => {
+      const target = new URL(String(url));
+      const lib = target.protocol === 'https:' ? https : http;
+      const req = lib.request(target, {
+        method: 'GET',
+        headers: init.headers,
+        agent: target.protocol === 'https:' ? httpsAgent : undefined,
+      });
+      const signal = init.signal as AbortSignal | undefined;
+      const abort = () => req.destroy(new Error('aborted'));
+      signal?.addEventListener('abort', abort, { once: true });
+      req.on('error', (err) => reject(err));
+      req.on('response', (res) => {
+        const headers = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+        const status = res.statusCode ?? 0;
+        if (status !== 200) res.resume();
+        const body = status === 200 ? (Readable.toWeb(res) as ReadableStream<Uint8Array>) : null;
+        resolve(Object.assign(new Response(body, { status: status >= 200 && status <= 599 ? status : 500, headers }), {
+          url: target.toString(), redirected: false, statusText: res.statusMessage ?? '',
+        }) as never);
+      });
+      req.end();
+    });
+}
+
+export class OpenCtiStream {
+  private source: EventSource | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private lastActivity = Date.now();
+  private failures = 0;
+  private stopped = true;
+  private paused = false;
+  connected = false;
+  /** Why the last connection attempt failed, for /readyz and status. */
+  lastError: string | null = null;
+
+  constructor(private readonly o: StreamOptions) {}
+
+  start(): void {
+    this.stopped = false;
+    this.open();
+    this.watchdog = setInterval(() => this.checkSilence(), Math.min(5000, this.o.heartbeatTimeoutMs / 3));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.watchdog) clearInterval(this.watchdog);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.close();
+  }
+
+  /** Backpressure: drop the connection; `resume` reconnects after the last stored-or-queued position. */
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.o.log.info({ source: 'opencti' }, 'ingest queue full; pausing the stream');
+    this.close();
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (!this.stopped) this.open();
+  }
+
+  private url(): string {
+    const u = new URL(`${this.o.baseUrl}/stream/${encodeURIComponent(this.o.streamId)}`);
+    const recover = this.o.recoverUntil();
+    if (recover) u.searchParams.set('recover', recover);
+    return u.toString();
+  }
+
+  private open(): void {
+    if (this.stopped || this.paused || this.source) return;
+    const baseFetch = nodeFetch(this.o.verifyTls);
+    const o = this.o;
+    const fetchWithHeaders: FetchLike = (url, init) => {
+      const headers: Record<string, string> = { ...init.headers };
+      headers['Authorization'] = `Bearer ${o.token}`;
+      headers['listen-delete'] = String(o.listenDelete);
+      headers['no-dependencies'] = String(o.noDependencies);
+      headers['with-inferences'] = String(o.withInferences);
+      headers['Cache-Control'] = 'no-cache';
+      // eventsource sets Last-Event-ID itself on its own reconnects; a fresh connection gets ours.
+      if (!Object.keys(headers).some((k) => k.toLowerCase() === 'last-event-id')) headers['Last-Event-ID'] = o.position();
+      return baseFetch(url, { ...init, headers: headers as never });
+    };
+    const es = new EventSource(this.url(), { fetch: fetchWithHeaders });
+    this.source = es;
+    this.lastActivity = Date.now();
+    es.addEventListener('open', () => {
+      this.o.log.info({ source: 'opencti', stream: o.streamId, from: o.position() }, 'stream connected');
+    });
+    es.addEventListener('connected', () => {
+      this.lastActivity = Date.now();
+      this.connected = true;
+      this.failures = 0;
+      this.lastError = null;
+      this.o.metrics.sourceConnected.set({ source: 'opencti' }, 1);
+    });
+    for (const name of EVENT_NAMES) {
+      es.addEventListener(name, (ev: MessageEvent) => {
+        this.lastActivity = Date.now();
+        // Id-less messages carry no position (pycti ignores them too).
+        if (!ev.lastEventId) return;
+        this.o.onMessage({ name, id: ev.lastEventId, data: String(ev.data ?? '') });
+      });
+    }
+    es.addEventListener('error', (err: Event & { code?: number; message?: string }) => {
+      this.connected = false;
+      this.o.metrics.sourceConnected.set({ source: 'opencti' }, 0);
+      const detail = err.code ? `HTTP ${err.code}${err.code === 401 ? ' (token or stream id not accepted)' : err.code === 410 ? ' (the live stream is stopped)' : ''}` : err.message ?? 'connection lost';
+      this.lastError = detail;
+      if (es.readyState === EventSource.CLOSED) {
+        this.source = null;
+        this.scheduleReconnect(detail);
+      } else {
+        this.o.metrics.sourceReconnects.inc({ source: 'opencti', reason: 'dropped' });
+        this.o.log.warn({ source: 'opencti', error: detail }, 'stream dropped; reconnecting');
+      }
+    });
+  }
+
+  private close(): void {
+    this.source?.close();
+    this.source = null;
+    if (this.connected) this.o.metrics.sourceConnected.set({ source: 'opencti' }, 0);
+    this.connected = false;
+  }
+
+  private scheduleReconnect(reason: string): void {
+    if (this.stopped || this.paused || this.reconnectTimer) return;
+    const delay = backoffMs(this.failures++, { baseMs: 1000, maxMs: 60_000 });
+    this.o.metrics.sourceReconnects.inc({ source: 'opencti', reason: 'failed' });
+    const level = this.failures > 3 ? 'error' : 'warn';
+    this.o.log[level]({ source: 'opencti', error: reason, retryInMs: delay, attempt: this.failures }, 'stream unavailable; reconnecting');
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.open();
+    }, delay);
+  }
+
+  private checkSilence(): void {
+    if (this.stopped || this.paused || !this.source) return;
+    const silent = Date.now() - this.lastActivity;
+    if (silent < this.o.heartbeatTimeoutMs) return;
+    this.o.log.warn({ source: 'opencti', silentMs: silent }, 'no heartbeat from the stream; reconnecting');
+    this.o.metrics.sourceReconnects.inc({ source: 'opencti', reason: 'silence' });
+    this.close();
+    try {
+      this.open();
+    } catch (err) {
+      this.scheduleReconnect((err as Error).message);
+      this.o.log.error({ source: 'opencti', ...errorFields(err) }, 'cannot reopen the stream');
+    }
+  }
+}

@@ -1,0 +1,296 @@
+// SQLite engine (better-sqlite3, WAL, synchronous=FULL): the embedded default store.
+// One process owns the file; statements are synchronous and wrapped in promises for the interface.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { SinkOp } from '../core/types.js';
+import type {
+  Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, OutboxItem, OutboxStats, Store,
+} from './types.js';
+
+const SCHEMA_VERSION = 1;
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+   CREATE TABLE checkpoints (source TEXT PRIMARY KEY, position TEXT NOT NULL, state TEXT NOT NULL, updated_at INTEGER NOT NULL);
+   CREATE TABLE claims (key TEXT NOT NULL, source_id TEXT NOT NULL, change TEXT NOT NULL, updated_at INTEGER NOT NULL,
+     PRIMARY KEY (key, source_id));
+   CREATE INDEX claims_by_source ON claims (source_id);
+   CREATE TABLE outbox (sink TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, op TEXT NOT NULL, payload TEXT NOT NULL,
+     source_ref TEXT, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL, lease_until INTEGER,
+     last_error TEXT, enqueued_at INTEGER NOT NULL, PRIMARY KEY (sink, key));
+   CREATE INDEX outbox_due ON outbox (sink, next_attempt_at, seq);
+   CREATE TABLE sink_ids (sink TEXT NOT NULL, key TEXT NOT NULL, external_id TEXT NOT NULL, updated_at INTEGER NOT NULL,
+     PRIMARY KEY (sink, key));
+   CREATE TABLE dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, key TEXT NOT NULL, op TEXT NOT NULL,
+     payload TEXT NOT NULL, source_ref TEXT, reason TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+     created_at INTEGER NOT NULL, replayed_at INTEGER);
+   CREATE INDEX dead_letters_open ON dead_letters (sink, replayed_at);`,
+];
+
+interface OutboxRow {
+  sink: string; key: string; seq: number; op: string; payload: string; source_ref: string | null;
+  attempts: number; enqueued_at: number;
+}
+interface DeadLetterRow {
+  id: number; sink: string; key: string; op: string; payload: string; source_ref: string | null;
+  reason: string; attempts: number; created_at: number; replayed_at: number | null;
+}
+
+const json = (v: unknown) => JSON.stringify(v ?? null);
+
+function toOutboxItem(r: OutboxRow): OutboxItem {
+  return {
+    sink: r.sink, key: r.key, seq: r.seq, op: r.op as SinkOp['op'], payload: JSON.parse(r.payload),
+    sourceRef: r.source_ref ? JSON.parse(r.source_ref) : null, attempts: r.attempts, enqueuedAt: r.enqueued_at,
+  };
+}
+
+function toDeadLetter(r: DeadLetterRow): DeadLetter {
+  return {
+    id: r.id, sink: r.sink, key: r.key, op: r.op, payload: JSON.parse(r.payload),
+    sourceRef: r.source_ref ? JSON.parse(r.source_ref) : null, reason: r.reason, attempts: r.attempts,
+    createdAt: r.created_at, replayedAt: r.replayed_at,
+  };
+}
+
+/** SQLite limits bound parameters; chunk IN lists well below it. */
+function chunks<T>(items: T[], size = 500): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export class SqliteStore implements Store {
+  readonly engine = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private seq: number;
+
+  constructor(dir: string, fileName = 'threatbridge.db') {
+    mkdirSync(dir, { recursive: true });
+    this.db = new Database(join(dir, fileName));
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+    // One process owns a SQLite store: leases left by a previous (crashed) run are void.
+    this.db.exec('UPDATE outbox SET lease_until = NULL');
+    this.seq = (this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM outbox').get() as { s: number }).s;
+  }
+
+  private migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined;
+    const current = row ? Number(row.value) : 0;
+    if (current > SCHEMA_VERSION) {
+      throw new Error(`state store schema ${current} is newer than this version of ThreatBridge (${SCHEMA_VERSION}); upgrade the service`);
+    }
+    this.db.transaction(() => {
+      for (let v = current; v < SCHEMA_VERSION; v++) this.db.exec(MIGRATIONS[v]!);
+      this.db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+        .run(String(SCHEMA_VERSION));
+    })();
+  }
+
+  async getCheckpoint(source: string): Promise<Checkpoint | null> {
+    const row = this.db.prepare('SELECT position, state FROM checkpoints WHERE source = ?').get(source) as
+      | { position: string; state: string } | undefined;
+    return row ? { position: row.position, state: JSON.parse(row.state) } : null;
+  }
+
+  async setCheckpoint(source: string, checkpoint: Checkpoint): Promise<void> {
+    this.writeCheckpoint(source, checkpoint);
+  }
+
+  async resetCheckpoint(source: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM checkpoints WHERE source = ?').run(source).changes > 0;
+  }
+
+  private writeCheckpoint(source: string, cp: Checkpoint): void {
+    this.db.prepare(`INSERT INTO checkpoints (source, position, state, updated_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT(source) DO UPDATE SET position = excluded.position, state = excluded.state, updated_at = excluded.updated_at`)
+      .run(source, cp.position, json(cp.state), Date.now());
+  }
+
+  async loadClaims(keys: string[], sourceIds: string[]): Promise<Claim[]> {
+    const found = new Map<string, Claim>();
+    const add = (rows: { key: string; source_id: string; change: string; updated_at: number }[]) => {
+      for (const r of rows) {
+        found.set(`${r.key}\u0000${r.source_id}`, { key: r.key, sourceId: r.source_id, change: JSON.parse(r.change), updatedAt: r.updated_at });
+      }
+    };
+    for (const part of chunks([...new Set(sourceIds)])) {
+      add(this.db.prepare(`SELECT * FROM claims WHERE source_id IN (${part.map(() => '?').join(',')})`).all(...part) as never);
+    }
+    const bySource = [...found.values()].map((c) => c.key);
+    for (const part of chunks([...new Set([...keys, ...bySource])])) {
+      add(this.db.prepare(`SELECT * FROM claims WHERE key IN (${part.map(() => '?').join(',')})`).all(...part) as never);
+    }
+    return [...found.values()];
+  }
+
+  async commit(unit: CommitUnit): Promise<void> {
+    const now = Date.now();
+    const upsertClaim = this.db.prepare(`INSERT INTO claims (key, source_id, change, updated_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT(key, source_id) DO UPDATE SET change = excluded.change, updated_at = excluded.updated_at`);
+    const deleteClaim = this.db.prepare('DELETE FROM claims WHERE key = ? AND source_id = ?');
+    // A newer operation supersedes the waiting one; the lease stays so an in-flight older op finishes first.
+    const putOp = this.db.prepare(`INSERT INTO outbox (sink, key, seq, op, payload, source_ref, attempts, next_attempt_at, enqueued_at)
+      VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)
+      ON CONFLICT(sink, key) DO UPDATE SET seq = excluded.seq, op = excluded.op, payload = excluded.payload,
+        source_ref = excluded.source_ref, attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = NULL,
+        enqueued_at = excluded.enqueued_at`);
+    this.db.transaction(() => {
+      for (const c of unit.claimDeletes) deleteClaim.run(c.key, c.sourceId);
+      for (const c of unit.claimUpserts) upsertClaim.run(c.key, c.sourceId, json(c.change), c.updatedAt);
+      for (const op of unit.ops) {
+        putOp.run(op.sink, op.key, ++this.seq, op.op, json(op.payload), op.sourceRef ? json(op.sourceRef) : null, now, now);
+      }
+      this.insertDeadLetters(unit.deadLetters, now);
+      if (unit.checkpoint) this.writeCheckpoint(unit.source, unit.checkpoint);
+    })();
+  }
+
+  async claimDue(sink: string, limit: number, now: number, leaseMs: number): Promise<OutboxItem[]> {
+    return this.db.transaction(() => {
+      const rows = this.db.prepare(`SELECT sink, key, seq, op, payload, source_ref, attempts, enqueued_at FROM outbox
+        WHERE sink = ? AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+        ORDER BY next_attempt_at, seq LIMIT ?`).all(sink, now, now, limit) as OutboxRow[];
+      const lease = this.db.prepare('UPDATE outbox SET lease_until = ? WHERE sink = ? AND key = ?');
+      for (const r of rows) lease.run(now + leaseMs, r.sink, r.key);
+      return rows.map(toOutboxItem);
+    })();
+  }
+
+  async ack(items: { item: OutboxItem; externalId: string | null }[]): Promise<void> {
+    const now = Date.now();
+    const done = this.db.prepare('DELETE FROM outbox WHERE sink = ? AND key = ? AND seq = ?');
+    const release = this.db.prepare('UPDATE outbox SET lease_until = NULL WHERE sink = ? AND key = ?');
+    const setId = this.db.prepare(`INSERT INTO sink_ids (sink, key, external_id, updated_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT(sink, key) DO UPDATE SET external_id = excluded.external_id, updated_at = excluded.updated_at`);
+    const dropId = this.db.prepare('DELETE FROM sink_ids WHERE sink = ? AND key = ?');
+    this.db.transaction(() => {
+      for (const { item, externalId } of items) {
+        if (item.op === 'delete') dropId.run(item.sink, item.key);
+        else if (externalId) setId.run(item.sink, item.key, externalId, now);
+        if (done.run(item.sink, item.key, item.seq).changes === 0) release.run(item.sink, item.key);
+      }
+    })();
+  }
+
+  async retry(items: OutboxItem[], nextAttemptAt: number, error: string): Promise<void> {
+    const again = this.db.prepare(`UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, last_error = ?
+      WHERE sink = ? AND key = ? AND seq = ?`);
+    const release = this.db.prepare('UPDATE outbox SET lease_until = NULL WHERE sink = ? AND key = ?');
+    this.db.transaction(() => {
+      for (const item of items) {
+        if (again.run(nextAttemptAt, error.slice(0, 2000), item.sink, item.key, item.seq).changes === 0) release.run(item.sink, item.key);
+      }
+    })();
+  }
+
+  async deadLetter(items: { item: OutboxItem; reason: string }[]): Promise<void> {
+    const now = Date.now();
+    const done = this.db.prepare('DELETE FROM outbox WHERE sink = ? AND key = ? AND seq = ?');
+    const release = this.db.prepare('UPDATE outbox SET lease_until = NULL WHERE sink = ? AND key = ?');
+    this.db.transaction(() => {
+      for (const { item, reason } of items) {
+        // Only the operation that failed is dead; a newer one for the same key still gets its chance.
+        if (done.run(item.sink, item.key, item.seq).changes === 0) {
+          release.run(item.sink, item.key);
+          continue;
+        }
+        this.insertDeadLetters([{ sink: item.sink, key: item.key, op: item.op, payload: item.payload, sourceRef: item.sourceRef,
+          reason, attempts: item.attempts + 1 }], now);
+      }
+    })();
+  }
+
+  async nextDueAt(sink: string): Promise<number | null> {
+    const row = this.db.prepare(`SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at THEN lease_until
+      ELSE next_attempt_at END) AS t FROM outbox WHERE sink = ?`).get(sink) as { t: number | null };
+    return row.t;
+  }
+
+  async getSinkIds(sink: string, keys: string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const part of chunks([...new Set(keys)])) {
+      const rows = this.db.prepare(`SELECT key, external_id FROM sink_ids WHERE sink = ? AND key IN (${part.map(() => '?').join(',')})`)
+        .all(sink, ...part) as { key: string; external_id: string }[];
+      for (const r of rows) out.set(r.key, r.external_id);
+    }
+    return out;
+  }
+
+  async countSinkIds(sink: string): Promise<number> {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM sink_ids WHERE sink = ?').get(sink) as { n: number }).n;
+  }
+
+  async outboxStats(now: number): Promise<OutboxStats[]> {
+    const rows = this.db.prepare(`SELECT sink, COUNT(*) AS pending, SUM(CASE WHEN next_attempt_at <= ? THEN 1 ELSE 0 END) AS due,
+      MIN(enqueued_at) AS oldest FROM outbox GROUP BY sink`).all(now) as { sink: string; pending: number; due: number; oldest: number | null }[];
+    return rows.map((r) => ({ sink: r.sink, pending: r.pending, due: r.due, oldestEnqueuedAt: r.oldest }));
+  }
+
+  private insertDeadLetters(items: DeadLetterInput[], now: number): void {
+    if (items.length === 0) return;
+    const ins = this.db.prepare(`INSERT INTO dead_letters (sink, key, op, payload, source_ref, reason, attempts, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
+    for (const d of items) {
+      ins.run(d.sink, d.key, d.op, json(d.payload), d.sourceRef ? json(d.sourceRef) : null, d.reason.slice(0, 4000), d.attempts ?? 0, now);
+    }
+  }
+
+  async addDeadLetters(items: DeadLetterInput[]): Promise<void> {
+    this.db.transaction(() => this.insertDeadLetters(items, Date.now()))();
+  }
+
+  async listDeadLetters(filter: { sink?: string; includeReplayed?: boolean; limit?: number } = {}): Promise<DeadLetter[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.sink) { where.push('sink = ?'); args.push(filter.sink); }
+    if (!filter.includeReplayed) where.push('replayed_at IS NULL');
+    const sql = `SELECT * FROM dead_letters ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
+    return (this.db.prepare(sql).all(...args, filter.limit ?? 1000) as DeadLetterRow[]).map(toDeadLetter);
+  }
+
+  async takeDeadLetters(ids: number[] | 'all', sink?: string): Promise<DeadLetter[]> {
+    return this.db.transaction(() => {
+      let rows: DeadLetterRow[];
+      if (ids === 'all') {
+        rows = this.db.prepare(`SELECT * FROM dead_letters WHERE replayed_at IS NULL ${sink ? 'AND sink = ?' : ''} ORDER BY id`)
+          .all(...(sink ? [sink] : [])) as DeadLetterRow[];
+      } else {
+        rows = chunks(ids).flatMap((part) => this.db.prepare(
+          `SELECT * FROM dead_letters WHERE replayed_at IS NULL AND id IN (${part.map(() => '?').join(',')}) ORDER BY id`,
+        ).all(...part) as DeadLetterRow[]);
+      }
+      const mark = this.db.prepare('UPDATE dead_letters SET replayed_at = ? WHERE id = ?');
+      const now = Date.now();
+      for (const r of rows) mark.run(now, r.id);
+      return rows.map(toDeadLetter);
+    })();
+  }
+
+  async enqueue(ops: SinkOp[]): Promise<number> {
+    const now = Date.now();
+    const ins = this.db.prepare(`INSERT INTO outbox (sink, key, seq, op, payload, source_ref, attempts, next_attempt_at, enqueued_at)
+      VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT(sink, key) DO NOTHING`);
+    return this.db.transaction(() => {
+      let n = 0;
+      for (const op of ops) {
+        n += ins.run(op.sink, op.key, ++this.seq, op.op, json(op.payload), op.sourceRef ? json(op.sourceRef) : null, now, now).changes;
+      }
+      return n;
+    })();
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare("INSERT INTO meta (key, value) VALUES ('last_ping', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+      .run(String(Date.now()));
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
