@@ -1,111 +1,186 @@
-// STIX patterns: parse with the generated grammar (grammar.peggy), then pull out every observable
-// Defender can take from positive equality comparisons. Total: bad input is a rejection, not a throw.
-import { parseObservable } from '../../../core/observables.js';
+// STIX 2.1 patterns: parse with the generated grammar (grammar.peggy → parser.generated.js), then
+// pull out every observable Defender can take. Total: bad input is a rejection, never a throw.
+import { parseObservable, quoteValue } from '../../../core/observables.js';
 import type { Observable, ObservableType, Rejection } from '../../../core/types.js';
-import { parse, SyntaxError as PatternSyntaxError } from './parser.generated.js';
+import type { Comparison, ComparisonExpression, Literal, ObjectPath, ObservationExpression, PatternAst } from './ast.js';
+import { parse, SyntaxError as PeggySyntaxError } from './parser.generated.js';
 
-export interface Literal {
-  type: 'string' | 'int' | 'float' | 'boolean' | 'timestamp' | 'binary' | 'hex' | 'set';
-  value: unknown;
-}
+export type * from './ast.js';
 
-export interface ObjectPath {
-  objectType: string;
-  steps: (string | number)[];
-}
+export type ParsePatternResult = { ok: true; ast: PatternAst } | { ok: false; rejection: Rejection };
+export type ExtractResult =
+  | { ok: true; observables: Observable[]; skipped: Rejection[] }
+  | { ok: false; rejection: Rejection };
 
-export type Comparison =
-  | { kind: 'comparison-op'; op: 'AND' | 'OR'; operands: Comparison[] }
-  | { kind: 'test'; path: ObjectPath; negated: boolean; operator: string; value: Literal }
-  | { kind: 'exists'; path: ObjectPath };
+/** Far above any real pattern (a long IN list of hashes is a few hundred KB), low enough to parse fast. */
+export const MAX_PATTERN_LENGTH = 1_000_000;
 
-export type PatternAst =
-  | { kind: 'observation'; comparison: Comparison }
-  | { kind: 'observation-op'; op: 'AND' | 'OR' | 'FOLLOWEDBY'; operands: PatternAst[] }
-  | { kind: 'qualified'; expression: PatternAst; qualifiers: unknown[] };
+const invalid = (detail: string): { ok: false; rejection: Rejection } => ({
+  ok: false,
+  rejection: { code: 'invalid_pattern', detail },
+});
 
-const MAX_PATTERN = 100_000;
-
-export function parsePattern(pattern: unknown): { ok: true; ast: PatternAst } | { ok: false; rejection: Rejection } {
-  if (typeof pattern !== 'string' || pattern.trim() === '') {
-    return { ok: false, rejection: { code: 'invalid_pattern', detail: 'pattern is missing or empty' } };
-  }
-  if (pattern.length > MAX_PATTERN) {
-    return { ok: false, rejection: { code: 'invalid_pattern', detail: `pattern of ${pattern.length} characters is too long` } };
+/** Parses a STIX 2.1 pattern into a typed AST, or an `invalid_pattern` rejection. Never throws. */
+export function parsePattern(pattern: unknown): ParsePatternResult {
+  if (typeof pattern !== 'string') return invalid(`pattern must be a string, got ${pattern === null ? 'null' : typeof pattern}`);
+  if (pattern.trim() === '') return invalid('pattern is empty');
+  if (pattern.length > MAX_PATTERN_LENGTH) {
+    return invalid(`pattern is ${pattern.length} characters long (max ${MAX_PATTERN_LENGTH})`);
   }
   try {
-    return { ok: true, ast: parse(pattern) as PatternAst };
-  } catch (err) {
-    const e = err as { message?: string; location?: { start?: { column?: number } } };
-    const where = err instanceof PatternSyntaxError && e.location?.start?.column ? ` at column ${e.location.start.column}` : '';
-    const snippet = pattern.length > 120 ? `${pattern.slice(0, 117)}...` : pattern;
-    return { ok: false, rejection: { code: 'invalid_pattern', detail: `${e.message ?? 'syntax error'}${where}: ${snippet}` } };
+    // The generated parser is untyped; ast.ts is the contract it is tested against.
+    const ast: PatternAst = parse(pattern);
+    return { ok: true, ast };
+  } catch (error) {
+    return invalid(describeParseError(error, pattern));
   }
 }
 
-const HASH_TYPES: Record<string, ObservableType> = { MD5: 'md5', SHA1: 'sha1', SHA256: 'sha256' };
-
-/** Which observable a path holds, or null when Defender cannot use it. */
-function observableTypeOf(path: ObjectPath): ObservableType | null {
-  const [first, second, ...rest] = path.steps;
-  if (rest.length > 0 || typeof first !== 'string') return null;
-  const key = (s: unknown) => (typeof s === 'string' ? s.toUpperCase().replace(/-/g, '') : '');
-  switch (path.objectType) {
-    case 'ipv4-addr': return first === 'value' && second === undefined ? 'ipv4' : null;
-    case 'ipv6-addr': return first === 'value' && second === undefined ? 'ipv6' : null;
-    case 'domain-name': return first === 'value' && second === undefined ? 'domain' : null;
-    case 'hostname': return first === 'value' && second === undefined ? 'hostname' : null;
-    case 'url': return first === 'value' && second === undefined ? 'url' : null;
-    case 'email-addr': return first === 'value' && second === undefined ? 'email' : null;
-    case 'email-message': return first === 'from_ref' && second === 'value' ? 'email' : null;
-    case 'file': return first === 'hashes' ? HASH_TYPES[key(second)] ?? null : null;
-    case 'x509-certificate': return first === 'hashes' && key(second) === 'SHA1' ? 'cert-sha1' : null;
-    default: return null;
+function describeParseError(error: unknown, pattern: string): string {
+  if (error instanceof PeggySyntaxError) {
+    const { line, column } = error.location.start;
+    const where = line > 1 ? `line ${line}, column ${column}` : `column ${column}`;
+    return `${where}: ${error.message} Pattern: ${quoteValue(pattern)}`;
   }
+  // Deep nesting overflows the recursive-descent parser's stack; that is the input's fault.
+  if (error instanceof RangeError) return `pattern is nested too deeply to parse: ${quoteValue(pattern)}`;
+  const message = error instanceof Error ? error.message : 'unknown error';
+  return `could not parse pattern (${message}): ${quoteValue(pattern)}`;
 }
 
-function pathText(path: ObjectPath): string {
-  return `${path.objectType}:${path.steps.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : /^[\w]+$/.test(s) ? `.${s}` : `.'${s}'`)).join('')}`;
-}
-
-function collectTests(c: Comparison, out: Extract<Comparison, { kind: 'test' | 'exists' }>[]): void {
-  if (c.kind === 'comparison-op') for (const o of c.operands) collectTests(o, out);
-  else out.push(c);
-}
-
-function collectComparisons(ast: PatternAst, out: Extract<Comparison, { kind: 'test' | 'exists' }>[]): void {
-  if (ast.kind === 'observation') collectTests(ast.comparison, out);
-  else if (ast.kind === 'observation-op') for (const o of ast.operands) collectComparisons(o, out);
-  else collectComparisons(ast.expression, out);
-}
-
-export function extractObservables(pattern: unknown):
-  | { ok: true; observables: Observable[]; skipped: Rejection[] }
-  | { ok: false; rejection: Rejection } {
+/**
+ * Every observable Defender can take from the pattern's positive equality comparisons (`=` and
+ * each member of `IN (…)`), validated and canonicalised, de-duplicated, in source order. Anything
+ * else (negations, other operators, paths Defender has no type for, invalid values) becomes a
+ * `skipped` entry saying why. Only an unparseable pattern is an error.
+ */
+export function extractObservables(pattern: unknown): ExtractResult {
   const parsed = parsePattern(pattern);
   if (!parsed.ok) return parsed;
-  const tests: Extract<Comparison, { kind: 'test' | 'exists' }>[] = [];
-  collectComparisons(parsed.ast, tests);
   const observables: Observable[] = [];
-  const seen = new Set<string>();
   const skipped: Rejection[] = [];
-  for (const t of tests) {
-    const where = pathText(t.path);
-    if (t.kind === 'exists') { skipped.push({ code: 'unsupported_operator', detail: `EXISTS ${where}` }); continue; }
-    const type = observableTypeOf(t.path);
-    if (!type) { skipped.push({ code: 'unsupported_path', detail: `${where} is not an observable Defender takes` }); continue; }
-    if (t.negated || (t.operator !== '=' && t.operator !== 'IN')) {
-      skipped.push({ code: 'unsupported_operator', detail: `${where} ${t.negated ? 'NOT ' : ''}${t.operator} is not an equality` });
-      continue;
-    }
-    const values = t.operator === 'IN' ? (t.value.value as Literal[]) : [t.value];
-    for (const v of values) {
-      if (v.type !== 'string') { skipped.push({ code: 'invalid_value', detail: `${where} compared to a ${v.type}` }); continue; }
-      const result = parseObservable(type, v.value);
-      if (!result.ok) { skipped.push(result.rejection); continue; }
-      const id = `${result.observable.type}:${result.observable.value}`;
-      if (!seen.has(id)) { seen.add(id); observables.push(result.observable); }
+  const seen = new Set<string>();
+  for (const comparison of comparisonsOf(parsed.ast)) {
+    for (const outcome of evaluate(comparison)) {
+      if (!outcome.ok) {
+        skipped.push(outcome.rejection);
+        continue;
+      }
+      const key = `${outcome.observable.type}\u0000${outcome.observable.value}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      observables.push(outcome.observable);
     }
   }
   return { ok: true, observables, skipped };
+}
+
+/** The comparisons of a pattern in source order. Iterative: input depth must not cost stack. */
+export function comparisonsOf(ast: PatternAst): Comparison[] {
+  const out: Comparison[] = [];
+  const stack: (ObservationExpression | ComparisonExpression)[] = [ast.expression];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === undefined) break;
+    switch (node.type) {
+      case 'comparison':
+        out.push(node);
+        break;
+      case 'observation':
+        stack.push(node.comparison);
+        break;
+      case 'qualified':
+        stack.push(node.expression);
+        break;
+      case 'observation-combination':
+      case 'comparison-combination':
+        // Reversed so that the first operand is popped first.
+        for (let i = node.operands.length - 1; i >= 0; i -= 1) {
+          const operand = node.operands[i];
+          if (operand !== undefined) stack.push(operand);
+        }
+        break;
+    }
+  }
+  return out;
+}
+
+/** Where `ip` means "IPv4 or IPv6, whichever the value is" (network-traffic refs). */
+type Target = ObservableType | 'ip';
+
+type Outcome = { ok: true; observable: Observable } | { ok: false; rejection: Rejection };
+
+function evaluate(comparison: Comparison): Outcome[] {
+  const where = formatObjectPath(comparison.path);
+  const target = targetOf(comparison.path);
+  if (target === null) {
+    return [skip('unsupported_path', `${where}: Defender has no indicator type for this path`)];
+  }
+  if (comparison.negated || comparison.operator === '!=') {
+    const op = `${comparison.negated ? 'NOT ' : ''}${comparison.operator}`;
+    return [skip('negated_comparison', `${where} ${op}: a negated comparison asserts no indicator`)];
+  }
+  if (comparison.operator === '=') return [valueOf(target, where, comparison.value)];
+  if (comparison.operator === 'IN') return comparison.values.map((v) => valueOf(target, where, v));
+  return [skip('unsupported_operator', `${where} ${comparison.operator}: only = and IN comparisons give indicators`)];
+}
+
+function valueOf(target: Target, where: string, literal: Literal): Outcome {
+  if (literal.type !== 'string') {
+    return skip('unsupported_literal', `${where}: compared to a ${literal.type} literal, expected a string`);
+  }
+  const type: ObservableType = target === 'ip' ? (literal.value.includes(':') ? 'ipv6' : 'ipv4') : target;
+  const result = parseObservable(type, literal.value);
+  if (result.ok) return result;
+  return skip(result.rejection.code, `${where}: ${result.rejection.detail}`);
+}
+
+const skip = (code: string, detail: string): Outcome => ({ ok: false, rejection: { code, detail } });
+
+const VALUE_PATHS: Record<string, ObservableType> = {
+  'ipv4-addr': 'ipv4',
+  'ipv6-addr': 'ipv6',
+  'domain-name': 'domain',
+  hostname: 'hostname', // OpenCTI custom SCO
+  url: 'url',
+  'email-addr': 'email',
+};
+
+const FILE_HASHES: Record<string, ObservableType> = { MD5: 'md5', SHA1: 'sha1', SHA256: 'sha256' };
+
+/** Which observable a path holds, or null when Defender cannot use it. */
+function targetOf(path: ObjectPath): Target | null {
+  const keys: string[] = [];
+  for (const step of path.steps) {
+    if (step.type !== 'key') return null;
+    keys.push(step.key);
+  }
+  // Object types are lower-case in STIX; OpenCTI's display names (IPv4-Addr) are tolerated.
+  const objectType = path.objectType.toLowerCase();
+  const [first, second] = keys;
+  if (keys.length === 1 && first === 'value') return VALUE_PATHS[objectType] ?? null;
+  if (keys.length !== 2 || second === undefined) return null;
+  if (first === 'hashes') return hashTarget(objectType, second);
+  if (second !== 'value') return null;
+  if (objectType === 'email-message' && first === 'from_ref') return 'email';
+  if (objectType === 'network-traffic' && (first === 'dst_ref' || first === 'src_ref')) return 'ip';
+  return null;
+}
+
+/** Hash keys compare case-insensitively and with or without the dash (`'SHA-256'`, `SHA256`, `sha256`). */
+function hashTarget(objectType: string, key: string): ObservableType | null {
+  const algorithm = key.toUpperCase().replace(/-/g, '');
+  if (objectType === 'file') return FILE_HASHES[algorithm] ?? null;
+  if (objectType === 'x509-certificate' && algorithm === 'SHA1') return 'cert-sha1';
+  return null;
+}
+
+/** An object path in STIX syntax, as written (quoted keys stay quoted). */
+export function formatObjectPath(path: ObjectPath): string {
+  const steps = path.steps.map((step, i) => {
+    if (step.type === 'index') return `[${step.index}]`;
+    const key = step.quoted ? `'${step.key.replace(/[\\']/g, (c) => `\\${c}`)}'` : step.key;
+    return i === 0 ? key : `.${key}`;
+  });
+  return `${path.objectType}:${steps.join('')}`;
 }
