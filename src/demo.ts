@@ -1,1 +1,74 @@
-export async function runDemo(_o: { events: number }): Promise<void> { throw new Error("demo: simulators not wired yet"); }
+// `threatbridge demo`: the real service, as a child process, against the built-in simulators.
+// Streams a realistic mix (creates, updates, deletes, revocations, bad patterns) and prints what
+// reached Defender and what was dead-lettered.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Lab } from './sim/lab.js';
+import { randomIndicatorMix } from './sim/opencti/fixtures.js';
+import { ServiceProcess, waitFor } from './sim/service-process.js';
+
+const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
+
+async function metric(port: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return text.split('\n').filter((l) => l.startsWith(name)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+export async function runDemo({ events }: { events: number }): Promise<void> {
+  const out = (s = '') => process.stdout.write(`${s}\n`);
+  out('Starting simulators (OpenCTI live stream, Entra ID over HTTPS, Defender indicators API)...');
+  const lab = await new Lab({ heartbeatMs: 1000 }).start();
+  const service = new ServiceProcess(lab.env({ CONNECTOR_LOG_LEVEL: 'info' }));
+  try {
+    service.start();
+    await service.waitForLog((l) => l.msg === 'stream connected', 20_000);
+    out(`ThreatBridge is connected to ${lab.opencti.url}; streaming ${events} indicators...`);
+
+    const mix = randomIndicatorMix(events, 42);
+    for (const obj of mix) lab.opencti.create(obj);
+    // Some life after creation: a score change, a deletion and a revocation.
+    const indicators = mix.filter((o) => o['type'] === 'indicator');
+    const updated = indicators.slice(0, 5);
+    for (const obj of updated) {
+      const ext = structuredClone(obj['extensions'] as Record<string, Record<string, unknown>>);
+      for (const e of Object.values(ext)) if ('score' in e) e['score'] = 15;
+      lab.opencti.update({ ...obj, extensions: ext });
+    }
+    const deleted = indicators.slice(5, 10);
+    for (const obj of deleted) lab.opencti.delete(String(obj['id']));
+    for (const obj of indicators.slice(10, 12)) lab.opencti.update({ ...obj, revoked: true });
+
+    const port = (await waitFor(() => service.healthPort, 'health port')) as number;
+    await waitFor(async () => (await metric(port, 'threatbridge_source_events_total')) >= lab.opencti.eventCount - 50
+      && (await metric(port, 'threatbridge_outbox_pending')) === 0, 'the outbox to drain', 120_000, 500);
+    await new Promise((r) => setTimeout(r, 1500));
+
+    const held = lab.defender.indicators();
+    const byType = new Map<string, number>();
+    const byAction = new Map<string, number>();
+    for (const i of held) {
+      byType.set(i.indicatorType, (byType.get(i.indicatorType) ?? 0) + 1);
+      byAction.set(i.action, (byAction.get(i.action) ?? 0) + 1);
+    }
+    out();
+    out(`Defender now holds ${held.length} indicators (import calls: ${lab.defender.requestLog.filter((r) => r.endpoint === 'indicators.import').length}, BatchDelete calls: ${lab.defender.requestLog.filter((r) => r.endpoint === 'indicators.batchDelete').length})`);
+    out(`  by type:   ${[...byType].map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    out(`  by action: ${[...byAction].map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    out();
+    out('A sample:');
+    out(`  ${'type'.padEnd(22)}${'action'.padEnd(19)}${'severity'.padEnd(15)}${'expires'.padEnd(22)}value`);
+    for (const i of held.slice(0, 12)) {
+      out(`  ${i.indicatorType.padEnd(22)}${String(i.action).padEnd(19)}${String(i.severity).padEnd(15)}${String(i.expirationTime).padEnd(22)}${i.indicatorValue}`);
+    }
+    const letters = await new Promise<string>((resolve) =>
+      execFile(process.execPath, [CLI, 'dead-letters'], { env: lab.env() }, (_e, stdout) => resolve(stdout)));
+    out();
+    out('Dead letters (kept for `threatbridge replay` once their cause is fixed):');
+    out(letters.split('\n').filter(Boolean).slice(0, 16).map((l) => `  ${l}`).join('\n'));
+    out();
+    out(`State directory of this run: ${lab.stateDir}`);
+  } finally {
+    await service.stop();
+    await lab.stop();
+  }
+}

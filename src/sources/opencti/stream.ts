@@ -59,9 +59,7 @@ export function nodeFetch(verifyTls: boolean): FetchLike {
         const status = res.statusCode ?? 0;
         if (status !== 200) res.resume();
         const body = status === 200 ? (Readable.toWeb(res) as ReadableStream<Uint8Array>) : null;
-        resolve(Object.assign(new Response(body, { status: status >= 200 && status <= 599 ? status : 500, headers }), {
-          url: target.toString(), redirected: false, statusText: res.statusMessage ?? '',
-        }) as never);
+        resolve({ body, url: target.toString(), status, redirected: false, headers });
       });
       req.end();
     });

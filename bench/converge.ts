@@ -1,0 +1,60 @@
+// Converge N new indicators into the simulated Defender with its documented quotas (time-scaled):
+// counts import calls against the ceil(n/500) bound and the simulated minutes it takes.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeliveryWorker } from '../src/core/delivery.js';
+import type { SinkOp } from '../src/core/types.js';
+import { createLogger } from '../src/observability/logger.js';
+import { Metrics } from '../src/observability/metrics.js';
+import { DefenderClient } from '../src/sinks/defender/client.js';
+import { DefenderDelivery } from '../src/sinks/defender/delivery.js';
+import { mapToDefender } from '../src/sinks/defender/mapper.js';
+import { TokenProvider } from '../src/sinks/microsoft/token.js';
+import { DefenderSimulator } from '../src/sim/defender.js';
+import { EntraSimulator } from '../src/sim/entra.js';
+import { createTestCertificate } from '../src/sim/tls.js';
+import { SqliteStore } from '../src/store/sqlite.js';
+
+export async function convergeDefender(n: number, timeScale: number) {
+  const log = createLogger('error');
+  const tls = await createTestCertificate();
+  const entra = new EntraSimulator({ tls });
+  await entra.start();
+  entra.registerApp({ tenantId: 't', clientId: 'c', clientSecret: 's', roles: ['Ti.ReadWrite.All'] });
+  const defender = new DefenderSimulator({ entra, tls, timeScale });
+  await defender.start();
+  // msal trusts the simulators' certificate only through NODE_EXTRA_CA_CERTS, read at process start;
+  // the bench turns verification off for these loopback calls instead.
+  const tokens = new TokenProvider({ loginUrl: entra.url, tenantId: 't', clientId: 'c', clientSecret: 's',
+    scope: 'https://api.securitycenter.microsoft.com/.default', verifyTls: false, timeoutMs: 30_000, log });
+  const metrics = new Metrics();
+  const client = new DefenderClient({ baseUrl: defender.url, resourcePath: '/api/indicators', timeoutMs: 60_000, verifyTls: false,
+    importCallsPerMinute: 30, callsPerHour: 1500, timeScale, sink: 'defender', tokens, log, metrics });
+  const store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-converge-')));
+  const now = Date.now();
+  const ops: SinkOp[] = [];
+  for (let i = 0; i < n; i++) {
+    const value = `${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.9`;
+    const mapped = mapToDefender({ observable: { type: 'ipv4', value }, score: 70, labels: [], tlp: null, title: value, description: '',
+      validFrom: null, validUntil: null, sourceRef: { system: 'opencti', id: `indicator--${i}` } }, {
+      expireDays: 30, expireDaysByType: {}, defaultAction: 'Alert', passiveOnly: false, minScore: 0, application: 'ThreatBridge',
+      rbacGroupNames: [], tags: [] }, now);
+    if (mapped.kind === 'upsert') ops.push({ sink: 'defender', key: `ipv4:${value}`, op: 'upsert', payload: mapped.body, sourceRef: null });
+  }
+  await store.commit({ source: 'bench', checkpoint: null, claimUpserts: [], claimDeletes: [], ops, deadLetters: [] });
+  const worker = new DeliveryWorker(store, new DefenderDelivery('defender', 500, client, store, log, metrics), log, { idlePollMs: 50 });
+  const started = Date.now();
+  worker.start();
+  while ((await store.outboxStats(Date.now())).length > 0) await new Promise((r) => setTimeout(r, 50));
+  const realSeconds = (Date.now() - started) / 1000;
+  await worker.stop(5000);
+  const log_ = defender.requestLog;
+  const importCalls = log_.filter((r) => r.endpoint === 'indicators.import').length;
+  const throttled = log_.filter((r) => r.status === 429).length;
+  const held = defender.indicators().length;
+  await store.close();
+  await defender.stop();
+  await entra.stop();
+  return { indicators: n, importCalls, callBound: Math.ceil(n / 500), throttled, realSeconds, simulatedMinutes: (realSeconds * timeScale) / 60, timeScale, held };
+}

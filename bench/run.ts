@@ -1,0 +1,87 @@
+// npm run bench: core-path throughput, Defender convergence (calls and time under the documented,
+// time-scaled limits) and memory. Prints a table and writes bench/results.json.
+// Figures on a shared 2-core machine vary by ±20 % between runs: compare ratios, not absolutes.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Pipeline, type IngestItem } from '../src/core/pipeline.js';
+import { Router } from '../src/core/router.js';
+import { createLogger } from '../src/observability/logger.js';
+import { Metrics } from '../src/observability/metrics.js';
+import { DefenderRoute } from '../src/sinks/defender/route.js';
+import { createContext, normaliseEvent } from '../src/sources/opencti/normalise.js';
+import { SqliteStore } from '../src/store/sqlite.js';
+import { convergeDefender } from './converge.js';
+
+const log = createLogger('error');
+const mapping = {
+  expireDays: 30, expireDaysByType: {}, defaultAction: 'Alert' as const, passiveOnly: false, minScore: 0,
+  application: 'ThreatBridge', rbacGroupNames: [], tags: [],
+};
+
+/** A realistic stream event: an indicator create with one of several pattern shapes. */
+export function syntheticEvent(i: number): { name: string; data: string } {
+  const a = (i >> 16) & 255, b = (i >> 8) & 255, c = i & 255;
+  const patterns = [
+    `[ipv4-addr:value = '10.${a}.${b}.${c}']`,
+    `[domain-name:value = 'host${i}.example.org']`,
+    `[url:value = 'http://bad${i}.example.net/path?q=${i}&x=1']`,
+    `[file:hashes.'SHA-256' = '${i.toString(16).padStart(64, 'a')}' OR file:hashes.MD5 = '${i.toString(16).padStart(32, 'b')}']`,
+  ];
+  const data = {
+    id: `indicator--${i.toString(16).padStart(8, '0')}-0000-4000-8000-000000000000`, type: 'indicator', spec_version: '2.1',
+    name: `bench ${i}`, description: 'benchmark indicator', pattern: patterns[i % patterns.length], pattern_type: 'stix',
+    valid_from: '2026-01-01T00:00:00Z', labels: ['bench'],
+    object_marking_refs: ['marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da'],
+    extensions: { 'extension-definition--ea279b3e-5c71-4632-ac08-831c66a786ba': { id: `x${i}`, score: i % 100 } },
+  };
+  return { name: 'create', data: JSON.stringify({ version: '4', type: 'create', scope: 'external', message: 'm', origin: {}, data }) };
+}
+
+async function coreThroughput(events: number, batch: number) {
+  const store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-bench-')));
+  const pipeline = new Pipeline(store, new Router([new DefenderRoute('defender', mapping)]), log, new Metrics());
+  const ctx = createContext('http://opencti:8080');
+  const started = process.hrtime.bigint();
+  for (let offset = 0; offset < events; offset += batch) {
+    const items: IngestItem[] = [];
+    for (let i = offset; i < Math.min(events, offset + batch); i++) {
+      const e = syntheticEvent(i);
+      const id = `${1_700_000_000_000 + i}-0`;
+      items.push({ normalised: normaliseEvent(e.name, e.data, ctx), raw: e, event: e.name, position: id,
+        checkpoint: { position: id, state: { start_from: id, recover_until: false } } });
+    }
+    await pipeline.ingest('opencti', items);
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const pending = (await store.outboxStats(Date.now())).reduce((n, s) => n + s.pending, 0);
+  await store.close();
+  return { events, seconds, eventsPerSecond: Math.round(events / seconds), outboxRows: pending };
+}
+
+async function main() {
+  const results: Record<string, unknown> = { machine: { cpus: (await import('node:os')).cpus().length, node: process.version } };
+  const core = await coreThroughput(Number(process.env['BENCH_EVENTS'] ?? 50_000), 500);
+  results['core'] = core;
+  const converge = await convergeDefender(Number(process.env['BENCH_INDICATORS'] ?? 15_000), Number(process.env['BENCH_TIME_SCALE'] ?? 60));
+  results['defender'] = converge;
+  const rssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+  results['peakRssMb'] = rssMb;
+
+  const rows: [string, string, string][] = [
+    ['core path (parse→map→route→outbox)', `${core.eventsPerSecond.toLocaleString()} events/s`, 'target ≥ 20,000 on one core'],
+    ['  events / outbox rows', `${core.events} / ${core.outboxRows}`, 'hash patterns give 2 rows'],
+    [`Defender convergence (${converge.indicators} new)`, `${converge.importCalls} import calls`, `bound ceil(n/500) = ${converge.callBound} + retries (${converge.throttled} × 429)`],
+    ['  simulated time to converge', `${converge.simulatedMinutes.toFixed(1)} min`, `real ${converge.realSeconds.toFixed(1)} s at time scale ${converge.timeScale}`],
+    ['  Defender holds', `${converge.held}`, 'must equal the number of indicators'],
+    ['peak RSS', `${rssMb} MiB`, 'whole bench process'],
+  ];
+  const width = Math.max(...rows.map((r) => r[0].length));
+  for (const [a, b, c] of rows) console.log(`${a.padEnd(width)}  ${b.padEnd(22)}  ${c}`);
+  writeFileSync(new URL('./results.json', import.meta.url).pathname.replace('/dist/bench/', '/bench/'), `${JSON.stringify(results, null, 2)}\n`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,82 @@
+// A complete loopback lab: OpenCTI, Entra ID and Defender simulators plus the environment that
+// points the service at them. Used by the demo, the end-to-end tests and the benchmarks.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EntraSimulator } from './entra.js';
+import { DefenderSimulator } from './defender.js';
+import { OpenCtiSimulator } from './opencti/index.js';
+import { createTestCertificate } from './tls.js';
+
+export const LAB_TENANT = '11111111-2222-4333-8444-555555555555';
+export const LAB_CLIENT = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
+export const LAB_SECRET = 'lab-client-secret-value';
+export const LAB_TOKEN = 'lab-opencti-token-value';
+export const LAB_STREAM = 'lab-live-stream';
+
+export interface LabOptions {
+  heartbeatMs?: number;
+  timeScale?: number;
+  rateLimits?: boolean;
+  maxIndicators?: number;
+}
+
+export class Lab {
+  entra!: EntraSimulator;
+  defender!: DefenderSimulator;
+  opencti!: OpenCtiSimulator;
+  caPath!: string;
+  readonly stateDir = mkdtempSync(join(tmpdir(), 'threatbridge-lab-'));
+  readonly connectorId = randomUUID();
+
+  constructor(private readonly options: LabOptions = {}) {}
+
+  async start(): Promise<this> {
+    const tls = await createTestCertificate();
+    this.caPath = tls.caPath;
+    this.entra = new EntraSimulator({ tls });
+    await this.entra.start();
+    this.entra.registerApp({ tenantId: LAB_TENANT, clientId: LAB_CLIENT, clientSecret: LAB_SECRET, roles: ['Ti.ReadWrite.All'] });
+    this.defender = new DefenderSimulator({
+      entra: this.entra, tls, timeScale: this.options.timeScale ?? 1, rateLimits: this.options.rateLimits ?? true,
+      maxIndicators: this.options.maxIndicators,
+    });
+    await this.defender.start();
+    this.opencti = new OpenCtiSimulator({ token: LAB_TOKEN, streams: [LAB_STREAM], heartbeatMs: this.options.heartbeatMs ?? 1000, blockMs: 1000, batchPauseMs: 10 });
+    await this.opencti.start();
+    return this;
+  }
+
+  /** Environment for `threatbridge run` against this lab. */
+  env(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+    return {
+      PATH: process.env['PATH'],
+      NODE_EXTRA_CA_CERTS: this.caPath,
+      CONFIG_FILE: '',
+      OPENCTI_URL: this.opencti.url,
+      OPENCTI_TOKEN: LAB_TOKEN,
+      CONNECTOR_ID: this.connectorId,
+      CONNECTOR_NAME: 'ThreatBridge lab',
+      CONNECTOR_LIVE_STREAM_ID: LAB_STREAM,
+      CONNECTOR_LOG_LEVEL: 'info',
+      CONNECTOR_METRICS_PORT: '0',
+      CONNECTOR_METRICS_HOST: '127.0.0.1',
+      CONNECTOR_EXPOSE_METRICS: 'true',
+      CONNECTOR_HEARTBEAT_TIMEOUT: '10',
+      STORE_DIR: this.stateDir,
+      PIPELINE_BATCH_MS: '50',
+      MICROSOFT_DEFENDER_INTEL_TENANT_ID: LAB_TENANT,
+      MICROSOFT_DEFENDER_INTEL_CLIENT_ID: LAB_CLIENT,
+      MICROSOFT_DEFENDER_INTEL_CLIENT_SECRET: LAB_SECRET,
+      MICROSOFT_DEFENDER_INTEL_LOGIN_URL: this.entra.url,
+      MICROSOFT_DEFENDER_INTEL_BASE_URL: this.defender.url,
+      THREATBRIDGE_TIME_SCALE: String(this.options.timeScale ?? 1),
+      ...overrides,
+    };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled([this.opencti?.stop(), this.defender?.stop(), this.entra?.stop()]);
+  }
+}
