@@ -58,6 +58,11 @@ export async function startService(config: Config, log: Logger): Promise<Running
     { name: 'opencti', check: async () => (source!.connected ? null : `stream not connected${source!.lastError ? `: ${source!.lastError}` : ''}`) },
     { name: 'store', check: async () => { await store.ping(); return ingest.lastError ? `cannot commit: ${ingest.lastError}` : null; } },
   ], config.connector.expose_metrics, async () => {
+    // An empty outbox has no row per sink: zero every known sink first.
+    for (const sink of [defender.route.sink]) {
+      metrics.outboxPending.set({ sink }, 0);
+      metrics.outboxOldestSeconds.set({ sink }, 0);
+    }
     for (const s of await store.outboxStats(Date.now())) {
       metrics.outboxPending.set({ sink: s.sink }, s.pending);
       metrics.outboxOldestSeconds.set({ sink: s.sink }, s.oldestEnqueuedAt ? (Date.now() - s.oldestEnqueuedAt) / 1000 : 0);

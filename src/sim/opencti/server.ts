@@ -124,7 +124,7 @@ export class OpenCtiSimulator {
   private readonly pauseWaiters = new Set<() => void>();
   private pausedUntil = 0;
   private pauseTimer: NodeJS.Timeout | null = null;
-  private down: { status: number; message: string } | null = null;
+  private down: { status: number; message: string; graphql: boolean } | null = null;
   private boundPort = 0;
 
   constructor(private readonly o: OpenCtiSimulatorOptions) {
@@ -293,9 +293,12 @@ export class OpenCtiSimulator {
     this.releasePause();
   }
 
-  /** Answer new stream connections with `status` (e.g. 503) until called with null. */
-  setDown(status: number | null, statusMessage = 'Service Unavailable'): void {
-    this.down = status === null ? null : { status, message: statusMessage };
+  /**
+   * Answer new stream connections with `status` (e.g. 503, empty body) until called with null;
+   * with `graphql: true` the GraphQL endpoint fails the same way (the whole platform is down).
+   */
+  setDown(status: number | null, statusMessage = 'Service Unavailable', opts: { graphql?: boolean } = {}): void {
+    this.down = status === null ? null : { status, message: statusMessage, graphql: opts.graphql ?? false };
   }
 
   /** Stop or restart a collection: new connections get 410; open ones stop receiving events. */
@@ -448,6 +451,7 @@ export class OpenCtiSimulator {
 
   private async handleGraphql(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const text = await readBody(req);
+    if (this.down?.graphql) return refuse(res, this.down.status, this.down.message);
     if (!this.authorized(req)) return json(res, AUTH_REQUIRED.status, AUTH_REQUIRED.body);
     let parsed: unknown;
     try {

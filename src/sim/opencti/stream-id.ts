@@ -37,9 +37,10 @@ function isEventFormat(param: string): boolean {
   return param.includes('-') && param.split('-').length === 2;
 }
 
-/** moment.utc(param): ISO 8601 first; anything else falls back to the Date parser. */
+/** moment.utc(param): ISO 8601 first, a missing offset meaning UTC; else the Date parser. */
 function parseDate(param: string): number | null {
-  const ms = Date.parse(param);
+  const local = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(param);
+  const ms = Date.parse(local ? `${param.replace(' ', 'T')}Z` : param);
   return Number.isNaN(ms) ? null : ms;
 }
 
