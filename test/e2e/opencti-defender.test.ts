@@ -109,6 +109,34 @@ describe('OpenCTI → Defender end to end', function () {
     expect(await runCli(lab, ['dead-letters', '--json'])).to.equal('[]\n');
   });
 
+  it('reconnects with backoff through a platform outage and after heartbeat silence', async () => {
+    start({ CONNECTOR_HEARTBEAT_TIMEOUT: '10' });
+    await waitFor(() => lab.opencti.connections > 0, 'stream connected');
+    lab.opencti.setDown(503);
+    lab.opencti.dropConnections();
+    lab.opencti.create(makeIndicator({ pattern: "[ipv4-addr:value = '192.0.2.50']", score: 70 }));
+    await service.waitForLog((l) => l.msg === 'stream unavailable; reconnecting', 20_000);
+    lab.opencti.setDown(null);
+    await waitFor(() => byValue().has('192.0.2.50'), 'event published during the outage delivered', 30_000);
+
+    const before = lab.opencti.connectionLog.length;
+    lab.opencti.pause(14_000);
+    await service.waitForLog((l) => l.msg === 'no heartbeat from the stream; reconnecting', 30_000);
+    lab.opencti.resume();
+    lab.opencti.create(makeIndicator({ pattern: "[ipv4-addr:value = '192.0.2.51']", score: 70 }));
+    await waitFor(() => byValue().has('192.0.2.51'), 'delivered after the watchdog reconnect', 30_000);
+    expect(lab.opencti.connectionLog.length).to.be.greaterThan(before);
+  });
+
+  it('warns and carries on when OpenCTI refuses the registration', async () => {
+    lab.opencti.refuseRegistration = true;
+    start();
+    lab.opencti.create(makeIndicator({ pattern: "[ipv4-addr:value = '192.0.2.60']", score: 70 }));
+    await waitFor(() => byValue().has('192.0.2.60'), 'delivered without registration');
+    const warning = await service.waitForLog((l) => String(l.msg).includes('did not accept the connector registration'));
+    expect(warning.level).to.equal('warn');
+  });
+
   it('stops cleanly on SIGTERM and resumes after the last stored event', async () => {
     start();
     lab.opencti.create(makeIndicator({ pattern: "[ipv4-addr:value = '192.0.2.10']", score: 70 }));
