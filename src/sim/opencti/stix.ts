@@ -153,17 +153,7 @@ function markingDefinition(id: string, name: string, definitionType: string, ord
     id,
     spec_version: '2.1',
     type: 'marking-definition',
-    extensions: {
-      [OCTI_EXT]: {
-        extension_type: 'property-extension',
-        id: stableUuidV4(id),
-        type: 'Marking-Definition',
-        created_at: PLATFORM_INIT_ISO,
-        updated_at: PLATFORM_INIT_ISO,
-        is_inferred: false,
-        creator_ids: [SIM_USER_ID],
-      },
-    },
+    extensions: platformExtension(id, 'Marking-Definition'),
     created: PLATFORM_INIT_ISO,
     modified: PLATFORM_INIT_ISO,
     name,
@@ -171,6 +161,16 @@ function markingDefinition(id: string, name: string, definitionType: string, ord
     definition: { [definitionType.toLowerCase()]: name },
     x_opencti_order: order,
     x_opencti_color: color,
+  };
+}
+
+/** OpenCTI's property extension on objects the platform itself created at install time. */
+function platformExtension(id: string, type: string): Record<string, unknown> {
+  return {
+    [OCTI_EXT]: {
+      extension_type: 'property-extension', id: stableUuidV4(id), type, created_at: PLATFORM_INIT_ISO,
+      updated_at: PLATFORM_INIT_ISO, is_inferred: false, creator_ids: [SIM_USER_ID],
+    },
   };
 }
 
@@ -191,17 +191,7 @@ export function organization(name: string, id = `identity--${uuidV5(JSON.stringi
     id,
     spec_version: '2.1',
     type: 'identity',
-    extensions: {
-      [OCTI_EXT]: {
-        extension_type: 'property-extension',
-        id: stableUuidV4(id),
-        type: 'Organization',
-        created_at: PLATFORM_INIT_ISO,
-        updated_at: PLATFORM_INIT_ISO,
-        is_inferred: false,
-        creator_ids: [SIM_USER_ID],
-      },
-    },
+    extensions: platformExtension(id, 'Organization'),
     created: PLATFORM_INIT_ISO,
     modified: PLATFORM_INIT_ISO,
     revoked: false,
