@@ -154,12 +154,12 @@ export function loadConfig(options: LoadOptions = {}): Config {
 
 /** Flow-specific checks that the schema cannot express (required together). */
 export function requireKeys(config: Config, keys: string[]): void {
-  const missing = keys.filter((k) => {
+  const problems: string[] = [];
+  for (const k of keys) {
     const [section, key] = k.split('.') as [keyof Config, string];
     const v = (config[section] as Record<string, unknown>)[key];
-    return v === undefined || v === '';
-  });
-  if (missing.length > 0) {
-    throw new ConfigError(missing.map((k) => `${k} [env ${envName(k)}]: required for this flow; set it in config.yml or the environment`));
+    if (v === undefined || v === '') problems.push(`${k} [env ${envName(k)}]: required for this flow; set it in config.yml or the environment`);
+    else if (v === 'ChangeMe') problems.push(`${k} [env ${envName(k)}]: still the placeholder "ChangeMe" from config.yml.sample; set the real value`);
   }
+  if (problems.length > 0) throw new ConfigError(problems);
 }

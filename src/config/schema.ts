@@ -133,7 +133,7 @@ export const SECRET_KEYS = ['opencti.token', 'microsoft_defender_intel.client_se
 
 /** Flows whose required keys are all set. */
 export function activeFlows(config: Config): { name: string; missing: string[] }[] {
-  const missing = (pairs: [string, unknown][]) => pairs.filter(([, v]) => v === undefined || v === '').map(([k]) => k);
+  const missing = (pairs: [string, unknown][]) => pairs.filter(([, v]) => v === undefined || v === '' || v === 'ChangeMe').map(([k]) => k);
   const d = config.microsoft_defender_intel;
   return [
     {

@@ -1,7 +1,7 @@
 // End-to-end: the built service as a child process against the OpenCTI, Entra ID and Defender
 // simulators over loopback. Assertions are on Defender's final state.
 import { expect } from 'chai';
-import { Lab } from '../../src/sim/lab.js';
+import { Lab, LAB_SECRET, LAB_TOKEN } from '../../src/sim/lab.js';
 import { ServiceProcess, waitFor } from '../../src/sim/service-process.js';
 import { makeIndicator, makeObservable } from '../../src/sim/opencti/fixtures.js';
 
@@ -97,8 +97,8 @@ describe('OpenCTI → Defender end to end', function () {
     expect([...expected].every((ip) => values.includes(ip))).to.equal(true);
   });
 
-  it('rides out 429 and 5xx bursts and token revocation without losing work', async () => {
-    start();
+  it('rides out 429 and 5xx bursts and token revocation without losing work, and never logs a secret', async () => {
+    start({ CONNECTOR_LOG_LEVEL: 'debug' });
     lab.defender.failNext(3, 503);
     lab.defender.failNext(2, 429, { retryAfter: 1 });
     for (let i = 0; i < 20; i++) lab.opencti.create(makeIndicator({ pattern: `[domain-name:value = 'burst${i}.example.org']`, score: 65 }));
@@ -107,6 +107,11 @@ describe('OpenCTI → Defender end to end', function () {
     lab.opencti.create(makeIndicator({ pattern: "[url:value = 'http://after-revoke.example.org/x?a=b&c=d']", score: 65 }));
     await waitFor(() => byValue().has('http://after-revoke.example.org/x?a=b&c=d'), 'delivered with a fresh token', 30_000);
     expect(await runCli(lab, ['dead-letters', '--json'])).to.equal('[]\n');
+    const metrics = await (await fetch(`http://127.0.0.1:${service.healthPort}/metrics`)).text();
+    const everything = JSON.stringify(service.lines) + service.stderr.join('') + metrics;
+    for (const secret of [LAB_SECRET, LAB_TOKEN]) expect(everything).to.not.include(secret);
+    expect(everything).to.not.match(/Bearer [A-Za-z0-9._-]{20,}/);
+    expect(service.lines.some((l) => l.msg === 'routing decision')).to.equal(true);
   });
 
   it('reconnects with backoff through a platform outage and after heartbeat silence', async () => {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, configKeys, envName, loadConfig } from '../../src/config/load.js';
+import { ConfigError, configKeys, envName, loadConfig, requireKeys } from '../../src/config/load.js';
 import { activeFlows } from '../../src/config/schema.js';
 
 const base = {
@@ -97,6 +97,12 @@ describe('config loading', () => {
     const msg = problems({ OPENCTI_URL: 'not a url' });
     expect(msg).to.include('opencti.url');
     expect(msg).not.to.include('secret-token-value');
+  });
+
+  it('refuses the sample placeholders', () => {
+    const c = loadConfig({ env: { ...base, OPENCTI_TOKEN: 'ChangeMe' }, file: emptyFile() });
+    expect(activeFlows(c)[0]!.missing).to.deep.equal(['opencti.token']);
+    expect(() => requireKeys(c, ['opencti.token'])).to.throw(ConfigError, /placeholder "ChangeMe"/);
   });
 
   it('reports unknown YAML keys', () => {
