@@ -10,6 +10,8 @@ export interface SinkHandler {
   readonly sink: string;
   readonly batchSize: number;
   handle(items: OutboxItem[], signal: AbortSignal): Promise<void>;
+  /** Resolves when the sink could take a call now (quota); due work is leased only then, so batches fill up. */
+  waitForCapacity?(signal: AbortSignal): Promise<void>;
 }
 
 export interface DeliveryOptions {
@@ -22,6 +24,8 @@ export class DeliveryWorker {
   private loop: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
   private readonly abort = new AbortController();
+  /** Ends a wait for quota at once on stop (no batch is in flight then). */
+  private readonly idleAbort = new AbortController();
   private readonly leaseMs: number;
   private readonly idlePollMs: number;
   lastError: string | null = null;
@@ -50,6 +54,7 @@ export class DeliveryWorker {
   /** Stop leasing; give the batch in flight up to `timeoutMs` to finish, then abort it. */
   async stop(timeoutMs: number): Promise<void> {
     this.running = false;
+    this.idleAbort.abort();
     this.wake();
     const timer = setTimeout(() => this.abort.abort(), timeoutMs);
     await this.loop;
@@ -71,6 +76,10 @@ export class DeliveryWorker {
     while (this.running) {
       let items: OutboxItem[] = [];
       try {
+        if (this.handler.waitForCapacity && (await this.store.nextDueAt(this.handler.sink)) !== null) {
+          await this.handler.waitForCapacity(this.idleAbort.signal);
+          if (!this.running) break;
+        }
         items = await this.store.claimDue(this.handler.sink, this.handler.batchSize, Date.now(), this.leaseMs);
       } catch (err) {
         this.log.error({ sink: this.handler.sink, ...errorFields(err) }, 'cannot read the outbox');

@@ -41,6 +41,25 @@ export class Pacer {
     }
   }
 
+  /**
+   * Resolves when a call to `endpoint` would fit, without using the slot. Callers wait here before
+   * choosing what to send, so that work arriving meanwhile joins the next call instead of a later one.
+   */
+  async whenAvailable(endpoint: string, signal?: AbortSignal): Promise<void> {
+    for (const limiter of this.limiters.get(endpoint) ?? []) {
+      for (;;) {
+        const wait = this.pausedUntil - Date.now();
+        if (wait > 0) await sleep(Math.min(500, wait));
+        if (signal?.aborted) return;
+        if (this.pausedUntil > Date.now()) continue;
+        const res = await limiter.get('calls');
+        if (!res || res.remainingPoints > 0) break;
+        // Short naps so that a shutdown does not wait out a whole quota window.
+        await sleep(Math.min(500, Math.max(10, res.msBeforeNext)));
+      }
+    }
+  }
+
   /** The vendor said 429 with Retry-After: nothing goes out before then. */
   pauseFor(ms: number): void {
     this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);

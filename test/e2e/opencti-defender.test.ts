@@ -97,6 +97,15 @@ describe('OpenCTI → Defender end to end', function () {
     expect([...expected].every((ip) => values.includes(ip))).to.equal(true);
   });
 
+  it('pauses the stream when its queue is full and resumes without loss', async () => {
+    start({ PIPELINE_QUEUE_SIZE: '20', PIPELINE_BATCH_SIZE: '10' });
+    await waitFor(() => lab.opencti.connections > 0, 'stream connected');
+    for (let i = 0; i < 400; i++) lab.opencti.create(makeIndicator({ pattern: `[domain-name:value = 'queue${i}.example.net']`, score: 70 }));
+    await waitFor(() => held().length === 400, 'all 400 indicators', 60_000);
+    expect(service.lines.some((l) => l.msg === 'ingest queue full; pausing the stream')).to.equal(true);
+    expect(new Set(held().map((i) => i.indicatorValue)).size).to.equal(400);
+  });
+
   it('rides out 429 and 5xx bursts and token revocation without losing work, and never logs a secret', async () => {
     start({ CONNECTOR_LOG_LEVEL: 'debug' });
     lab.defender.failNext(3, 503);

@@ -27,6 +27,10 @@ export class DefenderDelivery implements SinkHandler {
     private readonly metrics: Metrics,
   ) {}
 
+  waitForCapacity(signal: AbortSignal): Promise<void> {
+    return this.client.pacer.whenAvailable('import', signal);
+  }
+
   async handle(items: OutboxItem[], signal: AbortSignal): Promise<void> {
     const upserts = items.filter((i) => i.op === 'upsert');
     const deletes = items.filter((i) => i.op === 'delete');

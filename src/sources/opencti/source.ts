@@ -39,7 +39,7 @@ export class OpenCtiSource {
   private api: ConnectorApi | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
   private state!: ResumeState;
-  /** Last id received (queued or stored): where a new connection resumes. */
+  /** Last id received (queued or stored) that is not a dependency: where a new connection resumes. */
   private lastReceived = '0-0';
   private readonly ctx: NormaliseContext;
   received = 0;
@@ -112,9 +112,10 @@ export class OpenCtiSource {
 
   private onMessage(m: StreamMessage): void {
     this.received++;
-    this.lastReceived = m.id;
     if (m.name === 'no-recover') this.state = { ...this.state, recover_until: false };
     const final = !this.isDependency(m);
+    // A dependency shares its parent's id: resuming after it would skip the parent.
+    if (final) this.lastReceived = m.id;
     const checkpoint: Checkpoint | null = final
       ? { position: m.id, state: { start_from: m.id, recover_until: this.state.recover_until } }
       : null;

@@ -25,7 +25,7 @@ export interface StreamOptions {
   noDependencies: boolean;
   withInferences: boolean;
   heartbeatTimeoutMs: number;
-  /** Position to resume after (Last-Event-ID) when a new connection is made. */
+  /** Position to resume after (Last-Event-ID) on every (re)connection: the last id that is safe to skip past. */
   position: () => string;
   /** Recovery cut-off while the position is still before it, else null. */
   recoverUntil: () => string | null;
@@ -124,8 +124,10 @@ export class OpenCtiStream {
       headers['no-dependencies'] = String(o.noDependencies);
       headers['with-inferences'] = String(o.withInferences);
       headers['Cache-Control'] = 'no-cache';
-      // eventsource sets Last-Event-ID itself on its own reconnects; a fresh connection gets ours.
-      if (!Object.keys(headers).some((k) => k.toLowerCase() === 'last-event-id')) headers['Last-Event-ID'] = o.position();
+      // Always our position, also on eventsource's own reconnects: its last id may be a dependency
+      // event whose parent (same id, still to come) would be skipped by resuming after it.
+      for (const k of Object.keys(headers)) if (k.toLowerCase() === 'last-event-id') delete headers[k];
+      headers['Last-Event-ID'] = o.position();
       return baseFetch(url, { ...init, headers: headers as never });
     };
     const es = new EventSource(this.url(), { fetch: fetchWithHeaders });
