@@ -18,13 +18,20 @@ export class LoopbackServer {
 
   constructor(
     handler: RequestHandler,
-    private readonly opts: { tls?: TlsMaterial | undefined; port?: number | undefined; onError?: (err: unknown) => void },
+    private readonly opts: {
+      tls?: TlsMaterial | undefined;
+      port?: number | undefined;
+      onError?: (err: unknown, req: http.IncomingMessage) => void;
+      /** How this system answers its own bug; default a JSON 500 in Microsoft's error shape. */
+      onFailure?: (res: http.ServerResponse) => void;
+    },
   ) {
     const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       handler(req, res).catch((err: unknown) => {
-        opts.onError?.(err);
-        if (!res.headersSent && !res.destroyed) sendJson(res, 500, { error: { code: 'InternalServerError', message: '' } });
-        else res.destroy();
+        opts.onError?.(err, req);
+        if (res.headersSent || res.destroyed) res.destroy();
+        else if (opts.onFailure) opts.onFailure(res);
+        else sendJson(res, 500, { error: { code: 'InternalServerError', message: '' } });
       });
     };
     this.server = opts.tls ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, listener) : http.createServer(listener);

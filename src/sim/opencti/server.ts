@@ -3,7 +3,7 @@
 // calls, driven programmatically (create/update/delete/merge/...). Wire behaviour follows the
 // platform's sseMiddleware and Redis stream processor; see doc section 13 of apis/opencti.md.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { LoopbackServer } from '../loopback.js';
 import { createMessage, defaultOrigin, deleteMessage, liveBody, mergeMessage, updateMessage, type Origin } from './bodies.js';
 import { EventLog, type LogEntry, type NewEntry } from './event-log.js';
 import { AUTH_REQUIRED, ConnectorApi, type ConnectorRecord } from './graphql.js';
@@ -112,7 +112,7 @@ function json(res: http.ServerResponse, status: number, body: unknown): void {
 }
 
 export class OpenCtiSimulator {
-  private readonly server: http.Server;
+  private readonly server: LoopbackServer;
   private readonly eventLog: EventLog;
   private readonly store = new ObjectStore();
   private readonly graphql: ConnectorApi;
@@ -125,7 +125,6 @@ export class OpenCtiSimulator {
   private pausedUntil = 0;
   private pauseTimer: NodeJS.Timeout | null = null;
   private down: { status: number; message: string; graphql: boolean } | null = null;
-  private boundPort = 0;
 
   constructor(private readonly o: OpenCtiSimulatorOptions) {
     if (!o.token) throw new Error('OpenCtiSimulator needs a token');
@@ -144,45 +143,32 @@ export class OpenCtiSimulator {
       cacheTtlMs: o.dependencyCacheTtlMs ?? 3_600_000,
     };
     this.graphql = new ConnectorApi({ version: o.version ?? '6.8.10', refuseRegistration: o.refuseRegistration ?? false });
-    this.server = http.createServer((req, res) => {
-      this.route(req, res).catch((err: unknown) => {
-        this.o.log?.(`[opencti-sim] ${req.method ?? ''} ${req.url ?? ''} failed: ${(err as Error).message}`);
-        if (!res.headersSent) refuse(res, 500, 'Simulator error');
-        else res.destroy();
-      });
+    this.server = new LoopbackServer((req, res) => this.route(req, res), {
+      port: o.port,
+      onError: (err, req) => this.o.log?.(`[opencti-sim] ${req.method ?? ''} ${req.url ?? ''} failed: ${(err as Error).message}`),
+      onFailure: (res) => refuse(res, 500, 'Simulator error'),
     });
   }
 
   // ---- lifecycle ----
 
-  start(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.o.port ?? 0, '127.0.0.1', () => {
-        this.server.off('error', reject);
-        this.boundPort = (this.server.address() as AddressInfo).port;
-        this.o.log?.(`[opencti-sim] listening on ${this.url}`);
-        resolve();
-      });
-    });
+  async start(): Promise<void> {
+    await this.server.start();
+    this.o.log?.(`[opencti-sim] listening on ${this.url}`);
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.boundPort}`;
+    return `http://127.0.0.1:${this.server.port}`;
   }
 
   get port(): number {
-    return this.boundPort;
+    return this.server.port;
   }
 
   async stop(): Promise<void> {
     for (const c of [...this.open.values()]) c.close();
     this.releasePause();
-    if (!this.server.listening) return;
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    await this.server.stop();
   }
 
   // ---- driving the stream ----
