@@ -24,24 +24,29 @@ export async function runDemo({ events }: { events: number }): Promise<void> {
     await service.waitForLog((l) => l.msg === 'stream connected', 20_000);
     out(`ThreatBridge is connected to ${lab.opencti.url}; streaming ${events} indicators...`);
 
+    const port = (await waitFor(() => service.healthPort, 'health port')) as number;
+    const settle = async () => {
+      await waitFor(async () => (await metric(port, 'threatbridge_source_events_total')) >= lab.opencti.eventCount - 50
+        && (await metric(port, 'threatbridge_outbox_pending')) === 0, 'the outbox to drain', 120_000, 500);
+      await new Promise((r) => setTimeout(r, 1500));
+    };
+
     const mix = randomIndicatorMix(events, 42);
     for (const obj of mix) lab.opencti.create(obj);
-    // Some life after creation: a score change, a deletion and a revocation.
-    const indicators = mix.filter((o) => o['type'] === 'indicator');
-    const updated = indicators.slice(0, 5);
-    for (const obj of updated) {
+    await settle();
+    out(`After the creates, Defender holds ${lab.defender.indicators().length} indicators.`);
+
+    // Life after creation: lowered scores, deletions and revocations.
+    const indicators = mix.filter((o) => o['type'] === 'indicator' && lab.opencti.get(String(o['id'])));
+    for (const obj of indicators.slice(0, 5)) {
       const ext = structuredClone(obj['extensions'] as Record<string, Record<string, unknown>>);
       for (const e of Object.values(ext)) if ('score' in e) e['score'] = 15;
       lab.opencti.update({ ...obj, extensions: ext });
     }
-    const deleted = indicators.slice(5, 10);
-    for (const obj of deleted) lab.opencti.delete(String(obj['id']));
+    for (const obj of indicators.slice(5, 10)) lab.opencti.delete(String(obj['id']));
     for (const obj of indicators.slice(10, 12)) lab.opencti.update({ ...obj, revoked: true });
-
-    const port = (await waitFor(() => service.healthPort, 'health port')) as number;
-    await waitFor(async () => (await metric(port, 'threatbridge_source_events_total')) >= lab.opencti.eventCount - 50
-      && (await metric(port, 'threatbridge_outbox_pending')) === 0, 'the outbox to drain', 120_000, 500);
-    await new Promise((r) => setTimeout(r, 1500));
+    out('Updated 5 (score 15 → Warn), deleted 5 and revoked 2 indicators in OpenCTI...');
+    await settle();
 
     const held = lab.defender.indicators();
     const byType = new Map<string, number>();
