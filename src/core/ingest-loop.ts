@@ -19,7 +19,6 @@ export class IngestLoop {
   private failures = 0;
   private stopped = false;
   lastError: string | null = null;
-  committed = 0;
 
   constructor(
     private readonly source: string,
@@ -59,7 +58,6 @@ export class IngestLoop {
       try {
         const result = await this.pipeline.ingest(this.source, batch);
         this.queue.splice(0, batch.length);
-        this.committed += batch.length;
         this.failures = 0;
         this.lastError = null;
         this.hooks.onCommitted?.(result);

@@ -241,10 +241,6 @@ export class SqliteStore implements Store {
     }
   }
 
-  async addDeadLetters(items: DeadLetterInput[]): Promise<void> {
-    this.db.transaction(() => this.insertDeadLetters(items, Date.now()))();
-  }
-
   async listDeadLetters(filter: { sink?: string; includeReplayed?: boolean; limit?: number } = {}): Promise<DeadLetter[]> {
     const where: string[] = [];
     const args: unknown[] = [];

@@ -81,7 +81,6 @@ export interface Store {
   countSinkIds(sink: string): Promise<number>;
 
   outboxStats(now: number): Promise<OutboxStats[]>;
-  addDeadLetters(items: DeadLetterInput[]): Promise<void>;
   listDeadLetters(filter?: { sink?: string; includeReplayed?: boolean; limit?: number }): Promise<DeadLetter[]>;
   /** Mark dead letters replayed and hand them back to the caller, which re-queues them. */
   takeDeadLetters(ids: number[] | 'all', sink?: string): Promise<DeadLetter[]>;

@@ -42,7 +42,6 @@ export class OpenCtiSource {
   /** Last id received (queued or stored) that is not a dependency: where a new connection resumes. */
   private lastReceived = '0-0';
   private readonly ctx: NormaliseContext;
-  received = 0;
 
   constructor(
     private readonly config: Config,
@@ -111,7 +110,6 @@ export class OpenCtiSource {
   }
 
   private onMessage(m: StreamMessage): void {
-    this.received++;
     if (m.name === 'no-recover') this.state = { ...this.state, recover_until: false };
     const final = !this.isDependency(m);
     // A dependency shares its parent's id: resuming after it would skip the parent.
