@@ -15,6 +15,7 @@ import { DefenderSimulator } from '../src/sim/defender.js';
 import { EntraSimulator } from '../src/sim/entra.js';
 import { createTestCertificate } from '../src/sim/tls.js';
 import { SqliteStore } from '../src/store/sqlite.js';
+import { benchMapping } from './mapping.js';
 
 export async function convergeDefender(n: number, timeScale: number) {
   const log = createLogger('error');
@@ -37,9 +38,7 @@ export async function convergeDefender(n: number, timeScale: number) {
   for (let i = 0; i < n; i++) {
     const value = `${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.9`;
     const mapped = mapToDefender({ observable: { type: 'ipv4', value }, score: 70, labels: [], tlp: null, title: value, description: '',
-      validFrom: null, validUntil: null, sourceRef: { system: 'opencti', id: `indicator--${i}` } }, {
-      expireDays: 30, expireDaysByType: {}, defaultAction: 'Alert', passiveOnly: false, minScore: 0, application: 'ThreatBridge',
-      rbacGroupNames: [], tags: [] }, now);
+      validFrom: null, validUntil: null, sourceRef: { system: 'opencti', id: `indicator--${i}` } }, benchMapping, now);
     if (mapped.kind === 'upsert') ops.push({ sink: 'defender', key: `ipv4:${value}`, op: 'upsert', payload: mapped.body, sourceRef: null });
   }
   await store.commit({ source: 'bench', checkpoint: null, claimUpserts: [], claimDeletes: [], ops, deadLetters: [] });

@@ -12,12 +12,9 @@ import { DefenderRoute } from '../src/sinks/defender/route.js';
 import { createContext, normaliseEvent } from '../src/sources/opencti/normalise.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { convergeDefender } from './converge.js';
+import { benchMapping } from './mapping.js';
 
 const log = createLogger('error');
-const mapping = {
-  expireDays: 30, expireDaysByType: {}, defaultAction: 'Alert' as const, passiveOnly: false, minScore: 0,
-  application: 'ThreatBridge', rbacGroupNames: [], tags: [],
-};
 
 /** A realistic stream event: an indicator create with one of several pattern shapes. */
 export function syntheticEvent(i: number): { name: string; data: string } {
@@ -40,7 +37,7 @@ export function syntheticEvent(i: number): { name: string; data: string } {
 
 async function coreThroughput(events: number, batch: number) {
   const store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-bench-')));
-  const pipeline = new Pipeline(store, new Router([new DefenderRoute('defender', mapping)]), log, new Metrics());
+  const pipeline = new Pipeline(store, new Router([new DefenderRoute('defender', benchMapping)]), log, new Metrics());
   const ctx = createContext('http://opencti:8080');
   // Input is generated up front: the figure is the service's work, not the generator's.
   const input = Array.from({ length: events }, (_, i) => syntheticEvent(i));

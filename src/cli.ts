@@ -8,8 +8,7 @@ import { Router } from './core/router.js';
 import { createLogger, errorFields, registerSecret, scrubSecrets } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { startService } from './service.js';
-import { DefenderRoute } from './sinks/defender/route.js';
-import { DEFENDER_SINK, defenderMapping } from './sinks/defender/index.js';
+import { DEFENDER_SINK, defenderRoute } from './sinks/defender/index.js';
 import { createContext, normaliseEvent } from './sources/opencti/normalise.js';
 import { openStore } from './store/index.js';
 import type { SinkOp } from './core/types.js';
@@ -127,7 +126,7 @@ program.command('replay').alias('replay-dead-letters').description('re-queue dea
       const events = taken.filter((d) => d.sink === 'source:opencti');
       if (events.length && c.opencti.url) {
         const ctx = createContext(c.opencti.url);
-        const pipeline = new Pipeline(store, new Router([new DefenderRoute(DEFENDER_SINK, defenderMapping(c))]), log, new Metrics());
+        const pipeline = new Pipeline(store, new Router([defenderRoute(c)]), log, new Metrics());
         await pipeline.ingest('opencti', events.map((d) => {
           const raw = d.payload as { event: string; id: string; data: string };
           return { normalised: normaliseEvent(raw.event, raw.data, ctx), raw, event: raw.event, checkpoint: null, position: raw.id };

@@ -41,8 +41,7 @@ export class DefenderDelivery implements SinkHandler {
   private async upsert(items: OutboxItem[], signal: AbortSignal): Promise<void> {
     const res = await this.send(items, () => this.client.importIndicators(items.map((i) => i.payload as DefenderIndicatorBody)));
     if (!res) return;
-    const verdict = decide(res.status, res.headers, attemptOf(items));
-    if (verdict.kind === 'ok') return this.settleImport(items, res.data?.value ?? []);
+    if (res.status >= 200 && res.status < 300) return this.settleImport(items, res.data?.value ?? []);
     if (res.status === 400 && items.length > 1 && !signal.aborted) {
       // One malformed item fails the whole call: split until the culprits stand alone.
       const mid = Math.ceil(items.length / 2);

@@ -30,6 +30,11 @@ export function defenderMapping(config: Config): DefenderMapping {
   };
 }
 
+/** Defender's routing policy from configuration (the running service and `replay` share it). */
+export function defenderRoute(config: Config): DefenderRoute {
+  return new DefenderRoute(DEFENDER_SINK, defenderMapping(config));
+}
+
 /** Simulated clocks only (benchmarks, demo): shortens pacing windows. Never set in production. */
 export function timeScale(env: NodeJS.ProcessEnv = process.env): number {
   const v = Number(env['THREATBRIDGE_TIME_SCALE'] ?? '1');
@@ -49,7 +54,7 @@ export function createDefenderSink(config: Config, store: Store, log: Logger, me
   });
   const handler = new DefenderDelivery(DEFENDER_SINK, d.batch_size, client, store, log, metrics);
   return {
-    route: new DefenderRoute(DEFENDER_SINK, defenderMapping(config)),
+    route: defenderRoute(config),
     client,
     tokens,
     worker: new DeliveryWorker(store, handler, log),
