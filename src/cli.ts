@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // threatbridge run | check-config | status | dead-letters | replay | reset-checkpoint | demo
 import { Command } from 'commander';
-import { activeFlows, SECRET_KEYS, type Config } from './config/schema.js';
+import { flowStatuses } from './config/flows.js';
+import { SECRET_KEYS, type Config } from './config/schema.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { Pipeline } from './core/pipeline.js';
-import { Router } from './core/router.js';
-import { createLogger, errorFields, registerSecret, scrubSecrets } from './observability/logger.js';
+import { indicatorRouter } from './flows/indicator-hub.js';
+import { createLogger, errorFields, scrubSecrets } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
-import { startService } from './service.js';
-import { DEFENDER_SINK, defenderRoute } from './sinks/defender/index.js';
+import { registerConfigSecrets, startService } from './service.js';
+import { DEFENDER_SINK } from './sinks/defender/index.js';
 import { createContext, normaliseEvent } from './sources/opencti/normalise.js';
 import { openStore } from './store/index.js';
 import type { SinkOp } from './core/types.js';
@@ -22,8 +23,7 @@ function fail(err: unknown): never {
 function config(): Config {
   try {
     const c = loadConfig();
-    registerSecret(c.opencti.token);
-    registerSecret(c.microsoft_defender_intel.client_secret);
+    registerConfigSecrets(c);
     return c;
   } catch (err) {
     fail(err);
@@ -68,20 +68,26 @@ program.command('run').description('run the service (long-running)').action(asyn
 
 program.command('check-config').description('validate the configuration and print the active flows').action(() => {
   const c = config();
-  const flows = activeFlows(c);
-  print({ flows: flows.map((f) => ({ flow: f.name, active: f.missing.length === 0, missing: f.missing })), config: redacted(c) });
-  if (flows.every((f) => f.missing.length > 0)) {
-    process.stderr.write(`no flow is fully configured; missing: ${flows.flatMap((f) => f.missing).join(', ')}\n`);
+  const flows = flowStatuses(c);
+  print({
+    flows: flows.map((f) => ({ flow: f.name, wanted: f.wanted, active: f.wanted && f.missing.length === 0, missing: f.missing })),
+    config: redacted(c),
+  });
+  const wanted = flows.filter((f) => f.wanted);
+  if (wanted.length === 0 || wanted.some((f) => f.missing.length > 0)) {
+    const list = wanted.length === 0 ? flows : wanted;
+    process.stderr.write(`no flow is fully configured; missing: ${[...new Set(list.flatMap((f) => f.missing))].join(', ')}\n`);
     process.exit(78);
   }
 });
 
 program.command('status').description('checkpoints, outbox and dead letters from the state store').action(async () => {
   const c = config();
-  const store = openStore(c);
+  const store = await openStore(c);
   try {
     print({
-      checkpoint: { opencti: await store.getCheckpoint('opencti') },
+      checkpoints: Object.fromEntries(await Promise.all([...new Set(flowStatuses(c).map((f) => f.source))]
+        .map(async (source) => [source, await store.getCheckpoint(source)]))),
       outbox: await store.outboxStats(Date.now()),
       defenderIndicatorsHeld: await store.countSinkIds(DEFENDER_SINK),
       deadLetters: (await store.listDeadLetters({ limit: 100000 })).length,
@@ -97,7 +103,7 @@ program.command('dead-letters').description('list dead letters (events or operat
   .option('--limit <n>', 'at most n', '100')
   .option('--json', 'JSON output')
   .action(async (opts: { sink?: string; all?: boolean; limit: string; json?: boolean }) => {
-    const store = openStore(config());
+    const store = await openStore(config());
     try {
       const rows = await store.listDeadLetters({ sink: opts.sink, includeReplayed: !!opts.all, limit: Number(opts.limit) });
       if (opts.json) { print(rows); return; }
@@ -116,7 +122,7 @@ program.command('replay').alias('replay-dead-letters').description('re-queue dea
   .action(async (ids: string[], opts: { sink?: string }) => {
     const c = config();
     const log = createLogger(c.connector.log_level);
-    const store = openStore(c);
+    const store = await openStore(c);
     try {
       const taken = await store.takeDeadLetters(ids.length ? ids.map(Number) : 'all', opts.sink);
       const ops: SinkOp[] = taken.filter((d) => !d.sink.startsWith('source:'))
@@ -126,7 +132,7 @@ program.command('replay').alias('replay-dead-letters').description('re-queue dea
       const events = taken.filter((d) => d.sink === 'source:opencti');
       if (events.length && c.opencti.url) {
         const ctx = createContext(c.opencti.url);
-        const pipeline = new Pipeline(store, new Router([defenderRoute(c)]), log, new Metrics());
+        const pipeline = new Pipeline(store, indicatorRouter(c), log, new Metrics());
         await pipeline.ingest('opencti', events.map((d) => {
           const raw = d.payload as { event: string; id: string; data: string };
           return { normalised: normaliseEvent(raw.event, raw.data, ctx), raw, event: raw.event, checkpoint: null, position: raw.id };
@@ -142,7 +148,7 @@ program.command('replay').alias('replay-dead-letters').description('re-queue dea
 program.command('reset-checkpoint').description('forget where a source stopped (its next start replays as a first start)')
   .argument('<source>', 'opencti')
   .action(async (source: string) => {
-    const store = openStore(config());
+    const store = await openStore(config());
     try {
       print((await store.resetCheckpoint(source)) ? `checkpoint of ${source} removed` : `no checkpoint for ${source}`);
     } finally {

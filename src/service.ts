@@ -1,16 +1,15 @@
-// Wires the configured flows together: source → ingest loop → pipeline → outbox → delivery workers,
-// plus the health/metrics port. Start-up refuses a configuration that cannot work.
-import { activeFlows, type Config } from './config/schema.js';
+// Wires the configured flows together and runs them: indicator sources feed the shared indicator
+// hub (claims → router → outbox → sink workers); alert and asset flows bring their own parts.
+// Start-up refuses a configuration that cannot work.
+import { activeFlows, activeSources, flowProblems } from './config/flows.js';
 import { ConfigError, requireKeys } from './config/load.js';
-import type { DeliveryWorker } from './core/delivery.js';
-import { IngestLoop } from './core/ingest-loop.js';
-import { Pipeline } from './core/pipeline.js';
-import { Router } from './core/router.js';
+import { SECRET_KEYS, type Config } from './config/schema.js';
+import { IndicatorHub } from './flows/indicator-hub.js';
+import { openctiPart } from './flows/opencti.js';
+import type { ServiceContext, ServicePart } from './flows/parts.js';
 import { HealthServer } from './observability/health.js';
 import { errorFields, registerSecret, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
-import { createDefenderSink } from './sinks/defender/index.js';
-import { OpenCtiSource, SOURCE as OPENCTI } from './sources/opencti/source.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/types.js';
 
@@ -19,47 +18,60 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-export function warnInsecureTls(config: Config, log: Logger): void {
-  if (!config.opencti.ssl_verify) log.warn({ key: 'opencti.ssl_verify' }, 'TLS verification is OFF for OpenCTI');
-  if (!config.microsoft_defender_intel.ssl_verify) {
-    log.warn({ key: 'microsoft_defender_intel.ssl_verify' }, 'TLS verification is OFF for Microsoft Entra ID and Defender');
+/** Every secret value is scrubbed from logs and output, whichever flow uses it. */
+export function registerConfigSecrets(config: Config): void {
+  for (const key of SECRET_KEYS) {
+    const [section, name] = key.split('.') as [string, string];
+    const value = (config as unknown as Record<string, Record<string, unknown>>)[section]?.[name];
+    if (typeof value === 'string') registerSecret(value);
   }
 }
 
+/** A warning per system whose TLS verification the user turned off. */
+export function warnInsecureTls(config: Config, log: Logger): void {
+  for (const [section, values] of Object.entries(config as unknown as Record<string, Record<string, unknown>>)) {
+    for (const key of ['ssl_verify', 'verify_cert']) {
+      if (values?.[key] === false) log.warn({ key: `${section}.${key}` }, `TLS verification is OFF for ${section}`);
+    }
+  }
+}
+
+/** Sources whose part is built by a flow module; indicator sources get the hub. */
+const SOURCE_PARTS: Record<string, (ctx: ServiceContext, hub: IndicatorHub) => ServicePart> = {
+  opencti: openctiPart,
+};
+
 export async function startService(config: Config, log: Logger): Promise<RunningService> {
-  registerSecret(config.opencti.token);
-  registerSecret(config.microsoft_defender_intel.client_secret);
-  const flow = activeFlows(config)[0]!;
-  if (flow.missing.length > 0) requireKeys(config, flow.missing);
+  registerConfigSecrets(config);
+  const problems = flowProblems(config);
+  if (problems.noFlow) throw new ConfigError([problems.noFlow]);
+  if (problems.missingKeys.length > 0) requireKeys(config, problems.missingKeys);
   warnInsecureTls(config, log);
 
   const metrics = new Metrics(true);
   let store: Store;
   try {
-    store = openStore(config);
+    store = await openStore(config);
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError([`store.dir [env STORE_DIR]: cannot open the state store in ${config.store.dir} (${(err as Error).message}); make the directory writable`]);
   }
-  const defender = createDefenderSink(config, store, log, metrics);
-  const workers: DeliveryWorker[] = [defender.worker];
-  const pipeline = new Pipeline(store, new Router([defender.route]), log, metrics);
-
-  let source: OpenCtiSource | null = null;
-  const ingest = new IngestLoop(OPENCTI, pipeline, {
-    batchSize: config.pipeline.batch_size, batchMs: config.pipeline.batch_ms, queueSize: config.pipeline.queue_size,
-  }, log, {
-    onCommitted: (r) => { if (r.ops.length > 0) for (const w of workers) w.wake(); },
-    onFull: () => source?.pause(),
-    onDrained: () => source?.resume(),
-  });
-  source = new OpenCtiSource(config, store, ingest, log, metrics);
+  const ctx: ServiceContext = { config, store, log, metrics };
+  const hub = new IndicatorHub(ctx);
+  const parts: ServicePart[] = [...hub.parts()];
+  for (const source of activeSources(config)) {
+    const build = SOURCE_PARTS[source];
+    if (build) parts.push(build(ctx, hub));
+  }
+  const sources = parts.filter((p) => p.kind === 'source');
+  const sinks = parts.filter((p) => p.kind === 'sink');
 
   const health = new HealthServer(metrics, [
-    { name: 'opencti', check: async () => (source!.connected ? null : `stream not connected${source!.lastError ? `: ${source!.lastError}` : ''}`) },
-    { name: 'store', check: async () => { await store.ping(); return ingest.lastError ? `cannot commit: ${ingest.lastError}` : null; } },
+    ...parts.filter((p) => p.health).map((p) => ({ name: p.name, check: () => p.health!() })),
+    { name: 'store', check: async () => { await store.ping(); return null; } },
   ], config.connector.expose_metrics, async () => {
     // An empty outbox has no row per sink: zero every known sink first.
-    for (const sink of [defender.route.sink]) {
+    for (const sink of sinks.flatMap((p) => p.sinks ?? [])) {
       metrics.outboxPending.set({ sink }, 0);
       metrics.outboxOldestSeconds.set({ sink }, 0);
     }
@@ -77,9 +89,10 @@ export async function startService(config: Config, log: Logger): Promise<Running
     throw new ConfigError([`connector.metrics_port [env CONNECTOR_METRICS_PORT]: cannot listen on ${config.connector.metrics_host}:${config.connector.metrics_port} (${(err as Error).message}); choose a free port`]);
   }
 
-  for (const w of workers) w.start();
-  await source.start();
-  log.info({ flows: [flow.name] }, 'ThreatBridge started');
+  // Sinks first, so the first committed operations find a worker.
+  for (const p of sinks) await p.start();
+  for (const p of sources) await p.start();
+  log.info({ flows: activeFlows(config).map((f) => f.name) }, 'ThreatBridge started');
 
   let stopping: Promise<void> | null = null;
   return {
@@ -87,11 +100,9 @@ export async function startService(config: Config, log: Logger): Promise<Running
     stop: () => (stopping ??= (async () => {
       const bound = config.connector.shutdown_timeout * 1000;
       log.info({ boundMs: bound }, 'stopping: no more reading, flushing in-flight work');
-      source!.stop();
-      const drained = await ingest.drain(Math.floor(bound / 2));
-      ingest.stop();
-      if (!drained) log.warn({ queued: ingest.size }, 'some events were not stored before shutdown; they will be read again on restart');
-      await Promise.all(workers.map((w) => w.stop(Math.floor(bound / 2))));
+      const half = Math.floor(bound / 2);
+      await Promise.all(sources.map((p) => p.stop(half).catch((err) => log.warn({ part: p.name, ...errorFields(err) }, 'source stop failed'))));
+      await Promise.all(sinks.map((p) => p.stop(half).catch((err) => log.warn({ part: p.name, ...errorFields(err) }, 'sink stop failed'))));
       await health.stop().catch((err) => log.warn(errorFields(err), 'health server close failed'));
       await store.close();
       log.info('stopped');

@@ -69,6 +69,10 @@ export class ClaimSet {
     for (const key of [...(this.bySource.get(sourceId) ?? [])]) this.remove(key, sourceId);
   }
 
+  claimsOn(key: string): Claim[] {
+    return [...(this.byKey.get(key)?.values() ?? [])];
+  }
+
   effective(key: string): Claim | null {
     return effectiveClaim(this.byKey.get(key)?.values() ?? []);
   }

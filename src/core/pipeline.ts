@@ -54,11 +54,11 @@ export class Pipeline {
 
     const ops: SinkOp[] = [];
     for (const key of claims.touched) {
-      const claim = claims.effective(key);
-      for (const decision of this.router.route(key, claim, now)) {
+      const on = claims.claimsOn(key);
+      for (const decision of this.router.route(key, on, now)) {
         if (decision.op) ops.push(decision.op);
         if (this.log.isLevelEnabled('debug')) {
-          this.log.debug({ source, key, sink: decision.sink, decision: decision.reason, sourceRef: claim?.change.sourceRef.id }, 'routing decision');
+          this.log.debug({ source, key, sink: decision.sink, decision: decision.reason, sourceRefs: on.map((c) => c.change.sourceRef.id) }, 'routing decision');
         }
       }
     }

@@ -4,6 +4,7 @@ import type { Store } from './types.js';
 
 export type { Store } from './types.js';
 
-export function openStore(config: Config): Store {
+/** Opens the configured engine and applies its migrations. */
+export async function openStore(config: Config): Promise<Store> {
   return new SqliteStore(config.store.dir);
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, configKeys, envName, loadConfig, requireKeys } from '../../src/config/load.js';
-import { activeFlows } from '../../src/config/schema.js';
+import { activeFlows, flowProblems, flowStatuses } from '../../src/config/flows.js';
 
 const base = {
   OPENCTI_URL: 'http://opencti:8080/',
@@ -50,7 +50,21 @@ describe('config loading', () => {
     expect(d.expire_time).to.equal(30);
     expect(d.default_action).to.equal('Alert');
     expect(d.passive_only).to.equal(false);
-    expect(activeFlows(c)[0]!.missing).to.deep.equal([]);
+    expect(activeFlows(c).map((f) => f.name)).to.deep.equal(['opencti -> defender']);
+  });
+
+  it('asks for at least one flow, and for every key of a flow the user started to configure', () => {
+    const none = flowProblems(loadConfig({ env: {}, file: emptyFile() }));
+    expect(none.noFlow).to.match(/no flow is configured/).and.to.include('opencti.url');
+    const partial = flowProblems(loadConfig({ env: { OPENCTI_URL: 'http://opencti:8080' }, file: emptyFile() }));
+    expect(partial.noFlow).to.equal(null);
+    expect(partial.missingKeys).to.include.members(['opencti.token', 'connector.live_stream_id', 'microsoft_defender_intel.client_secret']);
+  });
+
+  it('sends an indicator source only to the sinks in its targets', () => {
+    const c = loadConfig({ env: { ...base, OPENCTI_TARGETS: 'defender' }, file: emptyFile() });
+    expect(flowStatuses(c).filter((f) => f.wanted).map((f) => f.name)).to.deep.equal(['opencti -> defender']);
+    expect(() => loadConfig({ env: { ...base, OPENCTI_TARGETS: 'splunk' }, file: emptyFile() })).to.throw(ConfigError, /opencti\.targets/);
   });
 
   it('lets the environment win over the YAML file and parses booleans, numbers, lists and maps', () => {
@@ -101,7 +115,8 @@ describe('config loading', () => {
 
   it('refuses the sample placeholders', () => {
     const c = loadConfig({ env: { ...base, OPENCTI_TOKEN: 'ChangeMe' }, file: emptyFile() });
-    expect(activeFlows(c)[0]!.missing).to.deep.equal(['opencti.token']);
+    expect(flowStatuses(c)[0]!.missing).to.deep.equal(['opencti.token']);
+    expect(flowProblems(c).missingKeys).to.deep.equal(['opencti.token']);
     expect(() => requireKeys(c, ['opencti.token'])).to.throw(ConfigError, /placeholder "ChangeMe"/);
   });
 

@@ -1,0 +1,25 @@
+// Field types several config sections share.
+import { z } from 'zod';
+import { OBSERVABLE_TYPES } from '../core/types.js';
+
+export const httpUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//i.test(u), 'must start with http:// or https://')
+  .transform((u) => u.replace(/\/+$/, ''));
+
+export const logLevel = z
+  .string()
+  .transform((s) => s.toLowerCase())
+  .pipe(z.enum(['debug', 'info', 'warn', 'error']));
+
+export const observableType = z.enum(OBSERVABLE_TYPES as [string, ...string[]]);
+
+/** Sinks that take indicators; each indicator source lists the ones it feeds (`<source>.targets`). */
+export const INDICATOR_SINKS = ['defender'] as const;
+export type IndicatorSinkName = (typeof INDICATOR_SINKS)[number];
+
+export const indicatorTargets = z
+  .array(z.enum(INDICATOR_SINKS))
+  .default(['defender'])
+  .transform((t) => [...new Set(t)]);

@@ -1,0 +1,100 @@
+// Which flows the configuration asks for, and what each still lacks. A flow is *wanted* when its
+// source is configured (and, for indicator sources, lists the sink in `<source>.targets`); a wanted
+// flow must have every required key, or start-up stops naming them.
+import { INDICATOR_SINKS, type IndicatorSinkName } from './fields.js';
+import type { Config } from './schema.js';
+
+export interface FlowStatus {
+  /** e.g. "opencti -> defender" */
+  name: string;
+  source: string;
+  sink: string;
+  wanted: boolean;
+  /** Required keys that are unset or still the sample's placeholder. */
+  missing: string[];
+}
+
+type Pairs = [string, unknown][];
+
+const unset = (v: unknown) => v === undefined || v === '' || v === 'ChangeMe';
+const missing = (pairs: Pairs) => pairs.filter(([, v]) => unset(v)).map(([k]) => k);
+
+/** Entra ID application credentials; every Microsoft API flow uses them. */
+export function microsoftCredentialKeys(c: Config): Pairs {
+  const d = c.microsoft_defender_intel;
+  return [
+    ['microsoft_defender_intel.tenant_id', d.tenant_id],
+    ['microsoft_defender_intel.client_id', d.client_id],
+    ['microsoft_defender_intel.client_secret', d.client_secret],
+  ];
+}
+
+const INDICATOR_SINK_KEYS: Record<IndicatorSinkName, (c: Config) => Pairs> = {
+  defender: microsoftCredentialKeys,
+};
+
+interface IndicatorSourceSpec {
+  source: string;
+  wanted(c: Config): boolean;
+  targets(c: Config): readonly string[];
+  required(c: Config): Pairs;
+}
+
+const INDICATOR_SOURCES: IndicatorSourceSpec[] = [
+  {
+    source: 'opencti',
+    wanted: (c) => !unset(c.opencti.url) || !unset(c.connector.live_stream_id),
+    targets: (c) => c.opencti.targets,
+    required: (c) => [
+      ['opencti.url', c.opencti.url],
+      ['opencti.token', c.opencti.token],
+      ['connector.id', c.connector.id],
+      ['connector.live_stream_id', c.connector.live_stream_id],
+    ],
+  },
+];
+
+export function flowStatuses(c: Config): FlowStatus[] {
+  const flows: FlowStatus[] = [];
+  for (const spec of INDICATOR_SOURCES) {
+    for (const sink of INDICATOR_SINKS) {
+      flows.push({
+        name: `${spec.source} -> ${sink}`,
+        source: spec.source,
+        sink,
+        wanted: spec.wanted(c) && spec.targets(c).includes(sink),
+        missing: missing([...spec.required(c), ...INDICATOR_SINK_KEYS[sink](c)]),
+      });
+    }
+  }
+  return flows;
+}
+
+/** Flows that are wanted and fully configured. */
+export function activeFlows(c: Config): FlowStatus[] {
+  return flowStatuses(c).filter((f) => f.wanted && f.missing.length === 0);
+}
+
+/** Indicator sinks some active flow feeds. */
+export function activeIndicatorSinks(c: Config): Set<string> {
+  return new Set(activeFlows(c).map((f) => f.sink).filter((s) => (INDICATOR_SINKS as readonly string[]).includes(s)));
+}
+
+/** Sources some active flow reads. */
+export function activeSources(c: Config): Set<string> {
+  return new Set(activeFlows(c).map((f) => f.source));
+}
+
+/**
+ * Start-up check: the problems that stop the service, as `key: what to do` lines; empty when at
+ * least one flow is wanted and every wanted flow is complete.
+ */
+export function flowProblems(c: Config): { missingKeys: string[]; noFlow: string | null } {
+  const statuses = flowStatuses(c);
+  const wanted = statuses.filter((f) => f.wanted);
+  if (wanted.length === 0) {
+    const hints = statuses.map((f) => `${f.name}: set ${f.missing.join(', ') || 'its source keys'}`);
+    return { missingKeys: [], noFlow: `no flow is configured; configure at least one:\n    ${hints.join('\n    ')}` };
+  }
+  return { missingKeys: [...new Set(wanted.flatMap((f) => f.missing))], noFlow: null };
+}

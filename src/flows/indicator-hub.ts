@@ -1,0 +1,68 @@
+// Indicator sources (OpenCTI, MISP) share one claim store, one router and the indicator sinks
+// (Defender, Sentinel): the strongest claim from the sources a sink listens to decides what it holds.
+import { INDICATOR_SINKS, type IndicatorSinkName } from '../config/fields.js';
+import { activeFlows } from '../config/flows.js';
+import type { Config } from '../config/schema.js';
+import type { DeliveryWorker } from '../core/delivery.js';
+import { IngestLoop } from '../core/ingest-loop.js';
+import { Pipeline } from '../core/pipeline.js';
+import { fromSources, Router, type SinkRoute } from '../core/router.js';
+import type { SourceRef } from '../core/types.js';
+import { createDefenderSink, defenderRoute } from '../sinks/defender/index.js';
+import { workerPart, type ServiceContext, type ServicePart } from './parts.js';
+
+export interface IndicatorSink {
+  route: SinkRoute;
+  worker: DeliveryWorker;
+}
+
+/** How each indicator sink is built from configuration. */
+const SINK_FACTORIES: Record<IndicatorSinkName, { create(ctx: ServiceContext): IndicatorSink; route(config: Config): SinkRoute }> = {
+  defender: {
+    create: ({ config, store, log, metrics }) => createDefenderSink(config, store, log, metrics),
+    route: defenderRoute,
+  },
+};
+
+/** Which source systems feed each indicator sink, from the active flows. */
+function sourcesBySink(config: Config): Map<string, SourceRef['system'][]> {
+  const out = new Map<string, SourceRef['system'][]>();
+  for (const f of activeFlows(config)) {
+    if (!(INDICATOR_SINKS as readonly string[]).includes(f.sink)) continue;
+    out.set(f.sink, [...(out.get(f.sink) ?? []), f.source as SourceRef['system']]);
+  }
+  return out;
+}
+
+/** The router of the active indicator flows, without clients (replay and tests). */
+export function indicatorRouter(config: Config): Router {
+  return new Router([...sourcesBySink(config)].map(([sink, systems]) =>
+    fromSources(SINK_FACTORIES[sink as IndicatorSinkName].route(config), systems)));
+}
+
+export class IndicatorHub {
+  readonly sinks: IndicatorSink[];
+  readonly pipeline: Pipeline;
+
+  constructor(private readonly ctx: ServiceContext) {
+    this.sinks = [...sourcesBySink(ctx.config)].map(([sink, systems]) => {
+      const built = SINK_FACTORIES[sink as IndicatorSinkName].create(ctx);
+      return { route: fromSources(built.route, systems), worker: built.worker };
+    });
+    this.pipeline = new Pipeline(ctx.store, new Router(this.sinks.map((s) => s.route)), ctx.log, ctx.metrics);
+  }
+
+  /** A bounded ingest loop for one source; committed operations wake the sink workers. */
+  ingestLoop(source: string, hooks: { pause(): void; resume(): void }): IngestLoop {
+    const p = this.ctx.config.pipeline;
+    return new IngestLoop(source, this.pipeline, { batchSize: p.batch_size, batchMs: p.batch_ms, queueSize: p.queue_size }, this.ctx.log, {
+      onCommitted: (r) => { if (r.ops.length > 0) for (const s of this.sinks) s.worker.wake(); },
+      onFull: () => hooks.pause(),
+      onDrained: () => hooks.resume(),
+    });
+  }
+
+  parts(): ServicePart[] {
+    return this.sinks.map((s) => workerPart(s.route.sink, s.route.sink, s.worker));
+  }
+}

@@ -1,0 +1,38 @@
+// What the service is made of: long-running parts (source readers, sink workers) sharing one
+// context. Each flow module turns configuration into parts; service.ts starts and stops them.
+import type { Config } from '../config/schema.js';
+import type { DeliveryWorker } from '../core/delivery.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Store } from '../store/types.js';
+
+export interface ServiceContext {
+  config: Config;
+  store: Store;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export interface ServicePart {
+  /** Shown in /readyz and logs, e.g. "opencti", "iris". */
+  readonly name: string;
+  readonly kind: 'source' | 'sink';
+  /** Outbox names whose gauges /metrics shows (sinks only). */
+  readonly sinks?: readonly string[];
+  start(): Promise<void>;
+  /** Sources stop reading and store what they hold; sinks finish in-flight calls. Within `boundMs`. */
+  stop(boundMs: number): Promise<void>;
+  /** null when ready, else why not. */
+  health?(): Promise<string | null>;
+}
+
+/** A delivery worker as a part. */
+export function workerPart(name: string, sink: string, worker: DeliveryWorker): ServicePart {
+  return {
+    name,
+    kind: 'sink',
+    sinks: [sink],
+    start: async () => worker.start(),
+    stop: (boundMs) => worker.stop(boundMs),
+  };
+}
