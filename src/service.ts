@@ -5,6 +5,7 @@ import { activeFlows, activeSources, flowProblems } from './config/flows.js';
 import { ConfigError, requireKeys } from './config/load.js';
 import { SECRET_KEYS, type Config } from './config/schema.js';
 import { IndicatorHub } from './flows/indicator-hub.js';
+import { mispPart } from './flows/misp.js';
 import { openctiPart } from './flows/opencti.js';
 import type { ServiceContext, ServicePart } from './flows/parts.js';
 import { HealthServer } from './observability/health.js';
@@ -39,6 +40,7 @@ export function warnInsecureTls(config: Config, log: Logger): void {
 /** Sources whose part is built by a flow module; indicator sources get the hub. */
 const SOURCE_PARTS: Record<string, (ctx: ServiceContext, hub: IndicatorHub) => ServicePart> = {
   opencti: openctiPart,
+  misp: mispPart,
 };
 
 export async function startService(config: Config, log: Logger): Promise<RunningService> {

@@ -52,6 +52,17 @@ const INDICATOR_SOURCES: IndicatorSourceSpec[] = [
       ['connector.live_stream_id', c.connector.live_stream_id],
     ],
   },
+  {
+    source: 'misp',
+    wanted: (c) => !unset(c.misp.url) || !unset(c.misp.zmq_url),
+    targets: (c) => c.misp.targets,
+    required: (c) => [
+      ['misp.url', c.misp.url],
+      ['misp.key', c.misp.key],
+      ...(c.misp.otx_exclude ? [['otx.api_key', c.otx.api_key] as [string, unknown]] : []),
+      ...(c.misp.zmq_username ? [['misp.zmq_password', c.misp.zmq_password] as [string, unknown]] : []),
+    ],
+  },
 ];
 
 export function flowStatuses(c: Config): FlowStatus[] {

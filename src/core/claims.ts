@@ -56,6 +56,9 @@ export class ClaimSet {
     const next = new Map(changes.map((ch) => [observableKey(ch.observable), ch]));
     for (const key of [...(this.bySource.get(sourceId) ?? [])]) if (!next.has(key)) this.remove(key, sourceId);
     for (const [key, change] of next) {
+      // The same assertion again (both MISP paths, a re-sent event) changes nothing downstream.
+      const held = this.byKey.get(key)?.get(sourceId);
+      if (held && sameChange(held.change, change)) continue;
       const claim: Claim = { key, sourceId, change, updatedAt: now };
       const id = `${key}\u0000${sourceId}`;
       this.put(claim);
@@ -63,6 +66,14 @@ export class ClaimSet {
       this.upserts.set(id, claim);
       this.touched.add(key);
     }
+  }
+
+  /** Source objects with claims whose id starts with `prefix`. */
+  sourcesWithPrefix(prefix: string, onlyClaimedBefore = Infinity): string[] {
+    return [...this.bySource.entries()]
+      .filter(([id, keys]) => id.startsWith(prefix) && keys.size > 0
+        && [...keys].every((k) => (this.byKey.get(k)?.get(id)?.updatedAt ?? 0) < onlyClaimedBefore))
+      .map(([id]) => id);
   }
 
   retract(sourceId: string): void {
@@ -80,4 +91,8 @@ export class ClaimSet {
   changes(): { upserts: Claim[]; deletes: { key: string; sourceId: string }[] } {
     return { upserts: [...this.upserts.values()], deletes: [...this.deletes.values()] };
   }
+}
+
+function sameChange(a: IndicatorChange, b: IndicatorChange): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }

@@ -38,12 +38,14 @@ export class Pipeline {
     const timer = this.metrics.batchSeconds.startTimer({ source });
     const keys: string[] = [];
     const sourceIds: string[] = [];
+    const prefixes: string[] = [];
     for (const { normalised: n } of items) {
       for (const c of n.changes) keys.push(observableKey(c.observable));
       if (n.sourceRef) sourceIds.push(n.sourceRef.id);
       sourceIds.push(...n.alsoRetract);
+      if (n.retractGroup) prefixes.push(n.retractGroup.prefix);
     }
-    const claims = new ClaimSet(await this.store.loadClaims(keys, sourceIds));
+    const claims = new ClaimSet(await this.store.loadClaims(keys, sourceIds, prefixes));
     const deadLetters: DeadLetterInput[] = [];
     let checkpoint: Checkpoint | null = null;
 
@@ -74,6 +76,10 @@ export class Pipeline {
     const ref = n.sourceRef?.id;
     // Objects merged into another one assert nothing any more, whatever becomes of the target.
     for (const id of n.alsoRetract) claims.retract(id);
+    if (n.retractGroup) {
+      const keep = new Set(n.retractGroup.keep);
+      for (const id of claims.sourcesWithPrefix(n.retractGroup.prefix, n.retractGroup.onlyClaimedBefore)) if (!keep.has(id)) claims.retract(id);
+    }
     for (const s of n.skipped) {
       this.metrics.skipped.inc({ source, reason: s.code });
       this.log.info({ source, event: item.event, position: item.position, sourceRef: ref, reason: s.code, detail: s.detail }, 'observable skipped');

@@ -45,6 +45,20 @@ export interface IndicatorChange {
   validFrom: string | null;
   validUntil: string | null;
   sourceRef: SourceRef;
+  /** What the source's own rules decided for the sinks (MISP routing rules, tags, config). */
+  hints?: SinkHints;
+}
+
+/** Source-decided sink fields; a sink's own forced settings (passive_only, a forced action) still win. */
+export interface SinkHints {
+  /** Enforcement wanted: a Defender action name (legacy names allowed). */
+  action?: string;
+  severity?: 'Informational' | 'Low' | 'Medium' | 'High';
+  /** validUntil is the source's expiry policy: sinks keep it instead of capping it with their default days. */
+  ownExpiry?: boolean;
+  application?: string;
+  recommendedActions?: string;
+  generateAlert?: boolean;
 }
 
 /** Why an input was not turned into a change: stable code plus a readable detail. */
@@ -65,6 +79,12 @@ export interface NormalisedEvent {
   retractAll: boolean;
   /** Other source objects that stopped asserting anything (merged into this one). */
   alsoRetract: string[];
+  /**
+   * A container's full state (a published MISP event): every source object whose id starts with
+   * `prefix` and is not in `keep` stopped asserting anything (a full sync limits this to claims
+   * made before it started, so what arrived meanwhile stays).
+   */
+  retractGroup?: { prefix: string; keep: string[]; onlyClaimedBefore?: number };
   /** Observables the object produced that could not be used (unknown type, invalid value). */
   skipped: Rejection[];
   /** The whole event is unusable (malformed): dead-letter it with the raw payload. */

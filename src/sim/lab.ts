@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EntraSimulator } from './entra.js';
 import { DefenderSimulator } from './defender.js';
+import { MispSimulator } from './misp/server.js';
 import { OpenCtiSimulator } from './opencti/index.js';
 import { createTestCertificate } from './tls.js';
 
@@ -14,18 +15,24 @@ export const LAB_CLIENT = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
 export const LAB_SECRET = 'lab-client-secret-value';
 export const LAB_TOKEN = 'lab-opencti-token-value';
 export const LAB_STREAM = 'lab-live-stream';
+/** MISP keys are 40 alphanumerics. */
+export const LAB_MISP_KEY = 'LabMispKey0000000000000000000000000000000';
 
 export interface LabOptions {
   heartbeatMs?: number;
   timeScale?: number;
   rateLimits?: boolean;
   maxIndicators?: number;
+  /** Start a MISP simulator too (REST + ZeroMQ). */
+  misp?: boolean;
+  mispHeartbeatMs?: number;
 }
 
 export class Lab {
   entra!: EntraSimulator;
   defender!: DefenderSimulator;
   opencti!: OpenCtiSimulator;
+  misp: MispSimulator | null = null;
   caPath!: string;
   readonly stateDir = mkdtempSync(join(tmpdir(), 'threatbridge-lab-'));
   readonly connectorId = randomUUID();
@@ -45,6 +52,7 @@ export class Lab {
     await this.defender.start();
     this.opencti = new OpenCtiSimulator({ token: LAB_TOKEN, streams: [LAB_STREAM], heartbeatMs: this.options.heartbeatMs ?? 1000, blockMs: 1000, batchPauseMs: 10 });
     await this.opencti.start();
+    if (this.options.misp) this.misp = await new MispSimulator({ key: LAB_MISP_KEY, heartbeatMs: this.options.mispHeartbeatMs ?? 1000 }).start();
     return this;
   }
 
@@ -72,11 +80,12 @@ export class Lab {
       MICROSOFT_DEFENDER_INTEL_LOGIN_URL: this.entra.url,
       MICROSOFT_DEFENDER_INTEL_BASE_URL: this.defender.url,
       THREATBRIDGE_TIME_SCALE: String(this.options.timeScale ?? 1),
+      ...(this.misp ? { MISP_URL: this.misp.url, MISP_KEY: LAB_MISP_KEY, MISP_ZMQ_URL: this.misp.zmqUrl, MISP_ZMQ_HEARTBEAT_TIMEOUT: '15' } : {}),
       ...overrides,
     };
   }
 
   async stop(): Promise<void> {
-    await Promise.allSettled([this.opencti?.stop(), this.defender?.stop(), this.entra?.stop()]);
+    await Promise.allSettled([this.opencti?.stop(), this.defender?.stop(), this.entra?.stop(), this.misp?.stop()]);
   }
 }

@@ -112,7 +112,7 @@ export class SqliteStore implements Store {
       .run(source, cp.position, json(cp.state), Date.now());
   }
 
-  async loadClaims(keys: string[], sourceIds: string[]): Promise<Claim[]> {
+  async loadClaims(keys: string[], sourceIds: string[], sourcePrefixes: string[] = []): Promise<Claim[]> {
     const found = new Map<string, Claim>();
     const add = (rows: { key: string; source_id: string; change: string; updated_at: number }[]) => {
       for (const r of rows) {
@@ -121,6 +121,9 @@ export class SqliteStore implements Store {
     };
     for (const part of chunks([...new Set(sourceIds)])) {
       add(this.db.prepare(`SELECT * FROM claims WHERE source_id IN (${part.map(() => '?').join(',')})`).all(...part) as never);
+    }
+    for (const prefix of new Set(sourcePrefixes)) {
+      add(this.db.prepare('SELECT * FROM claims WHERE source_id >= ? AND source_id < ?').all(prefix, `${prefix}\uffff`) as never);
     }
     const bySource = [...found.values()].map((c) => c.key);
     for (const part of chunks([...new Set([...keys, ...bySource])])) {

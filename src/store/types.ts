@@ -61,8 +61,11 @@ export interface Store {
   setCheckpoint(source: string, checkpoint: Checkpoint): Promise<void>;
   /** Forget where a source stopped: its next start begins as a first start. */
   resetCheckpoint(source: string): Promise<boolean>;
-  /** Claims on the given keys, plus every claim made by the given source ids. */
-  loadClaims(keys: string[], sourceIds: string[]): Promise<Claim[]>;
+  /**
+   * Claims on the given keys, plus every claim made by the given source ids or by source ids
+   * starting with one of `sourcePrefixes` (a MISP event's attributes), plus every claim on their keys.
+   */
+  loadClaims(keys: string[], sourceIds: string[], sourcePrefixes?: string[]): Promise<Claim[]>;
   commit(unit: CommitUnit): Promise<void>;
 
   /** Lease up to `limit` due operations of a sink (oldest first); a leased key is not handed out twice. */

@@ -3,7 +3,7 @@
 // actions a type does not take); such cases become a removal with a reason instead.
 import { expandIpv6 } from '../../core/observables.js';
 import type { IndicatorChange, ObservableType } from '../../core/types.js';
-import type { DefenderActionInput } from '../../config/schema.js';
+import { DEFENDER_ACTIONS, type DefenderActionInput } from './config.js';
 
 export type DefenderIndicatorType =
   | 'FileSha1' | 'FileMd5' | 'FileSha256' | 'CertificateThumbprint' | 'IpAddress' | 'DomainName' | 'Url';
@@ -65,6 +65,10 @@ function allowedActions(type: DefenderIndicatorType): readonly DefenderAction[] 
   return ['Allowed', 'Audit', 'Warn', 'Block'];
 }
 
+function isActionInput(a: string): a is DefenderActionInput {
+  return (DEFENDER_ACTIONS as readonly string[]).includes(a);
+}
+
 /** Score bands of the seed connector: ≥60 Block/High, 30–59 Alert/Medium, 1–29 Warn/Low, 0 Audit/Informational. */
 export function actionForScore(score: number): DefenderActionInput {
   if (score >= 60) return 'Block';
@@ -111,16 +115,18 @@ export function mapToDefender(change: IndicatorChange, m: DefenderMapping, now: 
   if (change.score !== null && change.score < m.minScore) {
     return { kind: 'delete', reason: `score ${change.score} below min_score ${m.minScore}` };
   }
+  const hints = change.hints ?? {};
   const days = m.expireDaysByType[change.observable.type] ?? m.expireDays;
   let expires = now + days * 86_400_000;
   const validUntil = change.validUntil ? Date.parse(change.validUntil) : NaN;
-  if (!Number.isNaN(validUntil) && validUntil < expires) expires = validUntil;
+  if (!Number.isNaN(validUntil) && (validUntil < expires || hints.ownExpiry)) expires = validUntil;
   if (expires <= now) return { kind: 'delete', reason: `expired (valid_until ${change.validUntil})` };
 
   let why: string;
   let wanted: DefenderActionInput;
   if (m.passiveOnly) { wanted = 'Audit'; why = 'passive_only'; }
   else if (m.action) { wanted = m.action; why = 'configured action'; }
+  else if (hints.action && isActionInput(hints.action)) { wanted = hints.action; why = `${change.sourceRef.system} rule`; }
   else if (change.score === null) { wanted = m.defaultAction; why = 'no score: default_action'; }
   else { wanted = actionForScore(change.score); why = `score ${change.score}`; }
   const action = resolveAction(wanted, type);
@@ -142,14 +148,16 @@ export function mapToDefender(change: IndicatorChange, m: DefenderMapping, now: 
     action,
     title: truncate(change.title || value, 200),
     description: truncate(lines.join('\n'), 1000),
-    severity: severityForScore(change.score),
+    severity: hints.severity ?? severityForScore(change.score),
     expirationTime: defenderTime(expires),
-    // Audit is only accepted with an alert; the other actions alert as the seed connector did.
-    generateAlert: true,
-    application: m.application,
+    // Audit is only accepted with an alert; the other actions alert as the seed connector did
+    // unless the source's config says otherwise.
+    generateAlert: action === 'Audit' || hints.generateAlert !== false,
+    application: hints.application ?? m.application,
     externalId: change.sourceRef.id,
   };
-  if (m.recommendedActions) body.recommendedActions = m.recommendedActions;
+  const recommended = hints.recommendedActions ?? m.recommendedActions;
+  if (recommended) body.recommendedActions = recommended;
   if (m.rbacGroupNames.length > 0) body.rbacGroupNames = m.rbacGroupNames;
   if (m.educateUrl && type === 'Url' && (action === 'Block' || action === 'Warn')) body.educateUrl = m.educateUrl;
   return { kind: 'upsert', body, reason: `${action}/${body.severity} (${why})` };

@@ -1,0 +1,235 @@
+// A MISP instance on loopback: REST (/attributes/restSearch, /events/restSearch) with MISP's key
+// auth and error shapes, and the ZeroMQ publisher with MISP's topic framing and idle heartbeat.
+// Test helpers mutate data the way MISP's UI/API would and publish what MISP publishes.
+import type http from 'node:http';
+import * as zmq from 'zeromq';
+import { LoopbackServer, readBody, sendJson } from '../loopback.js';
+import { attributeRow, eventHeader, fullEvent, MispData, type NewAttribute, type SimAttribute } from './data.js';
+import { searchAttributes } from './rest-search.js';
+
+export interface MispSimulatorOptions {
+  key: string;
+  /** ms without a message before misp_json_self (MISP: 10 s). */
+  heartbeatMs?: number;
+  /** Attribute restSearch calls allowed per window before 429 (MISP's optional role limit); unset = none. */
+  searchLimit?: number;
+}
+
+export interface ZmqPublished {
+  topic: string;
+  payload: string;
+  delivered: boolean;
+}
+
+export class MispSimulator {
+  readonly data = new MispData();
+  private readonly http: LoopbackServer;
+  private pub: zmq.Publisher | null = null;
+  private zmqPort = 0;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private lastSentAt = Date.now();
+  private searches = 0;
+  private down = false;
+  private sendChain: Promise<void> = Promise.resolve();
+  readonly published: ZmqPublished[] = [];
+  readonly requests: { path: string; body: Record<string, unknown>; status: number }[] = [];
+
+  constructor(private readonly o: MispSimulatorOptions) {
+    this.http = new LoopbackServer((req, res) => this.handle(req, res), {
+      onFailure: (res) => sendJson(res, 500, { name: 'An Internal Error Has Occurred.', message: 'An Internal Error Has Occurred.', url: '' }),
+    });
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.http.port}`;
+  }
+
+  get zmqUrl(): string {
+    return `tcp://127.0.0.1:${this.zmqPort}`;
+  }
+
+  async start(): Promise<this> {
+    await this.http.start();
+    await this.startZmq();
+    this.heartbeat = setInterval(() => {
+      if (Date.now() - this.lastSentAt >= (this.o.heartbeatMs ?? 10_000)) {
+        this.send('misp_json_self', JSON.stringify({ status: 'And when you\'re dead I will be still alive.', uptime: 10 }));
+      }
+    }, Math.max(50, Math.floor((this.o.heartbeatMs ?? 10_000) / 2)));
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.stopZmq();
+    await this.http.stop();
+  }
+
+  /** The publisher goes away (mispzmq.py stopped): what is published meanwhile is lost to subscribers. */
+  async stopZmq(): Promise<void> {
+    await this.sendChain;
+    const p = this.pub;
+    this.pub = null;
+    if (p && !p.closed) {
+      await p.unbind(this.zmqUrl).catch(() => undefined);
+      p.close();
+    }
+  }
+
+  /** The publisher comes back on the same port. */
+  async startZmq(): Promise<void> {
+    const pub = new zmq.Publisher({ linger: 0 });
+    // The port of a publisher just closed is released asynchronously.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await pub.bind(`tcp://127.0.0.1:${this.zmqPort}`);
+        break;
+      } catch (err) {
+        if (attempt >= 50 || this.zmqPort === 0) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    this.zmqPort = Number(/:(\d+)$/.exec(pub.lastEndpoint ?? '')?.[1] ?? 0);
+    this.pub = pub;
+  }
+
+  /** REST answers 500 while down (MISP behind a failing proxy or DB). */
+  setRestDown(down: boolean): void {
+    this.down = down;
+  }
+
+  /** Publish one raw frame (malformed payloads for tests). */
+  send(topic: string, payload: string): void {
+    this.lastSentAt = Date.now();
+    const entry: ZmqPublished = { topic, payload, delivered: this.pub !== null };
+    this.published.push(entry);
+    const pub = this.pub;
+    if (!pub) return;
+    this.sendChain = this.sendChain.then(() => pub.send(`${topic} ${payload}`)).catch(() => undefined);
+  }
+
+  private emit(topic: string, body: unknown): void {
+    this.send(topic, JSON.stringify(body));
+  }
+
+  // ---- what MISP does, and publishes, on each change ----
+
+  createEvent(input: { info: string; tags?: string[]; threat_level_id?: string }): string {
+    const e = this.data.createEvent(input);
+    this.emit('misp_json_event', {
+      Event: eventHeader(e), Orgc: e.orgc,
+      EventTag: e.tags.map((t, i) => ({ id: String(i + 1), event_id: e.id, tag_id: String(i + 1), local: false, relationship_type: '', Tag: { id: String(i + 1), name: t, colour: '#33FF00', exportable: true } })),
+      action: 'add',
+    });
+    return e.id;
+  }
+
+  addAttribute(eventId: string, input: NewAttribute): SimAttribute {
+    const a = this.data.addAttribute(eventId, input);
+    this.emitAttribute(a, 'add');
+    return a;
+  }
+
+  addObject(eventId: string, name: string, attributes: NewAttribute[]): SimAttribute[] {
+    const o = this.data.addObject(eventId, name);
+    this.emit('misp_json_object', { Object: { ...o }, action: 'add' });
+    return attributes.map((a) => this.addAttribute(eventId, { ...a, object_id: o.id, object_relation: a.object_relation ?? a.type }));
+  }
+
+  editAttribute(uuid: string, patch: Parameters<MispData['editAttribute']>[1]): SimAttribute {
+    const a = this.data.editAttribute(uuid, patch);
+    this.emitAttribute(a, 'edit');
+    return a;
+  }
+
+  softDeleteAttribute(uuid: string, sanitise = false): void {
+    const a = this.data.softDeleteAttribute(uuid, sanitise);
+    this.emitAttribute(a, 'soft-delete');
+  }
+
+  hardDeleteAttribute(uuid: string): void {
+    const a = this.data.hardDeleteAttribute(uuid);
+    const { tags: _tags, ...row } = a;
+    this.emit('misp_json_attribute', { Attribute: row, action: 'delete' });
+  }
+
+  /** Publish: the full event on misp_json (serialised before published=1 is saved, as MISP does). */
+  publish(eventId: string): void {
+    const before = this.data.event(eventId).published;
+    const e = this.data.publish(eventId);
+    const body = fullEvent(this.data, e);
+    body['published'] = before;
+    this.emit('misp_json', { Event: body });
+  }
+
+  deleteEvent(eventId: string): void {
+    const e = this.data.deleteEvent(eventId);
+    this.emit('misp_json_event', { Event: eventHeader(e), action: 'delete' });
+  }
+
+  private emitAttribute(a: SimAttribute, action: string): void {
+    const e = this.data.event(a.event_id);
+    const body: Record<string, unknown> = {
+      Attribute: attributeRow(a),
+      Event: { id: e.id, date: e.date, info: e.info, uuid: e.uuid, published: e.published, analysis: e.analysis, threat_level_id: e.threat_level_id,
+        org_id: '1', orgc_id: e.orgc.id, distribution: e.distribution, sharing_group_id: '0', Orgc: e.orgc },
+      action: a.deleted ? 'soft-delete' : action,
+    };
+    if (a.object_id !== '0') {
+      const o = this.data.objects.get(a.object_id);
+      if (o) body['Object'] = { id: o.id, name: o.name, uuid: o.uuid, 'meta-category': o.meta_category, event_id: o.event_id, deleted: o.deleted };
+    }
+    this.emit('misp_json_attribute', body);
+  }
+
+  // ---- REST ----
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.url);
+    const path = url.pathname.replace(/\/+$/, '');
+    const key = req.headers['authorization'] ?? req.headers['x-misp-auth'];
+    const keys = typeof key === 'string' ? key.split(',').map((k) => k.trim()) : [];
+    const fail = (status: number, message: string, headers: Record<string, string> = {}) => {
+      this.requests.push({ path, body: {}, status });
+      sendJson(res, status, { name: message, message, url: path }, headers);
+    };
+    if (!keys.includes(this.o.key)) {
+      return fail(403, 'Authentication failed. Please make sure you pass the API key of an API enabled user along in the Authorization header.');
+    }
+    if (this.down) return fail(500, 'An Internal Error Has Occurred.');
+    if (path !== '/attributes/restSearch' && path !== '/events/restSearch') return fail(404, 'Not Found');
+    if (req.method === 'GET' && [...url.searchParams.keys()].length === 0) return fail(400, 'Restsearch queries using GET and no parameters are not allowed.');
+    if (req.method !== 'POST') return fail(405, 'Method Not Allowed');
+    let body: Record<string, unknown>;
+    try {
+      const text = (await readBody(req, 10 * 1024 * 1024)).toString('utf8');
+      body = text.trim() ? JSON.parse(text) as Record<string, unknown> : {};
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Error('not an object');
+    } catch {
+      return fail(400, 'Invalid JSON input. Make sure that the JSON input is a correctly formatted JSON string.');
+    }
+    if (this.o.searchLimit !== undefined && ++this.searches > this.o.searchLimit) {
+      return fail(429, 'Rate limit exceeded.', { 'X-Rate-Limit-Limit': String(this.o.searchLimit), 'X-Rate-Limit-Remaining': '0', 'X-Rate-Limit-Reset': '1' });
+    }
+    const now = this.data.clock();
+    let out: unknown;
+    let count: number;
+    if (path === '/attributes/restSearch') {
+      const rows = searchAttributes(this.data, body, now);
+      out = { response: { Attribute: rows } };
+      count = rows.length;
+    } else {
+      const ids = new Set(searchAttributes(this.data, { ...body, limit: undefined, page: undefined }, now).map((r) => String(r['event_id'])));
+      const events = [...this.data.events.values()].filter((e) => ids.has(e.id)).map((e) => ({ Event: fullEvent(this.data, e) }));
+      out = { response: events };
+      count = events.length;
+    }
+    this.requests.push({ path, body, status: 200 });
+    sendJson(res, 200, out, { 'X-Result-Count': String(count), 'X-Response-Format': 'json' });
+  }
+
+  /** Let the search limit window reopen. */
+  resetSearchLimit(): void {
+    this.searches = 0;
+  }
+}

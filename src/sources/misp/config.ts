@@ -1,0 +1,85 @@
+// The `misp` config section: where MISP is, which attributes leave it, and how they are marked.
+import { z } from 'zod';
+import { httpUrl, indicatorTargets, observableType } from '../../config/fields.js';
+import { DEFENDER_ACTIONS } from '../../sinks/defender/config.js';
+
+const severity = z.enum(['Informational', 'Low', 'Medium', 'High']);
+const stringOrList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+
+/** A routing rule: attributes carrying `tag` (and of `type`, when given) get `action`, or never leave (`skip`). */
+const rule = z
+  .object({
+    tag: z.string().min(1).optional(),
+    type: z.string().min(1).optional(),
+    action: z.enum(['skip', ...DEFENDER_ACTIONS]),
+    severity: severity.optional(),
+  })
+  .strict()
+  .refine((r) => r.tag !== undefined || r.type !== undefined, 'a rule needs a tag or a type');
+
+export type MispRule = z.infer<typeof rule>;
+
+/** MISP's relative time ("2d", "12h", "30m", "45s") or epoch seconds. */
+const timeWindow = z.string().regex(/^(\d+[dhms]|\d{9,11})$/, 'must be like 2d, 12h, 30m, 45s or epoch seconds');
+
+export const mispSection = z
+  .object({
+    url: httpUrl.optional().describe('MISP base URL, e.g. https://misp.example.org'),
+    key: z.string().min(1).optional().describe('MISP automation key (40 characters; a sync-role key also sees deletions in other orgs\' events)'),
+    verify_cert: z.boolean().default(true).describe('verify MISP TLS certificates (true|false)'),
+    zmq_url: z.string().regex(/^tcp:\/\/[^:]+:\d+$/, 'must be like tcp://misp:50000').optional()
+      .describe('MISP ZeroMQ publisher, e.g. tcp://misp:50000; unset = REST polling only'),
+    zmq_username: z.string().min(1).optional().describe('ZeroMQ PLAIN username (MISP Plugin.ZeroMQ_username)'),
+    zmq_password: z.string().min(1).optional().describe('ZeroMQ PLAIN password'),
+    zmq_heartbeat_timeout: z.number().int().min(15).default(60)
+      .describe('seconds without any ZeroMQ message (MISP sends misp_json_self after 10 s idle) before reconnecting'),
+    targets: indicatorTargets.describe('indicator sinks that get MISP attributes (comma list of defender)'),
+    catchup_interval: z.number().int().min(10).default(300).describe('seconds between REST catch-ups from the last stored timestamp'),
+    full_sync_interval: z.number().int().min(0).default(86400)
+      .describe('seconds between full REST syncs that remove what MISP no longer holds (hard deletes); 0 = only on first start'),
+    page_size: z.number().int().min(10).max(10000).default(1000).describe('attributes per restSearch page'),
+    initial_lookback: timeWindow.optional().describe('first start only: read attributes changed in this window (e.g. 30d); unset = everything'),
+    published_only: z.boolean().default(true).describe('only attributes of published events (true|false)'),
+    to_ids_only: z.boolean().default(true).describe('only attributes with the IDS flag (true|false)'),
+    enforce_warninglist: z.boolean().default(true).describe('drop attributes that hit a MISP warninglist (true|false)'),
+    publish_timestamp: timeWindow.optional().describe('only events published within this window, e.g. 2d (as MISP2Defender)'),
+    tags_include: z.array(z.string().min(1)).default([]).describe('attributes (event or attribute tags) must carry one of these tags'),
+    tags_exclude: z.array(z.string().min(1)).default([]).describe('attributes carrying any of these tags never leave'),
+    event_filters: z.array(z.record(z.string(), stringOrList)).default([])
+      .describe('JSON list of filters; an attribute passes when one filter matches: every field (tags, type, category, org, info, threat_level_id, distribution) must match, a list value is an OR'),
+    vetted_event_tags: z.array(z.string().min(1)).default([])
+      .describe('events carrying one of these tags only pass attributes carrying a vetted tag'),
+    vetted_attribute_tags: z.array(z.string().min(1)).default(['course-of-action:active="deny"']).describe('tags that vet an attribute'),
+    rules: z.array(rule).default([{ tag: 'tlp:red', action: 'skip' }])
+      .describe('JSON list of {tag?, type?, action: skip|Audit|Warn|Block|…, severity?}; the first match wins'),
+    action_from_tags: z.boolean().default(true)
+      .describe('course-of-action tags pick the action: active deny/degrade/disrupt/deceive → Block, passive/detect/discover → Audit'),
+    action: z.enum(DEFENDER_ACTIONS).optional().describe('action when no rule or tag decides; unset = the sink\'s own choice'),
+    severity: severity.optional().describe('severity when the event threat level does not decide (1 High, 2 Medium, 3 Low)'),
+    application: z.string().min(1).optional().describe('application name on indicators from MISP; unset = the sink\'s'),
+    recommended_actions: z.string().min(1).optional().describe('recommendedActions text on indicators from MISP'),
+    generate_alert: z.boolean().default(true).describe('ask Defender to alert on hits of non-Audit indicators (true|false)'),
+    expire_days: z.number().int().min(1).max(36500).default(50).describe('days an attribute lives in the sinks (MISP2Defender: 50)'),
+    expire_days_by_type: z.partialRecord(observableType, z.number().int().min(1).max(36500))
+      .default({ ipv4: 90, ipv6: 90, url: 365, domain: 300, hostname: 300, md5: 36500, sha1: 36500, sha256: 36500 })
+      .describe('per observable type days, e.g. "ipv4=90,url=365"'),
+    tlp_clear_expire_days: z.number().int().min(1).max(36500).default(7).describe('days for TLP:CLEAR / TLP:WHITE attributes'),
+    expire_from: z.enum(['now', 'first_seen']).default('now').describe('count expiry from now or from the attribute\'s first_seen'),
+    use_last_seen: z.boolean().default(false).describe('expire at the attribute\'s last_seen when MISP has one (true|false)'),
+    otx_exclude: z.boolean().default(false).describe('leave out values AlienVault OTX already knows (needs otx.api_key)'),
+  })
+  .strict()
+  .prefault({});
+
+export const MISP_SECRET_KEYS = ['misp.key', 'misp.zmq_password'];
+
+export const otxSection = z
+  .object({
+    api_key: z.string().min(1).optional().describe('AlienVault OTX API key (for misp.otx_exclude)'),
+    url: httpUrl.default('https://otx.alienvault.com').describe('OTX API host'),
+    cache_hours: z.number().int().min(1).default(24).describe('hours an OTX answer is reused'),
+  })
+  .strict()
+  .prefault({});
+
+export const OTX_SECRET_KEYS = ['otx.api_key'];

@@ -1,0 +1,297 @@
+// MISP as an indicator source. ZeroMQ is the fast path and REST the truth: every gap (start,
+// reconnect, silence, overflow, hints of changes a message does not carry) and every
+// `catchup_interval` runs a restSearch from the stored attribute-timestamp watermark; every
+// `full_sync_interval` a full pass withdraws what MISP no longer holds (hard deletes are
+// invisible to incremental REST). The watermark advances in the same transaction as the effects.
+import type { Config } from '../../config/schema.js';
+import type { IngestItem } from '../../core/pipeline.js';
+import type { IngestLoop } from '../../core/ingest-loop.js';
+import type { NormalisedEvent } from '../../core/types.js';
+import { errorFields, type Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { Store } from '../../store/types.js';
+import { SUPPORTED_MISP_TYPES } from './attribute-types.js';
+import { readAttribute, readEvent, isObject, type MispEvent } from './model.js';
+import { attributeItem, EventCache, normaliseZmq, type MispContext, type MispItem } from './normalise.js';
+import { OtxLookup } from './otx.js';
+import { windowStart, type MispPolicy } from './policy.js';
+import { MispRest, type RestSearchBody } from './rest.js';
+import { ZmqFeed } from './zmq.js';
+
+export const MISP_SOURCE = 'misp';
+
+export interface MispState {
+  /** Attribute timestamp (epoch seconds) the next catch-up starts from; null = never synced. */
+  watermark: number | null;
+  /** Epoch ms of the last completed full sync. */
+  lastFullSync: number;
+}
+
+/** What ZeroMQ told us about an attribute recently, so that an older REST row cannot undo it. */
+interface Freshness {
+  timestamp: number;
+  removedAt: number | null;
+}
+
+const OVERLAP_S = 60;
+
+export class MispSource {
+  private readonly rest: MispRest;
+  private readonly ctx: MispContext;
+  private readonly feed: ZmqFeed | null;
+  private readonly otx: OtxLookup | null;
+  private state: MispState = { watermark: null, lastFullSync: 0 };
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wakeUp: (() => void) | null = null;
+  private catchUpWanted = false;
+  private readonly abort = new AbortController();
+  private readonly fresh = new Map<string, Freshness>();
+  private overflowing = false;
+  /** ZeroMQ items normalise synchronously but OTX is async: keep their order with one chain. */
+  private zmqChain: Promise<void> = Promise.resolve();
+  lastError: string | null = null;
+  lastSyncAt = 0;
+
+  constructor(
+    private readonly config: Config,
+    private readonly store: Store,
+    private readonly ingest: IngestLoop,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    const m = config.misp;
+    const policy: MispPolicy = { ...m, url: m.url! };
+    this.ctx = { policy, events: new EventCache(), now: () => Date.now() };
+    this.rest = new MispRest({ url: m.url!, key: m.key!, verifyTls: m.verify_cert, timeoutMs: 120_000, log });
+    this.feed = m.zmq_url
+      ? new ZmqFeed({
+        url: m.zmq_url, username: m.zmq_username, password: m.zmq_password, heartbeatTimeoutMs: m.zmq_heartbeat_timeout * 1000, log,
+        onMessage: (topic, payload) => this.onZmq(topic, payload),
+        onGap: (reason) => this.requestCatchUp(reason),
+      })
+      : null;
+    this.otx = m.otx_exclude && config.otx.api_key
+      ? new OtxLookup({ url: config.otx.url, apiKey: config.otx.api_key, cacheMs: config.otx.cache_hours * 3_600_000, timeoutMs: 15_000, log })
+      : null;
+  }
+
+  /** Ready when the last sync worked and, with ZeroMQ configured, the feed is connected. */
+  health(): string | null {
+    if (this.lastError) return this.lastError;
+    if (this.feed && !this.feed.connected) return `ZeroMQ feed not connected${this.feed.lastError ? `: ${this.feed.lastError}` : ''}`;
+    return null;
+  }
+
+  async start(): Promise<void> {
+    const saved = await this.store.getCheckpoint(MISP_SOURCE);
+    if (saved) this.state = { watermark: null, lastFullSync: 0, ...(saved.state as Partial<MispState>) };
+    this.log.info({ source: MISP_SOURCE, resume: this.state, zmq: !!this.feed }, saved ? 'resuming MISP' : 'first start of MISP');
+    this.running = true;
+    this.feed?.start();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.feed?.stop();
+    this.abort.abort();
+    this.wakeUp?.();
+    await this.loop?.catch(() => undefined);
+    await this.zmqChain;
+  }
+
+  pause(): void { this.overflowing = true; }
+  resume(): void { this.overflowing = false; }
+
+  requestCatchUp(reason: string): void {
+    this.log.debug({ source: MISP_SOURCE, reason }, 'REST catch-up requested');
+    this.catchUpWanted = true;
+    this.wakeUp?.();
+  }
+
+  private onZmq(topic: string, payload: string): void {
+    if (this.overflowing) {
+      // PUB/SUB cannot be paused: drop and let REST bring it, rather than grow without bound.
+      this.metrics.events.inc({ source: MISP_SOURCE, event: topic, outcome: 'dropped_overflow' });
+      this.requestCatchUp('queue full');
+      return;
+    }
+    const { items, catchUp } = normaliseZmq(topic, payload, this.ctx);
+    if (catchUp) this.requestCatchUp(`${topic} hint`);
+    this.noteFreshness(topic, payload, items);
+    const raw = { topic, payload: payload.length > 1_000_000 ? `${payload.slice(0, 1_000_000)}…` : payload };
+    this.zmqChain = this.zmqChain.then(async () => {
+      for (const item of items) this.push(await this.withOtx(item), raw, null);
+    }).catch((err) => this.log.error({ source: MISP_SOURCE, ...errorFields(err) }, 'cannot queue a ZeroMQ message'));
+  }
+
+  private noteFreshness(topic: string, payload: string, items: MispItem[]): void {
+    if (topic !== 'misp_json_attribute' || items.length !== 1) return;
+    try {
+      const body = JSON.parse(payload) as Record<string, unknown>;
+      const attr = readAttribute(body['Attribute']);
+      if (!attr) return;
+      const removed = items[0]!.normalised.retractAll;
+      this.fresh.delete(attr.uuid);
+      this.fresh.set(attr.uuid, { timestamp: attr.timestamp, removedAt: removed ? Date.now() : null });
+      if (this.fresh.size > 100_000) this.fresh.delete(this.fresh.keys().next().value!);
+    } catch {
+      // the item itself carries the rejection
+    }
+  }
+
+  private push(item: MispItem, raw: unknown, checkpointState: MispState | null): void {
+    const ingestItem: IngestItem = {
+      normalised: item.normalised,
+      raw,
+      event: item.event,
+      checkpoint: checkpointState ? { position: String(checkpointState.watermark ?? 0), state: { ...checkpointState } } : null,
+      position: item.normalised.sourceRef?.id ?? item.event,
+    };
+    this.ingest.push(ingestItem);
+  }
+
+  private async withOtx(item: MispItem): Promise<MispItem> {
+    if (!this.otx || item.normalised.changes.length === 0) return item;
+    const kept = [];
+    const skipped = [...item.normalised.skipped];
+    for (const c of item.normalised.changes) {
+      if (await this.otx.known(c.observable)) skipped.push({ code: 'known_to_otx', detail: `${c.observable.type} ${c.observable.value} is in AlienVault OTX` });
+      else kept.push(c);
+    }
+    return { ...item, normalised: { ...item.normalised, changes: kept, skipped } };
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      const m = this.config.misp;
+      const started = Date.now();
+      try {
+        const fullDue = this.state.watermark === null
+          || (m.full_sync_interval > 0 && started - this.state.lastFullSync >= m.full_sync_interval * 1000);
+        this.catchUpWanted = false;
+        if (fullDue) await this.sync('full', started);
+        else await this.sync('catch-up', started);
+        this.lastError = null;
+        this.lastSyncAt = Date.now();
+      } catch (err) {
+        if (!this.running) break;
+        this.lastError = `MISP sync failed: ${(err as Error).message}`;
+        this.log.warn({ source: MISP_SOURCE, ...errorFields(err) }, 'MISP sync failed; retrying at the next interval');
+      }
+      // A catch-up asked for meanwhile runs soon (debounced), else at the interval.
+      await this.idle(this.catchUpWanted ? 2000 : (this.lastError ? Math.min(60_000, m.catchup_interval * 1000) : m.catchup_interval * 1000));
+    }
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      const self = this;
+      function done() { clearTimeout(t); self.wakeUp = null; resolve(); }
+      // A catch-up request cuts the wait short, but not below a small debounce.
+      this.wakeUp = () => { clearTimeout(t); setTimeout(done, this.running ? 2000 : 0); };
+    });
+  }
+
+  private baseQuery(): RestSearchBody {
+    const m = this.config.misp;
+    const q: RestSearchBody = {
+      type: [...SUPPORTED_MISP_TYPES], includeEventTags: 1, includeEventUuid: 1, order: 'Attribute.timestamp asc',
+    };
+    if (m.enforce_warninglist) q['enforceWarninglist'] = 1;
+    if (m.publish_timestamp) q['publish_timestamp'] = m.publish_timestamp;
+    return q;
+  }
+
+  /**
+   * `full`: every live attribute that passes the server-side filters, then withdraw the rest.
+   * `catch-up`: everything changed since the watermark, deletions included.
+   */
+  private async sync(kind: 'full' | 'catch-up', started: number): Promise<void> {
+    const m = this.config.misp;
+    const first = this.state.watermark === null;
+    const since = first ? (m.initial_lookback ? Math.floor(windowStart(m.initial_lookback, started) / 1000) : null) : this.state.watermark;
+    let maxSeen: number | null = null;
+    let rows = 0;
+    const seen: string[] = [];
+    const consume = async (page: unknown[], mode: 'state' | 'removed', fetchedAt: number) => {
+      for (const row of page) {
+        const attr = readAttribute(row);
+        if (!attr) {
+          this.push({ normalised: { sourceRef: null, changes: [], retractAll: false, alsoRetract: [], skipped: [], ignored: null,
+            rejected: { code: 'malformed_attribute', detail: 'restSearch row without uuid or event_id' } }, event: 'rest.attribute' }, row, null);
+          continue;
+        }
+        rows++;
+        maxSeen = Math.max(maxSeen ?? 0, attr.timestamp);
+        const f = this.fresh.get(attr.uuid);
+        if (f && (f.timestamp > attr.timestamp || (f.removedAt !== null && f.removedAt >= fetchedAt && f.timestamp >= attr.timestamp))) continue;
+        if (mode === 'removed' || attr.deleted) {
+          this.push(attributeItem({ ...attr, deleted: true }, null, this.ctx, 'rest.deleted'), row, null);
+          continue;
+        }
+        seen.push(`misp:${attr.eventId}:${attr.uuid}`);
+        const item = attributeItem(attr, this.restEvent(row), this.ctx, kind === 'full' ? 'rest.full' : 'rest.attribute');
+        this.push(await this.withOtx(item), row, null);
+      }
+      await this.room();
+    };
+
+    const base = this.baseQuery();
+    if (kind === 'full') {
+      const q: RestSearchBody = { ...base };
+      if (m.published_only) q['published'] = 1;
+      if (m.to_ids_only) q['to_ids'] = 1;
+      if (since !== null) q['timestamp'] = String(since);
+      for await (const page of this.rest.pages(q, m.page_size, this.abort.signal)) await consume(page, 'state', Date.now());
+    } else {
+      const q: RestSearchBody = { ...base, deleted: [0, 1] };
+      if (m.published_only) q['published'] = 1;
+      if (since !== null) q['timestamp'] = String(since);
+      for await (const page of this.rest.pages(q, m.page_size, this.abort.signal)) await consume(page, 'state', Date.now());
+      if (m.published_only) {
+        // Deleting an attribute unpublishes its event: removals are looked for in any event.
+        const removed: RestSearchBody = { ...base, deleted: 1 };
+        delete removed['publish_timestamp'];
+        delete removed['enforceWarninglist'];
+        if (since !== null) removed['timestamp'] = String(since);
+        for await (const page of this.rest.pages(removed, m.page_size, this.abort.signal)) await consume(page, 'removed', Date.now());
+      }
+    }
+
+    const startedS = Math.floor(started / 1000) - OVERLAP_S;
+    const next: MispState = {
+      watermark: Math.max(this.state.watermark ?? 0, maxSeen === null ? startedS : Math.min(maxSeen, startedS)),
+      lastFullSync: kind === 'full' ? started : this.state.lastFullSync,
+    };
+    // The checkpoint rides on the last item so it commits with (after) everything this sync produced.
+    const closing: NormalisedEvent = { sourceRef: null, changes: [], retractAll: false, alsoRetract: [], skipped: [], rejected: null, ignored: null };
+    if (kind === 'full' && !(first && since !== null)) {
+      // Whatever MISP no longer shows (hard deletes, filters that now exclude) is withdrawn, unless
+      // it was claimed after this pass began (ZeroMQ meanwhile).
+      closing.retractGroup = { prefix: 'misp:', keep: seen, onlyClaimedBefore: started };
+    } else {
+      closing.ignored = `${kind} done`;
+    }
+    this.push({ normalised: closing, event: `rest.${kind}.done` }, null, next);
+    this.state = next;
+    this.log.info({ source: MISP_SOURCE, kind, rows, since, watermark: next.watermark, ms: Date.now() - started }, `MISP ${kind} done`);
+  }
+
+  private restEvent(row: unknown): MispEvent | null {
+    if (!isObject(row) || !isObject(row['Event'])) return null;
+    const header = readEvent(row['Event']);
+    if (!header) return null;
+    const cached = this.ctx.events.get(header.id);
+    // Attribute searches give no threat level or publish time: use what event messages told us.
+    return { ...header, published: true, threatLevelId: cached?.threatLevelId ?? header.threatLevelId, publishTimestamp: cached?.publishTimestamp ?? 0 };
+  }
+
+  /** Wait while the ingest queue is more than half full: REST pages are the one source we can slow. */
+  private async room(): Promise<void> {
+    const limit = this.config.pipeline.queue_size / 2;
+    while (this.running && this.ingest.size > limit) await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,118 @@
+// MISP's ZeroMQ feed: a SUB socket on the publisher, one frame per message "<topic> <json>".
+// Plain PUB/SUB: no replay, so a gap (reconnect, silence, overflow) is reported to the source,
+// which repairs it with a REST catch-up. Silence beyond the heartbeat timeout forces a reconnect:
+// MISP sends misp_json_self after 10 s without traffic.
+import * as zmq from 'zeromq';
+import type { Logger } from '../../observability/logger.js';
+
+export interface ZmqFeedOptions {
+  url: string;
+  username?: string;
+  password?: string;
+  heartbeatTimeoutMs: number;
+  log: Logger;
+  onMessage(topic: string, payload: string): void;
+  /** Messages may have been missed (reconnect, silence): catch up through REST. */
+  onGap(reason: string): void;
+}
+
+/** Topics we act on; `misp_json` is a prefix of all of them (ZeroMQ matches prefixes). */
+const SUBSCRIPTION = 'misp_json';
+
+export class ZmqFeed {
+  private socket: zmq.Subscriber | null = null;
+  private running = false;
+  private watchdog: NodeJS.Timeout | null = null;
+  private lastMessageAt = 0;
+  connected = false;
+  lastError: string | null = null;
+  received = 0;
+
+  constructor(private readonly o: ZmqFeedOptions) {}
+
+  start(): void {
+    this.running = true;
+    this.open();
+    this.watchdog = setInterval(() => this.checkSilence(), Math.max(1000, Math.floor(this.o.heartbeatTimeoutMs / 4)));
+  }
+
+  stop(): void {
+    this.running = false;
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = null;
+    this.close();
+  }
+
+  private open(): void {
+    const socket = new zmq.Subscriber({ reconnectInterval: 1000, reconnectMaxInterval: 30_000, receiveHighWaterMark: 100_000 });
+    if (this.o.username) {
+      socket.plainUsername = this.o.username;
+      socket.plainPassword = this.o.password ?? '';
+    }
+    socket.events.on('connect', () => {
+      this.connected = true;
+      this.lastError = null;
+      this.lastMessageAt = Date.now();
+      this.o.log.info({ source: 'misp', url: this.o.url }, 'ZeroMQ feed connected');
+      // Whatever was published while we were away is gone from ZeroMQ.
+      this.o.onGap('connected');
+    });
+    socket.events.on('disconnect', () => {
+      if (this.connected) this.o.log.warn({ source: 'misp', url: this.o.url }, 'ZeroMQ feed disconnected; reconnecting');
+      this.connected = false;
+    });
+    socket.events.on('handshake:error:auth', (e) => {
+      this.connected = false;
+      this.lastError = `ZeroMQ PLAIN authentication refused (${e.error?.message ?? 'status 400'}); check misp.zmq_username and misp.zmq_password`;
+      this.o.log.error({ source: 'misp', url: this.o.url }, this.lastError);
+    });
+    socket.connect(this.o.url);
+    socket.subscribe(SUBSCRIPTION);
+    this.socket = socket;
+    this.lastMessageAt = Date.now();
+    void this.read(socket);
+  }
+
+  private close(): void {
+    const s = this.socket;
+    this.socket = null;
+    this.connected = false;
+    if (s && !s.closed) s.close();
+  }
+
+  private async read(socket: zmq.Subscriber): Promise<void> {
+    try {
+      for await (const frames of socket) {
+        this.lastMessageAt = Date.now();
+        this.connected = true;
+        this.received++;
+        const text = Buffer.concat(frames.map((f) => Buffer.from(f))).toString('utf8');
+        const space = text.indexOf(' ');
+        const topic = space < 0 ? text : text.slice(0, space);
+        const payload = space < 0 ? '' : text.slice(space + 1);
+        this.o.onMessage(topic, payload);
+      }
+    } catch (err) {
+      if (this.running && this.socket === socket) {
+        this.lastError = (err as Error).message;
+        this.o.log.warn({ source: 'misp', err: this.lastError }, 'ZeroMQ read failed; reconnecting');
+        this.reopen('read error');
+      }
+    }
+  }
+
+  private checkSilence(): void {
+    if (!this.running) return;
+    const silent = Date.now() - this.lastMessageAt;
+    if (silent < this.o.heartbeatTimeoutMs) return;
+    this.lastError = `no ZeroMQ message for ${Math.round(silent / 1000)} s`;
+    this.o.log.warn({ source: 'misp', url: this.o.url, silentMs: silent }, 'ZeroMQ feed silent past the heartbeat timeout; reconnecting');
+    this.reopen('silence');
+  }
+
+  private reopen(reason: string): void {
+    this.close();
+    this.o.onGap(reason);
+    if (this.running) this.open();
+  }
+}
