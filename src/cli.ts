@@ -12,6 +12,7 @@ import { registerConfigSecrets, startService } from './service.js';
 import { DEFENDER_SINK } from './sinks/defender/index.js';
 import { createContext, normaliseEvent } from './sources/opencti/normalise.js';
 import { openStore } from './store/index.js';
+import { replayMispInput } from './sources/misp/replay.js';
 import type { SinkOp } from './core/types.js';
 
 function fail(err: unknown): never {
@@ -43,7 +44,7 @@ function redacted(c: Config): Config {
 }
 
 const program = new Command();
-program.name('threatbridge').description('Threat-intel connector: OpenCTI live stream → Microsoft Defender indicators').version('0.1.0');
+program.name('threatbridge').description('Threat-intel connector: OpenCTI and MISP → Microsoft Defender indicators').version('0.1.0');
 
 program.command('run').description('run the service (long-running)').action(async () => {
   const c = config();
@@ -129,16 +130,18 @@ program.command('replay').alias('replay-dead-letters').description('re-queue dea
         .map((d) => ({ sink: d.sink, key: d.key, op: d.op as SinkOp['op'], payload: d.payload, sourceRef: d.sourceRef }));
       const requeued = await store.enqueue(ops);
       // Source events are normalised again: a fixed parser or mapping now gets its chance.
+      const pipeline = new Pipeline(store, indicatorRouter(c), log, new Metrics());
       const events = taken.filter((d) => d.sink === 'source:opencti');
       if (events.length && c.opencti.url) {
         const ctx = createContext(c.opencti.url);
-        const pipeline = new Pipeline(store, indicatorRouter(c), log, new Metrics());
         await pipeline.ingest('opencti', events.map((d) => {
           const raw = d.payload as { event: string; id: string; data: string };
           return { normalised: normaliseEvent(raw.event, raw.data, ctx), raw, event: raw.event, checkpoint: null, position: raw.id };
         }));
       }
-      print({ taken: taken.length, requeuedOperations: requeued, reprocessedEvents: events.length, supersededByNewer: ops.length - requeued });
+      const mispInput = taken.filter((d) => d.sink === 'source:misp');
+      if (mispInput.length) await pipeline.ingest('misp', replayMispInput(c, mispInput.map((d) => d.payload)));
+      print({ taken: taken.length, requeuedOperations: requeued, reprocessedEvents: events.length + mispInput.length, supersededByNewer: ops.length - requeued });
     } finally {
       log.flush();
       await store.close();
@@ -146,7 +149,7 @@ program.command('replay').alias('replay-dead-letters').description('re-queue dea
   });
 
 program.command('reset-checkpoint').description('forget where a source stopped (its next start replays as a first start)')
-  .argument('<source>', 'opencti')
+  .argument('<source>', 'opencti or misp')
   .action(async (source: string) => {
     const store = await openStore(config());
     try {

@@ -45,6 +45,10 @@ export const configSchema = z
         metrics_port: z.number().int().min(0).max(65535).default(9095).describe('port of /metrics, /healthz, /readyz'),
         metrics_host: z.string().default('0.0.0.0').describe('address the metrics/health server binds'),
         shutdown_timeout: z.number().int().min(1).default(20).describe('seconds to flush in-flight work on SIGTERM'),
+        dry_run: z.boolean().default(false).describe('read and map everything but send nothing to the sinks (true|false)'),
+        write_parsed_indicators: z.string().min(1).optional()
+          .describe('file to append every sink operation to as JSON lines, for review (with dry_run or beside real delivery)'),
+        user_agent: z.string().min(1).default('ThreatBridge/0.1').describe('User-Agent header on calls to Microsoft APIs'),
       })
       .strict()
       .prefault({}),

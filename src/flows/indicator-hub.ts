@@ -3,7 +3,8 @@
 import { INDICATOR_SINKS, type IndicatorSinkName } from '../config/fields.js';
 import { activeFlows } from '../config/flows.js';
 import type { Config } from '../config/schema.js';
-import type { DeliveryWorker } from '../core/delivery.js';
+import { DeliveryWorker, type SinkHandler } from '../core/delivery.js';
+import { RecordingHandler } from '../sinks/dry-run.js';
 import { IngestLoop } from '../core/ingest-loop.js';
 import { Pipeline } from '../core/pipeline.js';
 import { fromSources, Router, type SinkRoute } from '../core/router.js';
@@ -16,8 +17,14 @@ export interface IndicatorSink {
   worker: DeliveryWorker;
 }
 
+/** What a sink factory builds: its routing policy and the handler that talks to it. */
+interface BuiltSink {
+  route: SinkRoute;
+  handler: SinkHandler;
+}
+
 /** How each indicator sink is built from configuration. */
-const SINK_FACTORIES: Record<IndicatorSinkName, { create(ctx: ServiceContext): IndicatorSink; route(config: Config): SinkRoute }> = {
+const SINK_FACTORIES: Record<IndicatorSinkName, { create(ctx: ServiceContext): BuiltSink; route(config: Config): SinkRoute }> = {
   defender: {
     create: ({ config, store, log, metrics }) => createDefenderSink(config, store, log, metrics),
     route: defenderRoute,
@@ -47,7 +54,15 @@ export class IndicatorHub {
   constructor(private readonly ctx: ServiceContext) {
     this.sinks = [...sourcesBySink(ctx.config)].map(([sink, systems]) => {
       const built = SINK_FACTORIES[sink as IndicatorSinkName].create(ctx);
-      return { route: fromSources(built.route, systems), worker: built.worker };
+      const c = ctx.config.connector;
+      let handler = built.handler;
+      if (c.dry_run || c.write_parsed_indicators) {
+        handler = new RecordingHandler(c.dry_run ? null : built.handler, {
+          sink, batchSize: built.handler.batchSize, file: c.write_parsed_indicators ?? null, store: ctx.store, log: ctx.log,
+        });
+        if (c.dry_run) ctx.log.warn({ sink, file: c.write_parsed_indicators ?? null }, 'dry run: nothing will be sent to this sink');
+      }
+      return { route: fromSources(built.route, systems), worker: new DeliveryWorker(ctx.store, handler, ctx.log) };
     });
     this.pipeline = new Pipeline(ctx.store, new Router(this.sinks.map((s) => s.route)), ctx.log, ctx.metrics);
   }

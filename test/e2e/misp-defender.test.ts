@@ -133,6 +133,22 @@ describe('MISP → Defender end to end', function () {
     expect([...counts.keys()].sort()).to.deep.equal(values.sort());
   });
 
+  it('maps everything but sends nothing in a dry run, writing what it would send for review', async () => {
+    const file = `${lab.stateDir}/parsed.jsonl`;
+    const ev = misp.createEvent({ info: 'Dry run', tags: ['tlp:green'] });
+    misp.addAttribute(ev, { type: 'url', value: 'http://dry.example/run' });
+    misp.addAttribute(ev, { type: 'md5', value: '12'.repeat(16) });
+    misp.publish(ev);
+    start({ CONNECTOR_DRY_RUN: 'true', CONNECTOR_WRITE_PARSED_INDICATORS: file });
+    await service!.waitForLog((l) => l.msg === 'dry run: operations recorded, nothing sent', 30_000);
+    const { readFileSync } = await import('node:fs');
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { sink: string; op: string; dryRun: boolean; payload: Indicator });
+    expect(lines.map((l) => l.payload.indicatorValue).sort()).to.deep.equal(['12'.repeat(16), 'http://dry.example/run']);
+    expect(lines.every((l) => l.dryRun && l.op === 'upsert' && l.sink === 'defender')).to.equal(true);
+    expect(lab.defender.requestLog.filter((r) => r.endpoint?.startsWith('indicators.'))).to.have.length(0);
+    expect(held()).to.have.length(0);
+  });
+
   it('dead-letters malformed messages with the reason and carries on', async () => {
     start();
     await connected();

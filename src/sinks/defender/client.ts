@@ -35,6 +35,7 @@ export interface DefenderClientOptions {
   callsPerHour: number;
   timeScale?: number;
   sink: string;
+  userAgent?: string;
   tokens: TokenProvider;
   log: Logger;
   metrics: Metrics;
@@ -58,7 +59,7 @@ export class DefenderClient {
   readonly pacer: Pacer;
 
   constructor(private readonly o: DefenderClientOptions) {
-    this.http = createHttpClient({ system: 'defender', baseURL: o.baseUrl, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log });
+    this.http = createHttpClient({ system: 'defender', baseURL: o.baseUrl, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log, userAgent: o.userAgent });
     // Documented: import and BatchDelete 30/min; list and single calls 100/min; 1,500/h each.
     this.pacer = new Pacer({
       import: { perMinute: o.importCallsPerMinute, perHour: o.callsPerHour },

@@ -50,13 +50,14 @@ export function createDefenderSink(config: Config, store: Store, log: Logger, me
   const client = new DefenderClient({
     baseUrl: d.base_url, resourcePath: d.resource_path, timeoutMs: d.request_timeout * 1000, verifyTls: d.ssl_verify,
     importCallsPerMinute: d.import_calls_per_minute, callsPerHour: d.calls_per_hour, timeScale: timeScale(),
-    sink: DEFENDER_SINK, tokens, log, metrics,
+    sink: DEFENDER_SINK, tokens, log, metrics, userAgent: config.connector.user_agent,
   });
   const handler = new DefenderDelivery(DEFENDER_SINK, d.batch_size, client, store, log, metrics);
   return {
     route: defenderRoute(config),
     client,
     tokens,
+    handler,
     worker: new DeliveryWorker(store, handler, log),
   };
 }
