@@ -16,8 +16,8 @@ async function metric(port: number, name: string): Promise<number> {
 
 export async function runDemo({ events }: { events: number }): Promise<void> {
   const out = (s = '') => process.stdout.write(`${s}\n`);
-  out('Starting simulators (OpenCTI live stream, Entra ID over HTTPS, Defender indicators API)...');
-  const lab = await new Lab({ heartbeatMs: 1000 }).start();
+  out('Starting simulators (OpenCTI live stream, MISP REST + ZeroMQ, Entra ID over HTTPS, Defender indicators API)...');
+  const lab = await new Lab({ heartbeatMs: 1000, misp: true }).start();
   const service = new ServiceProcess(lab.env({ CONNECTOR_LOG_LEVEL: 'info' }));
   try {
     service.start();
@@ -47,6 +47,24 @@ export async function runDemo({ events }: { events: number }): Promise<void> {
     for (const obj of indicators.slice(10, 12)) lab.opencti.update({ ...obj, revoked: true });
     out('Updated 5 (score 15 → Warn), deleted 5 and revoked 2 indicators in OpenCTI...');
     await settle();
+
+    // MISP: one published event over ZeroMQ, a TLP:RED one that must never leave, then a soft delete.
+    const misp = lab.misp!;
+    const ev = misp.createEvent({ info: 'Demo: phishing campaign', tags: ['tlp:green'], threat_level_id: '1' });
+    const first = misp.addAttribute(ev, { type: 'domain', value: 'login-demo-bank.example', tags: ['course-of-action:active="deny"'] });
+    misp.addAttribute(ev, { type: 'ip-dst|port', value: '203.0.113.50|8443' });
+    misp.addAttribute(ev, { type: 'filename|sha256', value: `invoice.pdf.exe|${'5e'.repeat(32)}` });
+    misp.addAttribute(ev, { type: 'text', value: 'not an indicator' });
+    const red = misp.createEvent({ info: 'Demo: partner-only intelligence', tags: ['tlp:red'] });
+    misp.addAttribute(red, { type: 'domain', value: 'partner-only.example' });
+    misp.publish(ev);
+    misp.publish(red);
+    const fromMisp = () => lab.defender.indicators().filter((i) => String(i.description).includes(misp.url));
+    await waitFor(() => fromMisp().length === 3, 'the MISP event in Defender', 60_000);
+    misp.softDeleteAttribute(first.uuid);
+    await waitFor(() => fromMisp().length === 2, 'the MISP soft delete in Defender', 60_000);
+    out(`MISP published 2 events (one TLP:RED, kept in MISP by the default rule); ${fromMisp().length} of their attributes are in Defender after a soft delete:`);
+    for (const i of fromMisp()) out(`  ${i.indicatorType.padEnd(22)}${String(i.action).padEnd(19)}${String(i.severity).padEnd(15)}${String(i.expirationTime).padEnd(22)}${i.indicatorValue}`);
 
     const held = lab.defender.indicators();
     const byType = new Map<string, number>();
