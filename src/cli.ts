@@ -156,6 +156,29 @@ program.command('reset-checkpoint').description('forget where a source stopped (
     }
   });
 
+program.command('indicators').description('indicators ThreatBridge pushed to a sink')
+  .command('list').description('list what is pushed (Defender: read from its API; Sentinel: from the state store)')
+  .requiredOption('--target <sink>', 'sentinel or defender')
+  .option('--type <type>', 'observable type: ipv4, ipv6, domain, url, md5, sha1, sha256, email, cert-sha1')
+  .option('--value <text>', 'only values containing this text')
+  .option('--json', 'JSON output')
+  .action(async (opts: { target: string; type?: string; value?: string; json?: boolean }) => {
+    if (opts.target !== 'sentinel' && opts.target !== 'defender') fail(new Error(`--target must be sentinel or defender, not "${opts.target}"`));
+    const c = config();
+    const store = await openStore(c);
+    try {
+      const { formatListing, listDefender, listSentinel } = await import('./flows/indicators-list.js');
+      const filter = { type: opts.type, value: opts.value };
+      const listing = opts.target === 'sentinel' ? await listSentinel(store, filter)
+        : await listDefender(c, store, createLogger(c.connector.log_level, process.stderr), filter);
+      print(opts.json ? listing : formatListing(listing));
+    } catch (err) {
+      fail(err);
+    } finally {
+      await store.close();
+    }
+  });
+
 program.command('demo').description('run against the built-in simulators and print what reached Defender')
   .option('--events <n>', 'how many indicators to stream', '200')
   .action(async (opts: { events: string }) => {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { logLevel } from './fields.js';
 import { DEFENDER_SECRET_KEYS, defenderSection } from '../sinks/defender/config.js';
 import { OPENCTI_SECRET_KEYS, openctiSection } from '../sources/opencti/config.js';
+import { SENTINEL_SECRET_KEYS, sentinelSection } from '../sinks/sentinel/config.js';
 
 export { DEFENDER_ACTIONS, type DefenderActionInput } from '../sinks/defender/config.js';
 
@@ -63,6 +64,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     microsoft_defender_intel: defenderSection,
+    sentinel: sentinelSection,
   })
   .strict();
 
@@ -70,4 +72,4 @@ export type Config = z.infer<typeof configSchema>;
 export type DefenderConfig = Config['microsoft_defender_intel'];
 
 /** Dotted keys whose values never appear in logs, errors or output. */
-export const SECRET_KEYS: readonly string[] = [...OPENCTI_SECRET_KEYS, ...DEFENDER_SECRET_KEYS];
+export const SECRET_KEYS: readonly string[] = [...OPENCTI_SECRET_KEYS, ...DEFENDER_SECRET_KEYS, ...SENTINEL_SECRET_KEYS];

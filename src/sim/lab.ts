@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { EntraSimulator } from './entra.js';
 import { DefenderSimulator } from './defender.js';
 import { OpenCtiSimulator } from './opencti/index.js';
+import { SentinelSimulator } from './sentinel.js';
 import { createTestCertificate } from './tls.js';
 
 export const LAB_TENANT = '11111111-2222-4333-8444-555555555555';
@@ -14,18 +15,22 @@ export const LAB_CLIENT = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
 export const LAB_SECRET = 'lab-client-secret-value';
 export const LAB_TOKEN = 'lab-opencti-token-value';
 export const LAB_STREAM = 'lab-live-stream';
+export const LAB_WORKSPACE = '99999999-8888-4777-8666-555555555555';
 
 export interface LabOptions {
   heartbeatMs?: number;
   timeScale?: number;
   rateLimits?: boolean;
   maxIndicators?: number;
+  /** Also start the Sentinel STIX upload simulator (workspace LAB_WORKSPACE, the lab app as Contributor). */
+  sentinel?: boolean;
 }
 
 export class Lab {
   entra!: EntraSimulator;
   defender!: DefenderSimulator;
   opencti!: OpenCtiSimulator;
+  sentinel?: SentinelSimulator;
   caPath!: string;
   readonly stateDir = mkdtempSync(join(tmpdir(), 'threatbridge-lab-'));
   readonly connectorId = randomUUID();
@@ -45,6 +50,12 @@ export class Lab {
     await this.defender.start();
     this.opencti = new OpenCtiSimulator({ token: LAB_TOKEN, streams: [LAB_STREAM], heartbeatMs: this.options.heartbeatMs ?? 1000, blockMs: 1000, batchPauseMs: 10 });
     await this.opencti.start();
+    if (this.options.sentinel) {
+      this.sentinel = new SentinelSimulator({
+        entra: this.entra, tls, workspaces: { [LAB_WORKSPACE]: [LAB_CLIENT] }, timeScale: this.options.timeScale ?? 1, rateLimits: this.options.rateLimits ?? true,
+      });
+      await this.sentinel.start();
+    }
     return this;
   }
 
@@ -72,11 +83,12 @@ export class Lab {
       MICROSOFT_DEFENDER_INTEL_LOGIN_URL: this.entra.url,
       MICROSOFT_DEFENDER_INTEL_BASE_URL: this.defender.url,
       THREATBRIDGE_TIME_SCALE: String(this.options.timeScale ?? 1),
+      ...(this.sentinel ? { SENTINEL_WORKSPACE_ID: LAB_WORKSPACE, SENTINEL_HOST: this.sentinel.url } : {}),
       ...overrides,
     };
   }
 
   async stop(): Promise<void> {
-    await Promise.allSettled([this.opencti?.stop(), this.defender?.stop(), this.entra?.stop()]);
+    await Promise.allSettled([this.opencti?.stop(), this.defender?.stop(), this.sentinel?.stop(), this.entra?.stop()]);
   }
 }
