@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import { parsePattern } from '../sources/opencti/stix-pattern/index.js';
 import type { EntraSimulator } from './entra.js';
-import { LoopbackServer, readBody, sendJson, type TlsMaterial } from './loopback.js';
+import { BodyTooLargeError, LoopbackServer, readBody, sendJson, type TlsMaterial } from './loopback.js';
 
 export const SENTINEL_API_VERSIONS = ['2024-02-01-preview'];
 const AUDIENCES = ['https://management.azure.com', 'https://management.azure.com/', 'https://management.core.windows.net', 'https://management.core.windows.net/'];
@@ -28,6 +28,8 @@ export interface SentinelSimulatorOptions {
   /** > 1 shortens the rate-limit window (time-scaled benchmarks). */
   timeScale?: number;
   rateLimits?: boolean;
+  /** Request body limit (undocumented by Microsoft; 413 above it). */
+  bodyLimitBytes?: number;
 }
 
 export interface StoredObject {
@@ -128,8 +130,9 @@ export class SentinelSimulator {
       }
       let body: { sourcesystem?: unknown; stixobjects?: unknown };
       try {
-        body = JSON.parse((await readBody(req, BODY_LIMIT)).toString('utf8')) as typeof body;
-      } catch {
+        body = JSON.parse((await readBody(req, this.opts.bodyLimitBytes ?? BODY_LIMIT)).toString('utf8')) as typeof body;
+      } catch (err) {
+        if (err instanceof BodyTooLargeError) throw new ApiError(413, `The request body is larger than ${this.opts.bodyLimitBytes ?? BODY_LIMIT} bytes.`);
         throw new ApiError(400, 'The request body is not valid JSON.');
       }
       if (typeof body !== 'object' || body === null) throw new ApiError(400, 'The request body must be a JSON object.');
