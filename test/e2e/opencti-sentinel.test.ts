@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab, LAB_SECRET, LAB_WORKSPACE } from '../../src/sim/lab.js';
+import { Lab, LAB_SECRET, LAB_TENANT, LAB_WORKSPACE } from '../../src/sim/lab.js';
 import { ServiceProcess, waitFor } from '../../src/sim/service-process.js';
 import { makeIndicator } from '../../src/sim/opencti/fixtures.js';
 
@@ -67,6 +67,8 @@ describe('OpenCTI → Sentinel end to end', function () {
     expect(md5Only.indicators.map((i) => i.id)).to.deep.equal([md5.id]);
     const defender = await runCli(lab, ['indicators', 'list', '--target', 'defender', '--value', 'evil.example']);
     expect(defender).to.match(/^# 1 indicator\(s\) in defender; source: Defender API/).and.include("Url\thttp://evil.example.org/a'b");
+    const files256 = JSON.parse(await runCli(lab, ['indicators', 'list', '--target', 'defender', '--type', 'sha256', '--json'])) as { indicators: { value: string }[] };
+    expect(files256.indicators.map((i) => i.value)).to.deep.equal(['ab'.repeat(32)]);
 
     const files = readdirSync(auditDir);
     expect(files.length).to.equal(1);
@@ -89,6 +91,29 @@ describe('OpenCTI → Sentinel end to end', function () {
     expect(new Set(stix().map((o) => o.id)).size).to.equal(300);
     expect(lab.defender.indicators()).to.have.length(0);
     expect(lab.sentinel!.requestLog.every((r) => r.objects <= 100)).to.equal(true);
+  });
+
+  it('uses its own Entra app when configured, rides out 500 and 429, audits the errors and never logs a secret', async () => {
+    const ownSecret = 'sentinel-own-app-secret-value';
+    const ownClient = 'bbbbbbbb-cccc-4ddd-8eee-ffffffffffff';
+    const workspace = '77777777-6666-4555-8444-333333333333';
+    lab.entra.registerApp({ tenantId: LAB_TENANT, clientId: ownClient, clientSecret: ownSecret, roles: [] });
+    // Only the Sentinel app holds the Contributor role here: the shared Defender app would get 403.
+    lab.sentinel!.grantContributor(workspace, ownClient);
+    const auditDir = mkdtempSync(join(tmpdir(), 'tb-e2e-audit-'));
+    lab.sentinel!.failNext(1, 500);
+    lab.sentinel!.failNext(1, 429, { retryAfter: 1 });
+    start({ OPENCTI_TARGETS: 'sentinel', SENTINEL_WORKSPACE_ID: workspace, SENTINEL_CLIENT_ID: ownClient, SENTINEL_CLIENT_SECRET: ownSecret,
+      SENTINEL_AUDIT_LOG_DIR: auditDir, CONNECTOR_LOG_LEVEL: 'debug' });
+    for (let i = 0; i < 5; i++) lab.opencti.create(makeIndicator({ pattern: `[url:value = 'http://own${i}.example.com/x']`, score: 55 }));
+    await waitFor(() => lab.sentinel!.indicators(workspace).length === 5, 'five objects in the Sentinel app\'s workspace', 60_000);
+    const statuses = lab.sentinel!.requestLog.filter((r) => r.workspaceId === workspace).map((r) => r.status);
+    expect(statuses.slice(0, 2)).to.deep.equal([500, 429]);
+    const audit = readdirSync(auditDir).map((f) => readFileSync(join(auditDir, f), 'utf8')).join('');
+    const errors = audit.split('\n').filter((l) => l.includes('"outcome":"ERROR"')).map((l) => (JSON.parse(l) as { status: number }).status);
+    expect(errors).to.deep.equal([500, 429]);
+    const everything = audit + JSON.stringify(service.lines) + service.stderr.join('');
+    expect(everything).to.not.include(ownSecret).and.not.include(LAB_SECRET);
   });
 
   it('stops at start-up naming the missing workspace id', async () => {
