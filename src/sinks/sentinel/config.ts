@@ -17,7 +17,7 @@ export const sentinelSection = z
   .object({
     workspace_id: z
       .string()
-      .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be the Log Analytics workspace id (a GUID)')
+      .regex(/^[A-Za-z0-9-]+$/, 'must be the Log Analytics workspace id (a GUID), not a name or URL')
       .optional()
       .describe('Log Analytics workspace id (GUID) of the Sentinel workspace'),
     host: httpUrl.default(DEFAULT_SENTINEL_HOST).describe('STIX upload API host'),
@@ -33,7 +33,7 @@ export const sentinelSection = z
       .refine((s) => s.trim().toLowerCase() !== 'microsoft sentinel', 'must not be "Microsoft Sentinel" (reserved by the API)')
       .default('ThreatBridge')
       .describe('sourcesystem name the indicators are uploaded under'),
-    action: z.enum(SENTINEL_ACTIONS).optional().describe('alert, allow or block for every indicator; unset = by score (≥60 block, else alert)'),
+    action: z.string().transform((a) => a.toLowerCase()).pipe(z.enum(SENTINEL_ACTIONS)).optional().describe('alert, allow or block for every indicator; unset = by score (≥60 block, else alert)'),
     passive_only: z.boolean().default(false).describe('mark every indicator passive (action alert) (true|false)'),
     days_to_expire: z.number().int().min(1).max(3650).default(30).describe('days until valid_until of uploaded indicators'),
     min_score: z.number().int().min(0).max(100).default(0).describe('indicators scored below are not uploaded (and are revoked)'),
