@@ -13,6 +13,7 @@ import { createContext, normaliseEvent } from '../src/sources/opencti/normalise.
 import { SqliteStore } from '../src/store/sqlite.js';
 import { convergeDefender } from './converge.js';
 import { benchMapping } from './mapping.js';
+import { uploadSentinel } from './sentinel.js';
 
 const log = createLogger('error');
 
@@ -64,6 +65,8 @@ async function main() {
   results['core'] = core;
   const converge = await convergeDefender(Number(process.env['BENCH_INDICATORS'] ?? 15_000), Number(process.env['BENCH_TIME_SCALE'] ?? 60));
   results['defender'] = converge;
+  const sentinel = await uploadSentinel(Number(process.env['BENCH_SENTINEL_OBJECTS'] ?? 10_000), Number(process.env['BENCH_TIME_SCALE'] ?? 60));
+  results['sentinel'] = sentinel;
   const rssMb = Math.round(process.resourceUsage().maxRSS / 1024);
   results['peakRssMb'] = rssMb;
 
@@ -73,6 +76,8 @@ async function main() {
     [`Defender convergence (${converge.indicators} new)`, `${converge.importCalls} import calls`, `bound ceil(n/500) = ${converge.callBound} + retries (${converge.throttled} × 429)`],
     ['  simulated time to converge', `${converge.simulatedMinutes.toFixed(1)} min`, `real ${converge.realSeconds.toFixed(1)} s at time scale ${converge.timeScale}`],
     ['  Defender holds', `${converge.held}`, 'must equal the number of indicators'],
+    [`Sentinel upload (${sentinel.objects} new)`, `${sentinel.uploadCalls} upload calls`, `bound ceil(n/100) = ${sentinel.callBound} (${sentinel.throttled} × 429)`],
+    ['  simulated time to upload', `${sentinel.simulatedMinutes.toFixed(1)} min`, `real ${sentinel.realSeconds.toFixed(1)} s; Sentinel holds ${sentinel.held}, ${sentinel.deadLetters} dead letters`],
     ['peak RSS', `${rssMb} MiB`, 'whole bench process'],
   ];
   const width = Math.max(...rows.map((r) => r[0].length));

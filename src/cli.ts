@@ -91,6 +91,7 @@ program.command('status').description('checkpoints, outbox and dead letters from
         .map(async (source) => [source, await store.getCheckpoint(source)]))),
       outbox: await store.outboxStats(Date.now()),
       defenderIndicatorsHeld: await store.countSinkIds(DEFENDER_SINK),
+      sentinelIndicatorsHeld: await store.countSinkIds('sentinel'),
       deadLetters: (await store.listDeadLetters({ limit: 100000 })).length,
     });
   } finally {
@@ -154,6 +155,29 @@ program.command('reset-checkpoint').description('forget where a source stopped (
     const store = await openStore(config());
     try {
       print((await store.resetCheckpoint(source)) ? `checkpoint of ${source} removed` : `no checkpoint for ${source}`);
+    } finally {
+      await store.close();
+    }
+  });
+
+program.command('indicators').description('indicators ThreatBridge pushed to a sink')
+  .command('list').description('list what is pushed (Defender: read from its API; Sentinel: from the state store)')
+  .requiredOption('--target <sink>', 'sentinel or defender')
+  .option('--type <type>', 'observable type: ipv4, ipv6, domain, url, md5, sha1, sha256, email, cert-sha1')
+  .option('--value <text>', 'only values containing this text')
+  .option('--json', 'JSON output')
+  .action(async (opts: { target: string; type?: string; value?: string; json?: boolean }) => {
+    if (opts.target !== 'sentinel' && opts.target !== 'defender') fail(new Error(`--target must be sentinel or defender, not "${opts.target}"`));
+    const c = config();
+    const store = await openStore(c);
+    try {
+      const { formatListing, listDefender, listSentinel } = await import('./flows/indicators-list.js');
+      const filter = { type: opts.type, value: opts.value };
+      const listing = opts.target === 'sentinel' ? await listSentinel(store, filter)
+        : await listDefender(c, store, createLogger(c.connector.log_level, process.stderr), filter);
+      print(opts.json ? listing : formatListing(listing));
+    } catch (err) {
+      fail(err);
     } finally {
       await store.close();
     }

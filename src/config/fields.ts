@@ -16,7 +16,7 @@ export const logLevel = z
 export const observableType = z.enum(OBSERVABLE_TYPES as [string, ...string[]]);
 
 /** Sinks that take indicators; each indicator source lists the ones it feeds (`<source>.targets`). */
-export const INDICATOR_SINKS = ['defender'] as const;
+export const INDICATOR_SINKS = ['defender', 'sentinel'] as const;
 export type IndicatorSinkName = (typeof INDICATOR_SINKS)[number];
 
 export const indicatorTargets = z

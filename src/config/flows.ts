@@ -29,8 +29,17 @@ export function microsoftCredentialKeys(c: Config): Pairs {
   ];
 }
 
+/** Sentinel: its workspace, and its own Entra credentials where set, else the shared ones. */
+export function sentinelKeys(c: Config): Pairs {
+  const s = c.sentinel;
+  const shared = microsoftCredentialKeys(c);
+  const own: Pairs = [['sentinel.tenant_id', s.tenant_id], ['sentinel.client_id', s.client_id], ['sentinel.client_secret', s.client_secret]];
+  return [['sentinel.workspace_id', s.workspace_id], ...own.map((pair, i) => (unset(pair[1]) ? shared[i]! : pair))];
+}
+
 const INDICATOR_SINK_KEYS: Record<IndicatorSinkName, (c: Config) => Pairs> = {
   defender: microsoftCredentialKeys,
+  sentinel: sentinelKeys,
 };
 
 interface IndicatorSourceSpec {

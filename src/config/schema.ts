@@ -7,6 +7,7 @@ import { logLevel } from './fields.js';
 import { DEFENDER_SECRET_KEYS, defenderSection } from '../sinks/defender/config.js';
 import { OPENCTI_SECRET_KEYS, openctiSection } from '../sources/opencti/config.js';
 import { MISP_SECRET_KEYS, mispSection, OTX_SECRET_KEYS, otxSection } from '../sources/misp/config.js';
+import { SENTINEL_SECRET_KEYS, sentinelSection } from '../sinks/sentinel/config.js';
 
 export { DEFENDER_ACTIONS, type DefenderActionInput } from '../sinks/defender/config.js';
 
@@ -70,6 +71,7 @@ export const configSchema = z
     microsoft_defender_intel: defenderSection,
     misp: mispSection,
     otx: otxSection,
+    sentinel: sentinelSection,
   })
   .strict();
 
@@ -77,4 +79,10 @@ export type Config = z.infer<typeof configSchema>;
 export type DefenderConfig = Config['microsoft_defender_intel'];
 
 /** Dotted keys whose values never appear in logs, errors or output. */
-export const SECRET_KEYS: readonly string[] = [...OPENCTI_SECRET_KEYS, ...DEFENDER_SECRET_KEYS, ...MISP_SECRET_KEYS, ...OTX_SECRET_KEYS];
+export const SECRET_KEYS: readonly string[] = [
+  ...OPENCTI_SECRET_KEYS,
+  ...DEFENDER_SECRET_KEYS,
+  ...MISP_SECRET_KEYS,
+  ...OTX_SECRET_KEYS,
+  ...SENTINEL_SECRET_KEYS,
+];

@@ -10,6 +10,7 @@ import { Pipeline } from '../core/pipeline.js';
 import { fromSources, Router, type SinkRoute } from '../core/router.js';
 import type { SourceRef } from '../core/types.js';
 import { createDefenderSink, defenderRoute } from '../sinks/defender/index.js';
+import { createSentinelSink, sentinelRoute } from '../sinks/sentinel/index.js';
 import { workerPart, type ServiceContext, type ServicePart } from './parts.js';
 
 export interface IndicatorSink {
@@ -28,6 +29,10 @@ const SINK_FACTORIES: Record<IndicatorSinkName, { create(ctx: ServiceContext): B
   defender: {
     create: ({ config, store, log, metrics }) => createDefenderSink(config, store, log, metrics),
     route: defenderRoute,
+  },
+  sentinel: {
+    create: ({ config, store, log, metrics }) => createSentinelSink(config, store, log, metrics),
+    route: sentinelRoute,
   },
 };
 

@@ -8,6 +8,7 @@ import { EntraSimulator } from './entra.js';
 import { DefenderSimulator } from './defender.js';
 import { MispSimulator } from './misp/server.js';
 import { OpenCtiSimulator } from './opencti/index.js';
+import { SentinelSimulator } from './sentinel.js';
 import { createTestCertificate } from './tls.js';
 
 export const LAB_TENANT = '11111111-2222-4333-8444-555555555555';
@@ -17,6 +18,7 @@ export const LAB_TOKEN = 'lab-opencti-token-value';
 export const LAB_STREAM = 'lab-live-stream';
 /** MISP keys are 40 alphanumerics. */
 export const LAB_MISP_KEY = 'LabMispKey0000000000000000000000000000000';
+export const LAB_WORKSPACE = '99999999-8888-4777-8666-555555555555';
 
 export interface LabOptions {
   heartbeatMs?: number;
@@ -26,6 +28,8 @@ export interface LabOptions {
   /** Start a MISP simulator too (REST + ZeroMQ). */
   misp?: boolean;
   mispHeartbeatMs?: number;
+  /** Also start the Sentinel STIX upload simulator (workspace LAB_WORKSPACE, the lab app as Contributor). */
+  sentinel?: boolean;
 }
 
 export class Lab {
@@ -33,6 +37,7 @@ export class Lab {
   defender!: DefenderSimulator;
   opencti!: OpenCtiSimulator;
   misp: MispSimulator | null = null;
+  sentinel?: SentinelSimulator;
   caPath!: string;
   readonly stateDir = mkdtempSync(join(tmpdir(), 'threatbridge-lab-'));
   readonly connectorId = randomUUID();
@@ -53,6 +58,12 @@ export class Lab {
     this.opencti = new OpenCtiSimulator({ token: LAB_TOKEN, streams: [LAB_STREAM], heartbeatMs: this.options.heartbeatMs ?? 1000, blockMs: 1000, batchPauseMs: 10 });
     await this.opencti.start();
     if (this.options.misp) this.misp = await new MispSimulator({ key: LAB_MISP_KEY, heartbeatMs: this.options.mispHeartbeatMs ?? 1000 }).start();
+    if (this.options.sentinel) {
+      this.sentinel = new SentinelSimulator({
+        entra: this.entra, tls, workspaces: { [LAB_WORKSPACE]: [LAB_CLIENT] }, timeScale: this.options.timeScale ?? 1, rateLimits: this.options.rateLimits ?? true,
+      });
+      await this.sentinel.start();
+    }
     return this;
   }
 
@@ -81,11 +92,12 @@ export class Lab {
       MICROSOFT_DEFENDER_INTEL_BASE_URL: this.defender.url,
       THREATBRIDGE_TIME_SCALE: String(this.options.timeScale ?? 1),
       ...(this.misp ? { MISP_URL: this.misp.url, MISP_KEY: LAB_MISP_KEY, MISP_ZMQ_URL: this.misp.zmqUrl, MISP_ZMQ_HEARTBEAT_TIMEOUT: '15' } : {}),
+      ...(this.sentinel ? { SENTINEL_WORKSPACE_ID: LAB_WORKSPACE, SENTINEL_HOST: this.sentinel.url } : {}),
       ...overrides,
     };
   }
 
   async stop(): Promise<void> {
-    await Promise.allSettled([this.opencti?.stop(), this.defender?.stop(), this.entra?.stop(), this.misp?.stop()]);
+    await Promise.allSettled([this.opencti?.stop(), this.defender?.stop(), this.misp?.stop(), this.sentinel?.stop(), this.entra?.stop()]);
   }
 }

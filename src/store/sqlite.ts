@@ -229,6 +229,12 @@ export class SqliteStore implements Store {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM sink_ids WHERE sink = ?').get(sink) as { n: number }).n;
   }
 
+  async listSinkIds(sink: string): Promise<{ key: string; externalId: string; updatedAt: number }[]> {
+    const rows = this.db.prepare('SELECT key, external_id, updated_at FROM sink_ids WHERE sink = ? ORDER BY key').all(sink) as
+      { key: string; external_id: string; updated_at: number }[];
+    return rows.map((r) => ({ key: r.key, externalId: r.external_id, updatedAt: r.updated_at }));
+  }
+
   async outboxStats(now: number): Promise<OutboxStats[]> {
     const rows = this.db.prepare(`SELECT sink, COUNT(*) AS pending, SUM(CASE WHEN next_attempt_at <= ? THEN 1 ELSE 0 END) AS due,
       MIN(enqueued_at) AS oldest FROM outbox GROUP BY sink`).all(now) as { sink: string; pending: number; due: number; oldest: number | null }[];

@@ -82,6 +82,8 @@ export interface Store {
   getSinkIds(sink: string, keys: string[]): Promise<Map<string, string>>;
   /** How many objects the sink holds for us (known ids). */
   countSinkIds(sink: string): Promise<number>;
+  /** Every recorded (key, sink id) of a sink, by key (read-back where the sink API has no query). */
+  listSinkIds(sink: string): Promise<{ key: string; externalId: string; updatedAt: number }[]>;
 
   outboxStats(now: number): Promise<OutboxStats[]>;
   listDeadLetters(filter?: { sink?: string; includeReplayed?: boolean; limit?: number }): Promise<DeadLetter[]>;

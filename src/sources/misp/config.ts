@@ -33,7 +33,7 @@ export const mispSection = z
     zmq_password: z.string().min(1).optional().describe('ZeroMQ PLAIN password'),
     zmq_heartbeat_timeout: z.number().int().min(15).default(60)
       .describe('seconds without any ZeroMQ message (MISP sends misp_json_self after 10 s idle) before reconnecting'),
-    targets: indicatorTargets.describe('indicator sinks that get MISP attributes (comma list of defender)'),
+    targets: indicatorTargets.describe('indicator sinks that get MISP attributes (comma list of defender, sentinel)'),
     catchup_interval: z.number().int().min(10).default(300).describe('seconds between REST catch-ups from the last stored timestamp'),
     full_sync_interval: z.number().int().min(0).default(86400)
       .describe('seconds between full REST syncs that remove what MISP no longer holds (hard deletes); 0 = only on first start'),

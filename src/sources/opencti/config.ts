@@ -7,7 +7,7 @@ export const openctiSection = z
     url: httpUrl.optional().describe('OpenCTI base URL, e.g. http://opencti:8080'),
     token: z.string().min(1).optional().describe('API token of the OpenCTI user the connector runs as'),
     ssl_verify: z.boolean().default(true).describe('verify OpenCTI TLS certificates (true|false)'),
-    targets: indicatorTargets.describe('indicator sinks that get OpenCTI indicators (comma list of defender)'),
+    targets: indicatorTargets.describe('indicator sinks that get OpenCTI indicators (comma list of defender, sentinel)'),
   })
   .strict()
   .prefault({});
