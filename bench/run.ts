@@ -13,6 +13,7 @@ import { createContext, normaliseEvent } from '../src/sources/opencti/normalise.
 import { SqliteStore } from '../src/store/sqlite.js';
 import { convergeDefender } from './converge.js';
 import { benchMapping } from './mapping.js';
+import { benchMisp } from './misp.js';
 
 const log = createLogger('error');
 
@@ -64,6 +65,9 @@ async function main() {
   results['core'] = core;
   const converge = await convergeDefender(Number(process.env['BENCH_INDICATORS'] ?? 15_000), Number(process.env['BENCH_TIME_SCALE'] ?? 60));
   results['defender'] = converge;
+  const misp = await benchMisp(Number(process.env['BENCH_MISP_EVENTS'] ?? 1000), Number(process.env['BENCH_MISP_ATTRIBUTES'] ?? 20),
+    Number(process.env['BENCH_MISP_PACED_EVENTS'] ?? 100), Number(process.env['BENCH_MISP_PACE'] ?? 20));
+  results['misp'] = misp;
   const rssMb = Math.round(process.resourceUsage().maxRSS / 1024);
   results['peakRssMb'] = rssMb;
 
@@ -73,6 +77,12 @@ async function main() {
     [`Defender convergence (${converge.indicators} new)`, `${converge.importCalls} import calls`, `bound ceil(n/500) = ${converge.callBound} + retries (${converge.throttled} × 429)`],
     ['  simulated time to converge', `${converge.simulatedMinutes.toFixed(1)} min`, `real ${converge.realSeconds.toFixed(1)} s at time scale ${converge.timeScale}`],
     ['  Defender holds', `${converge.held}`, 'must equal the number of indicators'],
+    [`MISP ZeroMQ → outbox (${misp.burst.events} events × ${misp.burst.attributesPerEvent})`, `${misp.burst.messagesPerSecond.toLocaleString()} msgs/s`,
+      `${misp.burst.attributesPerSecond.toLocaleString()} attributes/s; ${misp.burst.zmqMessagesPublished} messages in ${misp.burst.seconds.toFixed(1)} s`],
+    ['  burst latency publish→commit', `p50 ${misp.burst.latencyMs.p50} ms`, `p95 ${misp.burst.latencyMs.p95}, p99 ${misp.burst.latencyMs.p99} ms (backlog included)`],
+    [`  paced latency (${misp.paced.paceEventsPerSecond} events/s)`, `p50 ${misp.paced.latencyMs.p50} ms`, `p95 ${misp.paced.latencyMs.p95}, p99 ${misp.paced.latencyMs.p99} ms (batch_ms 200 is the floor)`],
+    ['  ZeroMQ messages dropped', `${misp.burst.zmqMessagesDropped} + ${misp.paced.zmqMessagesDropped}`,
+      `burst + paced, published − received of ${misp.burst.zmqMessagesPublished} + ${misp.paced.zmqMessagesPublished}; publishes not committed ${misp.burst.zmqPublishMessagesLost} + ${misp.paced.zmqPublishMessagesLost}`],
     ['peak RSS', `${rssMb} MiB`, 'whole bench process'],
   ];
   const width = Math.max(...rows.map((r) => r[0].length));
