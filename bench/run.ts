@@ -78,7 +78,7 @@ async function main() {
     ['  simulated time to converge', `${converge.simulatedMinutes.toFixed(1)} min`, `real ${converge.realSeconds.toFixed(1)} s at time scale ${converge.timeScale}`],
     ['  Defender holds', `${converge.held}`, 'must equal the number of indicators'],
     [`MISP ZeroMQ → outbox (${misp.burst.events} events × ${misp.burst.attributesPerEvent})`, `${misp.burst.messagesPerSecond.toLocaleString()} msgs/s`,
-      `${misp.burst.attributesPerSecond.toLocaleString()} attributes/s; ${misp.burst.zmqMessagesPublished} messages in ${misp.burst.seconds.toFixed(1)} s`],
+      `${misp.burst.attributesPerSecond.toLocaleString()} attributes/s; ${misp.burst.zmqMessagesReceived} messages in ${misp.burst.seconds.toFixed(1)} s; ${misp.burst.attributesCommitted} of ${misp.burst.events * misp.burst.attributesPerEvent} attributes committed`],
     ['  burst latency publish→commit', `p50 ${misp.burst.latencyMs.p50} ms`, `p95 ${misp.burst.latencyMs.p95}, p99 ${misp.burst.latencyMs.p99} ms (backlog included)`],
     [`  paced latency (${misp.paced.paceEventsPerSecond} events/s)`, `p50 ${misp.paced.latencyMs.p50} ms`, `p95 ${misp.paced.latencyMs.p95}, p99 ${misp.paced.latencyMs.p99} ms (batch_ms 200 is the floor)`],
     ['  ZeroMQ messages dropped', `${misp.burst.zmqMessagesDropped} + ${misp.paced.zmqMessagesDropped}`,
