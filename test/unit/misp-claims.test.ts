@@ -11,6 +11,8 @@ import { Metrics } from '../../src/observability/metrics.js';
 import { DefenderRoute } from '../../src/sinks/defender/route.js';
 import type { DefenderMapping } from '../../src/sinks/defender/mapper.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
+import { mispSection } from '../../src/sources/misp/config.js';
+import { EventCache, normaliseZmq, type MispContext } from '../../src/sources/misp/normalise.js';
 
 const mapping: DefenderMapping = {
   expireDays: 30, expireDaysByType: {}, defaultAction: 'Alert', passiveOnly: false, minScore: 0, application: 'ThreatBridge', rbacGroupNames: [], tags: [],
@@ -101,5 +103,27 @@ describe('MISP claims: group retraction and re-assertions through the SQLite sto
     const before = set.changes().upserts.length;
     set.replace('misp:1:b', [change('misp:1:b', '1.1.1.2')], 400);
     expect(set.changes().upserts.length).to.equal(before);
+  });
+
+  it('misp_json re-published: unchanged attributes give no operation, a removed one (object attribute included) is deleted', async () => {
+    const ctx: MispContext = { policy: { ...mispSection.parse({}), url: 'https://misp.example' }, events: new EventCache(), now: () => Date.parse('2026-03-10T12:00:00Z') };
+    const a = (uuid: string, type: string, value: string) => ({ uuid, type, value, to_ids: true, timestamp: '1773000000' });
+    const publish = (attrs: object[], objectAttrs: object[]) => {
+      const body = { Event: { id: '42', uuid: 'e-42', info: 'Campaign', published: false, threat_level_id: '2', Tag: [{ name: 'tlp:green' }],
+        Attribute: attrs, Object: objectAttrs.length ? [{ name: 'file', Attribute: objectAttrs }] : [] } };
+      return normaliseZmq('misp_json', JSON.stringify(body), ctx).items.map((i): IngestItem =>
+        ({ normalised: i.normalised, raw: null, event: i.event, checkpoint: null, position: i.event }));
+    };
+    const ip = a('a-1', 'ip-dst', '198.51.100.20');
+    const dom = a('a-2', 'domain', 'evil.example');
+    const file = a('o-1', 'sha256', 'd'.repeat(64));
+    const first = await pipeline.ingest('misp', publish([ip, dom], [file]));
+    expect(ops(first)).to.deep.equal(['upsert domain:evil.example', 'upsert ipv4:198.51.100.20', `upsert sha256:${'d'.repeat(64)}`]);
+    const again = await pipeline.ingest('misp', publish([ip, dom], [file]));
+    expect(again.ops).to.deep.equal([]);
+    const fewer = await pipeline.ingest('misp', publish([ip], [file]));
+    expect(ops(fewer)).to.deep.equal(['delete domain:evil.example']);
+    const noObject = await pipeline.ingest('misp', publish([ip], []));
+    expect(ops(noObject)).to.deep.equal([`delete sha256:${'d'.repeat(64)}`]);
   });
 });
