@@ -106,7 +106,9 @@ describe('MISP claims: group retraction and re-assertions through the SQLite sto
   });
 
   it('misp_json re-published: unchanged attributes give no operation, a removed one (object attribute included) is deleted', async () => {
-    const ctx: MispContext = { policy: { ...mispSection.parse({}), url: 'https://misp.example' }, events: new EventCache(), now: () => Date.parse('2026-03-10T12:00:00Z') };
+    // One clock reading for the whole test: re-publishing across midnight would legitimately move expiry.
+    const at = Date.now();
+    const ctx: MispContext = { policy: { ...mispSection.parse({}), url: 'https://misp.example' }, events: new EventCache(), now: () => at };
     const a = (uuid: string, type: string, value: string) => ({ uuid, type, value, to_ids: true, timestamp: '1773000000' });
     const publish = (attrs: object[], objectAttrs: object[]) => {
       const body = { Event: { id: '42', uuid: 'e-42', info: 'Campaign', published: false, threat_level_id: '2', Tag: [{ name: 'tlp:green' }],
