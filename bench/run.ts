@@ -14,6 +14,7 @@ import { SqliteStore } from '../src/store/sqlite.js';
 import { convergeDefender } from './converge.js';
 import { benchMapping } from './mapping.js';
 import { uploadSentinel } from './sentinel.js';
+import { benchMisp } from './misp.js';
 
 const log = createLogger('error');
 
@@ -67,6 +68,9 @@ async function main() {
   results['defender'] = converge;
   const sentinel = await uploadSentinel(Number(process.env['BENCH_SENTINEL_OBJECTS'] ?? 10_000), Number(process.env['BENCH_TIME_SCALE'] ?? 60));
   results['sentinel'] = sentinel;
+  const misp = await benchMisp(Number(process.env['BENCH_MISP_EVENTS'] ?? 1000), Number(process.env['BENCH_MISP_ATTRIBUTES'] ?? 20),
+    Number(process.env['BENCH_MISP_PACED_EVENTS'] ?? 100), Number(process.env['BENCH_MISP_PACE'] ?? 20));
+  results['misp'] = misp;
   const rssMb = Math.round(process.resourceUsage().maxRSS / 1024);
   results['peakRssMb'] = rssMb;
 
@@ -78,6 +82,12 @@ async function main() {
     ['  Defender holds', `${converge.held}`, 'must equal the number of indicators'],
     [`Sentinel upload (${sentinel.objects} new)`, `${sentinel.uploadCalls} upload calls`, `bound ceil(n/100) = ${sentinel.callBound} (${sentinel.throttled} × 429)`],
     ['  simulated time to upload', `${sentinel.simulatedMinutes.toFixed(1)} min`, `real ${sentinel.realSeconds.toFixed(1)} s; Sentinel holds ${sentinel.held}, ${sentinel.deadLetters} dead letters`],
+    [`MISP ZeroMQ → outbox (${misp.burst.events} events × ${misp.burst.attributesPerEvent})`, `${misp.burst.messagesPerSecond.toLocaleString()} msgs/s`,
+      `${misp.burst.attributesPerSecond.toLocaleString()} attributes/s; ${misp.burst.zmqMessagesReceived} messages in ${misp.burst.seconds.toFixed(1)} s; ${misp.burst.attributesCommitted} of ${misp.burst.events * misp.burst.attributesPerEvent} attributes committed`],
+    ['  burst latency publish→commit', `p50 ${misp.burst.latencyMs.p50} ms`, `p95 ${misp.burst.latencyMs.p95}, p99 ${misp.burst.latencyMs.p99} ms (backlog included)`],
+    [`  paced latency (${misp.paced.paceEventsPerSecond} events/s)`, `p50 ${misp.paced.latencyMs.p50} ms`, `p95 ${misp.paced.latencyMs.p95}, p99 ${misp.paced.latencyMs.p99} ms (batch_ms 200 is the floor)`],
+    ['  ZeroMQ messages dropped', `${misp.burst.zmqMessagesDropped} + ${misp.paced.zmqMessagesDropped}`,
+      `burst + paced, published − received of ${misp.burst.zmqMessagesPublished} + ${misp.paced.zmqMessagesPublished}; publishes not committed ${misp.burst.zmqPublishMessagesLost} + ${misp.paced.zmqPublishMessagesLost}`],
     ['peak RSS', `${rssMb} MiB`, 'whole bench process'],
   ];
   const width = Math.max(...rows.map((r) => r[0].length));

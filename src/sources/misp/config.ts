@@ -65,7 +65,7 @@ export const mispSection = z
       .describe('per observable type days, e.g. "ipv4=90,url=365"'),
     tlp_clear_expire_days: z.number().int().min(1).max(36500).default(7).describe('days for TLP:CLEAR / TLP:WHITE attributes'),
     expire_from: z.enum(['now', 'first_seen']).default('now').describe('count expiry from now or from the attribute\'s first_seen'),
-    use_last_seen: z.boolean().default(false).describe('expire at the attribute\'s last_seen when MISP has one (true|false)'),
+    use_last_seen: z.boolean().default(false).describe('count the expiry days from the attribute\'s last_seen when MISP has one (true|false)'),
     otx_exclude: z.boolean().default(false).describe('leave out values AlienVault OTX already knows (needs otx.api_key)'),
   })
   .strict()

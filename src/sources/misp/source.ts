@@ -48,6 +48,8 @@ export class MispSource {
   private readonly abort = new AbortController();
   private readonly fresh = new Map<string, Freshness>();
   private overflowing = false;
+  /** Messages arrived since the last catch-up: MISP's publisher drops silently in bursts (HWM 1000). */
+  private activeSinceCatchUp = false;
   /** ZeroMQ items normalise synchronously but OTX is async: keep their order with one chain. */
   private zmqChain: Promise<void> = Promise.resolve();
   lastError: string | null = null;
@@ -117,6 +119,13 @@ export class MispSource {
       this.requestCatchUp('queue full');
       return;
     }
+    if (topic === 'misp_json_self') {
+      // The first heartbeat after traffic means MISP went idle: repair what a burst may have lost.
+      if (this.activeSinceCatchUp) this.requestCatchUp('feed idle after activity');
+      this.activeSinceCatchUp = false;
+      return;
+    }
+    this.activeSinceCatchUp = true;
     const { items, catchUp } = normaliseZmq(topic, payload, this.ctx);
     if (catchUp) this.requestCatchUp(`${topic} hint`);
     this.noteFreshness(topic, payload, items);

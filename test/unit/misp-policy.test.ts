@@ -1,0 +1,209 @@
+import { expect } from 'chai';
+import { mispSection } from '../../src/sources/misp/config.js';
+import type { MispAttribute, MispEvent } from '../../src/sources/misp/model.js';
+import { decideAttribute, type MispPolicy } from '../../src/sources/misp/policy.js';
+
+const DAY = 86_400_000;
+const NOW = Date.parse('2026-03-10T15:30:00Z');
+const TODAY = Date.parse('2026-03-10T00:00:00Z');
+
+const policy = (o: Record<string, unknown> = {}): MispPolicy => ({ ...mispSection.parse(o), url: 'https://misp.example' });
+const attr = (o: Partial<MispAttribute> = {}): MispAttribute => ({
+  id: '1', uuid: 'u1', eventId: '7', type: 'ip-dst', category: 'Network activity', value: '203.0.113.7', toIds: true, deleted: false,
+  timestamp: 1_770_000_000, comment: '', firstSeen: null, lastSeen: null, objectName: null, tags: [], inheritedTags: [], warninglistHit: false, ...o,
+});
+const event = (o: Partial<MispEvent> = {}): MispEvent => ({
+  id: '7', uuid: 'e7', info: 'Campaign X', published: true, publishTimestamp: 0, threatLevelId: '4', orgName: 'CIRCL', distribution: '1', tags: [], ...o,
+});
+const passes = (a: MispAttribute, e: MispEvent | null, p: MispPolicy, now = NOW) => {
+  const d = decideAttribute(a, e, p, now);
+  return d.excluded === null && d.changes.length > 0;
+};
+const hints = (a: MispAttribute, e: MispEvent | null, p: MispPolicy) => {
+  const d = decideAttribute(a, e, p, NOW);
+  expect(d.excluded, d.excluded ?? '').to.equal(null);
+  return d.changes[0]!.hints!;
+};
+const until = (a: MispAttribute, e: MispEvent | null, p: MispPolicy, now = NOW) => {
+  const d = decideAttribute(a, e, p, now);
+  expect(d.excluded, d.excluded ?? '').to.equal(null);
+  return Date.parse(d.changes[0]!.validUntil!);
+};
+
+describe('MISP policy: decideAttribute', () => {
+  it('turns a plain attribute into a change keyed by event and uuid, linking back to the event', () => {
+    const d = decideAttribute(attr({ comment: 'C2', objectName: 'ip-port' }), event(), policy(), NOW);
+    expect(d.excluded).to.equal(null);
+    expect(d.changes).to.have.length(1);
+    const c = d.changes[0]!;
+    expect(c.observable).to.deep.equal({ type: 'ipv4', value: '203.0.113.7' });
+    expect(c.sourceRef).to.deep.equal({ system: 'misp', id: 'misp:7:u1', url: 'https://misp.example/events/view/7' });
+    expect(c.title).to.equal('Campaign X');
+    expect(c.description).to.contain('C2').and.to.contain('(was part of ip-port object)').and.to.contain('Campaign X');
+    expect(c.hints?.ownExpiry).to.equal(true);
+  });
+
+  it('excludes deleted, non-IDS (when required) and warninglisted attributes', () => {
+    expect(decideAttribute(attr({ deleted: true }), event(), policy(), NOW).excluded).to.match(/deleted/);
+    expect(decideAttribute(attr({ toIds: false }), event(), policy(), NOW).excluded).to.match(/IDS/);
+    expect(passes(attr({ toIds: false }), event(), policy({ to_ids_only: false }))).to.equal(true);
+    expect(decideAttribute(attr({ warninglistHit: true }), event(), policy(), NOW).excluded).to.match(/warninglist/);
+    expect(passes(attr({ warninglistHit: true }), event(), policy({ enforce_warninglist: false }))).to.equal(true);
+  });
+
+  it('excludes events published before the publish_timestamp window', () => {
+    const p = policy({ publish_timestamp: '2d' });
+    expect(decideAttribute(attr(), event({ publishTimestamp: Math.floor((NOW - 3 * DAY) / 1000) }), p, NOW).excluded).to.match(/2d window/);
+    expect(passes(attr(), event({ publishTimestamp: Math.floor((NOW - 1 * DAY) / 1000) }), p)).to.equal(true);
+    // without the window the old event passes
+    expect(passes(attr(), event({ publishTimestamp: Math.floor((NOW - 30 * DAY) / 1000) }), policy())).to.equal(true);
+  });
+
+  it('applies tags_exclude and tags_include case-insensitively on attribute and event tags', () => {
+    const ex = policy({ tags_exclude: ['Feed:Noisy'] });
+    expect(decideAttribute(attr({ tags: ['feed:noisy'] }), event(), ex, NOW).excluded).to.match(/excluded/);
+    expect(decideAttribute(attr(), event({ tags: ['FEED:NOISY'] }), ex, NOW).excluded).to.match(/excluded/);
+    expect(decideAttribute(attr({ inheritedTags: ['feed:noisy'] }), null, ex, NOW).excluded).to.match(/excluded/);
+    expect(passes(attr({ tags: ['feed:good'] }), event(), ex)).to.equal(true);
+
+    const inc = policy({ tags_include: ['Workflow:State="complete"'] });
+    expect(decideAttribute(attr(), event(), inc, NOW).excluded).to.match(/tags_include/);
+    expect(passes(attr(), event({ tags: ['workflow:state="complete"'] }), inc)).to.equal(true);
+    expect(passes(attr({ tags: ['WORKFLOW:STATE="COMPLETE"'] }), event(), inc)).to.equal(true);
+    // exclusion wins over inclusion
+    const both = policy({ tags_include: ['a'], tags_exclude: ['b'] });
+    expect(passes(attr({ tags: ['a', 'b'] }), event(), both)).to.equal(false);
+  });
+
+  it('event_filters: every field of a filter must match (AND), any filter may (OR), a list value is an OR', () => {
+    const p = policy({ event_filters: [{ tags: ['apt:a', 'apt:b'], type: 'Domain' }, { org: 'CIRCL', threat_level_id: ['1', '2'] }] });
+    // filter 1: tag matches but type does not; filter 2: org matches but threat level does not
+    expect(decideAttribute(attr({ tags: ['apt:a'] }), event({ threatLevelId: '3' }), p, NOW).excluded).to.match(/event filter/);
+    // filter 1 fully matches (second tag of the list, case-insensitive)
+    expect(passes(attr({ type: 'domain', value: 'evil.example', tags: ['APT:B'] }), event({ threatLevelId: '3' }), p)).to.equal(true);
+    // filter 2 fully matches (second threat level of the list)
+    expect(passes(attr(), event({ threatLevelId: '2' }), p)).to.equal(true);
+    expect(passes(attr(), event({ threatLevelId: '2', orgName: 'Other' }), p)).to.equal(false);
+    // without the event header org-based filters cannot match
+    expect(passes(attr(), null, p)).to.equal(false);
+    // an unknown field never matches
+    expect(passes(attr(), event(), policy({ event_filters: [{ colour: 'red' }] }))).to.equal(false);
+    // info is a substring match
+    expect(passes(attr(), event({ info: 'Big Campaign X wave' }), policy({ event_filters: [{ info: 'campaign x' }] }))).to.equal(true);
+  });
+
+  it('vetted mode: events with a vetted tag only pass attributes carrying a vetting tag', () => {
+    const p = policy({ vetted_event_tags: ['curation:source="MISP-TEST"'] });
+    const vettedEvent = event({ tags: ['curation:source="misp-test"'] });
+    expect(decideAttribute(attr(), vettedEvent, p, NOW).excluded).to.match(/vetted/);
+    expect(passes(attr({ tags: ['course-of-action:active="deny"'] }), vettedEvent, p)).to.equal(true);
+    // the vetting tag must be the attribute's own, not inherited from the event
+    expect(passes(attr({ inheritedTags: ['course-of-action:active="deny"'] }), vettedEvent, p)).to.equal(false);
+    // other events are unaffected
+    expect(passes(attr(), event(), p)).to.equal(true);
+  });
+
+  it('rules: the first match wins, and the default rule keeps tlp:red in MISP', () => {
+    expect(decideAttribute(attr(), event({ tags: ['TLP:RED'] }), policy(), NOW).excluded).to.match(/keeps it in MISP/);
+    expect(decideAttribute(attr({ tags: ['tlp:red'] }), event(), policy(), NOW).excluded).to.match(/keeps it in MISP/);
+    const p = policy({ rules: [
+      { tag: 'tlp:red', action: 'skip' },
+      { type: 'ip-dst', action: 'Audit', severity: 'Low' },
+      { tag: 'apt:x', action: 'Block', severity: 'High' },
+    ] });
+    expect(hints(attr({ tags: ['apt:x'] }), event(), p)).to.include({ action: 'Audit', severity: 'Low' });
+    expect(hints(attr({ type: 'domain', value: 'x.example', tags: ['apt:x'] }), event(), p)).to.include({ action: 'Block', severity: 'High' });
+    expect(passes(attr({ tags: ['apt:x', 'tlp:red'] }), event(), p)).to.equal(false);
+    // with no rules at all tlp:red passes
+    expect(passes(attr(), event({ tags: ['tlp:red'] }), policy({ rules: [] }))).to.equal(true);
+  });
+
+  it('action from course-of-action tags, unless a rule decides or it is turned off', () => {
+    expect(hints(attr({ tags: ['course-of-action:active="deny"'] }), event(), policy()).action).to.equal('Block');
+    expect(hints(attr(), event({ tags: ['coa:disrupt'] }), policy()).action).to.equal('Block');
+    expect(hints(attr({ tags: ['course-of-action:passive="detect"'] }), event(), policy()).action).to.equal('Audit');
+    expect(hints(attr({ tags: ['coa:discover'] }), event(), policy()).action).to.equal('Audit');
+    expect(hints(attr(), event(), policy()).action).to.equal(undefined);
+    expect(hints(attr(), event(), policy({ action: 'Warn' })).action).to.equal('Warn');
+    expect(hints(attr({ tags: ['coa:deny'] }), event(), policy({ action_from_tags: false, action: 'Warn' })).action).to.equal('Warn');
+    expect(hints(attr({ tags: ['coa:deny'] }), event(), policy({ rules: [{ tag: 'coa:deny', action: 'Audit' }] })).action).to.equal('Audit');
+  });
+
+  it('severity from the event threat level, then misp:threat-level tags, then the configured default', () => {
+    expect(hints(attr(), event({ threatLevelId: '1' }), policy()).severity).to.equal('High');
+    expect(hints(attr(), event({ threatLevelId: '2' }), policy()).severity).to.equal('Medium');
+    expect(hints(attr(), event({ threatLevelId: '3' }), policy()).severity).to.equal('Low');
+    expect(hints(attr({ tags: ['misp:threat-level="medium-risk"'] }), event({ threatLevelId: '4' }), policy()).severity).to.equal('Medium');
+    expect(hints(attr(), event({ threatLevelId: '4', tags: ['misp:threat-level="high-risk"'] }), policy()).severity).to.equal('High');
+    expect(hints(attr(), event({ threatLevelId: '4' }), policy({ severity: 'Informational' })).severity).to.equal('Informational');
+    expect(hints(attr(), event({ threatLevelId: '4' }), policy()).severity).to.equal(undefined);
+  });
+
+  it('TLP from the attribute, else the event; tlp:white reads as TLP:CLEAR; TLP tags are not labels', () => {
+    const own = decideAttribute(attr({ tags: ['tlp:amber', 'apt:x'] }), event({ tags: ['tlp:green'] }), policy(), NOW).changes[0]!;
+    expect(own.tlp).to.equal('TLP:AMBER');
+    expect(own.labels).to.include('apt:x').and.not.to.include('tlp:amber').and.not.to.include('tlp:green');
+    expect(decideAttribute(attr(), event({ tags: ['tlp:green'] }), policy(), NOW).changes[0]!.tlp).to.equal('TLP:GREEN');
+    expect(decideAttribute(attr({ inheritedTags: ['tlp:white'] }), null, policy(), NOW).changes[0]!.tlp).to.equal('TLP:CLEAR');
+    expect(decideAttribute(attr(), event(), policy(), NOW).changes[0]!.tlp).to.equal(null);
+  });
+
+  it('expiry per observable type, counted from the start of today', () => {
+    const p = policy();
+    expect(until(attr(), event(), p)).to.equal(TODAY + 90 * DAY);
+    expect(until(attr({ type: 'domain', value: 'x.example' }), event(), p)).to.equal(TODAY + 300 * DAY);
+    expect(until(attr({ type: 'url', value: 'http://x.example/a' }), event(), p)).to.equal(TODAY + 365 * DAY);
+    expect(until(attr({ type: 'sha256', value: 'a'.repeat(64) }), event(), p)).to.equal(TODAY + 36500 * DAY);
+    // a type without its own days gets expire_days
+    expect(until(attr({ type: 'email-src', value: 'a@x.example' }), event(), p)).to.equal(TODAY + 50 * DAY);
+    expect(until(attr(), event(), policy({ expire_days_by_type: { ipv4: 10 }, expire_days: 20 }))).to.equal(TODAY + 10 * DAY);
+    expect(until(attr({ type: 'domain', value: 'x.example' }), event(), policy({ expire_days_by_type: { ipv4: 10 }, expire_days: 20 }))).to.equal(TODAY + 20 * DAY);
+  });
+
+  it('TLP:CLEAR shortens expiry to tlp_clear_expire_days but never lengthens it', () => {
+    expect(until(attr({ type: 'sha256', value: 'a'.repeat(64) }), event({ tags: ['tlp:clear'] }), policy())).to.equal(TODAY + 7 * DAY);
+    expect(until(attr(), event({ tags: ['tlp:white'] }), policy({ tlp_clear_expire_days: 30 }))).to.equal(TODAY + 30 * DAY);
+    expect(until(attr(), event({ tags: ['tlp:white'] }), policy({ tlp_clear_expire_days: 30, expire_days_by_type: { ipv4: 5 } }))).to.equal(TODAY + 5 * DAY);
+  });
+
+  it('expire_from first_seen counts from first_seen, sets validFrom, and excludes what already expired', () => {
+    const p = policy({ expire_from: 'first_seen' });
+    const firstSeen = '2026-03-01T12:00:00.000Z';
+    const d = decideAttribute(attr({ firstSeen }), event(), p, NOW);
+    expect(Date.parse(d.changes[0]!.validUntil!)).to.equal(Date.parse(firstSeen) + 90 * DAY);
+    expect(d.changes[0]!.validFrom).to.equal(firstSeen);
+    const old = decideAttribute(attr({ firstSeen: '2025-11-01T00:00:00Z' }), event(), p, NOW);
+    expect(old.excluded).to.match(/^expired on 2026-01-30/);
+    expect(old.changes).to.deep.equal([]);
+    // with expire_from now, first_seen only gives validFrom
+    expect(until(attr({ firstSeen: '2025-11-01T00:00:00Z' }), event(), policy())).to.equal(TODAY + 90 * DAY);
+    // an unparsable first_seen falls back to today
+    expect(until(attr({ firstSeen: 'garbage' }), event(), p)).to.equal(TODAY + 90 * DAY);
+  });
+
+  it('use_last_seen counts from last_seen, and excludes an attribute whose window has passed', () => {
+    const p = policy({ use_last_seen: true, expire_days_by_type: { ipv4: 10 } });
+    expect(until(attr({ lastSeen: '2026-03-05T00:00:00Z' }), event(), p)).to.equal(Date.parse('2026-03-15T00:00:00Z'));
+    expect(decideAttribute(attr({ lastSeen: '2026-02-01T00:00:00Z' }), event(), p, NOW).excluded).to.match(/^expired/);
+    expect(until(attr({ lastSeen: '2026-02-01T00:00:00Z' }), event(), policy({ expire_days_by_type: { ipv4: 10 } }))).to.equal(TODAY + 10 * DAY);
+  });
+
+  it('is stable within a day: the same attribute decided twice the same day gives identical changes', () => {
+    const a = attr({ tags: ['tlp:green', 'apt:x'] });
+    const first = decideAttribute(a, event({ threatLevelId: '1' }), policy(), Date.parse('2026-03-10T00:00:01Z'));
+    const later = decideAttribute(a, event({ threatLevelId: '1' }), policy(), Date.parse('2026-03-10T23:59:59Z'));
+    expect(later).to.deep.equal(first);
+    const nextDay = decideAttribute(a, event({ threatLevelId: '1' }), policy(), Date.parse('2026-03-11T00:00:01Z'));
+    expect(nextDay.changes[0]!.validUntil).to.not.equal(first.changes[0]!.validUntil);
+  });
+
+  it('gives one change per observable of composite types and passes skipped parts on', () => {
+    const d = decideAttribute(attr({ type: 'domain|ip', value: 'evil.example|203.0.113.5' }), event(), policy(), NOW);
+    expect(d.changes.map((c) => c.observable.type)).to.deep.equal(['domain', 'ipv4']);
+    expect(d.changes.map((c) => c.validUntil)).to.deep.equal([new Date(TODAY + 300 * DAY).toISOString(), new Date(TODAY + 90 * DAY).toISOString()]);
+    const s = decideAttribute(attr({ type: 'text', value: 'hello' }), event(), policy(), NOW);
+    expect(s.excluded).to.equal(null);
+    expect(s.changes).to.deep.equal([]);
+    expect(s.skipped.map((x) => x.code)).to.deep.equal(['unsupported_type']);
+  });
+});
