@@ -149,6 +149,29 @@ describe('MISP → Defender end to end', function () {
     expect(held()).to.have.length(0);
   });
 
+  it('sends MISP attributes to Sentinel as valid STIX 2.1 indicators when targeted, beside Defender', async () => {
+    await lab.stop();
+    lab = await new Lab({ misp: true, mispHeartbeatMs: 500, sentinel: true }).start();
+    misp = lab.misp!;
+    const ev = misp.createEvent({ info: 'Both targets', tags: ['tlp:amber'] });
+    misp.addAttribute(ev, { type: 'url', value: "http://quote.example/it's" });
+    misp.addAttribute(ev, { type: 'email-src', value: 'phisher@bad.example' });
+    const gone = misp.addAttribute(ev, { type: 'ip-src', value: '198.51.100.33' });
+    misp.publish(ev);
+    start({ MISP_TARGETS: 'defender,sentinel' });
+    const stix = () => lab.sentinel!.indicators() as { pattern: string; revoked?: boolean; pattern_type: string }[];
+    await waitFor(() => stix().length === 3 && held().length === 2, 'three STIX indicators and two Defender indicators (email has no Defender type)');
+    const patterns = stix().map((i) => i.pattern).sort();
+    expect(patterns).to.deep.equal([
+      "[email-addr:value = 'phisher@bad.example']",
+      "[ipv4-addr:value = '198.51.100.33']",
+      "[url:value = 'http://quote.example/it\\'s']",
+    ]);
+    misp.softDeleteAttribute(gone.uuid);
+    await waitFor(() => stix().some((i) => i.pattern.includes('198.51.100.33') && i.revoked === true) && !byValue().has('198.51.100.33'),
+      'the soft delete revokes in Sentinel and deletes in Defender');
+  });
+
   it('dead-letters malformed messages with the reason and carries on', async () => {
     start();
     await connected();
