@@ -1,0 +1,77 @@
+// Microsoft Defender alerts → DFIR-IRIS alerts: one poller per Defender tenant (same Entra app,
+// multi-tenant when several) feeding the `iris` outbox, and one IRIS delivery worker.
+import { DeliveryWorker } from '../core/delivery.js';
+import { DEFAULT_DEFENDER_SCOPE, timeScale } from '../sinks/defender/index.js';
+import { IrisClient } from '../sinks/iris/client.js';
+import { IrisDelivery } from '../sinks/iris/delivery.js';
+import { TokenProvider } from '../sinks/microsoft/token.js';
+import { DefenderAlertsClient } from '../sources/defender-alerts/client.js';
+import { DefenderAlertsPoller } from '../sources/defender-alerts/poller.js';
+import { workerPart, type ServiceContext, type ServicePart } from './parts.js';
+
+export const ALERTS_SOURCE = 'defender_alerts';
+export const IRIS_SINK = 'iris';
+
+export function alertsToIrisParts(ctx: ServiceContext): ServicePart[] {
+  const { config, store, log, metrics } = ctx;
+  const d = config.microsoft_defender_intel;
+  const a = config.defender_alerts;
+  const i = config.iris;
+
+  const client = new IrisClient({ url: i.url!, apiKey: i.api_key!, verifyTls: i.verify_cert, timeoutMs: i.request_timeout * 1000, sink: IRIS_SINK, log, metrics });
+  const handler = new IrisDelivery(IRIS_SINK, i, client, store, log, metrics);
+  const worker = new DeliveryWorker(store, handler, log);
+
+  const tenants = a.tenant_ids.length > 0 ? [...new Set(a.tenant_ids)] : [d.tenant_id!];
+  const pollers = tenants.map((tenantId) => {
+    const tokens = new TokenProvider({
+      loginUrl: d.login_url, tenantId, clientId: d.client_id!, clientSecret: d.client_secret!,
+      scope: d.scope ?? DEFAULT_DEFENDER_SCOPE, verifyTls: d.ssl_verify, timeoutMs: d.request_timeout * 1000, log,
+    });
+    const alerts = new DefenderAlertsClient({
+      baseUrl: d.base_url, timeoutMs: d.request_timeout * 1000, verifyTls: d.ssl_verify, callsPerMinute: a.calls_per_minute,
+      callsPerHour: a.calls_per_hour, timeScale: timeScale(), tokens, log, metrics, tenantId,
+    });
+    const source = tenants.length === 1 ? ALERTS_SOURCE : `${ALERTS_SOURCE}:${tenantId}`;
+    return new DefenderAlertsPoller(source, tenantId, IRIS_SINK, a, alerts, store, log, metrics, () => worker.wake());
+  });
+
+  const source: ServicePart = {
+    name: ALERTS_SOURCE,
+    kind: 'source',
+    start: async () => { for (const p of pollers) p.start(); },
+    stop: async () => { await Promise.all(pollers.map((p) => p.stop())); },
+    health: async () => {
+      const failing = pollers.filter((p) => p.lastError !== null);
+      return failing.length ? failing.map((p) => `${p.source}: ${p.lastError}`).join('; ') : null;
+    },
+    runOnce: async () => {
+      let read = 0;
+      let queued = 0;
+      let pollFailures = 0;
+      for (const p of pollers) {
+        try {
+          const r = await p.pollOnce();
+          read += r.read;
+          queued += r.queued;
+        } catch (err) {
+          pollFailures++;
+          log.error({ source: p.source, error: (err as Error).message }, 'Defender alerts poll failed');
+        }
+      }
+      const processed = await worker.drainOnce();
+      const waiting = (await store.outboxStats(Date.now())).find((s) => s.sink === IRIS_SINK)?.pending ?? 0;
+      const c = handler.counts;
+      return {
+        flow: `${ALERTS_SOURCE} -> ${IRIS_SINK}`,
+        processed, created: c.created, updated: c.updated, failed: c.deadLettered + waiting + pollFailures,
+        details: { alertsRead: read, queued, deadLettered: c.deadLettered, waitingForRetry: waiting, pollFailures },
+      };
+    },
+  };
+  const sink: ServicePart = {
+    ...workerPart(IRIS_SINK, IRIS_SINK, worker),
+    health: async () => handler.lastError,
+  };
+  return [source, sink];
+}
