@@ -125,7 +125,7 @@ export class IrisSimulator {
   readonly cases = new Set<number>();
   readonly requestLog: IrisRequestLogEntry[] = [];
   private down = false;
-  private failures: { status: number; count: number; path: RegExp }[] = [];
+  private failures: { status: number; count: number; path: RegExp; message?: string }[] = [];
   private drops: { count: number; path: RegExp }[] = [];
 
   constructor(private readonly opts: IrisSimulatorOptions = {}) {
@@ -187,8 +187,8 @@ export class IrisSimulator {
   }
 
   /** The next `count` requests whose path matches fail with `status` (state untouched). */
-  failNext(count: number, status: number, path: RegExp = /./): void {
-    this.failures.push({ status, count, path });
+  failNext(count: number, status: number, path: RegExp = /./, message?: string): void {
+    this.failures.push({ status, count, path, ...(message !== undefined ? { message } : {}) });
   }
 
   /** The next `count` matching requests are applied, then the connection is destroyed unanswered. */
@@ -251,7 +251,7 @@ export class IrisSimulator {
       const failure = this.take(this.failures, url.pathname);
       if (failure) {
         entry.fault = 'injected';
-        return send({ status: failure.status, message: failure.status >= 500 ? 'Internal server error' : 'Injected failure' });
+        return send({ status: failure.status, message: failure.message ?? (failure.status >= 500 ? 'Internal server error' : 'Injected failure') });
       }
       const user = this.authenticate(req);
       if (!user) return send({ status: 401, message: 'Authentication required' });

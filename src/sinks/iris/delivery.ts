@@ -17,7 +17,15 @@ import { irisCreateBody, irisUpdateBody } from './mapper.js';
 import { IrisSetupError, IrisUnavailableError, loadIrisRefs, type IrisRefs } from './reference.js';
 
 /** How long to wait before retrying work blocked by configuration or permissions. */
-const SETUP_RETRY_MS = 5 * 60_000;
+const SETUP_RETRY_MS = 60_000;
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done() { clearTimeout(timer); signal.removeEventListener('abort', done); resolve(); }
+  });
+}
 
 export interface IrisDeliveryCounts {
   created: number;
@@ -58,13 +66,31 @@ export class IrisDelivery implements SinkHandler {
     }
   }
 
+  /**
+   * Work is leased only once IRIS's ids are known: while IRIS is unreachable or the configuration
+   * does not fit it, alerts stay due in the outbox (a fixed configuration and a restart deliver them
+   * at once) and the lookup is retried with backoff, up to once a minute.
+   */
+  async waitForCapacity(signal: AbortSignal): Promise<void> {
+    for (let attempt = 0; !this.refs && !signal.aborted; attempt++) {
+      try {
+        await this.ensureRefs();
+        return;
+      } catch (err) {
+        const after = Math.min(this.setupRetryMs, backoffMs(attempt, { baseMs: 2000, maxMs: 60_000 }));
+        this.log.warn({ sink: this.sink, retryInMs: after, error: (err as Error).message }, 'IRIS not ready; alerts wait');
+        await sleep(after, signal);
+      }
+    }
+  }
+
   async handle(items: OutboxItem[], signal: AbortSignal): Promise<void> {
     let refs: IrisRefs;
     try {
       refs = await this.ensureRefs();
     } catch (err) {
-      const after = err instanceof IrisSetupError ? this.setupRetryMs : backoffMs(Math.max(...items.map((i) => i.attempts)));
       if (!(err instanceof IrisSetupError) && !(err instanceof IrisUnavailableError)) throw err;
+      const after = Math.min(this.setupRetryMs, backoffMs(Math.max(...items.map((i) => i.attempts))));
       this.log.warn({ sink: this.sink, items: items.length, retryInMs: after, error: (err as Error).message }, 'IRIS not ready; alerts wait');
       this.counts.retried += items.length;
       await this.store.retry(items, Date.now() + after, (err as Error).message);

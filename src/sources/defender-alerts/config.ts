@@ -10,7 +10,7 @@ export const DEFENDER_ALERT_SEVERITIES = ['UnSpecified', 'Informational', 'Low',
 export const defenderAlertsSection = z
   .object({
     enabled: z.boolean().default(true).describe('poll Defender alerts for IRIS when iris.url is set (true|false)'),
-    interval: z.number().int().min(10).default(60).describe('seconds between polls of /api/alerts'),
+    interval: z.number().int().min(1).default(60).describe('seconds between polls of /api/alerts'),
     statuses: z
       .array(z.enum(DEFENDER_ALERT_STATUSES))
       .min(1)
