@@ -2,7 +2,7 @@
 // description (story, evidence, recommended actions, link), severity by name, tags, context, the raw
 // alert as source content, IOCs and the affected machine as an asset.
 import type { DefenderAlertChange } from '../../sources/defender-alerts/normalise.js';
-import type { IocKind, IrisRefs } from './reference.js';
+import type { AssetKind, IocKind, IrisRefs } from './reference.js';
 
 export interface IrisMapping {
   alertSource: string;
@@ -40,7 +40,14 @@ export function irisDescription(a: DefenderAlertChange): string {
   lines.push(`Severity: ${a.severity} | Status: ${a.status}${a.classification ? ` | Classification: ${a.classification}${a.determination ? ` (${a.determination})` : ''}` : ''}`);
   if (a.category || a.detectionSource) lines.push(`Category: ${a.category ?? '-'} | Detection source: ${a.detectionSource ?? '-'}`);
   if (a.threatName || a.threatFamilyName) lines.push(`Threat: ${[a.threatName, a.threatFamilyName].filter(Boolean).join(' / ')}`);
-  if (a.machine) lines.push(`Machine: ${a.machine.dnsName ?? '-'} (id ${a.machine.id ?? '-'})${a.machine.rbacGroupName ? `, device group ${a.machine.rbacGroupName}` : ''}`);
+  if (a.machine) {
+    const m = a.machine;
+    lines.push(`Machine: ${m.dnsName ?? '-'} (id ${m.id ?? '-'})${m.rbacGroupName ? `, device group ${m.rbacGroupName}` : ''}`);
+    const more = [m.osPlatform && `OS ${m.osPlatform}${m.osVersion ? ` ${m.osVersion}` : ''}`, m.lastIpAddress && `IP ${m.lastIpAddress}`,
+      m.lastExternalIpAddress && `external IP ${m.lastExternalIpAddress}`, m.healthStatus && `health ${m.healthStatus}`,
+      m.riskScore && `risk ${m.riskScore}`, m.exposureLevel && `exposure ${m.exposureLevel}`, m.machineTags?.length && `tags ${m.machineTags.join(', ')}`].filter(Boolean);
+    if (more.length) lines.push(`  ${more.join(' | ')}`);
+  }
   if (a.relatedUser) lines.push(`User: ${a.relatedUser.domainName ? `${a.relatedUser.domainName}\\` : ''}${a.relatedUser.userName}`);
   if (a.incidentId) lines.push(`Defender incident: ${a.incidentId}`);
   if (a.mitreTechniques.length) lines.push(`MITRE ATT&CK: ${a.mitreTechniques.join(', ')}`);
@@ -112,18 +119,28 @@ export function irisAssets(a: DefenderAlertChange, refs: IrisRefs): IrisAssetBod
   if (!a.machine) return [];
   const name = a.machine.dnsName ?? a.machine.id!;
   const dot = a.machine.dnsName?.indexOf('.') ?? -1;
-  const type = refs.assetTypeId('windows-computer');
+  const type = refs.assetTypeId(assetKind(a.machine.osPlatform ?? null));
   if (type === null) return [];
-  const details = a.machine as { ip?: string | null; osPlatform?: string | null };
+  const m = a.machine;
   return [{
     asset_name: name,
     asset_type_id: type,
     asset_description: `Machine of Defender alert ${a.id}${a.machine.id ? ` (Defender machine id ${a.machine.id})` : ''}`,
-    ...(details.ip ? { asset_ip: details.ip } : {}),
+    ...(m.lastIpAddress ? { asset_ip: m.lastIpAddress } : {}),
     ...(dot > 0 ? { asset_domain: a.machine.dnsName!.slice(dot + 1) } : {}),
     asset_tags: 'defender',
-    asset_enrichment: { defender: { machineId: a.machine.id, computerDnsName: a.machine.dnsName, rbacGroupName: a.machine.rbacGroupName } },
+    asset_enrichment: { defender: { ...m } },
   }];
+}
+
+/** Defender's osPlatform (Windows10, Windows11, WindowsServer2019, Linux, macOS, …) → IRIS asset kind. */
+export function assetKind(osPlatform: string | null): AssetKind {
+  const os = (osPlatform ?? '').toLowerCase();
+  if (os.startsWith('windowsserver')) return 'windows-server';
+  if (os.startsWith('windows')) return 'windows-computer';
+  if (os.includes('linux') || os.includes('ubuntu') || os.includes('redhat') || os.includes('centos') || os.includes('debian')) return 'linux-computer';
+  if (os.includes('mac')) return 'mac-computer';
+  return 'windows-computer';
 }
 
 function context(a: DefenderAlertChange): Record<string, unknown> {

@@ -37,13 +37,16 @@ export class DefenderAlertsClient {
 
   constructor(private readonly o: DefenderAlertsClientOptions) {
     this.http = createHttpClient({ system: 'defender', baseURL: o.baseUrl, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log });
-    this.pacer = new Pacer({ list: { perMinute: o.callsPerMinute, perHour: o.callsPerHour } }, o.timeScale ?? 1);
+    this.pacer = new Pacer({
+      list: { perMinute: o.callsPerMinute, perHour: o.callsPerHour },
+      machine: { perMinute: o.callsPerMinute, perHour: o.callsPerHour },
+    }, o.timeScale ?? 1);
   }
 
-  private async get<T>(url: string, signal?: AbortSignal): Promise<HttpResponse<T>> {
+  private async get<T>(url: string, signal?: AbortSignal, endpoint: 'list' | 'machine' = 'list'): Promise<HttpResponse<T>> {
     let throttled = 0;
     for (let attempt = 0; ; attempt++) {
-      await this.pacer.take('list', signal);
+      await this.pacer.take(endpoint, signal);
       const token = await this.o.tokens.getToken(attempt > 0 && throttled === 0);
       const end = this.o.metrics.sinkLatency.startTimer({ sink: 'defender_alerts', endpoint: 'alerts.list' });
       let res: HttpResponse<T>;
@@ -71,6 +74,19 @@ export class DefenderAlertsClient {
       }
       return res;
     }
+  }
+
+  /**
+   * The machine entity (`GET /api/machines/{id}`, needs Machine.Read.All), or null when Defender
+   * does not know it (404) or the app may not read machines (403: `forbidden`).
+   */
+  async getMachine(id: string, signal?: AbortSignal): Promise<Record<string, unknown> | null | 'forbidden'> {
+    const res = await this.get<Record<string, unknown>>(`/api/machines/${encodeURIComponent(id)}`, signal, 'machine');
+    if (res.status === 200 && res.data && typeof res.data === 'object') return res.data;
+    if (res.status === 403) return 'forbidden';
+    if (res.status === 404 || res.status === 400) return null;
+    const d = decide(res.status, res.headers, 0);
+    throw new DefenderAlertsError(`Defender machine lookup failed for ${id}: ${defenderErrorText(res)}`, res.status, d.kind === 'retry' ? d.afterMs : null);
   }
 
   /** Every alert updated at or after `fromIso`, with evidence. Calls `onPage` per page. */

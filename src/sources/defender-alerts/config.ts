@@ -23,6 +23,10 @@ export const defenderAlertsSection = z
     calls_per_minute: z.number().int().min(1).max(100).default(90).describe('pace of /api/alerts calls per minute (Defender allows 100)'),
     calls_per_hour: z.number().int().min(1).max(1500).default(1400).describe('pace of /api/alerts calls per hour (Defender allows 1,500)'),
     portal_url: httpUrl.default('https://security.microsoft.com').describe('Defender portal for links to alerts (e.g. https://security.microsoft.us for GCC High)'),
+    machine_details: z
+      .boolean()
+      .default(true)
+      .describe('add OS, IP addresses and risk of the affected machine from /api/machines (needs Machine.Read.All; skipped with a warning without it)'),
     tenant_ids: z
       .array(z.string().min(1))
       .default([])

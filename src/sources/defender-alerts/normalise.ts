@@ -5,6 +5,34 @@ import type { Rejection } from '../../core/types.js';
 export interface AlertFile { fileName: string | null; filePath: string | null; sha1: string | null; sha256: string | null }
 export interface AlertProcess { fileName: string | null; filePath: string | null; commandLine: string | null; processId: number | null; parentFileName: string | null; createdAt: string | null }
 export interface AlertUser { accountName: string | null; domainName: string | null; userPrincipalName: string | null; userSid: string | null }
+/** The affected machine; the details come from /api/machines/{id} when the app may read machines. */
+export interface AlertMachine {
+  id: string | null;
+  dnsName: string | null;
+  rbacGroupName: string | null;
+  osPlatform?: string | null;
+  osVersion?: string | null;
+  lastIpAddress?: string | null;
+  lastExternalIpAddress?: string | null;
+  healthStatus?: string | null;
+  riskScore?: string | null;
+  exposureLevel?: string | null;
+  machineTags?: string[];
+}
+
+/** Machine entity fields worth showing in IRIS (design/apis/microsoft.md §5). */
+export function machineDetails(raw: unknown): Partial<AlertMachine> {
+  if (typeof raw !== 'object' || raw === null) return {};
+  const m = raw as Record<string, unknown>;
+  return {
+    osPlatform: str(m.osPlatform), osVersion: str(m.version) ?? str(m.osBuild === undefined ? null : String(m.osBuild)),
+    lastIpAddress: str(m.lastIpAddress), lastExternalIpAddress: str(m.lastExternalIpAddress), healthStatus: str(m.healthStatus),
+    riskScore: str(m.riskScore), exposureLevel: str(m.exposureLevel),
+    machineTags: Array.isArray(m.machineTags) ? (m.machineTags as unknown[]).map(str).filter((t): t is string => t !== null) : [],
+    ...(str(m.rbacGroupName) ? { rbacGroupName: str(m.rbacGroupName) } : {}),
+  };
+}
+
 export interface AlertRegistry { key: string; valueName: string | null; value: string | null }
 
 export interface DefenderAlertChange {
@@ -27,7 +55,7 @@ export interface DefenderAlertChange {
   lastEventTime: string | null;
   lastUpdateTime: string;
   resolvedTime: string | null;
-  machine: { id: string | null; dnsName: string | null; rbacGroupName: string | null } | null;
+  machine: AlertMachine | null;
   relatedUser: { userName: string; domainName: string | null } | null;
   mitreTechniques: string[];
   evidence: { files: AlertFile[]; processes: AlertProcess[]; ips: string[]; urls: string[]; users: AlertUser[]; registry: AlertRegistry[] };

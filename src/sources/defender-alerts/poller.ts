@@ -14,7 +14,7 @@ import type { Metrics } from '../../observability/metrics.js';
 import type { DeadLetterInput, Store } from '../../store/types.js';
 import type { DefenderAlertsClient } from './client.js';
 import type { DefenderAlertsConfig } from './config.js';
-import { normaliseAlert, severityRank, type DefenderAlertChange } from './normalise.js';
+import { machineDetails, normaliseAlert, severityRank, type DefenderAlertChange } from './normalise.js';
 
 export interface PollerState {
   /** alert id → lastUpdateTime already handled, for alerts inside the overlap window. */
@@ -32,6 +32,7 @@ export interface PollResult {
 
 /** Queued entries never acknowledged (dead-lettered) are forgotten after this long. */
 const QUEUED_TTL_MS = 14 * 24 * 3600_000;
+const MACHINE_TTL_MS = 3600_000;
 
 export class DefenderAlertsPoller {
   private timer: NodeJS.Timeout | null = null;
@@ -41,6 +42,9 @@ export class DefenderAlertsPoller {
   private failures = 0;
   lastError: string | null = null;
   lastPollAt: number | null = null;
+  /** machine id → details (or null: unknown to Defender), kept for an hour. */
+  private readonly machines = new Map<string, { at: number; details: Record<string, unknown> | null }>();
+  private machinesForbidden = false;
 
   constructor(
     readonly source: string,
@@ -87,6 +91,32 @@ export class DefenderAlertsPoller {
     }, ms);
   }
 
+  private async addMachineDetails(c: DefenderAlertChange): Promise<void> {
+    const id = c.machine?.id;
+    if (!id || !this.cfg.machine_details || this.machinesForbidden) return;
+    let hit = this.machines.get(id);
+    if (!hit || this.now() - hit.at > MACHINE_TTL_MS) {
+      let details: Record<string, unknown> | null;
+      try {
+        const got = await this.client.getMachine(id, this.abort.signal);
+        if (got === 'forbidden') {
+          this.machinesForbidden = true;
+          this.log.warn({ source: this.source }, 'the application may not read machines (Machine.Read.All); alerts go to IRIS without machine details');
+          return;
+        }
+        details = got;
+      } catch (err) {
+        // Details are a nicety: the alert goes without them rather than waiting.
+        this.log.warn({ source: this.source, machine: id, ...errorFields(err) }, 'machine details unavailable');
+        return;
+      }
+      hit = { at: this.now(), details };
+      if (this.machines.size > 10_000) this.machines.clear();
+      this.machines.set(id, hit);
+    }
+    if (hit.details && c.machine) c.machine = { ...c.machine, ...machineDetails(hit.details) };
+  }
+
   /** One poll: read every alert updated since the checkpoint (minus the overlap) and queue what IRIS needs. */
   async pollOnce(): Promise<PollResult> {
     const started = this.now();
@@ -130,6 +160,7 @@ export class DefenderAlertsPoller {
           continue;
         }
         if (!known.has(c.id)) state.queued[c.id] = state.queued[c.id] ?? started;
+        await this.addMachineDetails(c);
         ops.push({ sink: this.sink, key: c.id, op: 'upsert', payload: c, sourceRef: null });
       }
       result.queued += ops.length;
