@@ -18,7 +18,7 @@ import { normaliseAlert, type DefenderAlertChange } from '../../src/sources/defe
 import { SqliteStore } from '../../src/store/sqlite.js';
 import type { OutboxItem } from '../../src/store/types.js';
 
-const log = createLogger('error');
+const log = createLogger('silent');
 const TENANT = 't-1';
 
 function change(id: string, fields: Record<string, unknown> = {}): DefenderAlertChange {

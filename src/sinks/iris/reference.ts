@@ -90,7 +90,11 @@ export async function loadIrisRefs(client: IrisClient, cfg: IrisConfig, log: { w
   // Customers: needs customers_read; only the user's own customers are listed (all for admins).
   const customersAnswer = await get<Record<string, unknown>>('customers', '/manage/customers/list');
   let customers: Map<string, number> | null = null;
-  if (customersAnswer.ok && Array.isArray(customersAnswer.data)) customers = byName(customersAnswer.data, 'customer_id', 'customer_name');
+  let customerNames: { id: number; name: string }[] = [];
+  if (customersAnswer.ok && Array.isArray(customersAnswer.data)) {
+    customers = byName(customersAnswer.data, 'customer_id', 'customer_name');
+    customerNames = customersAnswer.data.map((r) => ({ id: r.customer_id as number, name: String(r.customer_name) }));
+  }
   else if (customersAnswer.httpStatus === 0 || customersAnswer.httpStatus >= 500) required(customersAnswer, 'customers', '/manage/customers/list');
 
   const wanted: [string, string][] = [['iris.customer_id', cfg.customer_id ?? ''], ...Object.entries(cfg.tenant_customers).map(([t, c]) => [`iris.tenant_customers.${t}`, c] as [string, string])];
@@ -103,7 +107,7 @@ export async function loadIrisRefs(client: IrisClient, cfg: IrisConfig, log: { w
     let id = /^\d+$/.test(value) ? Number(value) : customers!.get(norm(value));
     if (id === undefined || (customers !== null && customers.size > 0 && ![...customers.values()].includes(id))) {
       // Not listed: it does not exist or the key's user is not linked to it.
-      const usable = customers ? [...customers].map(([n, i]) => `${i}=${n}`).join(', ') || 'none' : 'unknown';
+      const usable = customers ? customerNames.map((c) => `${c.id}=${c.name}`).join(', ') || 'none' : 'unknown';
       const first = customers ? [...customers.values()][0] : undefined;
       if (cfg.find_customer && first !== undefined) {
         log.warn({ key, configured: value, using: first }, 'the IRIS key may not use the configured customer; using the first customer it may use (iris.find_customer=true)');
@@ -140,6 +144,6 @@ export async function loadIrisRefs(client: IrisClient, cfg: IrisConfig, log: { w
     assetTypeId,
     tlpId: resolve(cfg.ioc_tlp, tlps, 'iris.ioc_tlp', 'TLP'),
     customerFor: (tenantId) => customerIds.get(`iris.tenant_customers.${tenantId}`) ?? customerIds.get('iris.customer_id')!,
-    usableCustomers: customers ? [...customers].map(([name, id]) => ({ id, name })) : null,
+    usableCustomers: customers ? customerNames : null,
   };
 }

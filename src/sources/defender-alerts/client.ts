@@ -94,25 +94,27 @@ export class DefenderAlertsClient {
     const filter = `lastUpdateTime ge ${fromIso}`;
     const first = `/api/alerts?$filter=${encodeURIComponent(filter)}&$expand=evidence&$top=${pageSize}`;
     let url: string | null = first;
-    let skip = 0;
     let total = 0;
+    let sawNextLink = false;
     for (let page = 0; url && page < 10_000; page++) {
       if (signal?.aborted) throw new Error('aborted');
       const res: HttpResponse<{ value?: unknown[]; '@odata.nextLink'?: string }> = await this.get(url, signal);
       if (res.status !== 200 || !Array.isArray(res.data?.value)) {
         const d = decide(res.status, res.headers, 0);
         const hint = res.status === 403 ? ' (the application needs the WindowsDefenderATP permission Alert.Read.All, admin-consented)' : '';
-        throw new DefenderAlertsError(`Defender alerts listing failed for tenant ${this.o.tenantId}: ${defenderErrorText(res)}${hint}`, res.status,
+        throw new DefenderAlertsError(`Defender alerts listing failed for tenant ${this.o.tenantId} (HTTP ${res.status}): ${defenderErrorText(res)}${hint}`, res.status,
           d.kind === 'retry' ? d.afterMs : null);
       }
       const rows = res.data.value;
       total += rows.length;
       await onPage(rows);
       const next = res.data['@odata.nextLink'];
-      if (next) url = next.startsWith(this.o.baseUrl) ? next.slice(this.o.baseUrl.length) : next;
-      else if (rows.length >= pageSize) {
-        skip += rows.length;
-        url = `${first}&$skip=${skip}`;
+      if (next) {
+        sawNextLink = true;
+        url = next.startsWith(this.o.baseUrl) ? next.slice(this.o.baseUrl.length) : next;
+      } else if (!sawNextLink && rows.length >= pageSize) {
+        // A server that pages without nextLink: ask for the next offset until a short page.
+        url = `${first}&$skip=${total}`;
       } else url = null;
     }
     return total;
