@@ -10,6 +10,7 @@ import { evidence, type AlertStore } from '../../src/sim/defender/alerts.js';
 import { IrisSimulator } from '../../src/sim/iris/server.js';
 import { Lab, LAB_CLIENT, LAB_SECRET, LAB_TENANT } from '../../src/sim/lab.js';
 import { ServiceProcess, waitFor } from '../../src/sim/service-process.js';
+import { SqliteStore } from '../../src/store/sqlite.js';
 
 const SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 const SHA1 = 'da39a3ee5e6b4b0d3255bfef95601890afd80709';
@@ -176,6 +177,32 @@ describe('Defender alerts → IRIS end to end', function () {
     expect(again.lines.map((l) => l.msg ?? '')).to.include('defender_alerts -> iris: processed 2, created 0, updated 1, failed 1');
     expect(byRef(rejected.id)).to.have.length(0);
     expect(irisAlerts()).to.have.length(2);
+  });
+
+  it('routes each Defender tenant to its own IRIS customer, with a checkpoint per tenant, and never logs a secret', async () => {
+    await start();
+    const second = '99999999-8888-4777-8666-555555555555';
+    // One multi-tenant application, consented in both tenants.
+    lab.entra.registerApp({ tenantId: second, clientId: LAB_CLIENT, clientSecret: LAB_SECRET, roles: ['Alert.Read.All'] });
+    const contoso = iris.addCustomer('Contoso');
+    const admin = iris.addUser('admin', ['alerts_read', 'alerts_write', 'customers_read'], 'all').apiKey;
+    const inFirst = alerts.add(LAB_TENANT, {});
+    const inSecond = alerts.add(second, {});
+    run({ IRIS_API_KEY: admin, DEFENDER_ALERTS_TENANT_IDS: `${LAB_TENANT},${second}`, IRIS_TENANT_CUSTOMERS: `${second}=Contoso`, CONNECTOR_LOG_LEVEL: 'debug' });
+    await waitFor(() => byRef(inFirst.id).length === 1 && byRef(inSecond.id).length === 1, 'both tenants in IRIS');
+    expect(byRef(inFirst.id)[0]!.alert_customer_id).to.equal(1);
+    expect(byRef(inSecond.id)[0]!.alert_customer_id).to.equal(contoso.customer_id);
+    await service!.stop();
+    const status = JSON.parse(await cli(env({ DEFENDER_ALERTS_TENANT_IDS: `${LAB_TENANT},${second}` }), ['status'])) as { outbox: unknown[] };
+    expect(status.outbox).to.deep.equal([]);
+    const state = new SqliteStore(lab.stateDir);
+    try {
+      for (const t of [LAB_TENANT, second]) expect(await state.getCheckpoint(`defender_alerts:${t}`), t).to.have.property('position');
+    } finally {
+      await state.close();
+    }
+    const text = JSON.stringify(service!.lines) + service!.stderr.join('');
+    for (const secret of [admin, LAB_SECRET]) expect(text).not.to.include(secret);
   });
 
   it('names the customer and the permission when the key may not use it, and picks a usable customer only when told to', async () => {
