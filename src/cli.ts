@@ -5,6 +5,7 @@ import { flowStatuses } from './config/flows.js';
 import { SECRET_KEYS, type Config } from './config/schema.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { Pipeline } from './core/pipeline.js';
+import { replayAlertLetters } from './flows/alerts-to-iris.js';
 import { indicatorRouter } from './flows/indicator-hub.js';
 import { createLogger, errorFields, scrubSecrets } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -165,7 +166,9 @@ program.command('replay').alias('replay-dead-letters').description('re-queue dea
           return { normalised: normaliseEvent(raw.event, raw.data, ctx), raw, event: raw.event, checkpoint: null, position: raw.id };
         }));
       }
-      print({ taken: taken.length, requeuedOperations: requeued, reprocessedEvents: events.length, supersededByNewer: ops.length - requeued });
+      const alertLetters = taken.filter((d) => d.sink.startsWith('source:defender_alerts'));
+      if (alertLetters.length) await replayAlertLetters(c, store, alertLetters);
+      print({ taken: taken.length, requeuedOperations: requeued, reprocessedEvents: events.length + alertLetters.length, supersededByNewer: ops.length - requeued });
     } finally {
       log.flush();
       await store.close();

@@ -7,6 +7,9 @@ import { IrisDelivery } from '../sinks/iris/delivery.js';
 import { TokenProvider } from '../sinks/microsoft/token.js';
 import { DefenderAlertsClient } from '../sources/defender-alerts/client.js';
 import { DefenderAlertsPoller } from '../sources/defender-alerts/poller.js';
+import type { SinkOp } from '../core/types.js';
+import { normaliseAlert } from '../sources/defender-alerts/normalise.js';
+import type { DeadLetter, DeadLetterInput } from '../store/types.js';
 import { workerPart, type ServiceContext, type ServicePart } from './parts.js';
 
 export const ALERTS_SOURCE = 'defender_alerts';
@@ -74,4 +77,21 @@ export function alertsToIrisParts(ctx: ServiceContext): ServicePart[] {
     health: async () => handler.lastError,
   };
   return [source, sink];
+}
+
+/**
+ * `replay` of alerts the poller could not read (dead letters `source:defender_alerts…`): normalised
+ * again, queued for IRIS, or dead-lettered again with the current reason. Returns how many were queued.
+ */
+export async function replayAlertLetters(config: ServiceContext['config'], store: ServiceContext['store'], letters: DeadLetter[]): Promise<number> {
+  const ops: SinkOp[] = [];
+  const dead: DeadLetterInput[] = [];
+  for (const d of letters) {
+    const tenant = d.sink.includes(':', 'source:'.length) ? d.sink.slice(d.sink.lastIndexOf(':') + 1) : config.microsoft_defender_intel.tenant_id ?? '';
+    const n = normaliseAlert(d.payload, tenant, config.defender_alerts.portal_url);
+    if ('change' in n) ops.push({ sink: IRIS_SINK, key: n.change.id, op: 'upsert', payload: n.change, sourceRef: null });
+    else dead.push({ sink: d.sink, key: d.key, op: d.op, payload: d.payload, sourceRef: null, reason: `${n.rejected.code}: ${n.rejected.detail}` });
+  }
+  await store.commit({ source: ALERTS_SOURCE, checkpoint: null, claimUpserts: [], claimDeletes: [], ops, deadLetters: dead });
+  return ops.length;
 }

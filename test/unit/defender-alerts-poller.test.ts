@@ -16,6 +16,8 @@ import { defenderAlertsSection } from '../../src/sources/defender-alerts/config.
 import type { DefenderAlertChange } from '../../src/sources/defender-alerts/normalise.js';
 import { DefenderAlertsPoller } from '../../src/sources/defender-alerts/poller.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
+import { configSchema } from '../../src/config/schema.js';
+import { replayAlertLetters } from '../../src/flows/alerts-to-iris.js';
 
 const TENANT = 'tenant-a';
 const log = createLogger('silent');
@@ -117,6 +119,20 @@ describe('Defender alerts poller', () => {
     roles = ['Ti.ReadWrite.All'];
     const err = await poller().pollOnce().catch((e: Error) => e);
     expect((err as Error).message).to.include('403').and.include('Alert.Read.All');
+  });
+
+  it('dead-letters an alert it cannot read with the raw payload, and a replay keeps it until it can be read', async () => {
+    alerts.add(TENANT, { id: '' });
+    const good = alerts.add(TENANT, {});
+    expect(await poller().pollOnce()).to.include({ read: 2, queued: 1, rejected: 1 });
+    const taken = await store.takeDeadLetters('all');
+    expect(taken.map((d) => [d.sink, d.key, d.reason.split(':')[0]])).to.deep.equal([['source:defender_alerts', 'unknown', 'missing_id']]);
+    const config = configSchema.parse({ microsoft_defender_intel: { tenant_id: TENANT } });
+    expect(await replayAlertLetters(config, store, taken)).to.equal(0);
+    expect((await store.listDeadLetters()).map((d) => d.key)).to.deep.equal(['unknown']);
+    const fixed = { ...taken[0]!, payload: { ...(taken[0]!.payload as object), id: 'da-fixed' } };
+    expect(await replayAlertLetters(config, store, [fixed])).to.equal(1);
+    expect((await queued()).map((c) => c.id).sort()).to.deep.equal(['da-fixed', good.id].sort());
   });
 
   it('simulator: evidence only with $expand, OData filters, PATCH with comments, 404 for unknown ids', async () => {

@@ -142,7 +142,7 @@ export class DefenderAlertsPoller {
         const n = normaliseAlert(raw, this.tenantId, this.cfg.portal_url);
         if ('rejected' in n) {
           result.rejected++;
-          dead.push({ sink: `source:${this.source}`, key: String((raw as { id?: unknown })?.id ?? 'unknown'), op: 'upsert', payload: raw, sourceRef: null, reason: `${n.rejected.code}: ${n.rejected.detail}` });
+          dead.push({ sink: `source:${this.source}`, key: String((raw as { id?: unknown })?.id || 'unknown'), op: 'upsert', payload: raw, sourceRef: null, reason: `${n.rejected.code}: ${n.rejected.detail}` });
           continue;
         }
         if (state.seen[n.change.id] === n.change.lastUpdateTime) {
