@@ -13,6 +13,7 @@ import { createContext, normaliseEvent } from '../src/sources/opencti/normalise.
 import { SqliteStore } from '../src/store/sqlite.js';
 import { convergeDefender } from './converge.js';
 import { benchMapping } from './mapping.js';
+import { benchAlertsToIris } from './alerts-iris.js';
 
 const log = createLogger('error');
 
@@ -64,6 +65,8 @@ async function main() {
   results['core'] = core;
   const converge = await convergeDefender(Number(process.env['BENCH_INDICATORS'] ?? 15_000), Number(process.env['BENCH_TIME_SCALE'] ?? 60));
   results['defender'] = converge;
+  const alertsIris = await benchAlertsToIris(Number(process.env['BENCH_ALERTS'] ?? 2000));
+  results['alertsToIris'] = alertsIris;
   const rssMb = Math.round(process.resourceUsage().maxRSS / 1024);
   results['peakRssMb'] = rssMb;
 
@@ -73,6 +76,10 @@ async function main() {
     [`Defender convergence (${converge.indicators} new)`, `${converge.importCalls} import calls`, `bound ceil(n/500) = ${converge.callBound} + retries (${converge.throttled} × 429)`],
     ['  simulated time to converge', `${converge.simulatedMinutes.toFixed(1)} min`, `real ${converge.realSeconds.toFixed(1)} s at time scale ${converge.timeScale}`],
     ['  Defender holds', `${converge.held}`, 'must equal the number of indicators'],
+    [`Defender alerts → IRIS (${alertsIris.alerts} new)`, `${alertsIris.first.seconds.toFixed(1)} s`, `${alertsIris.first.defenderCalls} list calls, ${alertsIris.first.irisCalls} IRIS calls (filter + add per alert, + reference lists)`],
+    ['  a tenth changes', `${alertsIris.changed.seconds.toFixed(1)} s`, `${alertsIris.changed.queued} queued, ${alertsIris.changed.irisCalls} IRIS calls (get + update each)`],
+    ['  nothing changes', `${alertsIris.idle.irisCalls} IRIS calls`, `${alertsIris.idle.read} re-read in the overlap, ${alertsIris.idle.queued} queued`],
+    ['  IRIS holds', `${alertsIris.irisAlerts}`, 'must equal the number of alerts'],
     ['peak RSS', `${rssMb} MiB`, 'whole bench process'],
   ];
   const width = Math.max(...rows.map((r) => r[0].length));
