@@ -109,6 +109,7 @@ describe('Defender alerts → IRIS end to end', function () {
     expect(byRef(low.id)[0]!.alert_owner_id).to.equal(null);
     alerts.update(LAB_TENANT, rich.id, { status: 'Resolved', classification: 'TruePositive', determination: 'Malware' });
     await waitFor(() => byRef(rich.id)[0]?.alert_status_id === iris.statusId('Closed'), 'resolution reflected');
+    expect(byRef(rich.id)[0]!.alert_resolution_status_id).to.equal(2); // True Positive With Impact
     // An alert outside the status filter that was never sent stays out, even when it changes.
     alerts.update(LAB_TENANT, inProgress.id, { severity: 'High' });
     await waitPolls(2);

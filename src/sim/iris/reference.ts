@@ -13,6 +13,10 @@ export const ALERT_STATUSES: readonly [number, string][] = [
   [1, 'Unspecified'], [2, 'New'], [3, 'Assigned'], [4, 'In progress'], [5, 'Pending'], [6, 'Closed'], [7, 'Merged'], [8, 'Escalated'],
 ];
 
+export const RESOLUTIONS: readonly [number, string][] = [
+  [1, 'False Positive'], [2, 'True Positive With Impact'], [3, 'True Positive Without Impact'], [4, 'Not Applicable'], [5, 'Unknown'], [6, 'Legitimate'],
+];
+
 export const TLPS: readonly [number, string, string][] = [
   [1, 'red', 'danger'], [2, 'amber', 'warning'], [3, 'green', 'success'], [4, 'clear', 'black'], [5, 'amber+strict', 'warning'],
 ];

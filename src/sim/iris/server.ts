@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import { LoopbackServer, readBody, sendJson, type TlsMaterial } from '../loopback.js';
-import { ALERT_STATUSES, ASSET_TYPES, FRESH_SEVERITIES, IOC_TYPES, pyRepr, TLPS, UPGRADED_SEVERITIES } from './reference.js';
+import { ALERT_STATUSES, ASSET_TYPES, FRESH_SEVERITIES, IOC_TYPES, pyRepr, RESOLUTIONS, TLPS, UPGRADED_SEVERITIES } from './reference.js';
 
 export type IrisPermission = 'alerts_read' | 'alerts_write' | 'alerts_delete' | 'customers_read';
 
@@ -296,6 +296,9 @@ export class IrisSimulator {
     if (method === 'GET' && p === '/manage/alert-status/list') {
       return { status: 200, data: ALERT_STATUSES.map(([id, name]) => ({ status_id: id, status_name: name, status_description: name })) };
     }
+    if (method === 'GET' && p === '/manage/alert-resolutions/list') {
+      return { status: 200, data: RESOLUTIONS.map(([id, name]) => ({ resolution_status_id: id, resolution_status_name: name, resolution_status_description: name })) };
+    }
     if (method === 'GET' && p === '/manage/tlp/list') return { status: 200, data: TLPS.map(([id, name, color]) => ({ tlp_id: id, tlp_name: name, tlp_bscolor: color })) };
     if (method === 'GET' && p === '/manage/ioc-types/list') {
       return { status: 200, data: IOC_TYPES.map(([id, name, regex]) => ({ type_id: id, type_name: name, type_description: name, type_taxonomy: null, type_validation_regex: regex, type_validation_expect: regex ? `${regex}` : null })) };
@@ -455,6 +458,7 @@ export class IrisSimulator {
       new IrisError(400, `(psycopg2.errors.ForeignKeyViolation) insert or update on table "${table}" violates foreign key constraint "${table}_${column}_fkey"`);
     if (fields.alert_severity_id !== undefined && !this.severities.some(([id]) => id === fields.alert_severity_id)) throw fk('alerts', 'alert_severity_id');
     if (fields.alert_status_id !== undefined && !ALERT_STATUSES.some(([id]) => id === fields.alert_status_id)) throw fk('alerts', 'alert_status_id');
+    if (fields.alert_resolution_status_id !== undefined && fields.alert_resolution_status_id !== null && !RESOLUTIONS.some(([id]) => id === fields.alert_resolution_status_id)) throw fk('alerts', 'alert_resolution_status_id');
     if (fields.alert_customer_id !== undefined && !this.customers.some((c) => c.customer_id === fields.alert_customer_id)) throw fk('alerts', 'alert_customer_id');
   }
 

@@ -167,10 +167,17 @@ function scalars(a: DefenderAlertChange, refs: IrisRefs, m: IrisMapping): Record
   };
 }
 
+/** A resolved alert's classification as IRIS's resolution, when both sides know it. */
+function resolution(a: DefenderAlertChange, refs: IrisRefs): Record<string, number> {
+  const id = a.status === 'Resolved' ? refs.resolutionId(a.classification) : null;
+  return id === null ? {} : { alert_resolution_status_id: id };
+}
+
 export function irisCreateBody(a: DefenderAlertChange, refs: IrisRefs, m: IrisMapping, customerId: number): Record<string, unknown> {
   return {
     ...scalars(a, refs, m),
     alert_status_id: a.status === 'Resolved' ? refs.resolvedStatusId : refs.newStatusId,
+    ...resolution(a, refs),
     alert_customer_id: customerId,
     alert_note: `Imported from Microsoft Defender by ThreatBridge (tenant ${a.tenantId}).`,
     alert_iocs: irisIocs(a, refs),
@@ -186,7 +193,7 @@ export function irisCreateBody(a: DefenderAlertChange, refs: IrisRefs, m: IrisMa
 export function irisUpdateBody(a: DefenderAlertChange, refs: IrisRefs, m: IrisMapping, current: { alert_owner_id: number | null }): Record<string, unknown> {
   return {
     ...scalars(a, refs, m),
-    ...(a.status === 'Resolved' ? { alert_status_id: refs.resolvedStatusId } : {}),
+    ...(a.status === 'Resolved' ? { alert_status_id: refs.resolvedStatusId, ...resolution(a, refs) } : {}),
     ...(current.alert_owner_id === null || current.alert_owner_id === undefined ? { alert_owner_id: -1 } : {}),
   };
 }

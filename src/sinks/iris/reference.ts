@@ -23,6 +23,8 @@ export interface IrisRefs {
   tlpId: number | null;
   /** Customer of a Defender tenant (tenant_customers, else customer_id). */
   customerFor(tenantId: string): number;
+  /** IRIS resolution for a resolved Defender alert's classification; null when IRIS has no match (or no list). */
+  resolutionId(classification: string | null): number | null;
   /** Customers the key's user may use, when IRIS told us (customers_read). */
   usableCustomers: { id: number; name: string }[] | null;
 }
@@ -47,6 +49,11 @@ const SEVERITY_NAMES: Record<string, string> = {
 };
 
 const norm = (s: string) => s.trim().toLowerCase();
+
+/** Defender classification → IRIS resolution name (lower case). A true positive is assumed to have had impact. */
+const RESOLUTION_NAMES: Record<string, string> = {
+  falsepositive: 'false positive', truepositive: 'true positive with impact', informationalexpectedactivity: 'legitimate',
+};
 
 function required<T>(a: IrisAnswer<T[]>, what: string, path: string): T[] {
   if (a.ok && Array.isArray(a.data)) return a.data;
@@ -86,6 +93,10 @@ export async function loadIrisRefs(client: IrisClient, cfg: IrisConfig, log: { w
   const iocTypes = byName(required(await get<Record<string, unknown>>('IOC types', '/manage/ioc-types/list'), 'IOC types', '/manage/ioc-types/list'), 'type_id', 'type_name');
   const assetTypes = byName(required(await get<Record<string, unknown>>('asset types', '/manage/asset-type/list'), 'asset types', '/manage/asset-type/list'), 'asset_id', 'asset_name');
   const tlps = byName(required(await get<Record<string, unknown>>('TLPs', '/manage/tlp/list'), 'TLPs', '/manage/tlp/list'), 'tlp_id', 'tlp_name');
+
+  // Resolutions are optional: a resolved alert is still closed without one.
+  const resolutionsAnswer = await get<Record<string, unknown>>('alert resolutions', '/manage/alert-resolutions/list');
+  const resolutions = resolutionsAnswer.ok && Array.isArray(resolutionsAnswer.data) ? byName(resolutionsAnswer.data, 'resolution_status_id', 'resolution_status_name') : new Map<string, number>();
 
   // Customers: needs customers_read; only the user's own customers are listed (all for admins).
   const customersAnswer = await get<Record<string, unknown>>('customers', '/manage/customers/list');
@@ -143,6 +154,10 @@ export async function loadIrisRefs(client: IrisClient, cfg: IrisConfig, log: { w
     iocTypeId,
     assetTypeId,
     tlpId: resolve(cfg.ioc_tlp, tlps, 'iris.ioc_tlp', 'TLP'),
+    resolutionId: (classification) => {
+      const name = classification ? RESOLUTION_NAMES[norm(classification)] : undefined;
+      return name ? resolutions.get(name) ?? null : null;
+    },
     customerFor: (tenantId) => customerIds.get(`iris.tenant_customers.${tenantId}`) ?? customerIds.get('iris.customer_id')!,
     usableCustomers: customers ? customerNames : null,
   };

@@ -81,7 +81,9 @@ export class DefenderAlertsPoller {
           this.schedule(this.cfg.interval * 1000);
         })
         .catch((err: unknown) => {
+          if (this.stopped) return; // the poll was cut short by shutdown; the next start reads it again
           this.failures++;
+          this.metrics.sourceConnected.set({ source: this.source }, 0);
           this.lastError = (err as Error).message;
           const retryAfter = (err as { retryAfterMs?: number | null }).retryAfterMs ?? null;
           const wait = Math.min(this.cfg.interval * 1000, retryAfter ?? 5000 * 2 ** Math.min(this.failures, 6));
