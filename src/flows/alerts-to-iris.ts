@@ -74,7 +74,7 @@ export function alertsToIrisParts(ctx: ServiceContext): ServicePart[] {
   };
   const sink: ServicePart = {
     ...workerPart(IRIS_SINK, IRIS_SINK, worker),
-    health: async () => handler.lastError,
+    health: async () => handler.setupError,
   };
   return [source, sink];
 }

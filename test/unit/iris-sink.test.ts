@@ -76,6 +76,17 @@ describe('IRIS sink', () => {
       expect((err as Error).message).to.include('iris.resolved_status_id=Done').and.include('closed');
     });
 
+    it('carries on without the optional lists (IOC types, asset types, TLP, resolutions) but waits for an outage', async () => {
+      for (const path of [/ioc-types/, /asset-type/, /tlp/, /alert-resolutions/]) iris.failNext(1, 404, path, 'Not found');
+      const refs = await loadIrisRefs(client(), cfg(), log);
+      expect([refs.iocTypeId('ip'), refs.assetTypeId('windows-computer'), refs.tlpId, refs.resolutionId('FalsePositive')]).to.deep.equal([null, null, null, null]);
+      expect(refs.severityId('High')).to.equal(5);
+      iris.failNext(1, 503, /tlp/);
+      const err = await loadIrisRefs(client(), cfg(), log).catch((e: Error) => e);
+      expect((err as Error).name).to.equal('Error');
+      expect((err as { code?: string }).code).to.equal('iris_unavailable');
+    });
+
     it('needs customers_read for a customer given by name, and says so', async () => {
       const k = iris.addUser('nocust', ['alerts_read', 'alerts_write'], [1]).apiKey;
       const err = await loadIrisRefs(client(k), cfg({ api_key: k, customer_id: 'IrisInitialClient' }), log).catch((e: Error) => e);

@@ -98,10 +98,12 @@ export class IrisClient {
    * IRIS alerts whose source reference is exactly `ref` (the server matches substrings, and an
    * unknown parameter would return everything: equality is checked here).
    */
-  async findBySourceRef(ref: string, source: string, customerId: number): Promise<IrisAnswer<{ alert_id: number }[]>> {
+  async findBySourceRef(ref: string, source: string): Promise<IrisAnswer<{ alert_id: number }[]>> {
     const found: { alert_id: number }[] = [];
     for (let page = 1; page <= 100; page++) {
-      const q = new URLSearchParams({ source_reference: ref, alert_source: source, alert_customer_id: String(customerId), per_page: '100', page: String(page) });
+      // Not narrowed by customer: an alert filed under another customer earlier (routing or
+      // find_customer changed) is still ours, and must not be created twice.
+      const q = new URLSearchParams({ source_reference: ref, alert_source: source, per_page: '100', page: String(page) });
       const a = await this.call<{ alerts?: { alert_id: number; alert_source_ref?: string | null; alert_source?: string | null }[]; next_page?: number | null }>('alerts.filter', 'GET', `/alerts/filter?${q}`);
       if (!a.ok) return { ...a, data: null };
       for (const row of a.data?.alerts ?? []) if (row.alert_source_ref === ref && row.alert_source === source) found.push({ alert_id: row.alert_id });

@@ -41,6 +41,8 @@ export class IrisDelivery implements SinkHandler {
   readonly counts: IrisDeliveryCounts = { created: 0, updated: 0, deadLettered: 0, retried: 0 };
   private refs: IrisRefs | null = null;
   lastError: string | null = null;
+  /** A configuration problem IRIS reported (shown by /readyz); outages and retries are not. */
+  setupError: string | null = null;
 
   constructor(
     readonly sink: string,
@@ -58,9 +60,11 @@ export class IrisDelivery implements SinkHandler {
     try {
       this.refs = await loadIrisRefs(this.client, this.cfg, this.log);
       this.log.info({ sink: this.sink, customers: this.refs.usableCustomers?.length ?? 'unknown' }, 'IRIS reference ids loaded');
+      this.setupError = null;
       return this.refs;
     } catch (err) {
       this.lastError = (err as Error).message;
+      if (err instanceof IrisSetupError) this.setupError = this.lastError;
       if (err instanceof IrisSetupError) this.log.error({ sink: this.sink, ...errorFields(err) }, 'IRIS set-up problem; alerts wait until it is fixed');
       throw err;
     }
@@ -142,6 +146,7 @@ export class IrisDelivery implements SinkHandler {
   }
 
   private blocked(reason: string): Outcome {
+    this.setupError = reason;
     this.log.error({ sink: this.sink, error: reason }, 'IRIS refuses ThreatBridge; alerts wait until this is fixed');
     return { kind: 'retry', afterMs: this.setupRetryMs, reason };
   }
@@ -151,7 +156,7 @@ export class IrisDelivery implements SinkHandler {
     const customerId = refs.customerFor(alert.tenantId);
     let irisId = (await this.store.getSinkIds(this.sink, [item.key])).get(item.key) ?? null;
     if (irisId === null) {
-      const found = await this.client.findBySourceRef(alert.id, this.cfg.alert_source, customerId);
+      const found = await this.client.findBySourceRef(alert.id, this.cfg.alert_source);
       if (!found.ok || !found.data) return this.failure(found, item, 'looking up the alert by source reference', customerId);
       if (found.data.length > 0) {
         const ids = found.data.map((r) => r.alert_id).sort((x, y) => x - y);
@@ -168,6 +173,7 @@ export class IrisDelivery implements SinkHandler {
     if (!res.ok || typeof res.data?.alert_id !== 'number') return this.failure(res, item, 'creating the alert', customerId);
     const irisId = String(res.data.alert_id);
     await this.store.ack([{ item, externalId: irisId }]);
+    this.setupError = null;
     this.counts.created++;
     this.metrics.delivered.inc({ sink: this.sink, op: 'create' });
     this.lastError = null;

@@ -90,9 +90,17 @@ export async function loadIrisRefs(client: IrisClient, cfg: IrisConfig, log: { w
   };
   const severities = byName(required(await get<Record<string, unknown>>('severities', '/manage/severities/list'), 'severities', '/manage/severities/list'), 'severity_id', 'severity_name');
   const statuses = byName(required(await get<Record<string, unknown>>('alert statuses', '/manage/alert-status/list'), 'alert statuses', '/manage/alert-status/list'), 'status_id', 'status_name');
-  const iocTypes = byName(required(await get<Record<string, unknown>>('IOC types', '/manage/ioc-types/list'), 'IOC types', '/manage/ioc-types/list'), 'type_id', 'type_name');
-  const assetTypes = byName(required(await get<Record<string, unknown>>('asset types', '/manage/asset-type/list'), 'asset types', '/manage/asset-type/list'), 'asset_id', 'asset_name');
-  const tlps = byName(required(await get<Record<string, unknown>>('TLPs', '/manage/tlp/list'), 'TLPs', '/manage/tlp/list'), 'tlp_id', 'tlp_name');
+  // Without these lists alerts still go, with untyped IOCs, no assets or no TLP; an outage still waits.
+  const optional = async (what: string, path: string, idKey: string, nameKey: string): Promise<Map<string, number>> => {
+    const a = await get<Record<string, unknown>>(what, path);
+    if (a.ok && Array.isArray(a.data)) return byName(a.data, idKey, nameKey);
+    if (a.httpStatus === 0 || a.httpStatus >= 500 || a.httpStatus === 429 || a.httpStatus === 401) required(a, what, path);
+    log.warn({ path, error: irisErrorText(a) }, `cannot read IRIS ${what}; carrying on without them`);
+    return new Map();
+  };
+  const iocTypes = await optional('IOC types', '/manage/ioc-types/list', 'type_id', 'type_name');
+  const assetTypes = await optional('asset types', '/manage/asset-type/list', 'asset_id', 'asset_name');
+  const tlps = await optional('TLPs', '/manage/tlp/list', 'tlp_id', 'tlp_name');
 
   // Resolutions are optional: a resolved alert is still closed without one.
   const resolutionsAnswer = await get<Record<string, unknown>>('alert resolutions', '/manage/alert-resolutions/list');
@@ -142,7 +150,7 @@ export async function loadIrisRefs(client: IrisClient, cfg: IrisConfig, log: { w
       const id = assetTypes.get(norm(n));
       if (id !== undefined) return id;
     }
-    return assetTypes.size > 0 ? [...assetTypes.values()][0]! : null;
+    return null;
   };
   const fallbackSeverity = severities.get('unspecified') ?? severities.get('medium') ?? [...severities.values()][0];
   if (fallbackSeverity === undefined) throw new IrisSetupError('IRIS lists no severities (/manage/severities/list is empty)');
@@ -153,7 +161,7 @@ export async function loadIrisRefs(client: IrisClient, cfg: IrisConfig, log: { w
     resolvedStatusId: resolve(cfg.resolved_status_id, statuses, 'iris.resolved_status_id', 'alert status'),
     iocTypeId,
     assetTypeId,
-    tlpId: resolve(cfg.ioc_tlp, tlps, 'iris.ioc_tlp', 'TLP'),
+    tlpId: tlps.size > 0 || /^\d+$/.test(cfg.ioc_tlp) ? resolve(cfg.ioc_tlp, tlps, 'iris.ioc_tlp', 'TLP') : null,
     resolutionId: (classification) => {
       const name = classification ? RESOLUTION_NAMES[norm(classification)] : undefined;
       return name ? resolutions.get(name) ?? null : null;

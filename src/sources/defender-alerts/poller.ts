@@ -130,7 +130,8 @@ export class DefenderAlertsPoller {
     const fromMs = cp && !Number.isNaN(Date.parse(cp.position))
       ? Date.parse(cp.position) - this.cfg.overlap_seconds * 1000
       : started - this.cfg.lookback_hours * 3600_000;
-    const from = new Date(fromMs).toISOString();
+    // Whole seconds, as the documented examples write them (the window only grows by the cut).
+    const from = new Date(Math.floor(fromMs / 1000) * 1000).toISOString().replace('.000Z', 'Z');
     const result: PollResult = { read: 0, queued: 0, skipped: 0, rejected: 0 };
     const floor = severityRank(this.cfg.min_severity);
     const statuses = new Set(this.cfg.statuses.map((s) => s.toLowerCase()));
