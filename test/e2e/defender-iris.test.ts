@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { defenderAlerts } from '../../src/sim/defender/alert-routes.js';
 import { evidence, type AlertStore } from '../../src/sim/defender/alerts.js';
 import { IrisSimulator } from '../../src/sim/iris/server.js';
-import { Lab, LAB_CLIENT, LAB_SECRET, LAB_TENANT } from '../../src/sim/lab.js';
+import { Lab, LAB_CLIENT, LAB_SECRET, LAB_STREAM, LAB_TENANT } from '../../src/sim/lab.js';
 import { ServiceProcess, waitFor } from '../../src/sim/service-process.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 
@@ -162,9 +162,12 @@ describe('Defender alerts → IRIS end to end', function () {
     await start({ layout: 'upgraded' });
     const a1 = alerts.add(LAB_TENANT, { severity: 'Medium' });
     alerts.add(LAB_TENANT, { severity: 'High' });
-    const once = new ServiceProcess(env());
+    // OpenCTI configured too: its stream flow is not part of --once and says so.
+    const once = new ServiceProcess(env({ OPENCTI_URL: lab.opencti.url, CONNECTOR_LIVE_STREAM_ID: LAB_STREAM, CONNECTOR_ID: lab.connectorId }));
     once.start(['run', '--once']);
     expect(await once.waitForExit(60_000)).to.equal(0);
+    expect(once.lines.map((l) => l.msg ?? '')).to.include('opencti: skipped (a streaming flow; --once runs only polling flows)');
+    expect(lab.opencti.connectors.size).to.equal(0);
     const summary = once.lines.map((l) => l.msg ?? '').find((m) => m.startsWith('defender_alerts -> iris:'));
     expect(summary).to.equal('defender_alerts -> iris: processed 2, created 2, updated 0, failed 0');
     expect(byRef(a1.id)[0]!.alert_severity_id).to.equal(4); // Medium on an upgraded install
