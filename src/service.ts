@@ -25,6 +25,8 @@ export function registerConfigSecrets(config: Config): void {
     const [section, name] = key.split('.') as [string, string];
     const value = (config as unknown as Record<string, Record<string, unknown>>)[section]?.[name];
     if (typeof value === 'string') registerSecret(value);
+    // Maps of secrets (per-tenant credentials): every value is one.
+    else if (value && typeof value === 'object') for (const v of Object.values(value)) if (typeof v === 'string') registerSecret(v);
   }
 }
 

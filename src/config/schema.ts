@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { logLevel } from './fields.js';
 import { DEFENDER_SECRET_KEYS, defenderSection } from '../sinks/defender/config.js';
 import { OPENCTI_SECRET_KEYS, openctiSection } from '../sources/opencti/config.js';
-import { defenderAlertsSection } from '../sources/defender-alerts/config.js';
+import { DEFENDER_ALERTS_SECRET_KEYS, defenderAlertsSection } from '../sources/defender-alerts/config.js';
 import { IRIS_SECRET_KEYS, irisSection } from '../sinks/iris/config.js';
 
 export { DEFENDER_ACTIONS, type DefenderActionInput } from '../sinks/defender/config.js';
@@ -74,4 +74,4 @@ export type Config = z.infer<typeof configSchema>;
 export type DefenderConfig = Config['microsoft_defender_intel'];
 
 /** Dotted keys whose values never appear in logs, errors or output. */
-export const SECRET_KEYS: readonly string[] = [...OPENCTI_SECRET_KEYS, ...DEFENDER_SECRET_KEYS, ...IRIS_SECRET_KEYS];
+export const SECRET_KEYS: readonly string[] = [...OPENCTI_SECRET_KEYS, ...DEFENDER_SECRET_KEYS, ...IRIS_SECRET_KEYS, ...DEFENDER_ALERTS_SECRET_KEYS];

@@ -6,6 +6,8 @@ import { IrisClient } from '../sinks/iris/client.js';
 import { IrisDelivery } from '../sinks/iris/delivery.js';
 import { TokenProvider } from '../sinks/microsoft/token.js';
 import { DefenderAlertsClient } from '../sources/defender-alerts/client.js';
+import { tenantCredentials } from '../sources/defender-alerts/config.js';
+import { ConfigError } from '../config/load.js';
 import { DefenderAlertsPoller } from '../sources/defender-alerts/poller.js';
 import type { SinkOp } from '../core/types.js';
 import { normaliseAlert } from '../sources/defender-alerts/normalise.js';
@@ -27,8 +29,14 @@ export function alertsToIrisParts(ctx: ServiceContext): ServicePart[] {
 
   const tenants = a.tenant_ids.length > 0 ? [...new Set(a.tenant_ids)] : [d.tenant_id!];
   const pollers = tenants.map((tenantId) => {
+    let app: { clientId: string; clientSecret: string };
+    try {
+      app = tenantCredentials(a, tenantId, { clientId: d.client_id!, clientSecret: d.client_secret! });
+    } catch (err) {
+      throw new ConfigError([(err as Error).message]);
+    }
     const tokens = new TokenProvider({
-      loginUrl: d.login_url, tenantId, clientId: d.client_id!, clientSecret: d.client_secret!,
+      loginUrl: d.login_url, tenantId, clientId: app.clientId, clientSecret: app.clientSecret,
       scope: d.scope ?? DEFAULT_DEFENDER_SCOPE, verifyTls: d.ssl_verify, timeoutMs: d.request_timeout * 1000, log,
     });
     const alerts = new DefenderAlertsClient({

@@ -183,16 +183,21 @@ describe('Defender alerts → IRIS end to end', function () {
     expect(irisAlerts()).to.have.length(2);
   });
 
-  it('routes each Defender tenant to its own IRIS customer, with a checkpoint per tenant, and never logs a secret', async () => {
+  it('routes each Defender tenant (own credentials) to its own IRIS customer, with a checkpoint per tenant, and never logs a secret', async () => {
     await start();
     const second = '99999999-8888-4777-8666-555555555555';
-    // One multi-tenant application, consented in both tenants.
-    lab.entra.registerApp({ tenantId: second, clientId: LAB_CLIENT, clientSecret: LAB_SECRET, roles: ['Alert.Read.All'] });
+    // The second tenant has its own application (per-tenant credentials).
+    const secondClient = '12345678-aaaa-4bbb-8ccc-1234567890ab';
+    const secondSecret = 'second-tenant-secret-value';
+    lab.entra.registerApp({ tenantId: second, clientId: secondClient, clientSecret: secondSecret, roles: ['Alert.Read.All'] });
     const contoso = iris.addCustomer('Contoso');
     const admin = iris.addUser('admin', ['alerts_read', 'alerts_write', 'customers_read'], 'all').apiKey;
     const inFirst = alerts.add(LAB_TENANT, {});
     const inSecond = alerts.add(second, {});
-    run({ IRIS_API_KEY: admin, DEFENDER_ALERTS_TENANT_IDS: `${LAB_TENANT},${second}`, IRIS_TENANT_CUSTOMERS: `${second}=Contoso`, CONNECTOR_LOG_LEVEL: 'debug' });
+    run({
+      IRIS_API_KEY: admin, DEFENDER_ALERTS_TENANT_IDS: `${LAB_TENANT},${second}`, IRIS_TENANT_CUSTOMERS: `${second}=Contoso`, CONNECTOR_LOG_LEVEL: 'debug',
+      DEFENDER_ALERTS_TENANT_CLIENT_IDS: `${second}=${secondClient}`, DEFENDER_ALERTS_TENANT_CLIENT_SECRETS: `${second}=${secondSecret}`,
+    });
     await waitFor(() => byRef(inFirst.id).length === 1 && byRef(inSecond.id).length === 1, 'both tenants in IRIS');
     expect(byRef(inFirst.id)[0]!.alert_customer_id).to.equal(1);
     expect(byRef(inSecond.id)[0]!.alert_customer_id).to.equal(contoso.customer_id);
@@ -206,7 +211,7 @@ describe('Defender alerts → IRIS end to end', function () {
       await state.close();
     }
     const text = JSON.stringify(service!.lines) + service!.stderr.join('');
-    for (const secret of [admin, LAB_SECRET]) expect(text).not.to.include(secret);
+    for (const secret of [admin, LAB_SECRET, secondSecret]) expect(text).not.to.include(secret);
   });
 
   it('names the customer and the permission when the key may not use it, and picks a usable customer only when told to', async () => {

@@ -12,7 +12,7 @@ import { defenderAlerts } from '../../src/sim/defender/alert-routes.js';
 import { evidence, type AlertStore } from '../../src/sim/defender/alerts.js';
 import type { TokenProvider } from '../../src/sinks/microsoft/token.js';
 import { DefenderAlertsClient } from '../../src/sources/defender-alerts/client.js';
-import { defenderAlertsSection } from '../../src/sources/defender-alerts/config.js';
+import { defenderAlertsSection, tenantCredentials } from '../../src/sources/defender-alerts/config.js';
 import type { DefenderAlertChange } from '../../src/sources/defender-alerts/normalise.js';
 import { DefenderAlertsPoller } from '../../src/sources/defender-alerts/poller.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
@@ -133,6 +133,14 @@ describe('Defender alerts poller', () => {
     const fixed = { ...taken[0]!, payload: { ...(taken[0]!.payload as object), id: 'da-fixed' } };
     expect(await replayAlertLetters(config, store, [fixed])).to.equal(1);
     expect((await queued()).map((c) => c.id).sort()).to.deep.equal(['da-fixed', good.id].sort());
+  });
+
+  it('uses a tenant\'s own application when both its client id and secret are given, and names the missing half', () => {
+    const fallback = { clientId: 'shared', clientSecret: 'shared-secret' };
+    const cfg = defenderAlertsSection.parse({ tenant_client_ids: { t2: 'own', t3: 'half' }, tenant_client_secrets: { t2: 'own-secret' } });
+    expect(tenantCredentials(cfg, 't1', fallback)).to.deep.equal(fallback);
+    expect(tenantCredentials(cfg, 't2', fallback)).to.deep.equal({ clientId: 'own', clientSecret: 'own-secret' });
+    expect(() => tenantCredentials(cfg, 't3', fallback)).to.throw(/tenant_client_secrets.*t3=<secret>/);
   });
 
   it('simulator: evidence only with $expand, OData filters, PATCH with comments, 404 for unknown ids', async () => {

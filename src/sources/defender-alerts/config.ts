@@ -31,8 +31,27 @@ export const defenderAlertsSection = z
       .array(z.string().min(1))
       .default([])
       .describe('poll several tenants with the same multi-tenant app (comma list); empty = microsoft_defender_intel.tenant_id'),
+    tenant_client_ids: z
+      .record(z.string().min(1), z.string().min(1))
+      .default({})
+      .describe('per tenant its own application (client) id, e.g. "tenant2=<client id>"; others use microsoft_defender_intel.client_id'),
+    tenant_client_secrets: z
+      .record(z.string().min(1), z.string().min(1))
+      .default({})
+      .describe('per tenant the secret of that application, e.g. "tenant2=<secret>"'),
   })
   .strict()
   .prefault({});
+
+export const DEFENDER_ALERTS_SECRET_KEYS = ['defender_alerts.tenant_client_secrets'];
+
+/** The Entra application that reads one tenant's alerts; an error names the key to set. */
+export function tenantCredentials(cfg: DefenderAlertsConfig, tenantId: string, fallback: { clientId: string; clientSecret: string }): { clientId: string; clientSecret: string } {
+  const clientId = cfg.tenant_client_ids[tenantId];
+  const secret = cfg.tenant_client_secrets[tenantId];
+  if (clientId && !secret) throw new Error(`defender_alerts.tenant_client_secrets [env DEFENDER_ALERTS_TENANT_CLIENT_SECRETS]: tenant ${tenantId} has its own client id but no secret; add "${tenantId}=<secret>"`);
+  if (!clientId && secret) throw new Error(`defender_alerts.tenant_client_ids [env DEFENDER_ALERTS_TENANT_CLIENT_IDS]: tenant ${tenantId} has its own secret but no client id; add "${tenantId}=<client id>"`);
+  return clientId && secret ? { clientId, clientSecret: secret } : fallback;
+}
 
 export type DefenderAlertsConfig = z.infer<typeof defenderAlertsSection>;
