@@ -219,6 +219,16 @@ describe('IRIS sink', () => {
       expect(iris.alertList()).to.have.length(0);
     });
 
+    it('waits with an error naming the permissions when the IRIS user may not write alerts', async () => {
+      const ro = iris.addUser('ro', ['alerts_read'], [1]).apiKey;
+      const h = new IrisDelivery('iris', cfg({ api_key: ro }), client(ro), store, log, new Metrics(), 10);
+      await queue(change('da13'));
+      await drain(h);
+      expect(h.setupError).to.include('Permission denied').and.include('alerts_write');
+      expect(await store.listDeadLetters()).to.deep.equal([]);
+      expect((await store.outboxStats(Date.now()))[0]).to.include({ pending: 1 });
+    });
+
     it('merges a new alert into the configured case', async () => {
       iris.addCase(12);
       const h = handler({ case_id: 12 });
