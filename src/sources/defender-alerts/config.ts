@@ -16,7 +16,7 @@ export const defenderAlertsSection = z
       .min(1)
       .default(['New'])
       .describe('statuses of alerts to bring into IRIS, comma list of New, InProgress, Resolved, Unknown; changes of alerts already in IRIS always follow'),
-    min_severity: z.enum(DEFENDER_ALERT_SEVERITIES).default('Informational').describe('severity floor: UnSpecified, Informational, Low, Medium or High'),
+    min_severity: z.enum(DEFENDER_ALERT_SEVERITIES).default('UnSpecified').describe('severity floor: UnSpecified (all, as the script), Informational, Low, Medium or High'),
     lookback_hours: z.number().int().min(0).max(24 * 180).default(24).describe('first run only: read alerts updated this many hours back'),
     overlap_seconds: z.number().int().min(0).max(86_400).default(300).describe('each poll re-reads this many seconds before the last one (late or clock-skewed updates)'),
     page_size: z.number().int().min(1).max(10_000).default(1000).describe('alerts per page ($top, at most 10,000)'),
