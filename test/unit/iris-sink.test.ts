@@ -87,6 +87,12 @@ describe('IRIS sink', () => {
       expect((err as { code?: string }).code).to.equal('iris_unavailable');
     });
 
+    it('names iris.api_key when IRIS refuses the key', async () => {
+      const err = await loadIrisRefs(client('wrong-key'), cfg({ api_key: 'wrong-key' }), log).catch((e: Error) => e);
+      expect(err).to.be.instanceOf(IrisSetupError);
+      expect((err as Error).message).to.include('401').and.include('iris.api_key');
+    });
+
     it('needs customers_read for a customer given by name, and says so', async () => {
       const k = iris.addUser('nocust', ['alerts_read', 'alerts_write'], [1]).apiKey;
       const err = await loadIrisRefs(client(k), cfg({ api_key: k, customer_id: 'IrisInitialClient' }), log).catch((e: Error) => e);

@@ -80,7 +80,7 @@ function resolve(value: string, names: Map<string, number>, key: string, what: s
   return id;
 }
 
-export async function loadIrisRefs(client: IrisClient, cfg: IrisConfig, log: { warn(o: object, m: string): void }): Promise<IrisRefs> {
+export async function loadIrisRefs(client: IrisClient, cfg: IrisConfig, log: { warn(o: object, m: string): void; info?(o: object, m: string): void }): Promise<IrisRefs> {
   const get = async <T>(what: string, path: string) => {
     try {
       return await client.list<T>(what, path);
@@ -88,6 +88,14 @@ export async function loadIrisRefs(client: IrisClient, cfg: IrisConfig, log: { w
       throw new IrisUnavailableError(`cannot read ${what} (${path}): ${(err as Error).message}`);
     }
   };
+  // Which IRIS answers (logged; the legacy endpoints used here exist in 2.4 and, deprecated, in 2.5).
+  const versions = await get<unknown>('versions', '/api/versions');
+  if (versions.ok && versions.data && typeof versions.data === 'object') {
+    const v = versions.data as { iris_current?: string; api_current?: string };
+    log.info?.({ iris: v.iris_current, api: v.api_current }, 'IRIS version');
+  } else if (versions.httpStatus === 401 || versions.httpStatus === 0 || versions.httpStatus >= 500) {
+    required(versions as IrisAnswer<unknown[]>, 'the IRIS version', '/api/versions');
+  }
   const severities = byName(required(await get<Record<string, unknown>>('severities', '/manage/severities/list'), 'severities', '/manage/severities/list'), 'severity_id', 'severity_name');
   const statuses = byName(required(await get<Record<string, unknown>>('alert statuses', '/manage/alert-status/list'), 'alert statuses', '/manage/alert-status/list'), 'status_id', 'status_name');
   // Without these lists alerts still go, with untyped IOCs, no assets or no TLP; an outage still waits.

@@ -133,7 +133,8 @@ export function normaliseAlert(raw: unknown, tenantId: string, portalUrl: string
 
   return {
     change: {
-      tenantId: str(a.aadTenantId) ?? tenantId,
+      // The tenant polled (whose credentials read it) decides the routing, not a field of the payload.
+      tenantId,
       id,
       title: str(a.title) ?? `Defender alert ${id}`,
       description: str(a.description) ?? '',
