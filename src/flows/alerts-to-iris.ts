@@ -80,8 +80,14 @@ export function alertsToIrisParts(ctx: ServiceContext): ServicePart[] {
       };
     },
   };
+  const base = workerPart(IRIS_SINK, IRIS_SINK, worker);
   const sink: ServicePart = {
-    ...workerPart(IRIS_SINK, IRIS_SINK, worker),
+    ...base,
+    start: async () => {
+      // Look IRIS's ids up now, so a configuration problem shows at start, not with the first alert.
+      void handler.ensureRefs().catch((err: Error) => log.warn({ sink: IRIS_SINK, error: err.message }, 'IRIS not ready at start; alerts will wait'));
+      await base.start();
+    },
     health: async () => handler.setupError,
   };
   return [source, sink];

@@ -40,6 +40,7 @@ export class IrisDelivery implements SinkHandler {
   readonly batchSize = 20;
   readonly counts: IrisDeliveryCounts = { created: 0, updated: 0, deadLettered: 0, retried: 0 };
   private refs: IrisRefs | null = null;
+  private loading: Promise<IrisRefs> | null = null;
   lastError: string | null = null;
   /** A configuration problem IRIS reported (shown by /readyz); outages and retries are not. */
   setupError: string | null = null;
@@ -57,6 +58,12 @@ export class IrisDelivery implements SinkHandler {
   /** Looks IRIS's ids up once; a failure is thrown so the whole batch waits with backoff. */
   async ensureRefs(): Promise<IrisRefs> {
     if (this.refs) return this.refs;
+    // One lookup at a time (start-up check and the worker may ask together).
+    this.loading ??= this.loadRefs().finally(() => { this.loading = null; });
+    return this.loading;
+  }
+
+  private async loadRefs(): Promise<IrisRefs> {
     try {
       this.refs = await loadIrisRefs(this.client, this.cfg, this.log);
       this.log.info({ sink: this.sink, customers: this.refs.usableCustomers?.length ?? 'unknown' }, 'IRIS reference ids loaded');
