@@ -2,6 +2,8 @@
 // token check): paging, $expand=evidence, the status filter and severity floor, the overlap
 // window, following alerts already sent, throttling, and the simulator's alert routes.
 import { expect } from 'chai';
+import nock from 'nock';
+import { assetKind } from '../../src/sinks/iris/mapper.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -141,6 +143,36 @@ describe('Defender alerts poller', () => {
     expect(tenantCredentials(cfg, 't1', fallback)).to.deep.equal(fallback);
     expect(tenantCredentials(cfg, 't2', fallback)).to.deep.equal({ clientId: 'own', clientSecret: 'own-secret' });
     expect(() => tenantCredentials(cfg, 't3', fallback)).to.throw(/tenant_client_secrets.*t3=<secret>/);
+  });
+
+  it('adds machine details once per machine (contract with nock), and carries on without them when forbidden', async () => {
+    const host = 'https://mde.example.test';
+    const machineId = 'b'.repeat(40);
+    const alert = (id: string) => ({ id, lastUpdateTime: new Date().toISOString(), status: 'New', severity: 'High', machineId, computerDnsName: 'srv1.corp.example', evidence: [] });
+    nock(host).get('/api/alerts').query(true).reply(200, { value: [alert('m1'), alert('m2')] });
+    const machine = nock(host).get(`/api/machines/${machineId}`).once()
+      .reply(200, { id: machineId, osPlatform: 'WindowsServer2022', lastIpAddress: '10.1.2.3', lastExternalIpAddress: '203.0.113.10', riskScore: 'High', machineTags: ['tier0'] });
+    const client = new DefenderAlertsClient({ baseUrl: host, timeoutMs: 5000, verifyTls: true, callsPerMinute: 100, callsPerHour: 1500, tokens, log, metrics: new Metrics(), tenantId: TENANT });
+    const p = new DefenderAlertsPoller('defender_alerts', TENANT, 'iris', defenderAlertsSection.parse({}), client, store, log, new Metrics(), () => undefined);
+    try {
+      expect((await p.pollOnce()).queued).to.equal(2);
+      expect(machine.isDone()).to.equal(true);
+      const got = await queued();
+      expect(got.map((c) => c.machine)).to.deep.equal([0, 1].map(() => ({
+        id: machineId, dnsName: 'srv1.corp.example', rbacGroupName: null, osPlatform: 'WindowsServer2022', osVersion: null,
+        lastIpAddress: '10.1.2.3', lastExternalIpAddress: '203.0.113.10', healthStatus: null, riskScore: 'High', exposureLevel: null, machineTags: ['tier0'],
+      })));
+      expect(assetKind(got[0]!.machine!.osPlatform!)).to.equal('windows-server');
+
+      // Without Machine.Read.All: one 403, then no more machine calls.
+      const other = 'c'.repeat(40);
+      nock(host).get('/api/alerts').query(true).reply(200, { value: [{ ...alert('m3'), machineId: other }, { ...alert('m4'), machineId: 'd'.repeat(40) }] });
+      nock(host).get(`/api/machines/${other}`).reply(403, { error: { code: 'Forbidden', message: 'no role' } });
+      expect((await p.pollOnce()).queued).to.equal(2);
+      expect(nock.pendingMocks()).to.deep.equal([]);
+    } finally {
+      nock.cleanAll();
+    }
   });
 
   it('simulator: evidence only with $expand, OData filters, PATCH with comments, 404 for unknown ids', async () => {
