@@ -15,6 +15,7 @@ import { convergeDefender } from './converge.js';
 import { benchMapping } from './mapping.js';
 import { uploadSentinel } from './sentinel.js';
 import { benchMisp } from './misp.js';
+import { benchAlertsToIris } from './alerts-iris.js';
 
 const log = createLogger('error');
 
@@ -71,6 +72,8 @@ async function main() {
   const misp = await benchMisp(Number(process.env['BENCH_MISP_EVENTS'] ?? 1000), Number(process.env['BENCH_MISP_ATTRIBUTES'] ?? 20),
     Number(process.env['BENCH_MISP_PACED_EVENTS'] ?? 100), Number(process.env['BENCH_MISP_PACE'] ?? 20));
   results['misp'] = misp;
+  const alertsIris = await benchAlertsToIris(Number(process.env['BENCH_ALERTS'] ?? 2000));
+  results['alertsToIris'] = alertsIris;
   const rssMb = Math.round(process.resourceUsage().maxRSS / 1024);
   results['peakRssMb'] = rssMb;
 
@@ -88,6 +91,10 @@ async function main() {
     [`  paced latency (${misp.paced.paceEventsPerSecond} events/s)`, `p50 ${misp.paced.latencyMs.p50} ms`, `p95 ${misp.paced.latencyMs.p95}, p99 ${misp.paced.latencyMs.p99} ms (batch_ms 200 is the floor)`],
     ['  ZeroMQ messages dropped', `${misp.burst.zmqMessagesDropped} + ${misp.paced.zmqMessagesDropped}`,
       `burst + paced, published − received of ${misp.burst.zmqMessagesPublished} + ${misp.paced.zmqMessagesPublished}; publishes not committed ${misp.burst.zmqPublishMessagesLost} + ${misp.paced.zmqPublishMessagesLost}`],
+    [`Defender alerts → IRIS (${alertsIris.alerts} new)`, `${alertsIris.first.seconds.toFixed(1)} s`, `${alertsIris.first.defenderCalls} list calls, ${alertsIris.first.irisCalls} IRIS calls (filter + add per alert, + reference lists)`],
+    ['  a tenth changes', `${alertsIris.changed.seconds.toFixed(1)} s`, `${alertsIris.changed.queued} queued, ${alertsIris.changed.irisCalls} IRIS calls (get + update each)`],
+    ['  nothing changes', `${alertsIris.idle.irisCalls} IRIS calls`, `${alertsIris.idle.read} re-read in the overlap, ${alertsIris.idle.queued} queued`],
+    ['  IRIS holds', `${alertsIris.irisAlerts}`, 'must equal the number of alerts'],
     ['peak RSS', `${rssMb} MiB`, 'whole bench process'],
   ];
   const width = Math.max(...rows.map((r) => r[0].length));

@@ -5,10 +5,11 @@ import { flowStatuses } from './config/flows.js';
 import { SECRET_KEYS, type Config } from './config/schema.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { Pipeline } from './core/pipeline.js';
+import { replayAlertLetters } from './flows/alerts-to-iris.js';
 import { indicatorRouter } from './flows/indicator-hub.js';
 import { createLogger, errorFields, scrubSecrets } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
-import { registerConfigSecrets, startService } from './service.js';
+import { registerConfigSecrets, runOnce, startService } from './service.js';
 import { DEFENDER_SINK } from './sinks/defender/index.js';
 import { createContext, normaliseEvent } from './sources/opencti/normalise.js';
 import { openStore } from './store/index.js';
@@ -46,9 +47,23 @@ function redacted(c: Config): Config {
 const program = new Command();
 program.name('threatbridge').description('Threat-intel connector: OpenCTI and MISP → Microsoft Defender indicators').version('0.1.0');
 
-program.command('run').description('run the service (long-running)').action(async () => {
+program.command('run').description('run the service (long-running)')
+  .option('--once', 'poll the polling flows once, deliver what is due, print a summary and exit (non-zero when something failed)')
+  .action(async (opts: { once?: boolean }) => {
   const c = config();
   const log = createLogger(c.connector.log_level);
+  if (opts.once) {
+    try {
+      const report = await runOnce(c, log);
+      const code = printOnceReport(report);
+      log.flush();
+      // Keep-alive sockets and timers of the clients must not hold the one-shot run open.
+      setTimeout(() => process.exit(code), 50);
+    } catch (err) {
+      fail(err);
+    }
+    return;
+  }
   try {
     const service = await startService(c, log);
     let signals = 0;
@@ -66,6 +81,19 @@ program.command('run').description('run the service (long-running)').action(asyn
     fail(err);
   }
 });
+
+/** The terminal summary of `run --once`; returns the exit code. */
+function printOnceReport(report: Awaited<ReturnType<typeof runOnce>>): number {
+  const lines: string[] = [];
+  for (const s of report.summaries) {
+    lines.push(`${s.flow}: processed ${s.processed}, created ${s.created}, updated ${s.updated}, failed ${s.failed}`);
+    if (s.details) lines.push(`  ${Object.entries(s.details).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  }
+  for (const name of report.skipped) lines.push(`${name}: skipped (a streaming flow; --once runs only polling flows)`);
+  if (report.summaries.length === 0) lines.push('no polling flow is configured: nothing to run once');
+  print(lines.join('\n'));
+  return report.summaries.some((s) => s.failed > 0) ? 1 : 0;
+}
 
 program.command('check-config').description('validate the configuration and print the active flows').action(() => {
   const c = config();
@@ -92,6 +120,7 @@ program.command('status').description('checkpoints, outbox and dead letters from
       outbox: await store.outboxStats(Date.now()),
       defenderIndicatorsHeld: await store.countSinkIds(DEFENDER_SINK),
       sentinelIndicatorsHeld: await store.countSinkIds('sentinel'),
+      irisAlertsKnown: await store.countSinkIds('iris'),
       deadLetters: (await store.listDeadLetters({ limit: 100000 })).length,
     });
   } finally {
@@ -142,7 +171,9 @@ program.command('replay').alias('replay-dead-letters').description('re-queue dea
       }
       const mispInput = taken.filter((d) => d.sink === 'source:misp');
       if (mispInput.length) await pipeline.ingest('misp', replayMispInput(c, mispInput.map((d) => d.payload)));
-      print({ taken: taken.length, requeuedOperations: requeued, reprocessedEvents: events.length + mispInput.length, supersededByNewer: ops.length - requeued });
+      const alertLetters = taken.filter((d) => d.sink.startsWith('source:defender_alerts'));
+      if (alertLetters.length) await replayAlertLetters(c, store, alertLetters);
+      print({ taken: taken.length, requeuedOperations: requeued, reprocessedEvents: events.length + mispInput.length + alertLetters.length, supersededByNewer: ops.length - requeued });
     } finally {
       log.flush();
       await store.close();

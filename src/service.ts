@@ -6,8 +6,9 @@ import { ConfigError, requireKeys } from './config/load.js';
 import { SECRET_KEYS, type Config } from './config/schema.js';
 import { IndicatorHub } from './flows/indicator-hub.js';
 import { mispPart } from './flows/misp.js';
+import { alertsToIrisParts } from './flows/alerts-to-iris.js';
 import { openctiPart } from './flows/opencti.js';
-import type { ServiceContext, ServicePart } from './flows/parts.js';
+import type { OnceSummary, ServiceContext, ServicePart } from './flows/parts.js';
 import { HealthServer } from './observability/health.js';
 import { errorFields, registerSecret, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -25,6 +26,8 @@ export function registerConfigSecrets(config: Config): void {
     const [section, name] = key.split('.') as [string, string];
     const value = (config as unknown as Record<string, Record<string, unknown>>)[section]?.[name];
     if (typeof value === 'string') registerSecret(value);
+    // Maps of secrets (per-tenant credentials): every value is one.
+    else if (value && typeof value === 'object') for (const v of Object.values(value)) if (typeof v === 'string') registerSecret(v);
   }
 }
 
@@ -38,9 +41,10 @@ export function warnInsecureTls(config: Config, log: Logger): void {
 }
 
 /** Sources whose part is built by a flow module; indicator sources get the hub. */
-const SOURCE_PARTS: Record<string, (ctx: ServiceContext, hub: IndicatorHub) => ServicePart> = {
+const SOURCE_PARTS: Record<string, (ctx: ServiceContext, hub: IndicatorHub) => ServicePart | ServicePart[]> = {
   opencti: openctiPart,
   misp: mispPart,
+  defender_alerts: (ctx) => alertsToIrisParts(ctx),
 };
 
 export async function startService(config: Config, log: Logger): Promise<RunningService> {
@@ -63,7 +67,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
   const parts: ServicePart[] = [...hub.parts()];
   for (const source of activeSources(config)) {
     const build = SOURCE_PARTS[source];
-    if (build) parts.push(build(ctx, hub));
+    if (build) parts.push(...[build(ctx, hub)].flat());
   }
   const sources = parts.filter((p) => p.kind === 'source');
   const sinks = parts.filter((p) => p.kind === 'sink');
@@ -110,4 +114,41 @@ export async function startService(config: Config, log: Logger): Promise<Running
       log.info('stopped');
     })()),
   };
+}
+
+export interface OnceReport {
+  summaries: OnceSummary[];
+  /** Parts that have no one-shot mode (streaming sources), left untouched. */
+  skipped: string[];
+}
+
+/**
+ * `run --once`: the configured flows' parts are built but not started; each part with a one-shot
+ * mode reads once and delivers what is due. Streaming flows (OpenCTI) are left alone.
+ */
+export async function runOnce(config: Config, log: Logger): Promise<OnceReport> {
+  registerConfigSecrets(config);
+  const problems = flowProblems(config);
+  if (problems.noFlow) throw new ConfigError([problems.noFlow]);
+  if (problems.missingKeys.length > 0) requireKeys(config, problems.missingKeys);
+  warnInsecureTls(config, log);
+  const store = await openStore(config);
+  try {
+    const ctx: ServiceContext = { config, store, log, metrics: new Metrics() };
+    const hub = new IndicatorHub(ctx);
+    const parts: ServicePart[] = [];
+    for (const source of activeSources(config)) {
+      const build = SOURCE_PARTS[source];
+      if (build) parts.push(...[build(ctx, hub)].flat());
+    }
+    const summaries: OnceSummary[] = [];
+    const skipped: string[] = [];
+    for (const p of parts.filter((x) => x.kind === 'source')) {
+      if (p.runOnce) summaries.push(await p.runOnce());
+      else skipped.push(p.name);
+    }
+    return { summaries, skipped };
+  } finally {
+    await store.close();
+  }
 }

@@ -87,8 +87,26 @@ export function flowStatuses(c: Config): FlowStatus[] {
       });
     }
   }
+  for (const spec of OTHER_FLOWS) {
+    flows.push({ name: `${spec.source} -> ${spec.sink}`, source: spec.source, sink: spec.sink, wanted: spec.wanted(c), missing: missing(spec.required(c)) });
+  }
   return flows;
 }
+
+/** Flows with their own source and sink (not through the indicator hub). */
+const OTHER_FLOWS: { source: string; sink: string; wanted(c: Config): boolean; required(c: Config): Pairs }[] = [
+  {
+    source: 'defender_alerts',
+    sink: 'iris',
+    wanted: (c) => c.defender_alerts.enabled && !unset(c.iris.url),
+    required: (c) => [
+      ['iris.url', c.iris.url],
+      ['iris.api_key', c.iris.api_key],
+      ['iris.customer_id', c.iris.customer_id],
+      ...microsoftCredentialKeys(c),
+    ],
+  },
+];
 
 /** Flows that are wanted and fully configured. */
 export function activeFlows(c: Config): FlowStatus[] {

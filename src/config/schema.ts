@@ -8,6 +8,8 @@ import { DEFENDER_SECRET_KEYS, defenderSection } from '../sinks/defender/config.
 import { OPENCTI_SECRET_KEYS, openctiSection } from '../sources/opencti/config.js';
 import { MISP_SECRET_KEYS, mispSection, OTX_SECRET_KEYS, otxSection } from '../sources/misp/config.js';
 import { SENTINEL_SECRET_KEYS, sentinelSection } from '../sinks/sentinel/config.js';
+import { DEFENDER_ALERTS_SECRET_KEYS, defenderAlertsSection } from '../sources/defender-alerts/config.js';
+import { IRIS_SECRET_KEYS, irisSection } from '../sinks/iris/config.js';
 
 export { DEFENDER_ACTIONS, type DefenderActionInput } from '../sinks/defender/config.js';
 
@@ -72,6 +74,8 @@ export const configSchema = z
     misp: mispSection,
     otx: otxSection,
     sentinel: sentinelSection,
+    defender_alerts: defenderAlertsSection,
+    iris: irisSection,
   })
   .strict();
 
@@ -85,4 +89,6 @@ export const SECRET_KEYS: readonly string[] = [
   ...MISP_SECRET_KEYS,
   ...OTX_SECRET_KEYS,
   ...SENTINEL_SECRET_KEYS,
+  ...IRIS_SECRET_KEYS,
+  ...DEFENDER_ALERTS_SECRET_KEYS,
 ];

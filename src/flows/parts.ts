@@ -24,6 +24,18 @@ export interface ServicePart {
   stop(boundMs: number): Promise<void>;
   /** null when ready, else why not. */
   health?(): Promise<string | null>;
+  /** One-shot run (`threatbridge run --once`): read once, deliver what is due, report. Parts without it are skipped. */
+  runOnce?(): Promise<OnceSummary>;
+}
+
+/** What a one-shot run of a flow did; `failed` counts what was rejected or is still waiting for a retry. */
+export interface OnceSummary {
+  flow: string;
+  processed: number;
+  created: number;
+  updated: number;
+  failed: number;
+  details?: Record<string, number>;
 }
 
 /** A delivery worker as a part. */

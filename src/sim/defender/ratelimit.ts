@@ -19,6 +19,7 @@ export const DEFENDER_QUOTAS: Readonly<Record<string, readonly Quota[]>> = {
   'indicators.delete': [{ limit: 100, windowMs: MINUTE }, { limit: 1500, windowMs: HOUR }],
   'indicators.import': [{ limit: 30, windowMs: MINUTE }],
   'indicators.batchDelete': [{ limit: 30, windowMs: MINUTE }, { limit: 1500, windowMs: HOUR }],
+  'alerts.list': [{ limit: 100, windowMs: MINUTE }, { limit: 1500, windowMs: HOUR }],
 };
 
 /** Simulated milliseconds: real elapsed time multiplied by `timeScale`. */

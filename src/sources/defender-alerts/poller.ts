@@ -1,0 +1,193 @@
+// Polls one tenant's Defender alerts by lastUpdateTime and turns each new or changed alert into an
+// IRIS operation in the outbox (key = Defender alert id, so a newer version supersedes a waiting
+// one). Each page's operations are committed; the checkpoint (the time the poll started) is
+// committed with the last page, so a crash re-reads at most one poll. Every poll re-reads an
+// overlap window before the checkpoint (late or clock-skewed updates); alerts seen with the same
+// lastUpdateTime are skipped, and the outbox and id map make any re-read harmless anyway.
+//
+// Which alerts go to IRIS: those passing the status filter and severity floor, plus every alert
+// already sent (recorded IRIS id, or queued by an earlier poll), so that a resolved or downgraded
+// alert still updates its IRIS alert.
+import type { SinkOp } from '../../core/types.js';
+import { errorFields, type Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { DeadLetterInput, Store } from '../../store/types.js';
+import type { DefenderAlertsClient } from './client.js';
+import type { DefenderAlertsConfig } from './config.js';
+import { machineDetails, normaliseAlert, severityRank, type DefenderAlertChange } from './normalise.js';
+
+export interface PollerState {
+  /** alert id → lastUpdateTime already handled, for alerts inside the overlap window. */
+  seen: Record<string, string>;
+  /** alert id → epoch ms when queued for IRIS without a recorded IRIS id yet. */
+  queued: Record<string, number>;
+}
+
+export interface PollResult {
+  read: number;
+  queued: number;
+  skipped: number;
+  rejected: number;
+}
+
+/** Queued entries never acknowledged (dead-lettered) are forgotten after this long. */
+const QUEUED_TTL_MS = 14 * 24 * 3600_000;
+const MACHINE_TTL_MS = 3600_000;
+
+export class DefenderAlertsPoller {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<unknown> | null = null;
+  private stopped = true;
+  private readonly abort = new AbortController();
+  private failures = 0;
+  lastError: string | null = null;
+  lastPollAt: number | null = null;
+  /** machine id → details (or null: unknown to Defender), kept for an hour. */
+  private readonly machines = new Map<string, { at: number; details: Record<string, unknown> | null }>();
+  private machinesForbidden = false;
+
+  constructor(
+    readonly source: string,
+    private readonly tenantId: string,
+    private readonly sink: string,
+    private readonly cfg: DefenderAlertsConfig,
+    private readonly client: DefenderAlertsClient,
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+    private readonly onQueued: () => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.abort.abort();
+    await this.running?.catch(() => undefined);
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.pollOnce()
+        .then(() => {
+          this.failures = 0;
+          this.schedule(this.cfg.interval * 1000);
+        })
+        .catch((err: unknown) => {
+          if (this.stopped) return; // the poll was cut short by shutdown; the next start reads it again
+          this.failures++;
+          this.metrics.sourceConnected.set({ source: this.source }, 0);
+          this.lastError = (err as Error).message;
+          const retryAfter = (err as { retryAfterMs?: number | null }).retryAfterMs ?? null;
+          const wait = Math.min(this.cfg.interval * 1000, retryAfter ?? 5000 * 2 ** Math.min(this.failures, 6));
+          this.log.warn({ source: this.source, retryInMs: Math.max(wait, 1000), ...errorFields(err) }, 'Defender alerts poll failed; will retry');
+          this.schedule(Math.max(wait, 1000));
+        });
+    }, ms);
+  }
+
+  private async addMachineDetails(c: DefenderAlertChange): Promise<void> {
+    const id = c.machine?.id;
+    if (!id || !this.cfg.machine_details || this.machinesForbidden) return;
+    let hit = this.machines.get(id);
+    if (!hit || this.now() - hit.at > MACHINE_TTL_MS) {
+      let details: Record<string, unknown> | null;
+      try {
+        const got = await this.client.getMachine(id, this.abort.signal);
+        if (got === 'forbidden') {
+          this.machinesForbidden = true;
+          this.log.warn({ source: this.source }, 'the application may not read machines (Machine.Read.All); alerts go to IRIS without machine details');
+          return;
+        }
+        details = got;
+      } catch (err) {
+        // Details are a nicety: the alert goes without them rather than waiting.
+        this.log.warn({ source: this.source, machine: id, ...errorFields(err) }, 'machine details unavailable');
+        return;
+      }
+      hit = { at: this.now(), details };
+      if (this.machines.size > 10_000) this.machines.clear();
+      this.machines.set(id, hit);
+    }
+    if (hit.details && c.machine) c.machine = { ...c.machine, ...machineDetails(hit.details) };
+  }
+
+  /** One poll: read every alert updated since the checkpoint (minus the overlap) and queue what IRIS needs. */
+  async pollOnce(): Promise<PollResult> {
+    const started = this.now();
+    const cp = await this.store.getCheckpoint(this.source);
+    const state: PollerState = {
+      seen: { ...((cp?.state as Partial<PollerState> | undefined)?.seen ?? {}) },
+      queued: { ...((cp?.state as Partial<PollerState> | undefined)?.queued ?? {}) },
+    };
+    const fromMs = cp && !Number.isNaN(Date.parse(cp.position))
+      ? Date.parse(cp.position) - this.cfg.overlap_seconds * 1000
+      : started - this.cfg.lookback_hours * 3600_000;
+    // Whole seconds, as the documented examples write them (the window only grows by the cut).
+    const from = new Date(Math.floor(fromMs / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+    const result: PollResult = { read: 0, queued: 0, skipped: 0, rejected: 0 };
+    const floor = severityRank(this.cfg.min_severity);
+    const statuses = new Set(this.cfg.statuses.map((s) => s.toLowerCase()));
+
+    await this.client.listUpdatedSince(from, this.cfg.page_size, async (rows) => {
+      const ops: SinkOp[] = [];
+      const dead: DeadLetterInput[] = [];
+      const changes: DefenderAlertChange[] = [];
+      for (const raw of rows) {
+        result.read++;
+        const n = normaliseAlert(raw, this.tenantId, this.cfg.portal_url);
+        if ('rejected' in n) {
+          result.rejected++;
+          dead.push({ sink: `source:${this.source}`, key: String((raw as { id?: unknown })?.id || 'unknown'), op: 'upsert', payload: raw, sourceRef: null, reason: `${n.rejected.code}: ${n.rejected.detail}` });
+          continue;
+        }
+        if (state.seen[n.change.id] === n.change.lastUpdateTime) {
+          result.skipped++;
+          continue;
+        }
+        changes.push(n.change);
+      }
+      const known = await this.store.getSinkIds(this.sink, changes.map((c) => c.id));
+      for (const c of changes) {
+        state.seen[c.id] = c.lastUpdateTime;
+        const wanted = statuses.has(c.status.toLowerCase()) && severityRank(c.severity) >= floor;
+        if (!wanted && !known.has(c.id) && state.queued[c.id] === undefined) {
+          result.skipped++;
+          continue;
+        }
+        if (!known.has(c.id)) state.queued[c.id] = state.queued[c.id] ?? started;
+        await this.addMachineDetails(c);
+        ops.push({ sink: this.sink, key: c.id, op: 'upsert', payload: c, sourceRef: null });
+      }
+      result.queued += ops.length;
+      // Store each page at once (the checkpoint moves only with the last one).
+      await this.store.commit({ source: this.source, checkpoint: null, claimUpserts: [], claimDeletes: [], ops, deadLetters: dead });
+      for (const o of ops) this.metrics.opsEnqueued.inc({ sink: this.sink, op: 'upsert' });
+      for (const d of dead) this.metrics.deadLettered.inc({ sink: d.sink, reason: 'rejected' });
+      this.metrics.events.inc({ source: this.source, event: 'alert', outcome: 'read' }, rows.length);
+      if (ops.length > 0) this.onQueued();
+    }, this.abort.signal);
+
+    // Forget what the next poll cannot see again, and queued ids IRIS has acknowledged since.
+    const nextFrom = started - this.cfg.overlap_seconds * 1000;
+    for (const [id, t] of Object.entries(state.seen)) if (Date.parse(t) < nextFrom) delete state.seen[id];
+    const acked = await this.store.getSinkIds(this.sink, Object.keys(state.queued));
+    for (const [id, at] of Object.entries(state.queued)) if (acked.has(id) || started - at > QUEUED_TTL_MS) delete state.queued[id];
+    await this.store.commit({
+      source: this.source, checkpoint: { position: new Date(started).toISOString(), state: state as unknown as Record<string, unknown> },
+      claimUpserts: [], claimDeletes: [], ops: [], deadLetters: [],
+    });
+    this.lastError = null;
+    this.lastPollAt = this.now();
+    this.metrics.sourceConnected.set({ source: this.source }, 1);
+    this.log.info({ source: this.source, from, ...result }, 'Defender alerts polled');
+    return result;
+  }
+}

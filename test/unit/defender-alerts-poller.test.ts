@@ -1,0 +1,195 @@
+// The Defender alerts poller against the Defender simulator in process (plain HTTP, a stand-in
+// token check): paging, $expand=evidence, the status filter and severity floor, the overlap
+// window, following alerts already sent, throttling, and the simulator's alert routes.
+import { expect } from 'chai';
+import nock from 'nock';
+import { assetKind } from '../../src/sinks/iris/mapper.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../../src/observability/logger.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import { DefenderSimulator, MDE_AUDIENCES } from '../../src/sim/defender/server.js';
+import { defenderAlerts } from '../../src/sim/defender/alert-routes.js';
+import { evidence, type AlertStore } from '../../src/sim/defender/alerts.js';
+import type { TokenProvider } from '../../src/sinks/microsoft/token.js';
+import { DefenderAlertsClient } from '../../src/sources/defender-alerts/client.js';
+import { defenderAlertsSection, tenantCredentials } from '../../src/sources/defender-alerts/config.js';
+import type { DefenderAlertChange } from '../../src/sources/defender-alerts/normalise.js';
+import { DefenderAlertsPoller } from '../../src/sources/defender-alerts/poller.js';
+import { SqliteStore } from '../../src/store/sqlite.js';
+import { configSchema } from '../../src/config/schema.js';
+import { replayAlertLetters } from '../../src/flows/alerts-to-iris.js';
+
+const TENANT = 'tenant-a';
+const log = createLogger('silent');
+
+describe('Defender alerts poller', () => {
+  let sim: DefenderSimulator;
+  let alerts: AlertStore;
+  let store: SqliteStore;
+  let roles: string[];
+
+  beforeEach(async () => {
+    roles = ['Alert.Read.All'];
+    sim = new DefenderSimulator({
+      entra: { tokenInfo: () => ({ tenantId: TENANT, clientId: 'app', roles, audience: MDE_AUDIENCES[0]!, displayName: 'app' }) },
+      pageSize: 3,
+    });
+    await sim.start();
+    alerts = defenderAlerts(sim);
+    store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-poller-')));
+  });
+  afterEach(async () => {
+    await store.close();
+    await sim.stop();
+  });
+
+  const tokens = { getToken: async () => 'token' } as unknown as TokenProvider;
+  const poller = (cfg: Record<string, unknown> = {}) => {
+    const client = new DefenderAlertsClient({ baseUrl: sim.url, timeoutMs: 5000, verifyTls: true, callsPerMinute: 100, callsPerHour: 1500, tokens, log, metrics: new Metrics(), tenantId: TENANT });
+    return new DefenderAlertsPoller('defender_alerts', TENANT, 'iris', defenderAlertsSection.parse({ page_size: 2, ...cfg }), client, store, log, new Metrics(), () => undefined);
+  };
+  const queued = async () => {
+    const items = await store.claimDue('iris', 1000, Date.now(), 1);
+    return items.map((i) => i.payload as DefenderAlertChange);
+  };
+
+  it('reads every page with evidence and queues new alerts that pass the status filter and severity floor', async () => {
+    const wanted = [1, 2, 3, 4].map((n) => alerts.add(TENANT, { severity: 'High', title: `A${n}`, evidence: [evidence({ entityType: 'Ip', ipAddress: `192.0.2.${n}` })] }));
+    alerts.add(TENANT, { status: 'InProgress' });
+    alerts.add(TENANT, { severity: 'Informational' });
+    const r = await poller({ min_severity: 'Low' }).pollOnce();
+    expect(r).to.include({ read: 6, queued: 4 });
+    const got = await queued();
+    expect(got.map((c) => c.id).sort()).to.deep.equal(wanted.map((a) => a.id).sort());
+    expect(got[0]!.evidence.ips).to.have.length(1);
+    const lists = sim.requestLog.filter((e) => e.endpoint === 'alerts.list');
+    expect(lists).to.have.length(3); // pages of 2
+    expect(decodeURIComponent(lists[0]!.query)).to.match(/\$filter=lastUpdateTime ge \d{4}-\d\d-\d\dT[\d:.]+Z&\$expand=evidence&\$top=2/);
+    expect(await store.getCheckpoint('defender_alerts')).to.have.property('position');
+  });
+
+  it('skips re-read alerts that did not change, and queues them again when they do', async () => {
+    const a = alerts.add(TENANT, {});
+    const p = poller();
+    expect((await p.pollOnce()).queued).to.equal(1);
+    expect((await p.pollOnce())).to.include({ read: 1, queued: 0, skipped: 1 });
+    alerts.update(TENANT, a.id, { severity: 'High' });
+    expect((await p.pollOnce()).queued).to.equal(1);
+    expect((await queued()).map((c) => c.severity)).to.deep.equal(['High']);
+  });
+
+  it('follows an alert already sent to IRIS whatever its status, and one still waiting in the outbox', async () => {
+    const sent = alerts.add(TENANT, {});
+    const waiting = alerts.add(TENANT, {});
+    const p = poller();
+    await p.pollOnce();
+    const items = await store.claimDue('iris', 10, Date.now(), 1);
+    await store.ack(items.filter((i) => i.key === sent.id).map((item) => ({ item, externalId: '17' })));
+    alerts.update(TENANT, sent.id, { status: 'Resolved' });
+    alerts.update(TENANT, waiting.id, { status: 'Resolved' });
+    const other = alerts.add(TENANT, { status: 'Resolved' });
+    await new Promise((r) => setTimeout(r, 5)); // the unacknowledged lease lapses, as after a crash
+    const r = await p.pollOnce();
+    expect(r.queued).to.equal(2);
+    const got = await queued();
+    expect(got.map((c) => `${c.id}:${c.status}`).sort()).to.deep.equal([`${sent.id}:Resolved`, `${waiting.id}:Resolved`].sort());
+    expect(got.map((c) => c.id)).not.to.include(other.id);
+  });
+
+  it('starts from the look-back on the first run and from the checkpoint minus the overlap afterwards', async () => {
+    const old = new Date(Date.now() - 5 * 3600_000).toISOString();
+    alerts.add(TENANT, { lastUpdateTime: old, alertCreationTime: old });
+    const recent = alerts.add(TENANT, {});
+    const p = poller({ lookback_hours: 2, overlap_seconds: 120 });
+    const before = Date.now();
+    expect((await p.pollOnce()).read).to.equal(1);
+    expect((await queued()).map((c) => c.id)).to.deep.equal([recent.id]);
+    await p.pollOnce();
+    const lastQuery = decodeURIComponent(sim.requestLog.filter((e) => e.endpoint === 'alerts.list').at(-1)!.query);
+    const from = Date.parse(/ge (\S+?)&/.exec(lastQuery)![1]!);
+    expect(from).to.be.within(before - 120_000 - 1000, before - 120_000 + 5000);
+  });
+
+  it('waits as told on 429, and names the missing permission on 403', async () => {
+    alerts.add(TENANT, {});
+    sim.failNext(1, 429, { endpoint: 'alerts.list', retryAfter: 1 });
+    const t0 = Date.now();
+    expect((await poller().pollOnce()).queued).to.equal(1);
+    expect(Date.now() - t0).to.be.at.least(900);
+    roles = ['Ti.ReadWrite.All'];
+    const err = await poller().pollOnce().catch((e: Error) => e);
+    expect((err as Error).message).to.include('403').and.include('Alert.Read.All');
+  });
+
+  it('dead-letters an alert it cannot read with the raw payload, and a replay keeps it until it can be read', async () => {
+    alerts.add(TENANT, { id: '' });
+    const good = alerts.add(TENANT, {});
+    expect(await poller().pollOnce()).to.include({ read: 2, queued: 1, rejected: 1 });
+    const taken = await store.takeDeadLetters('all');
+    expect(taken.map((d) => [d.sink, d.key, d.reason.split(':')[0]])).to.deep.equal([['source:defender_alerts', 'unknown', 'missing_id']]);
+    const config = configSchema.parse({ microsoft_defender_intel: { tenant_id: TENANT } });
+    expect(await replayAlertLetters(config, store, taken)).to.equal(0);
+    expect((await store.listDeadLetters()).map((d) => d.key)).to.deep.equal(['unknown']);
+    const fixed = { ...taken[0]!, payload: { ...(taken[0]!.payload as object), id: 'da-fixed' } };
+    expect(await replayAlertLetters(config, store, [fixed])).to.equal(1);
+    expect((await queued()).map((c) => c.id).sort()).to.deep.equal(['da-fixed', good.id].sort());
+  });
+
+  it('uses a tenant\'s own application when both its client id and secret are given, and names the missing half', () => {
+    const fallback = { clientId: 'shared', clientSecret: 'shared-secret' };
+    const cfg = defenderAlertsSection.parse({ tenant_client_ids: { t2: 'own', t3: 'half' }, tenant_client_secrets: { t2: 'own-secret' } });
+    expect(tenantCredentials(cfg, 't1', fallback)).to.deep.equal(fallback);
+    expect(tenantCredentials(cfg, 't2', fallback)).to.deep.equal({ clientId: 'own', clientSecret: 'own-secret' });
+    expect(() => tenantCredentials(cfg, 't3', fallback)).to.throw(/tenant_client_secrets.*t3=<secret>/);
+  });
+
+  it('adds machine details once per machine (contract with nock), and carries on without them when forbidden', async () => {
+    const host = 'https://mde.example.test';
+    const machineId = 'b'.repeat(40);
+    const alert = (id: string) => ({ id, lastUpdateTime: new Date().toISOString(), status: 'New', severity: 'High', machineId, computerDnsName: 'srv1.corp.example', evidence: [] });
+    nock(host).get('/api/alerts').query(true).reply(200, { value: [alert('m1'), alert('m2')] });
+    const machine = nock(host).get(`/api/machines/${machineId}`).once()
+      .reply(200, { id: machineId, osPlatform: 'WindowsServer2022', lastIpAddress: '10.1.2.3', lastExternalIpAddress: '203.0.113.10', riskScore: 'High', machineTags: ['tier0'] });
+    const client = new DefenderAlertsClient({ baseUrl: host, timeoutMs: 5000, verifyTls: true, callsPerMinute: 100, callsPerHour: 1500, tokens, log, metrics: new Metrics(), tenantId: TENANT });
+    const p = new DefenderAlertsPoller('defender_alerts', TENANT, 'iris', defenderAlertsSection.parse({}), client, store, log, new Metrics(), () => undefined);
+    try {
+      expect((await p.pollOnce()).queued).to.equal(2);
+      expect(machine.isDone()).to.equal(true);
+      const got = await queued();
+      expect(got.map((c) => c.machine)).to.deep.equal([0, 1].map(() => ({
+        id: machineId, dnsName: 'srv1.corp.example', rbacGroupName: null, osPlatform: 'WindowsServer2022', osVersion: null,
+        lastIpAddress: '10.1.2.3', lastExternalIpAddress: '203.0.113.10', healthStatus: null, riskScore: 'High', exposureLevel: null, machineTags: ['tier0'],
+      })));
+      expect(assetKind(got[0]!.machine!.osPlatform!)).to.equal('windows-server');
+
+      // Without Machine.Read.All: one 403, then no more machine calls.
+      const other = 'c'.repeat(40);
+      nock(host).get('/api/alerts').query(true).reply(200, { value: [{ ...alert('m3'), machineId: other }, { ...alert('m4'), machineId: 'd'.repeat(40) }] });
+      nock(host).get(`/api/machines/${other}`).reply(403, { error: { code: 'Forbidden', message: 'no role' } });
+      expect((await p.pollOnce()).queued).to.equal(2);
+      expect(nock.pendingMocks()).to.deep.equal([]);
+    } finally {
+      nock.cleanAll();
+    }
+  });
+
+  it('simulator: evidence only with $expand, OData filters, PATCH with comments, 404 for unknown ids', async () => {
+    const a = alerts.add(TENANT, { severity: 'High', evidence: [evidence({ entityType: 'File', fileName: 'x' })] });
+    alerts.add(TENANT, { severity: 'Low' });
+    const get = async (path: string, init: RequestInit = {}) => {
+      const res = await fetch(`${sim.url}${path}`, { ...init, headers: { Authorization: 'Bearer t', 'Content-Type': 'application/json' } });
+      return { status: res.status, body: (await res.json().catch(() => null)) as { value?: { id: string; evidence: unknown[] }[]; status?: string; comments?: unknown[] } };
+    };
+    expect((await get('/api/alerts')).body.value!.every((x) => x.evidence.length === 0)).to.equal(true);
+    expect((await get(`/api/alerts?$expand=evidence&$filter=${encodeURIComponent("severity eq 'High'")}`)).body.value!.map((x) => [x.id, x.evidence.length])).to.deep.equal([[a.id, 1]]);
+    expect((await get('/api/alerts?$filter=bogus eq 1')).status).to.equal(400);
+    expect((await get('/api/alerts/nope')).status).to.equal(404);
+    roles = ['Alert.ReadWrite.All'];
+    const patched = await get(`/api/alerts/${a.id}`, { method: 'PATCH', body: JSON.stringify({ status: 'Resolved', comment: 'done' }) });
+    expect(patched.body).to.include({ status: 'Resolved' });
+    expect(patched.body.comments).to.have.length(1);
+    expect(alerts.get(TENANT, a.id)!.resolvedTime).to.be.a('string');
+  });
+});
