@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { logLevel } from './fields.js';
 import { DEFENDER_SECRET_KEYS, defenderSection } from '../sinks/defender/config.js';
 import { OPENCTI_SECRET_KEYS, openctiSection } from '../sources/opencti/config.js';
+import { guardSection } from '../guard/config.js';
 
 export { DEFENDER_ACTIONS, type DefenderActionInput } from '../sinks/defender/config.js';
 
@@ -63,6 +64,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     microsoft_defender_intel: defenderSection,
+    guard: guardSection,
   })
   .strict();
 

@@ -14,6 +14,8 @@ import { workerPart, type ServiceContext, type ServicePart } from './parts.js';
 export interface IndicatorSink {
   route: SinkRoute;
   worker: DeliveryWorker;
+  /** Companion parts of the sink (guard, reconciliation). */
+  parts?: ServicePart[];
 }
 
 /** How each indicator sink is built from configuration. */
@@ -47,7 +49,7 @@ export class IndicatorHub {
   constructor(private readonly ctx: ServiceContext) {
     this.sinks = [...sourcesBySink(ctx.config)].map(([sink, systems]) => {
       const built = SINK_FACTORIES[sink as IndicatorSinkName].create(ctx);
-      return { route: fromSources(built.route, systems), worker: built.worker };
+      return { route: fromSources(built.route, systems), worker: built.worker, parts: built.parts };
     });
     this.pipeline = new Pipeline(ctx.store, new Router(this.sinks.map((s) => s.route)), ctx.log, ctx.metrics);
   }
@@ -63,6 +65,6 @@ export class IndicatorHub {
   }
 
   parts(): ServicePart[] {
-    return this.sinks.map((s) => workerPart(s.route.sink, s.route.sink, s.worker));
+    return this.sinks.flatMap((s) => [workerPart(s.route.sink, s.route.sink, s.worker), ...(s.parts ?? [])]);
   }
 }

@@ -9,6 +9,11 @@ import { DefenderClient } from './client.js';
 import { DefenderDelivery } from './delivery.js';
 import type { DefenderMapping } from './mapper.js';
 import { DefenderRoute } from './route.js';
+import { createGuard } from '../../guard/index.js';
+import type { ServicePart } from '../../flows/parts.js';
+import { errorFields } from '../../observability/logger.js';
+import { IndicatorCap } from './cap.js';
+import { DefenderReconciler } from './reconcile.js';
 
 export const DEFENDER_SINK = 'defender';
 export const DEFAULT_DEFENDER_SCOPE = 'https://api.securitycenter.microsoft.com/.default';
@@ -41,7 +46,8 @@ export function timeScale(env: NodeJS.ProcessEnv = process.env): number {
   return Number.isFinite(v) && v >= 1 ? v : 1;
 }
 
-export function createDefenderSink(config: Config, store: Store, log: Logger, metrics: Metrics) {
+/** Client of the configured tenant (service, `threatbridge reconcile`). */
+export function defenderClient(config: Config, log: Logger, metrics: Metrics): { client: DefenderClient; tokens: TokenProvider } {
   const d = config.microsoft_defender_intel;
   const tokens = new TokenProvider({
     loginUrl: d.login_url, tenantId: d.tenant_id!, clientId: d.client_id!, clientSecret: d.client_secret!,
@@ -52,11 +58,48 @@ export function createDefenderSink(config: Config, store: Store, log: Logger, me
     importCallsPerMinute: d.import_calls_per_minute, callsPerHour: d.calls_per_hour, timeScale: timeScale(),
     sink: DEFENDER_SINK, tokens, log, metrics,
   });
-  const handler = new DefenderDelivery(DEFENDER_SINK, d.batch_size, client, store, log, metrics);
+  return { client, tokens };
+}
+
+export function defenderReconciler(config: Config, client: DefenderClient, store: Store, log: Logger, metrics: Metrics): DefenderReconciler {
+  return new DefenderReconciler(DEFENDER_SINK, client, store, defenderRoute(config), config.microsoft_defender_intel.application, log, metrics);
+}
+
+/** A periodic reconciliation as a service part (none when the interval is 0). */
+function reconcilePart(config: Config, reconciler: DefenderReconciler, log: Logger): ServicePart[] {
+  const minutes = config.microsoft_defender_intel.reconcile_interval;
+  if (minutes === 0) return [];
+  let timer: NodeJS.Timeout | null = null;
+  let running: Promise<unknown> | null = null;
+  return [{
+    name: `${DEFENDER_SINK}-reconcile`,
+    kind: 'sink',
+    start: async () => {
+      timer = setInterval(() => {
+        if (running) return;
+        running = reconciler.run().catch((err) => log.warn({ sink: DEFENDER_SINK, ...errorFields(err) }, 'reconciliation failed; next try at the next interval'))
+          .finally(() => { running = null; });
+      }, minutes * 60_000 / timeScale());
+      timer.unref();
+    },
+    stop: async () => {
+      if (timer) clearInterval(timer);
+      await running;
+    },
+  }];
+}
+
+export function createDefenderSink(config: Config, store: Store, log: Logger, metrics: Metrics) {
+  const d = config.microsoft_defender_intel;
+  const { client, tokens } = defenderClient(config, log, metrics);
+  const guard = createGuard(config, DEFENDER_SINK, store, log, metrics);
+  const cap = new IndicatorCap(DEFENDER_SINK, Math.max(1, d.max_indicators - d.headroom), store, log, metrics);
+  const handler = new DefenderDelivery(DEFENDER_SINK, d.batch_size, client, store, log, metrics, { gate: guard.gate, cap });
   return {
     route: defenderRoute(config),
     client,
     tokens,
     worker: new DeliveryWorker(store, handler, log),
+    parts: [guard.part, ...reconcilePart(config, defenderReconciler(config, client, store, log, metrics), log)],
   };
 }

@@ -1,0 +1,37 @@
+// Wiring of the guard for one sink: protected list (watched file), breaker (polled for resumes)
+// and the gate the sink's delivery calls; plus the service part that keeps the last two fresh.
+import type { Config } from '../config/schema.js';
+import type { ServicePart } from '../flows/parts.js';
+import { errorFields, type Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Store } from '../store/types.js';
+import { Breaker } from './breaker.js';
+import { GuardGate } from './gate.js';
+import { ProtectedList } from './list.js';
+
+export function createGuard(config: Config, sink: string, store: Store, log: Logger, metrics: Metrics): { gate: GuardGate; part: ServicePart } {
+  const g = config.guard;
+  const list = new ProtectedList(g, log);
+  const pollMs = g.breaker_poll_seconds * 1000;
+  const breaker = new Breaker(store, log, metrics, g.breaker_max_blocks_per_hour, pollMs);
+  const gate = new GuardGate({ sink, enabled: g.enabled, onProtected: g.on_protected, specialAddresses: g.special_addresses, holdMs: pollMs },
+    list, breaker, store, log, metrics);
+  let timer: NodeJS.Timeout | null = null;
+  const part: ServicePart = {
+    name: `${sink}-guard`,
+    kind: 'sink',
+    start: async () => {
+      list.watch();
+      await breaker.refresh(true);
+      if (breaker.paused.size) log.error({ sources: [...breaker.paused] }, 'breaker open: enforcing actions of these sources stay paused until `threatbridge resume`');
+      log.info({ sink, protectedValues: list.current.size, listFile: g.list_file ?? null, breakerPerHour: g.breaker_max_blocks_per_hour }, 'guard ready');
+      timer = setInterval(() => { breaker.refresh(true).catch((err) => log.warn(errorFields(err), 'cannot read breaker state')); }, pollMs);
+      timer.unref();
+    },
+    stop: async () => {
+      if (timer) clearInterval(timer);
+      list.unwatch();
+    },
+  };
+  return { gate, part };
+}
