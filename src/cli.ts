@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // threatbridge run | check-config | status | dead-letters | replay | reset-checkpoint | demo
 import { Command } from 'commander';
+import pino from 'pino';
 import { flowStatuses } from './config/flows.js';
 import { SECRET_KEYS, type Config } from './config/schema.js';
 import { ConfigError, loadConfig } from './config/load.js';
@@ -174,7 +175,7 @@ program.command('decisions').description('audit trail of enforcement decisions (
     const store = await openStore(config());
     try {
       const rows = await store.listDecisions({ source: opts.source, since, limit: Number(opts.limit) });
-      const breakers = await store.listBreakers();
+      const breakers = (await store.listBreakers()).filter((b) => b.resumedAt === null);
       if (opts.json) { print({ breakers, decisions: rows }); return; }
       for (const b of breakers) print(`BREAKER OPEN for ${b.source} since ${new Date(b.trippedAt).toISOString()}: ${b.reason} (threatbridge resume ${b.source})`);
       if (rows.length === 0) { print('no decisions'); return; }
@@ -201,7 +202,8 @@ program.command('resume').description('release the breaker of a source (all when
 program.command('reconcile').description('compare what Defender holds with the store once and repair the drift')
   .action(async () => {
     const c = config();
-    const log = createLogger(c.connector.log_level);
+    // Logs go to stderr: stdout carries the report.
+    const log = createLogger(c.connector.log_level, pino.destination({ dest: 2, sync: true }));
     const store = await openStore(c);
     try {
       const metrics = new Metrics();

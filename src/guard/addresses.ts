@@ -25,7 +25,10 @@ export function parseIp(text: string): IpValue | null {
   }
   if (version === 6) {
     const groups = expandIpv6(raw).split(':');
-    return { version: 6, value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n) };
+    const value = groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+    // IPv4-mapped (::ffff:a.b.c.d, however written) is the IPv4 address.
+    if (value >> 32n === 0xffffn) return { version: 4, value: value & 0xffffffffn };
+    return { version: 6, value };
   }
   return null;
 }

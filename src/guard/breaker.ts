@@ -10,6 +10,8 @@ export const HOUR_MS = 3_600_000;
 
 export class Breaker {
   private pausedSet = new Set<string>();
+  /** Last `threatbridge resume` per source: the hourly count starts again from there. */
+  private resumedAt = new Map<string, number>();
   private lastRefresh = 0;
 
   constructor(
@@ -30,14 +32,16 @@ export class Breaker {
     if (!force && now - this.lastRefresh < this.pollMs) return;
     this.lastRefresh = now;
     const states = await this.store.listBreakers();
-    const next = new Set(states.map((s) => s.source));
+    const open = states.filter((s) => s.resumedAt === null);
+    const next = new Set(open.map((s) => s.source));
+    this.resumedAt = new Map(states.filter((s) => s.resumedAt !== null).map((s) => [s.source, s.resumedAt!]));
     for (const source of this.pausedSet) {
       if (!next.has(source)) {
         this.log.warn({ source }, 'breaker released by `threatbridge resume`: enforcing actions of this source flow again');
         this.metrics.breakerOpen.set({ source }, 0);
       }
     }
-    for (const s of states) this.metrics.breakerOpen.set({ source: s.source }, 1);
+    for (const s of open) this.metrics.breakerOpen.set({ source: s.source }, 1);
     this.pausedSet = next;
   }
 
@@ -48,7 +52,8 @@ export class Breaker {
   async admit(source: string, wanted: number, now = Date.now()): Promise<number> {
     if (this.maxPerHour === 0 || wanted === 0) return wanted;
     if (this.pausedSet.has(source)) return 0;
-    const used = await this.store.countDecisions({ source, since: now - HOUR_MS, fresh: true, outcomes: ['allow'] });
+    const since = Math.max(now - HOUR_MS, (this.resumedAt.get(source) ?? 0) + 1);
+    const used = await this.store.countDecisions({ source, since, fresh: true, outcomes: ['allow'] });
     const room = Math.max(0, this.maxPerHour - used);
     if (wanted <= room) return wanted;
     const reason = `${used + wanted} new enforcing indicators from ${source} within an hour (limit ${this.maxPerHour})`;

@@ -31,7 +31,7 @@ const MIGRATIONS: string[] = [
      source TEXT NOT NULL, source_ref TEXT, wanted TEXT NOT NULL, action TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL,
      fresh INTEGER NOT NULL DEFAULT 0);
    CREATE INDEX guard_decisions_by_source ON guard_decisions (source, at);
-   CREATE TABLE guard_breakers (source TEXT PRIMARY KEY, tripped_at INTEGER NOT NULL, reason TEXT NOT NULL);
+   CREATE TABLE guard_breakers (source TEXT PRIMARY KEY, tripped_at INTEGER NOT NULL, reason TEXT NOT NULL, resumed_at INTEGER);
    CREATE TABLE held_rank (sink TEXT NOT NULL, key TEXT NOT NULL, score INTEGER, expires_at INTEGER, PRIMARY KEY (sink, key));`,
 ];
 
@@ -317,23 +317,25 @@ export class SqliteStore implements Store {
   }
 
   async listBreakers(): Promise<BreakerState[]> {
-    const rows = this.db.prepare('SELECT source, tripped_at, reason FROM guard_breakers ORDER BY source').all() as
-      { source: string; tripped_at: number; reason: string }[];
-    return rows.map((r) => ({ source: r.source, trippedAt: r.tripped_at, reason: r.reason }));
+    const rows = this.db.prepare('SELECT source, tripped_at, reason, resumed_at FROM guard_breakers ORDER BY source').all() as
+      { source: string; tripped_at: number; reason: string; resumed_at: number | null }[];
+    return rows.map((r) => ({ source: r.source, trippedAt: r.tripped_at, reason: r.reason, resumedAt: r.resumed_at }));
   }
 
-  async tripBreaker(state: BreakerState): Promise<void> {
-    this.db.prepare('INSERT INTO guard_breakers (source, tripped_at, reason) VALUES (?, ?, ?) ON CONFLICT(source) DO NOTHING')
-      .run(state.source, state.trippedAt, state.reason);
+  async tripBreaker(state: { source: string; trippedAt: number; reason: string }): Promise<void> {
+    // An open breaker keeps its first trip; a released one trips anew.
+    this.db.prepare(`INSERT INTO guard_breakers (source, tripped_at, reason, resumed_at) VALUES (?, ?, ?, NULL)
+      ON CONFLICT(source) DO UPDATE SET tripped_at = excluded.tripped_at, reason = excluded.reason, resumed_at = NULL
+      WHERE guard_breakers.resumed_at IS NOT NULL`).run(state.source, state.trippedAt, state.reason);
   }
 
-  async resumeBreakers(source: string | null): Promise<string[]> {
+  async resumeBreakers(source: string | null, now = Date.now()): Promise<string[]> {
     return this.db.transaction(() => {
       const rows = (source === null
-        ? this.db.prepare('SELECT source FROM guard_breakers').all()
-        : this.db.prepare('SELECT source FROM guard_breakers WHERE source = ?').all(source)) as { source: string }[];
-      const del = this.db.prepare('DELETE FROM guard_breakers WHERE source = ?');
-      for (const r of rows) del.run(r.source);
+        ? this.db.prepare('SELECT source FROM guard_breakers WHERE resumed_at IS NULL').all()
+        : this.db.prepare('SELECT source FROM guard_breakers WHERE resumed_at IS NULL AND source = ?').all(source)) as { source: string }[];
+      const release = this.db.prepare('UPDATE guard_breakers SET resumed_at = ? WHERE source = ?');
+      for (const r of rows) release.run(now, r.source);
       return rows.map((r) => r.source);
     })();
   }

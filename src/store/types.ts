@@ -73,11 +73,13 @@ export interface GuardDecision {
   fresh: boolean;
 }
 
-/** A source whose enforcing actions the breaker paused, until `threatbridge resume`. */
+/** The breaker of one source: open (enforcing actions paused) until `threatbridge resume` sets resumedAt. */
 export interface BreakerState {
   source: string;
   trippedAt: number;
   reason: string;
+  /** null while open; the breaker counts new Blocks only after the last resume. */
+  resumedAt: number | null;
 }
 
 /** An object a sink holds for us (sink_ids) with what ranks it under a cap. */
@@ -128,11 +130,12 @@ export interface Store {
   listDecisions(filter?: { source?: string; since?: number; limit?: number }): Promise<GuardDecision[]>;
   /** Decisions of a source since a time, only `fresh` ones when asked and only these outcomes when given. */
   countDecisions(filter: { source: string; since: number; fresh?: boolean; outcomes?: string[] }): Promise<number>;
+  /** Every source's breaker, open or released. */
   listBreakers(): Promise<BreakerState[]>;
-  /** Pause a source's enforcing actions (no-op when already paused). */
-  tripBreaker(state: BreakerState): Promise<void>;
-  /** Release one source, or all when null; returns the sources released. */
-  resumeBreakers(source: string | null): Promise<string[]>;
+  /** Open a source's breaker (no-op when already open). */
+  tripBreaker(state: { source: string; trippedAt: number; reason: string }): Promise<void>;
+  /** Release one source, or every open one when null; returns the sources released. */
+  resumeBreakers(source: string | null, now?: number): Promise<string[]>;
   /** Everything the sink holds for us (its recorded ids) with score and expiry when known. */
   listHeld(sink: string): Promise<HeldObject[]>;
   /** Record (or re-record) objects the sink holds: id in sink_ids plus their rank. */

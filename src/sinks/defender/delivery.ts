@@ -176,11 +176,16 @@ export class DefenderDelivery implements SinkHandler {
     }
     if (capacity.length) {
       this.log.error({ sink: this.sink, items: capacity.length }, 'Defender refused indicators for capacity (15,000 per tenant?); retrying later');
+      let after = CAPACITY_RETRY_MS;
       if (capHit) {
         this.metrics.capEvictions.inc({ sink: this.sink, outcome: 'refused_by_defender' }, capacity.length);
-        if (this.stages.cap) this.stages.cap.defenderFull((await this.stages.cap.active()).size);
+        if (this.stages.cap) {
+          // With the learned budget the next attempt evicts by value instead of hitting the cap again.
+          this.stages.cap.defenderFull((await this.stages.cap.active()).size);
+          after = backoffMs(attemptOf(capacity));
+        }
       }
-      await this.store.retry(capacity, Date.now() + CAPACITY_RETRY_MS, 'tenant capacity');
+      await this.store.retry(capacity, Date.now() + after, 'tenant capacity');
     }
     this.metrics.delivered.inc({ sink: this.sink, op: 'upsert' }, acks.length);
   }
