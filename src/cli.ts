@@ -98,6 +98,7 @@ program.command('status').description('checkpoints, outbox and dead letters from
         .map(async (source) => [source, await store.getCheckpoint(source)]))),
       outbox: await store.outboxStats(Date.now()),
       defenderIndicatorsHeld: await store.countSinkIds(DEFENDER_SINK),
+      breakersOpen: (await store.listBreakers()).filter((b) => b.resumedAt === null),
       deadLetters: (await store.listDeadLetters({ limit: 100000 })).length,
     });
   } finally {

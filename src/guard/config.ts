@@ -21,6 +21,7 @@ export const guardSection = z
     breaker_max_blocks_per_hour: z.number().int().min(0).default(1000)
       .describe("new enforcing indicators per source per hour before that source's enforcing actions pause (0 = no breaker)"),
     breaker_poll_seconds: z.number().int().min(1).default(10).describe('seconds between checks for `threatbridge resume`'),
+    decisions_retention_days: z.number().int().min(1).default(90).describe('days the decision log (`threatbridge decisions`) is kept'),
   })
   .strict()
   .prefault({});

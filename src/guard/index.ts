@@ -17,6 +17,10 @@ export function createGuard(config: Config, sink: string, store: Store, log: Log
   const gate = new GuardGate({ sink, enabled: g.enabled, onProtected: g.on_protected, specialAddresses: g.special_addresses, holdMs: pollMs },
     list, breaker, store, log, metrics);
   let timer: NodeJS.Timeout | null = null;
+  let pruner: NodeJS.Timeout | null = null;
+  const prune = () => store.pruneDecisions(Date.now() - g.decisions_retention_days * 86_400_000)
+    .then((n) => { if (n > 0) log.info({ removed: n, retentionDays: g.decisions_retention_days }, 'old guard decisions pruned'); })
+    .catch((err) => log.warn(errorFields(err), 'cannot prune guard decisions'));
   const part: ServicePart = {
     name: `${sink}-guard`,
     kind: 'sink',
@@ -27,9 +31,13 @@ export function createGuard(config: Config, sink: string, store: Store, log: Log
       log.info({ sink, protectedValues: list.current.size, listFile: g.list_file ?? null, breakerPerHour: g.breaker_max_blocks_per_hour }, 'guard ready');
       timer = setInterval(() => { breaker.refresh(true).catch((err) => log.warn(errorFields(err), 'cannot read breaker state')); }, pollMs);
       timer.unref();
+      await prune();
+      pruner = setInterval(() => void prune(), 86_400_000);
+      pruner.unref();
     },
     stop: async () => {
       if (timer) clearInterval(timer);
+      if (pruner) clearInterval(pruner);
       list.unwatch();
     },
   };

@@ -316,6 +316,10 @@ export class SqliteStore implements Store {
     return (this.db.prepare(sql).get(filter.source, filter.since, ...outcomes) as { n: number }).n;
   }
 
+  async pruneDecisions(before: number): Promise<number> {
+    return this.db.prepare('DELETE FROM guard_decisions WHERE at < ?').run(before).changes;
+  }
+
   async listBreakers(): Promise<BreakerState[]> {
     const rows = this.db.prepare('SELECT source, tripped_at, reason, resumed_at FROM guard_breakers ORDER BY source').all() as
       { source: string; tripped_at: number; reason: string; resumed_at: number | null }[];

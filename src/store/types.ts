@@ -130,6 +130,8 @@ export interface Store {
   listDecisions(filter?: { source?: string; since?: number; limit?: number }): Promise<GuardDecision[]>;
   /** Decisions of a source since a time, only `fresh` ones when asked and only these outcomes when given. */
   countDecisions(filter: { source: string; since: number; fresh?: boolean; outcomes?: string[] }): Promise<number>;
+  /** Forget decisions older than `before` (retention); returns how many. */
+  pruneDecisions(before: number): Promise<number>;
   /** Every source's breaker, open or released. */
   listBreakers(): Promise<BreakerState[]>;
   /** Open a source's breaker (no-op when already open). */
