@@ -5,7 +5,7 @@
 // the entry names one, path under the entry's path); hashes match exactly.
 import { parseObservable } from '../core/observables.js';
 import type { Observable } from '../core/types.js';
-import { cidrContains, parseCidr, parseIp, type Cidr } from './addresses.js';
+import { parseCidr, parseIp, type Cidr } from './addresses.js';
 
 export interface ProtectedEntry {
   value: string;
@@ -57,7 +57,11 @@ function pathUnder(path: string, prefix: string): boolean {
 /** An immutable protected list; build a new one to change it. */
 export class ProtectedValues {
   private readonly domains = new Map<string, ProtectedHit>();
-  private readonly cidrs: { cidr: Cidr; hit: ProtectedHit }[] = [];
+  /** Every proper parent of a protected domain → that domain's hit (a Block on a parent covers it). */
+  private readonly parents = new Map<string, ProtectedHit>();
+  /** version → prefix length → network base → hit: an address is looked up once per prefix length. */
+  private readonly cidrs = new Map<4 | 6, Map<number, Map<bigint, ProtectedHit>>>();
+  private cidrCount = 0;
   private readonly urls: UrlEntry[] = [];
   private readonly hashes = new Map<string, ProtectedHit>();
   /** Entries that could not be read, with why (reported by the loader, never fatal). */
@@ -68,7 +72,7 @@ export class ProtectedValues {
   }
 
   get size(): number {
-    return this.domains.size + this.cidrs.length + this.urls.length + this.hashes.size;
+    return this.domains.size + this.cidrCount + this.urls.length + this.hashes.size;
   }
 
   private add(e: ProtectedEntry): void {
@@ -76,8 +80,8 @@ export class ProtectedValues {
     const hit: ProtectedHit = { entry: value, origin: e.origin, ...(e.why ? { why: e.why } : {}) };
     if (value === '') return;
     if (HASH.test(value)) { this.hashes.set(value.toLowerCase(), hit); return; }
-    if (value.includes('/') && !value.includes('://') && parseCidr(value)) { this.cidrs.push({ cidr: parseCidr(value)!, hit }); return; }
-    if (parseIp(value)) { this.cidrs.push({ cidr: parseCidr(value.replace(/^\[|\]$/g, ''))!, hit }); return; }
+    if (value.includes('/') && !value.includes('://') && parseCidr(value)) { this.addCidr(parseCidr(value)!, hit); return; }
+    if (parseIp(value)) { this.addCidr(parseCidr(value.replace(/^\[|\]$/g, ''))!, hit); return; }
     if (value.includes('/') || value.includes('://')) {
       const url = parseObservable('url', value);
       const parts = url.ok ? urlParts(url.observable.value) : null;
@@ -89,6 +93,19 @@ export class ProtectedValues {
     const domain = parseObservable('hostname', value.replace(/^\*\./, '').replace(/^\./, ''));
     if (!domain.ok) { this.invalid.push({ entry: value, origin: e.origin, reason: domain.rejection.detail }); return; }
     this.domains.set(domain.observable.value, hit);
+    const labels = domain.observable.value.split('.');
+    for (let i = 1; i < labels.length; i++) {
+      const parent = labels.slice(i).join('.');
+      if (!this.parents.has(parent)) this.parents.set(parent, hit);
+    }
+  }
+
+  private addCidr(cidr: Cidr, hit: ProtectedHit): void {
+    let byPrefix = this.cidrs.get(cidr.version);
+    if (!byPrefix) this.cidrs.set(cidr.version, (byPrefix = new Map()));
+    let bases = byPrefix.get(cidr.prefix);
+    if (!bases) byPrefix.set(cidr.prefix, (bases = new Map()));
+    if (!bases.has(cidr.base)) { bases.set(cidr.base, hit); this.cidrCount++; }
   }
 
   /** The entry an observable touches, or null. `observable` is canonical (parseObservable). */
@@ -110,7 +127,12 @@ export class ProtectedValues {
   private matchIp(text: string): ProtectedHit | null {
     const ip = parseIp(text);
     if (!ip) return null;
-    for (const c of this.cidrs) if (cidrContains(c.cidr, ip)) return c.hit;
+    const bits = ip.version === 4 ? 32 : 128;
+    for (const [prefix, bases] of this.cidrs.get(ip.version) ?? []) {
+      const hostBits = BigInt(bits - prefix);
+      const hit = bases.get((ip.value >> hostBits) << hostBits);
+      if (hit) return hit;
+    }
     return null;
   }
 
@@ -121,9 +143,7 @@ export class ProtectedValues {
       const hit = this.domains.get(labels.slice(i).join('.'));
       if (hit) return hit;
     }
-    const suffix = `.${domain}`;
-    for (const [d, hit] of this.domains) if (d.endsWith(suffix)) return hit;
-    return null;
+    return this.parents.get(domain.replace(/\.$/, '')) ?? null;
   }
 
   private matchUrl(value: string): ProtectedHit | null {
