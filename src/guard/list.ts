@@ -45,6 +45,8 @@ export class ProtectedList {
   private watching = false;
   /** Bumped on every successful reload (tests and logs). */
   generation = 0;
+  /** Called after a successful reload (the sink re-checks what it already holds). */
+  onReload: ((values: ProtectedValues) => void) | null = null;
 
   constructor(private readonly g: GuardConfig, private readonly log: Logger) {
     try {
@@ -91,6 +93,7 @@ export class ProtectedList {
     this.values = built.values;
     this.generation++;
     this.log.info({ file: this.g.list_file, entries: this.values.size, generation: this.generation }, 'protected list reloaded');
+    this.onReload?.(this.values);
     return true;
   }
 

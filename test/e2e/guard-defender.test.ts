@@ -58,6 +58,25 @@ describe('Guard, breaker, cap and reconciliation end to end', function () {
     expect(metrics).to.match(/threatbridge_guard_decisions_total\{sink="defender",source="opencti",outcome="downgrade"\} 2/);
   });
 
+  it('lifts a Block that is already out when its value becomes protected in the list file, without restart', async () => {
+    lab = await new Lab({ heartbeatMs: 500 }).start();
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const file = join(mkdtempSync(join(tmpdir(), 'tb-list-')), 'protected.txt');
+    writeFileSync(file, '# our own ranges\n');
+    start({ GUARD_LIST_FILE: file });
+    create(ip(77), 90);
+    create(ip(78), 90);
+    await waitFor(() => byValue().get(ip(77))?.action === 'Block' && byValue().get(ip(78))?.action === 'Block', 'Blocks delivered');
+    writeFileSync(file, `# our own ranges\n${ip(77)}/32   # the office gateway\n`);
+    await waitFor(() => byValue().get(ip(77))?.action === 'Audit', 'Block lifted to Audit after the reload', 30_000);
+    expect(byValue().get(ip(78))!.action).to.equal('Block');
+    // A bad file keeps the last good list.
+    writeFileSync(file, 'not a value at all\n');
+    await service.waitForLog((l) => l.msg === 'protected list file rejected; keeping the last good list');
+  });
+
   it('trips the breaker on a flood of new Blocks and lets the rest through after `threatbridge resume`', async () => {
     lab = await new Lab({ heartbeatMs: 500 }).start();
     start({ GUARD_BREAKER_MAX_BLOCKS_PER_HOUR: '5', GUARD_BREAKER_POLL_SECONDS: '1' });

@@ -10,6 +10,10 @@ import { DefenderDelivery } from './delivery.js';
 import type { DefenderMapping } from './mapper.js';
 import { DefenderRoute } from './route.js';
 import { createGuard } from '../../guard/index.js';
+import { observableOfKey } from '../../guard/gate.js';
+import { ENFORCING_ACTIONS } from '../../guard/guard.js';
+import { effectiveClaim } from '../../core/claims.js';
+import type { SinkOp } from '../../core/types.js';
 import type { ServicePart } from '../../flows/parts.js';
 import { errorFields } from '../../observability/logger.js';
 import { IndicatorCap } from './cap.js';
@@ -92,14 +96,26 @@ function reconcilePart(config: Config, reconciler: DefenderReconciler, log: Logg
 export function createDefenderSink(config: Config, store: Store, log: Logger, metrics: Metrics) {
   const d = config.microsoft_defender_intel;
   const { client, tokens } = defenderClient(config, log, metrics);
-  const guard = createGuard(config, DEFENDER_SINK, store, log, metrics);
+  const route = defenderRoute(config);
+  const guard = createGuard(config, DEFENDER_SINK, store, log, metrics, async (isProtected) => {
+    // Held indicators the list now protects: route their claims again; the gate decides on delivery.
+    const keys = (await store.listHeld(DEFENDER_SINK)).map((h) => h.key).filter((k) => isProtected(observableOfKey(k)));
+    if (keys.length === 0) return 0;
+    const claims = await store.loadClaims(keys, []);
+    const ops = keys.map((k) => route.route(k, effectiveClaim(claims.filter((c) => c.key === k)), Date.now()).op)
+      .filter((op): op is SinkOp => op !== null && op.op === 'upsert' && ENFORCING_ACTIONS.has((op.payload as { action: string }).action));
+    const n = await store.enqueue(ops);
+    if (n > 0) worker.wake();
+    return n;
+  });
   const cap = new IndicatorCap(DEFENDER_SINK, Math.max(1, d.max_indicators - d.headroom), store, log, metrics);
   const handler = new DefenderDelivery(DEFENDER_SINK, d.batch_size, client, store, log, metrics, { gate: guard.gate, cap });
+  const worker = new DeliveryWorker(store, handler, log);
   return {
-    route: defenderRoute(config),
+    route,
     client,
     tokens,
-    worker: new DeliveryWorker(store, handler, log),
+    worker,
     parts: [guard.part, ...reconcilePart(config, defenderReconciler(config, client, store, log, metrics), log)],
   };
 }
