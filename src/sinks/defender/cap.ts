@@ -34,6 +34,8 @@ export interface CapPlan {
   evict: HeldObject[];
   /** Rank of every item, recorded with its id once Defender accepts it. */
   ranks: Map<string, Rank>;
+  /** Evicted key → the newcomer that took its slot. */
+  evictedFor: Map<string, string>;
 }
 
 export class IndicatorCap {
@@ -86,7 +88,7 @@ export class IndicatorCap {
       const exp = Date.parse(body.expirationTime);
       ranks.set(item.key, { score: effectiveClaim(byKey.get(item.key) ?? [])?.change.score ?? null, expiresAt: Number.isNaN(exp) ? null : exp, updatedAt: now });
     }
-    const plan: CapPlan = { admit: [], refuse: [], evict: [], ranks };
+    const plan: CapPlan = { admit: [], refuse: [], evict: [], ranks, evictedFor: new Map() };
     const newcomers = items.filter((i) => !held.has(i.key));
     plan.admit.push(...items.filter((i) => held.has(i.key)));
     const budget = this.effectiveBudget;
@@ -102,6 +104,7 @@ export class IndicatorCap {
       const weakest = candidates[next];
       if (weakest && compareValue(weakest, ranks.get(item.key)!) < 0) {
         plan.evict.push(weakest);
+        plan.evictedFor.set(weakest.key, item.key);
         plan.admit.push(item);
         next++;
       } else {
@@ -112,11 +115,11 @@ export class IndicatorCap {
   }
 
   /** Log, count and audit what the plan did. */
-  async report(plan: CapPlan, evictedFor: Map<string, string>, now = Date.now()): Promise<void> {
+  async report(plan: CapPlan, now = Date.now()): Promise<void> {
     const decisions: GuardDecision[] = [];
     for (const e of plan.evict) {
       decisions.push({ at: now, sink: this.sink, key: e.key, source: 'cap', sourceRef: null, wanted: 'keep', action: 'evict', outcome: 'evict',
-        reason: `cap ${this.effectiveBudget}: evicted (score ${e.score ?? 'none'}, expires ${e.expiresAt ? new Date(e.expiresAt).toISOString() : 'never'}) for ${evictedFor.get(e.key) ?? 'a more valuable indicator'}`, fresh: false });
+        reason: `cap ${this.effectiveBudget}: evicted (score ${e.score ?? 'none'}, expires ${e.expiresAt ? new Date(e.expiresAt).toISOString() : 'never'}) for ${plan.evictedFor.get(e.key) ?? 'a more valuable indicator'}`, fresh: false });
     }
     for (const r of plan.refuse) {
       const rank = plan.ranks.get(r.key)!;

@@ -26,6 +26,8 @@ const REFUSED_RETRY_MS = 60 * 60_000;
 /** Per-item failures that are about the tenant's capacity, not the item: wait, don't dead-letter. */
 const CAPACITY_REASON = /limit|quota|capacity|maximum number|exceed/i;
 const CAPACITY_RETRY_MS = 15 * 60_000;
+/** A whole call refused for the tenant's indicator cap (wording unconfirmed upstream: kept narrow). */
+const TENANT_CAP = /active indicators|indicators? (?:limit|quota|cap)\b|tenant (?:limit|quota|cap)\b/i;
 
 export class DefenderDelivery implements SinkHandler {
   constructor(
@@ -79,15 +81,13 @@ export class DefenderDelivery implements SinkHandler {
     if (!cap || !held || send.length === 0) return { send, remove };
     const plan = await cap.plan(send, held, now);
     this.ranks = plan.ranks;
-    const evictedFor = new Map<string, string>();
-    plan.evict.forEach((e, i) => evictedFor.set(e.key, plan.admit.filter((a) => !held.has(a.key))[i]?.key ?? 'a newcomer'));
     if (plan.evict.length && !(await this.evict(plan.evict, signal))) {
       // Could not free the slots now: the newcomers wait rather than hit Defender's cap.
-      const waiting = plan.admit.filter((a) => !held.has(a.key));
+      const waiting = [...plan.admit.filter((a) => !held.has(a.key)), ...plan.refuse];
       await this.store.retry(waiting, now + backoffMs(attemptOf(waiting)), 'cap: eviction failed');
       return { send: plan.admit.filter((a) => held.has(a.key)), remove };
     }
-    await cap.report(plan, evictedFor, now);
+    await cap.report(plan, now);
     if (plan.refuse.length) await this.store.retry(plan.refuse, now + REFUSED_RETRY_MS, 'cap reached: worth less than every indicator held');
     return { send: plan.admit, remove };
   }
@@ -124,6 +124,14 @@ export class DefenderDelivery implements SinkHandler {
     const res = await this.send(items, () => this.client.importIndicators(items.map((i) => i.payload as DefenderIndicatorBody)));
     if (!res) return;
     if (res.status >= 200 && res.status < 300) return this.settleImport(items, res.data?.value ?? []);
+    if (res.status === 400 && TENANT_CAP.test(defenderErrorText(res))) {
+      // The tenant's cap refused the whole call: not the items' fault. Learn it, wait, evict next time.
+      this.log.error({ sink: this.sink, items: items.length, error: defenderErrorText(res) }, 'Defender refused the import for capacity; retrying later');
+      this.metrics.capEvictions.inc({ sink: this.sink, outcome: 'refused_by_defender' }, items.length);
+      if (this.stages.cap) this.stages.cap.defenderFull((await this.stages.cap.active()).size);
+      await this.store.retry(items, Date.now() + (this.stages.cap ? backoffMs(attemptOf(items)) : CAPACITY_RETRY_MS), 'tenant capacity');
+      return;
+    }
     if (res.status === 400 && items.length > 1 && !signal.aborted) {
       // One malformed item fails the whole call: split until the culprits stand alone.
       const mid = Math.ceil(items.length / 2);
