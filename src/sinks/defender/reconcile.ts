@@ -64,7 +64,9 @@ export class DefenderReconciler {
   ) {}
 
   async run(now = Date.now()): Promise<ReconcileReport> {
-    const listed = await this.client.list(`application eq ${odataString(this.application)}`);
+    // Paging by $skip under mutation can list a row twice (or miss one): one row per id, and a
+    // missed row only costs a harmless re-upsert (Defender upserts on type and value).
+    const listed = [...new Map((await this.client.list(`application eq ${odataString(this.application)}`)).map((r) => [String(r.id), r])).values()];
     const held = await this.store.listHeld(this.sink);
     const report: ReconcileReport = { listed: listed.length, held: held.length, recreated: 0, duplicatesDeleted: 0, unclaimedDeleted: 0, adopted: 0, forgotten: 0 };
     const heldIds = new Set(held.map((h) => h.externalId));
