@@ -77,6 +77,24 @@ describe('Guard, breaker, cap and reconciliation end to end', function () {
     await service.waitForLog((l) => l.msg === 'protected list file rejected; keeping the last good list');
   });
 
+  it('with on_protected=skip, removes a Block already out once its value becomes protected', async () => {
+    lab = await new Lab({ heartbeatMs: 500 }).start();
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const file = join(mkdtempSync(join(tmpdir(), 'tb-list-')), 'protected.txt');
+    writeFileSync(file, '');
+    start({ GUARD_LIST_FILE: file, GUARD_ON_PROTECTED: 'skip' });
+    lab.opencti.create(makeIndicator({ pattern: "[url:value = 'https://Portal.Example.org:8443/app/login']", score: 90, validUntil: null }));
+    create(ip(79), 90);
+    await waitFor(() => held().length === 2, 'both delivered as Block');
+    writeFileSync(file, 'https://portal.example.org:8443/app\n');
+    await waitFor(() => held().length === 1, 'the protected URL removed from Defender', 30_000);
+    expect(held()[0]!.indicatorValue).to.equal(ip(79));
+    const { decisions: rows } = await decisions();
+    expect(rows.find((d) => d.outcome === 'skip')?.reason).to.include('https://portal.example.org:8443/app');
+  });
+
   it('trips the breaker on a flood of new Blocks and lets the rest through after `threatbridge resume`', async () => {
     lab = await new Lab({ heartbeatMs: 500 }).start();
     start({ GUARD_BREAKER_MAX_BLOCKS_PER_HOUR: '5', GUARD_BREAKER_POLL_SECONDS: '1' });

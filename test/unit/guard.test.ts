@@ -111,6 +111,17 @@ describe('guard: verdicts', () => {
     expect(guardVerdict(obs('ipv4', '203.0.113.5'), 'Block', { system: 'misp', id: 'x' }, policy({ paused: new Set(['opencti']) })).outcome).to.equal('allow');
   });
 
+  it('stops start-up on a missing or bad list file and on bad config entries, naming the key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tb-guard-'));
+    const bad = join(dir, 'bad.txt');
+    writeFileSync(bad, 'example.org\nno such thing!\n');
+    const make = (guard: Record<string, unknown>) => () => new ProtectedList(configSchema.parse({ guard }).guard, createLogger('silent'));
+    expect(make({ list_file: join(dir, 'missing.txt') })).to.throw(/guard\.list_file.*ENOENT/);
+    expect(make({ list_file: bad })).to.throw(/guard\.list_file.*no such thing!/);
+    expect(make({ domains: ['ok.example', 'bad domain'] })).to.throw(/guard\.domains.*bad domain/);
+    expect(make({ files: [join(dir, 'nope.exe')] })).to.throw(/guard\.files/);
+  });
+
   it('reloads the list file on change and keeps the last good list when the file is bad', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tb-guard-'));
     const file = join(dir, 'protected.txt');
