@@ -10,6 +10,12 @@ export interface BuiltinEntry {
 }
 
 export const BUILTIN_PROTECTED: readonly BuiltinEntry[] = [
+  // Names that only exist inside a network: a Block on them hits internal services, never an attacker's.
+  { value: 'localhost', why: 'loopback name' },
+  { value: 'local', why: 'mDNS / Bonjour names (RFC 6762)' },
+  { value: 'home.arpa', why: 'home network names (RFC 8375)' },
+  { value: 'internal', why: 'reserved for private use (ICANN 2024)' },
+
   // Public DNS resolvers: clients and forwarders point at them; a Block breaks name resolution.
   { value: '8.8.8.8', why: 'Google Public DNS resolver' },
   { value: '8.8.4.4', why: 'Google Public DNS resolver' },

@@ -4,7 +4,7 @@
 // anything offline.
 import type { Observable, SourceRef } from '../core/types.js';
 import { specialAddress } from './addresses.js';
-import type { ProtectedValues } from './protected-values.js';
+import { urlParts, type ProtectedValues } from './protected-values.js';
 
 /** Actions that stop something on devices (Defender names; legacy AlertAndBlock included). */
 export const ENFORCING_ACTIONS: ReadonlySet<string> = new Set(['Block', 'BlockAndRemediate', 'Warn', 'AlertAndBlock']);
@@ -32,10 +32,11 @@ const withheld = (mode: 'audit' | 'skip', reason: string): GuardVerdict =>
 
 export function guardVerdict(observable: Observable, wanted: string, source: SourceRef | null, policy: GuardPolicy): GuardVerdict {
   if (!policy.enabled || !ENFORCING_ACTIONS.has(wanted)) return { outcome: 'allow', action: wanted, reason: 'not enforcing' };
-  if (observable.type === 'ipv4' || observable.type === 'ipv6') {
-    const special = specialAddress(observable.value);
-    if (special) return withheld(policy.specialAddresses, `${observable.value} is in the ${special}`);
-  }
+  // A URL on a private or loopback host blocks an internal service just the same.
+  const address = observable.type === 'ipv4' || observable.type === 'ipv6' ? observable.value
+    : observable.type === 'url' ? urlParts(observable.value)?.host ?? null : null;
+  const special = address === null ? null : specialAddress(address);
+  if (special) return withheld(policy.specialAddresses, `${address} is in the ${special}`);
   const hit = policy.protectedValues.match(observable);
   if (hit) {
     const why = hit.why ? ` (${hit.why})` : '';

@@ -31,7 +31,7 @@ interface UrlEntry {
 const HASH = /^(?:[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64})$/i;
 
 /** A URL's host (canonical), effective port ("" when the scheme is unknown) and path. */
-function urlParts(canonical: string): { host: string; port: string; path: string } | null {
+export function urlParts(canonical: string): { host: string; port: string; path: string } | null {
   const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(canonical);
   let u: URL;
   try {

@@ -105,6 +105,10 @@ describe('guard: verdicts', () => {
     expect(guardVerdict(obs('domain', 'WindowsUpdate.com'), 'Warn', ref, policy()).reason).to.include('windowsupdate.com');
     expect(guardVerdict(obs('ipv4', '10.0.0.1'), 'Block', ref, policy({ specialAddresses: 'skip' }))).to.include({ outcome: 'skip', action: null });
     expect(guardVerdict(obs('ipv4', '8.8.8.8'), 'Audit', ref, policy())).to.include({ outcome: 'allow', action: 'Audit' });
+    expect(guardVerdict(obs('url', 'http://192.168.1.10:8080/admin'), 'Block', ref, policy()).outcome).to.equal('downgrade');
+    expect(guardVerdict(obs('url', 'http://[fe80::1]/x'), 'Block', ref, policy()).outcome).to.equal('downgrade');
+    expect(guardVerdict(obs('hostname', 'printer.local'), 'Block', ref, policy()).outcome).to.equal('downgrade');
+    expect(guardVerdict(obs('url', 'http://203.0.113.9/x'), 'Block', ref, policy()).outcome).to.equal('allow');
     expect(guardVerdict(obs('ipv4', '203.0.113.5'), 'Block', ref, policy())).to.include({ outcome: 'allow', action: 'Block' });
     expect(guardVerdict(obs('ipv4', '8.8.8.8'), 'Block', ref, policy({ enabled: false })).outcome).to.equal('allow');
     expect(guardVerdict(obs('ipv4', '203.0.113.5'), 'Block', ref, policy({ paused: new Set(['opencti']) })).outcome).to.equal('breaker');
