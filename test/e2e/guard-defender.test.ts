@@ -1,7 +1,7 @@
 // End to end: the guard, the breaker, the 15,000-indicator cap and reconciliation, with the built
 // service as a child process against the Defender simulator (its cap lowered via Lab.maxIndicators).
 import { expect } from 'chai';
-import { Lab, LAB_TENANT } from '../../src/sim/lab.js';
+import { Lab, LAB_CLIENT, LAB_TENANT } from '../../src/sim/lab.js';
 import { ServiceProcess, waitFor } from '../../src/sim/service-process.js';
 import { makeIndicator } from '../../src/sim/opencti/fixtures.js';
 
@@ -152,7 +152,7 @@ describe('Guard, breaker, cap and reconciliation end to end', function () {
     expect(byValue().has('198.18.0.1'), "others' indicators untouched").to.equal(true);
   });
 
-  it('reconciliation re-creates an indicator deleted by hand and deletes a duplicate', async () => {
+  it('reconciliation re-creates an indicator deleted by hand, deletes a duplicate and an unclaimed one of ours, leaves others alone', async () => {
     lab = await new Lab({ heartbeatMs: 500 }).start();
     start();
     for (let n = 1; n <= 3; n++) create(ip(n), 90);
@@ -162,14 +162,21 @@ describe('Guard, breaker, cap and reconciliation end to end', function () {
     expect(lab.defender.deleteByHand(gone.id)).to.equal(true);
     const dup = lab.defender.duplicateIndicator(dupOf.id)!;
     expect(held().filter((i) => i.indicatorValue === ip(2))).to.have.length(2);
+    // One of ours nobody claims (left over from a lost store), and one of another application.
+    const body = (value: string, application: string) => ({ indicatorValue: value, indicatorType: 'IpAddress', action: 'Block', generateAlert: true,
+      title: value, description: 'x', severity: 'High', expirationTime: '2099-01-01T00:00:00Z', application });
+    lab.defender.seed(LAB_TENANT, LAB_CLIENT, [body(ip(90), 'ThreatBridge')]);
+    lab.defender.seed(LAB_TENANT, 'other-app', [body(ip(91), 'OtherTool')]);
 
     const report = JSON.parse(await runCli(lab, ['reconcile'])) as Record<string, number>;
-    expect(report).to.include({ recreated: 1, duplicatesDeleted: 1, unclaimedDeleted: 0 });
+    expect(report).to.include({ recreated: 1, duplicatesDeleted: 1, unclaimedDeleted: 1 });
+    expect(byValue().has(ip(90)), 'ours, unclaimed: deleted').to.equal(false);
+    expect(byValue().has(ip(91)), "another application's: untouched").to.equal(true);
     await waitFor(() => byValue().has(ip(1)), 'deleted indicator re-created', 30_000);
     const twos = held().filter((i) => i.indicatorValue === ip(2));
     expect(twos.map((i) => i.id)).to.deep.equal([dupOf.id], 'the duplicate goes, our recorded one stays');
     expect(dup.id).to.not.equal(dupOf.id);
-    expect(held()).to.have.length(3);
+    expect(held()).to.have.length(4);
     // A second pass finds nothing to repair.
     const again = JSON.parse(await runCli(lab, ['reconcile'])) as Record<string, number>;
     expect(again).to.include({ recreated: 0, duplicatesDeleted: 0, unclaimedDeleted: 0, forgotten: 0 });
