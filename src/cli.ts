@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // threatbridge run | check-config | status | dead-letters | replay | reset-checkpoint | demo
 import { Command } from 'commander';
+import pino from 'pino';
 import { flowStatuses } from './config/flows.js';
 import { SECRET_KEYS, type Config } from './config/schema.js';
 import { ConfigError, loadConfig } from './config/load.js';
@@ -10,7 +11,7 @@ import { indicatorRouter } from './flows/indicator-hub.js';
 import { createLogger, errorFields, scrubSecrets } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { registerConfigSecrets, runOnce, startService } from './service.js';
-import { DEFENDER_SINK } from './sinks/defender/index.js';
+import { DEFENDER_SINK, defenderClient, defenderReconciler } from './sinks/defender/index.js';
 import { createContext, normaliseEvent } from './sources/opencti/normalise.js';
 import { openStore } from './store/index.js';
 import { replayMispInput } from './sources/misp/replay.js';
@@ -42,6 +43,13 @@ function redacted(c: Config): Config {
     if (copy[section]?.[name] !== undefined) copy[section]![name] = '[REDACTED]';
   }
   return copy as unknown as Config;
+}
+
+/** `--since`: an ISO time, or a duration back from now (90s, 30m, 2h, 7d). */
+function parseSince(text: string): number {
+  const m = /^(\d+)\s*([smhd])$/i.exec(text.trim());
+  if (m) return Date.now() - Number(m[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[m[2]!.toLowerCase() as 's' | 'm' | 'h' | 'd'];
+  return Date.parse(text);
 }
 
 const program = new Command();
@@ -119,6 +127,7 @@ program.command('status').description('checkpoints, outbox and dead letters from
         .map(async (source) => [source, await store.getCheckpoint(source)]))),
       outbox: await store.outboxStats(Date.now()),
       defenderIndicatorsHeld: await store.countSinkIds(DEFENDER_SINK),
+      breakersOpen: (await store.listBreakers()).filter((b) => b.resumedAt === null),
       sentinelIndicatorsHeld: await store.countSinkIds('sentinel'),
       irisAlertsKnown: await store.countSinkIds('iris'),
       deadLetters: (await store.listDeadLetters({ limit: 100000 })).length,
@@ -210,6 +219,59 @@ program.command('indicators').description('indicators ThreatBridge pushed to a s
     } catch (err) {
       fail(err);
     } finally {
+      await store.close();
+    }
+  });
+
+program.command('decisions').description('audit trail of enforcement decisions (guard, breaker, cap): what, why, from which event')
+  .option('--source <source>', 'only this source (opencti, misp, cap)')
+  .option('--since <time>', 'ISO time or a duration like 2h, 30m, 7d')
+  .option('--limit <n>', 'at most n (newest first)', '100')
+  .option('--json', 'JSON output')
+  .action(async (opts: { source?: string; since?: string; limit: string; json?: boolean }) => {
+    const since = opts.since === undefined ? undefined : parseSince(opts.since);
+    if (since !== undefined && Number.isNaN(since)) fail(new Error(`--since: "${opts.since}" is neither an ISO time nor a duration like 2h`));
+    const store = await openStore(config());
+    try {
+      const rows = await store.listDecisions({ source: opts.source, since, limit: Number(opts.limit) });
+      const breakers = (await store.listBreakers()).filter((b) => b.resumedAt === null);
+      if (opts.json) { print({ breakers, decisions: rows }); return; }
+      for (const b of breakers) print(`BREAKER OPEN for ${b.source} since ${new Date(b.trippedAt).toISOString()}: ${b.reason} (threatbridge resume ${b.source})`);
+      if (rows.length === 0) { print('no decisions'); return; }
+      for (const d of rows) {
+        print(`${new Date(d.at).toISOString()} ${d.outcome} ${d.sink} ${d.key} ${d.wanted}→${d.action} source=${d.source}${d.sourceRef ? ` ref=${d.sourceRef}` : ''}\n    ${d.reason}`);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+program.command('resume').description('release the breaker of a source (all when none is named); the service notices within guard.breaker_poll_seconds')
+  .argument('[source]', 'opencti, misp, …')
+  .action(async (source: string | undefined) => {
+    const store = await openStore(config());
+    try {
+      const released = await store.resumeBreakers(source ?? null);
+      print(released.length ? `resumed: ${released.join(', ')}` : `no breaker open${source ? ` for ${source}` : ''}`);
+    } finally {
+      await store.close();
+    }
+  });
+
+program.command('reconcile').description('compare what Defender holds with the store once and repair the drift')
+  .action(async () => {
+    const c = config();
+    // Logs go to stderr: stdout carries the report.
+    const log = createLogger(c.connector.log_level, pino.destination({ dest: 2, sync: true }));
+    const store = await openStore(c);
+    try {
+      const metrics = new Metrics();
+      const { client } = defenderClient(c, log, metrics);
+      print(await defenderReconciler(c, client, store, log, metrics).run());
+    } catch (err) {
+      fail(err);
+    } finally {
+      log.flush();
       await store.close();
     }
   });

@@ -10,6 +10,7 @@ import { MISP_SECRET_KEYS, mispSection, OTX_SECRET_KEYS, otxSection } from '../s
 import { SENTINEL_SECRET_KEYS, sentinelSection } from '../sinks/sentinel/config.js';
 import { DEFENDER_ALERTS_SECRET_KEYS, defenderAlertsSection } from '../sources/defender-alerts/config.js';
 import { IRIS_SECRET_KEYS, irisSection } from '../sinks/iris/config.js';
+import { guardSection } from '../guard/config.js';
 
 export { DEFENDER_ACTIONS, type DefenderActionInput } from '../sinks/defender/config.js';
 
@@ -76,6 +77,7 @@ export const configSchema = z
     sentinel: sentinelSection,
     defender_alerts: defenderAlertsSection,
     iris: irisSection,
+    guard: guardSection,
   })
   .strict();
 

@@ -3,7 +3,7 @@
 import { INDICATOR_SINKS, type IndicatorSinkName } from '../config/fields.js';
 import { activeFlows } from '../config/flows.js';
 import type { Config } from '../config/schema.js';
-import { DeliveryWorker, type SinkHandler } from '../core/delivery.js';
+import type { DeliveryWorker, SinkHandler } from '../core/delivery.js';
 import { RecordingHandler } from '../sinks/dry-run.js';
 import { IngestLoop } from '../core/ingest-loop.js';
 import { Pipeline } from '../core/pipeline.js';
@@ -16,25 +16,34 @@ import { workerPart, type ServiceContext, type ServicePart } from './parts.js';
 export interface IndicatorSink {
   route: SinkRoute;
   worker: DeliveryWorker;
+  /** Companion parts of the sink (guard, reconciliation). */
+  parts?: ServicePart[];
 }
 
-/** What a sink factory builds: its routing policy and the handler that talks to it. */
-interface BuiltSink {
-  route: SinkRoute;
-  handler: SinkHandler;
-}
+/** Wraps a sink's handler (dry run, review file) before its worker is built. */
+export type HandlerWrap = (handler: SinkHandler) => SinkHandler;
 
 /** How each indicator sink is built from configuration. */
-const SINK_FACTORIES: Record<IndicatorSinkName, { create(ctx: ServiceContext): BuiltSink; route(config: Config): SinkRoute }> = {
+const SINK_FACTORIES: Record<IndicatorSinkName, { create(ctx: ServiceContext, wrap: HandlerWrap): IndicatorSink; route(config: Config): SinkRoute }> = {
   defender: {
-    create: ({ config, store, log, metrics }) => createDefenderSink(config, store, log, metrics),
+    create: ({ config, store, log, metrics }, wrap) => createDefenderSink(config, store, log, metrics, wrap),
     route: defenderRoute,
   },
   sentinel: {
-    create: ({ config, store, log, metrics }) => createSentinelSink(config, store, log, metrics),
+    create: ({ config, store, log, metrics }, wrap) => createSentinelSink(config, store, log, metrics, wrap),
     route: sentinelRoute,
   },
 };
+
+/** Dry run and the review file, from `connector.*`; identity otherwise. */
+function reviewWrap(ctx: ServiceContext, sink: string): HandlerWrap {
+  const c = ctx.config.connector;
+  if (!c.dry_run && !c.write_parsed_indicators) return (h) => h;
+  if (c.dry_run) ctx.log.warn({ sink, file: c.write_parsed_indicators ?? null }, 'dry run: nothing will be sent to this sink');
+  return (h) => new RecordingHandler(c.dry_run ? null : h, {
+    sink, batchSize: h.batchSize, file: c.write_parsed_indicators ?? null, store: ctx.store, log: ctx.log,
+  });
+}
 
 /** Which source systems feed each indicator sink, from the active flows. */
 function sourcesBySink(config: Config): Map<string, SourceRef['system'][]> {
@@ -58,16 +67,8 @@ export class IndicatorHub {
 
   constructor(private readonly ctx: ServiceContext) {
     this.sinks = [...sourcesBySink(ctx.config)].map(([sink, systems]) => {
-      const built = SINK_FACTORIES[sink as IndicatorSinkName].create(ctx);
-      const c = ctx.config.connector;
-      let handler = built.handler;
-      if (c.dry_run || c.write_parsed_indicators) {
-        handler = new RecordingHandler(c.dry_run ? null : built.handler, {
-          sink, batchSize: built.handler.batchSize, file: c.write_parsed_indicators ?? null, store: ctx.store, log: ctx.log,
-        });
-        if (c.dry_run) ctx.log.warn({ sink, file: c.write_parsed_indicators ?? null }, 'dry run: nothing will be sent to this sink');
-      }
-      return { route: fromSources(built.route, systems), worker: new DeliveryWorker(ctx.store, handler, ctx.log) };
+      const built = SINK_FACTORIES[sink as IndicatorSinkName].create(ctx, reviewWrap(ctx, sink));
+      return { route: fromSources(built.route, systems), worker: built.worker, parts: built.parts };
     });
     this.pipeline = new Pipeline(ctx.store, new Router(this.sinks.map((s) => s.route)), ctx.log, ctx.metrics);
   }
@@ -83,6 +84,6 @@ export class IndicatorHub {
   }
 
   parts(): ServicePart[] {
-    return this.sinks.map((s) => workerPart(s.route.sink, s.route.sink, s.worker));
+    return this.sinks.flatMap((s) => [workerPart(s.route.sink, s.route.sink, s.worker), ...(s.parts ?? [])]);
   }
 }

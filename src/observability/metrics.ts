@@ -57,6 +57,31 @@ export class Metrics {
     labelNames: ['source'] as const, buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [this.registry],
   });
 
+  readonly guardDecisions = new Counter({
+    name: 'threatbridge_guard_decisions_total', help: 'Enforcing actions checked by the guard, by outcome (allow, downgrade, skip, breaker)',
+    labelNames: ['sink', 'source', 'outcome'] as const, registers: [this.registry],
+  });
+  readonly breakerOpen = new Gauge({
+    name: 'threatbridge_guard_breaker_open', help: "1 while a source's enforcing actions are paused by the breaker",
+    labelNames: ['source'] as const, registers: [this.registry],
+  });
+  readonly breakerTrips = new Counter({
+    name: 'threatbridge_guard_breaker_trips_total', help: 'Times the breaker paused a source',
+    labelNames: ['source'] as const, registers: [this.registry],
+  });
+  readonly capEvictions = new Counter({
+    name: 'threatbridge_sink_cap_total', help: 'Indicator cap outcomes: evicted (removed for a more valuable one), refused, expired (forgotten)',
+    labelNames: ['sink', 'outcome'] as const, registers: [this.registry],
+  });
+  readonly heldObjects = new Gauge({
+    name: 'threatbridge_sink_held', help: 'Active objects the sink holds for us (counted against its cap)',
+    labelNames: ['sink'] as const, registers: [this.registry],
+  });
+  readonly reconcileRepairs = new Counter({
+    name: 'threatbridge_reconcile_repairs_total', help: 'Drift repaired by reconciliation (recreated, duplicate_deleted, unclaimed_deleted, adopted, forgotten)',
+    labelNames: ['sink', 'repair'] as const, registers: [this.registry],
+  });
+
   constructor(defaultMetrics = false) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'threatbridge_' });
   }

@@ -5,10 +5,10 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SinkOp } from '../core/types.js';
 import type {
-  Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, OutboxItem, OutboxStats, Store,
+  BreakerState, Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, GuardDecision, HeldObject, OutboxItem, OutboxStats, Store,
 } from './types.js';
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const MIGRATIONS: string[] = [
   `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -26,6 +26,13 @@ const MIGRATIONS: string[] = [
      payload TEXT NOT NULL, source_ref TEXT, reason TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
      created_at INTEGER NOT NULL, replayed_at INTEGER);
    CREATE INDEX dead_letters_open ON dead_letters (sink, replayed_at);`,
+  // Guard (issue 7): enforcement audit trail, per-source breaker, rank of held objects under a cap.
+  `CREATE TABLE guard_decisions (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL,
+     source TEXT NOT NULL, source_ref TEXT, wanted TEXT NOT NULL, action TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL,
+     fresh INTEGER NOT NULL DEFAULT 0);
+   CREATE INDEX guard_decisions_by_source ON guard_decisions (source, at);
+   CREATE TABLE guard_breakers (source TEXT PRIMARY KEY, tripped_at INTEGER NOT NULL, reason TEXT NOT NULL, resumed_at INTEGER);
+   CREATE TABLE held_rank (sink TEXT NOT NULL, key TEXT NOT NULL, score INTEGER, expires_at INTEGER, PRIMARY KEY (sink, key));`,
 ];
 
 interface OutboxRow {
@@ -287,6 +294,90 @@ export class SqliteStore implements Store {
         n += ins.run(op.sink, op.key, ++this.seq, op.op, json(op.payload), op.sourceRef ? json(op.sourceRef) : null, now, now).changes;
       }
       return n;
+    })();
+  }
+
+  async recordDecisions(decisions: GuardDecision[]): Promise<void> {
+    const ins = this.db.prepare(`INSERT INTO guard_decisions (at, sink, key, source, source_ref, wanted, action, outcome, reason, fresh)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.db.transaction(() => {
+      for (const d of decisions) {
+        ins.run(d.at, d.sink, d.key, d.source, d.sourceRef, d.wanted, d.action, d.outcome, d.reason.slice(0, 2000), d.fresh ? 1 : 0);
+      }
+    })();
+  }
+
+  async listDecisions(filter: { source?: string; since?: number; limit?: number } = {}): Promise<GuardDecision[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.source) { where.push('source = ?'); args.push(filter.source); }
+    if (filter.since !== undefined) { where.push('at >= ?'); args.push(filter.since); }
+    const rows = this.db.prepare(`SELECT * FROM guard_decisions ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY id DESC LIMIT ?`).all(...args, filter.limit ?? 1000) as (Omit<GuardDecision, 'fresh' | 'sourceRef'> & { fresh: number; source_ref: string | null })[];
+    return rows.map((r) => ({ at: r.at, sink: r.sink, key: r.key, source: r.source, sourceRef: r.source_ref, wanted: r.wanted,
+      action: r.action, outcome: r.outcome, reason: r.reason, fresh: r.fresh === 1 }));
+  }
+
+  async countDecisions(filter: { source: string; since: number; fresh?: boolean; outcomes?: string[] }): Promise<number> {
+    const outcomes = filter.outcomes ?? [];
+    const sql = `SELECT COUNT(*) AS n FROM guard_decisions WHERE source = ? AND at >= ?${filter.fresh ? ' AND fresh = 1' : ''}
+      ${outcomes.length ? `AND outcome IN (${outcomes.map(() => '?').join(',')})` : ''}`;
+    return (this.db.prepare(sql).get(filter.source, filter.since, ...outcomes) as { n: number }).n;
+  }
+
+  async pruneDecisions(before: number): Promise<number> {
+    return this.db.prepare('DELETE FROM guard_decisions WHERE at < ?').run(before).changes;
+  }
+
+  async listBreakers(): Promise<BreakerState[]> {
+    const rows = this.db.prepare('SELECT source, tripped_at, reason, resumed_at FROM guard_breakers ORDER BY source').all() as
+      { source: string; tripped_at: number; reason: string; resumed_at: number | null }[];
+    return rows.map((r) => ({ source: r.source, trippedAt: r.tripped_at, reason: r.reason, resumedAt: r.resumed_at }));
+  }
+
+  async tripBreaker(state: { source: string; trippedAt: number; reason: string }): Promise<void> {
+    // An open breaker keeps its first trip; a released one trips anew.
+    this.db.prepare(`INSERT INTO guard_breakers (source, tripped_at, reason, resumed_at) VALUES (?, ?, ?, NULL)
+      ON CONFLICT(source) DO UPDATE SET tripped_at = excluded.tripped_at, reason = excluded.reason, resumed_at = NULL
+      WHERE guard_breakers.resumed_at IS NOT NULL`).run(state.source, state.trippedAt, state.reason);
+  }
+
+  async resumeBreakers(source: string | null, now = Date.now()): Promise<string[]> {
+    return this.db.transaction(() => {
+      const rows = (source === null
+        ? this.db.prepare('SELECT source FROM guard_breakers WHERE resumed_at IS NULL').all()
+        : this.db.prepare('SELECT source FROM guard_breakers WHERE resumed_at IS NULL AND source = ?').all(source)) as { source: string }[];
+      const release = this.db.prepare('UPDATE guard_breakers SET resumed_at = ? WHERE source = ?');
+      for (const r of rows) release.run(now, r.source);
+      return rows.map((r) => r.source);
+    })();
+  }
+
+  async listHeld(sink: string): Promise<HeldObject[]> {
+    const rows = this.db.prepare(`SELECT s.key, s.external_id, s.updated_at, h.score, h.expires_at FROM sink_ids s
+      LEFT JOIN held_rank h ON h.sink = s.sink AND h.key = s.key WHERE s.sink = ?`).all(sink) as
+      { key: string; external_id: string; updated_at: number; score: number | null; expires_at: number | null }[];
+    return rows.map((r) => ({ key: r.key, externalId: r.external_id, score: r.score, expiresAt: r.expires_at, updatedAt: r.updated_at }));
+  }
+
+  async putHeld(sink: string, objects: HeldObject[]): Promise<void> {
+    const setId = this.db.prepare(`INSERT INTO sink_ids (sink, key, external_id, updated_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT(sink, key) DO UPDATE SET external_id = excluded.external_id, updated_at = excluded.updated_at`);
+    const setRank = this.db.prepare(`INSERT INTO held_rank (sink, key, score, expires_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT(sink, key) DO UPDATE SET score = excluded.score, expires_at = excluded.expires_at`);
+    this.db.transaction(() => {
+      for (const o of objects) {
+        setId.run(sink, o.key, o.externalId, o.updatedAt);
+        setRank.run(sink, o.key, o.score, o.expiresAt);
+      }
+    })();
+  }
+
+  async dropHeld(sink: string, keys: string[]): Promise<void> {
+    const dropId = this.db.prepare('DELETE FROM sink_ids WHERE sink = ? AND key = ?');
+    const dropRank = this.db.prepare('DELETE FROM held_rank WHERE sink = ? AND key = ?');
+    this.db.transaction(() => {
+      for (const k of keys) { dropId.run(sink, k); dropRank.run(sink, k); }
     })();
   }
 

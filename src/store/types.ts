@@ -55,6 +55,43 @@ export interface OutboxStats {
   oldestEnqueuedAt: number | null;
 }
 
+/** One enforcement decision of the guard (audit trail of `threatbridge decisions`). */
+export interface GuardDecision {
+  at: number;
+  sink: string;
+  key: string;
+  /** Source system whose claim asked for the action (opencti, misp), or "unknown". */
+  source: string;
+  sourceRef: string | null;
+  wanted: string;
+  /** What was done: the action sent, "skip", "evict" or "refuse". */
+  action: string;
+  /** allow | downgrade | skip | breaker | evict | refuse */
+  outcome: string;
+  reason: string;
+  /** An enforcing action on a key the sink did not hold yet (what the breaker counts). */
+  fresh: boolean;
+}
+
+/** The breaker of one source: open (enforcing actions paused) until `threatbridge resume` sets resumedAt. */
+export interface BreakerState {
+  source: string;
+  trippedAt: number;
+  reason: string;
+  /** null while open; the breaker counts new Blocks only after the last resume. */
+  resumedAt: number | null;
+}
+
+/** An object a sink holds for us (sink_ids) with what ranks it under a cap. */
+export interface HeldObject {
+  key: string;
+  externalId: string;
+  score: number | null;
+  /** ms epoch; null when unknown or never. */
+  expiresAt: number | null;
+  updatedAt: number;
+}
+
 export interface Store {
   readonly engine: 'sqlite' | 'postgres';
   getCheckpoint(source: string): Promise<Checkpoint | null>;
@@ -91,6 +128,27 @@ export interface Store {
   takeDeadLetters(ids: number[] | 'all', sink?: string): Promise<DeadLetter[]>;
   /** Put operations back in the outbox unless a newer one for the same key waits. */
   enqueue(ops: SinkOp[]): Promise<number>;
+
+  /** Guard audit trail (append only). */
+  recordDecisions(decisions: GuardDecision[]): Promise<void>;
+  /** Newest first. */
+  listDecisions(filter?: { source?: string; since?: number; limit?: number }): Promise<GuardDecision[]>;
+  /** Decisions of a source since a time, only `fresh` ones when asked and only these outcomes when given. */
+  countDecisions(filter: { source: string; since: number; fresh?: boolean; outcomes?: string[] }): Promise<number>;
+  /** Forget decisions older than `before` (retention); returns how many. */
+  pruneDecisions(before: number): Promise<number>;
+  /** Every source's breaker, open or released. */
+  listBreakers(): Promise<BreakerState[]>;
+  /** Open a source's breaker (no-op when already open). */
+  tripBreaker(state: { source: string; trippedAt: number; reason: string }): Promise<void>;
+  /** Release one source, or every open one when null; returns the sources released. */
+  resumeBreakers(source: string | null, now?: number): Promise<string[]>;
+  /** Everything the sink holds for us (its recorded ids) with score and expiry when known. */
+  listHeld(sink: string): Promise<HeldObject[]>;
+  /** Record (or re-record) objects the sink holds: id in sink_ids plus their rank. */
+  putHeld(sink: string, objects: HeldObject[]): Promise<void>;
+  /** Forget objects the sink no longer holds (evicted, expired, deleted by hand). */
+  dropHeld(sink: string, keys: string[]): Promise<void>;
 
   /** Cheap write probe for /readyz. */
   ping(): Promise<void>;

@@ -134,4 +134,14 @@ describe('Defender delivery (contract)', () => {
     expect((await store.getSinkIds('defender', ['ipv4:1.1.1.1', 'ipv4:2.2.2.2'])).size).to.equal(0);
     expect(await store.outboxStats(Date.now())).to.deep.equal([]);
   });
+
+  it("treats a whole-call 400 for the tenant's indicator cap as capacity: retried, not bisected or dead-lettered", async () => {
+    await enqueue([upsert('3.3.3.3'), upsert('4.4.4.4')]);
+    const scope = nock(BASE).post('/api/indicators/import').once()
+      .reply(400, { error: { code: 'BadRequest', message: 'The maximum number of active indicators (15000) for this tenant has been reached.', target: 'x' } });
+    await run();
+    scope.done();
+    expect(await store.listDeadLetters()).to.have.length(0);
+    expect((await store.outboxStats(Date.now() + 16 * 60_000))[0]).to.include({ pending: 2, due: 2 });
+  });
 });

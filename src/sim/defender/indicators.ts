@@ -193,8 +193,31 @@ export class IndicatorStore {
   private drop(e: Entry): void {
     const wasActive = isActive(e, this.opts.now());
     this.byId.delete(e.ind.id);
-    this.byKey.delete(indicatorKey(e.ind.indicatorType, e.ind.indicatorValue));
+    const key = indicatorKey(e.ind.indicatorType, e.ind.indicatorValue);
+    // A duplicate (see duplicate()) does not own the key; the original keeps it.
+    if (this.byKey.get(key) === e.ind.id) this.byKey.delete(key);
     this.adjustCount(wasActive, false, null);
+  }
+
+  /**
+   * A second indicator with the same type and value, as the real service has been seen to create
+   * on updates ("always create[s] a new one"). Returns it, or undefined when the id is unknown.
+   */
+  duplicate(id: string): Indicator | undefined {
+    const e = this.byId.get(id);
+    if (!e) return undefined;
+    const ind: Indicator = { ...e.ind, id: this.opts.nextId() };
+    this.byId.set(ind.id, { ind, expiresAt: e.expiresAt });
+    this.adjustCount(false, isActive(e, this.opts.now()), e.expiresAt);
+    return ind;
+  }
+
+  /** Deletes an indicator whoever created it (an administrator in the portal); false when unknown. */
+  removeAsAdmin(id: string): boolean {
+    const e = this.byId.get(id);
+    if (!e) return false;
+    this.drop(e);
+    return true;
   }
 
   private adjustCount(wasActive: boolean, isNowActive: boolean, expiresAt: number | null): void {

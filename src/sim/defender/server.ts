@@ -176,6 +176,20 @@ export class DefenderSimulator {
     return indicators.map((raw) => this.storeFor(tenantId).upsert(validateIndicator(raw), caller).indicator);
   }
 
+  /** Simulates a duplicate the service created itself (same type and value, new id). */
+  duplicateIndicator(id: string): Indicator | undefined {
+    for (const s of this.stores.values()) {
+      const dup = s.duplicate(id);
+      if (dup) return dup;
+    }
+    return undefined;
+  }
+
+  /** Simulates an administrator deleting an indicator by hand in the portal. */
+  deleteByHand(id: string): boolean {
+    return [...this.stores.values()].some((s) => s.removeAsAdmin(id));
+  }
+
   /** Forgets indicators, the request log, throttling state and faults. */
   reset(): void {
     for (const s of this.stores.values()) s.clear();

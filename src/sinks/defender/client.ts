@@ -58,6 +58,10 @@ export class DefenderClient {
   private readonly http: HttpClient;
   readonly pacer: Pacer;
 
+  get resourcePath(): string {
+    return this.o.resourcePath;
+  }
+
   constructor(private readonly o: DefenderClientOptions) {
     this.http = createHttpClient({ system: 'defender', baseURL: o.baseUrl, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log, userAgent: o.userAgent });
     // Documented: import and BatchDelete 30/min; list and single calls 100/min; 1,500/h each.

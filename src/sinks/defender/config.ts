@@ -46,6 +46,11 @@ export const defenderSection = z
   calls_per_hour: z.number().int().min(1).max(1500).default(1400).describe('pace of all indicator calls per hour (Defender allows 1,500)'),
   request_timeout: z.number().int().min(1).default(60).describe('seconds before a Defender call times out'),
   ssl_verify: z.boolean().default(true).describe('verify Defender/Entra TLS certificates (true|false)'),
+  max_indicators: z.number().int().min(1).default(15000).describe('active indicators the tenant holds at most (Defender: 15,000)'),
+  headroom: z.number().int().min(0).default(0)
+    .describe('slots of max_indicators left free for indicators others create (portal, other apps)'),
+  reconcile_interval: z.number().int().min(0).default(60)
+    .describe('minutes between reconciliations with what Defender holds (0 = only `threatbridge reconcile`)'),
 })
   .strict()
   .prefault({});

@@ -1,6 +1,6 @@
 // Wiring of the Sentinel sink from configuration: routing policy, token provider, client, worker.
 import type { Config } from '../../config/schema.js';
-import { DeliveryWorker } from '../../core/delivery.js';
+import { DeliveryWorker, type SinkHandler } from '../../core/delivery.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Store } from '../../store/types.js';
@@ -47,8 +47,8 @@ export function createSentinelClient(config: Config, log: Logger, metrics: Metri
   });
 }
 
-export function createSentinelSink(config: Config, store: Store, log: Logger, metrics: Metrics) {
+export function createSentinelSink(config: Config, store: Store, log: Logger, metrics: Metrics, wrap: (h: SinkHandler) => SinkHandler = (h) => h) {
   const client = createSentinelClient(config, log, metrics);
   const handler = new SentinelDelivery(SENTINEL_SINK, config.sentinel.batch_size, client, store, log, metrics);
-  return { route: sentinelRoute(config), client, handler, worker: new DeliveryWorker(store, handler, log) };
+  return { route: sentinelRoute(config), client, handler, worker: new DeliveryWorker(store, wrap(handler), log) };
 }

@@ -1,0 +1,156 @@
+// Reconciliation: compare what Defender holds for our application (paged listing) with what the
+// store says it should hold, and repair the drift: re-create what was deleted by hand and is still
+// claimed, delete duplicates (same type and value twice: keep one), forget what expired, delete
+// ours that nobody claims, adopt ours the store lost track of.
+import { effectiveClaim, observableKey } from '../../core/claims.js';
+import { parseObservable } from '../../core/observables.js';
+import type { ObservableType, SinkOp } from '../../core/types.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { Claim, HeldObject, Store } from '../../store/types.js';
+import { odataString, type DefenderClient, type DefenderIndicator } from './client.js';
+import { defenderTypeOf } from './mapper.js';
+import { expandIpv6 } from '../../core/observables.js';
+import type { DefenderRoute } from './route.js';
+
+export interface ReconcileReport {
+  listed: number;
+  held: number;
+  recreated: number;
+  duplicatesDeleted: number;
+  unclaimedDeleted: number;
+  adopted: number;
+  forgotten: number;
+}
+
+const OBS_TYPES: Record<string, ObservableType[]> = {
+  IpAddress: ['ipv4', 'ipv6'], DomainName: ['domain'], Url: ['url'], FileSha1: ['sha1'], FileMd5: ['md5'], FileSha256: ['sha256'],
+  CertificateThumbprint: ['cert-sha1'],
+};
+
+/** Defender's identity of an indicator: type and case-folded value. */
+function defenderKey(type: string, value: string): string {
+  return `${type}|${value.toLowerCase()}`;
+}
+
+/** Our observable key for an indicator Defender lists, or null when we could not have made it. */
+export function keyOfIndicator(ind: DefenderIndicator): string | null {
+  for (const type of OBS_TYPES[ind.indicatorType] ?? []) {
+    const parsed = parseObservable(type, ind.indicatorValue);
+    if (parsed.ok) return observableKey(parsed.observable);
+  }
+  return null;
+}
+
+/** Defender's identity of one of our keys. */
+export function defenderKeyOf(key: string): string | null {
+  const sep = key.indexOf(':');
+  const obsType = key.slice(0, sep) as ObservableType;
+  const type = defenderTypeOf(obsType);
+  if (!type) return null;
+  const raw = key.slice(sep + 1);
+  return defenderKey(type, obsType === 'ipv6' ? expandIpv6(raw) : raw);
+}
+
+export class DefenderReconciler {
+  constructor(
+    private readonly sink: string,
+    private readonly client: DefenderClient,
+    private readonly store: Store,
+    private readonly route: DefenderRoute,
+    private readonly application: string,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {}
+
+  async run(now = Date.now()): Promise<ReconcileReport> {
+    // Paging by $skip under mutation can list a row twice (or miss one): one row per id, and a
+    // missed row only costs a harmless re-upsert (Defender upserts on type and value).
+    const listed = [...new Map((await this.client.list(`application eq ${odataString(this.application)}`)).map((r) => [String(r.id), r])).values()];
+    const held = await this.store.listHeld(this.sink);
+    const report: ReconcileReport = { listed: listed.length, held: held.length, recreated: 0, duplicatesDeleted: 0, unclaimedDeleted: 0, adopted: 0, forgotten: 0 };
+    const heldIds = new Set(held.map((h) => h.externalId));
+
+    // Group what Defender holds by identity; keep one per identity (ours by id, else the oldest).
+    const groups = new Map<string, DefenderIndicator[]>();
+    for (const ind of listed) {
+      const k = defenderKey(ind.indicatorType, ind.indicatorValue);
+      groups.set(k, [...(groups.get(k) ?? []), ind]);
+    }
+    const toDelete: string[] = [];
+    const kept = new Map<string, DefenderIndicator>();
+    for (const [k, rows] of groups) {
+      const sorted = [...rows].sort((a, b) => Number(a.id) - Number(b.id));
+      const keep = sorted.find((r) => heldIds.has(r.id)) ?? sorted[0]!;
+      kept.set(k, keep);
+      for (const r of sorted) if (r !== keep) { toDelete.push(r.id); report.duplicatesDeleted++; }
+    }
+
+    const claimsOf = await this.claimsByKey([...held.map((h) => h.key), ...[...kept.values()].map(keyOfIndicator).filter((k): k is string => k !== null)]);
+    const adopt: HeldObject[] = [];
+    const forget: string[] = [];
+    const recreate: SinkOp[] = [];
+    const seen = new Set<string>();
+    for (const h of held) {
+      const dk = defenderKeyOf(h.key);
+      if (!dk) continue;
+      seen.add(dk);
+      const there = kept.get(dk);
+      if (there) {
+        if (there.id !== h.externalId) { adopt.push({ ...h, externalId: there.id, updatedAt: now }); report.adopted++; }
+        continue;
+      }
+      // Gone from Defender: expired, or deleted by hand.
+      forget.push(h.key);
+      if (h.expiresAt !== null && h.expiresAt <= now) { report.forgotten++; continue; }
+      const decision = this.route.route(h.key, effectiveClaim(claimsOf.get(h.key) ?? []), now);
+      if (decision.op?.op === 'upsert') { recreate.push(decision.op); report.recreated++; } else report.forgotten++;
+    }
+    for (const [dk, ind] of kept) {
+      if (seen.has(dk)) continue;
+      const key = keyOfIndicator(ind);
+      const claim = key ? effectiveClaim(claimsOf.get(key) ?? []) : null;
+      if (key && claim) {
+        const exp = ind.expirationTime ? Date.parse(ind.expirationTime) : NaN;
+        adopt.push({ key, externalId: ind.id, score: claim.change.score, expiresAt: Number.isNaN(exp) ? null : exp, updatedAt: now });
+        report.adopted++;
+      } else {
+        toDelete.push(ind.id);
+        report.unclaimedDeleted++;
+      }
+    }
+
+    await this.deleteIds(toDelete);
+    if (forget.length) await this.store.dropHeld(this.sink, forget);
+    if (adopt.length) await this.store.putHeld(this.sink, adopt);
+    // Re-created through the outbox, so the guard and the cap look at them like at any upsert.
+    if (recreate.length) await this.store.enqueue(recreate);
+
+    for (const [repair, n] of [['recreated', report.recreated], ['duplicate_deleted', report.duplicatesDeleted],
+      ['unclaimed_deleted', report.unclaimedDeleted], ['adopted', report.adopted], ['forgotten', report.forgotten]] as const) {
+      if (n > 0) this.metrics.reconcileRepairs.inc({ sink: this.sink, repair }, n);
+    }
+    const drift = report.recreated + report.duplicatesDeleted + report.unclaimedDeleted + report.adopted + report.forgotten;
+    this.log[drift > 0 ? 'warn' : 'info']({ sink: this.sink, ...report }, drift > 0 ? 'reconciliation repaired drift' : 'reconciliation: Defender matches the store');
+    return report;
+  }
+
+  private async claimsByKey(keys: string[]): Promise<Map<string, Claim[]>> {
+    const out = new Map<string, Claim[]>();
+    for (const c of await this.store.loadClaims([...new Set(keys)], [])) out.set(c.key, [...(out.get(c.key) ?? []), c]);
+    return out;
+  }
+
+  private async deleteIds(ids: string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += 500) {
+      const part = ids.slice(i, i + 500);
+      const res = await this.client.batchDelete(part);
+      if (res.status >= 200 && res.status < 300) continue;
+      if (res.status !== 404) throw new Error(`reconciliation: BatchDelete answered ${res.status}`);
+      for (const id of part) {
+        const one = await this.client.call('delete', 'DELETE', `${this.client.resourcePath}/${encodeURIComponent(id)}`);
+        if (one.status >= 300 && one.status !== 404) throw new Error(`reconciliation: DELETE ${id} answered ${one.status}`);
+      }
+    }
+  }
+}
