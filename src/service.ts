@@ -6,6 +6,7 @@ import { ConfigError, requireKeys } from './config/load.js';
 import { SECRET_KEYS, type Config } from './config/schema.js';
 import { IndicatorHub } from './flows/indicator-hub.js';
 import { openctiPart } from './flows/opencti.js';
+import { defenderAssetsPart } from './flows/assets-to-car.js';
 import type { ServiceContext, ServicePart } from './flows/parts.js';
 import { HealthServer } from './observability/health.js';
 import { errorFields, registerSecret, type Logger } from './observability/logger.js';
@@ -39,6 +40,7 @@ export function warnInsecureTls(config: Config, log: Logger): void {
 /** Sources whose part is built by a flow module; indicator sources get the hub. */
 const SOURCE_PARTS: Record<string, (ctx: ServiceContext, hub: IndicatorHub) => ServicePart> = {
   opencti: openctiPart,
+  defender_assets: defenderAssetsPart,
 };
 
 export async function startService(config: Config, log: Logger): Promise<RunningService> {

@@ -54,6 +54,14 @@ const INDICATOR_SOURCES: IndicatorSourceSpec[] = [
   },
 ];
 
+/** Defender assets → CAR: wanted when `car.url` is set; Basic auth or a car-token. */
+function carFlowKeys(c: Config): Pairs {
+  const auth: Pairs = unset(c.car.token)
+    ? [['car.api_key', c.car.api_key], ['car.password', c.car.password]]
+    : [['car.token', c.car.token]];
+  return [['car.url', c.car.url], ...auth, ...microsoftCredentialKeys(c)];
+}
+
 export function flowStatuses(c: Config): FlowStatus[] {
   const flows: FlowStatus[] = [];
   for (const spec of INDICATOR_SOURCES) {
@@ -67,6 +75,7 @@ export function flowStatuses(c: Config): FlowStatus[] {
       });
     }
   }
+  flows.push({ name: 'defender_assets -> car', source: 'defender_assets', sink: 'car', wanted: !unset(c.car.url), missing: missing(carFlowKeys(c)) });
   return flows;
 }
 

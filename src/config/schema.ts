@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { logLevel } from './fields.js';
 import { DEFENDER_SECRET_KEYS, defenderSection } from '../sinks/defender/config.js';
 import { OPENCTI_SECRET_KEYS, openctiSection } from '../sources/opencti/config.js';
+import { CAR_SECRET_KEYS, carSection } from '../sinks/car/config.js';
+import { defenderAssetsSection } from '../sources/defender-assets/config.js';
 
 export { DEFENDER_ACTIONS, type DefenderActionInput } from '../sinks/defender/config.js';
 
@@ -63,6 +65,8 @@ export const configSchema = z
       .strict()
       .prefault({}),
     microsoft_defender_intel: defenderSection,
+    defender_assets: defenderAssetsSection,
+    car: carSection,
   })
   .strict();
 
@@ -70,4 +74,4 @@ export type Config = z.infer<typeof configSchema>;
 export type DefenderConfig = Config['microsoft_defender_intel'];
 
 /** Dotted keys whose values never appear in logs, errors or output. */
-export const SECRET_KEYS: readonly string[] = [...OPENCTI_SECRET_KEYS, ...DEFENDER_SECRET_KEYS];
+export const SECRET_KEYS: readonly string[] = [...OPENCTI_SECRET_KEYS, ...DEFENDER_SECRET_KEYS, ...CAR_SECRET_KEYS];

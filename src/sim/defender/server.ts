@@ -9,6 +9,7 @@ import { BodyTooLargeError, LoopbackServer, readBody, sendJson, sleep, type TlsM
 import { defaultErrorForStatus, errorBody, MdeError } from './errors.js';
 import { FaultInjector, type DownMode, type InjectedFailure } from './faults.js';
 import { indicatorRoutes } from './indicator-routes.js';
+import { assetRoutes } from './asset-routes.js';
 import { validateIndicator } from './indicator-validation.js';
 import { IndicatorStore, type Caller, type Indicator } from './indicators.js';
 import { DEFENDER_QUOTAS, RateLimiter, ScaledClock, type Quota } from './ratelimit.js';
@@ -88,7 +89,7 @@ export class DefenderSimulator {
     const clock = new ScaledClock(opts.timeScale ?? 1);
     const quotas = typeof opts.rateLimits === 'object' ? { ...DEFENDER_QUOTAS, ...opts.rateLimits } : DEFENDER_QUOTAS;
     this.limiter = opts.rateLimits === false ? null : new RateLimiter(quotas, clock);
-    this.routes = [...indicatorRoutes({ store: (t) => this.storeFor(t), pageSize: opts.pageSize ?? 10_000 })];
+    this.routes = [...indicatorRoutes({ store: (t) => this.storeFor(t), pageSize: opts.pageSize ?? 10_000 }), ...assetRoutes(this, { pageSize: opts.pageSize })];
   }
 
   /** `https://127.0.0.1:PORT` (or http://). The certificate of tls.ts covers 127.0.0.1 and localhost. */
