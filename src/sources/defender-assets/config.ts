@@ -4,7 +4,7 @@ import { z } from 'zod';
 
 export const defenderAssetsSection = z
   .object({
-    interval: z.number().int().min(10).default(300).describe('seconds between incremental runs (the seed ran every 5 minutes)'),
+    interval: z.number().int().min(1).default(300).describe('seconds between incremental runs (the seed ran every 5 minutes)'),
     inactive_days: z.number().int().min(1).max(180).default(15).describe('an Inactive machine not seen for this many days is deleted from CAR'),
     include_alerts: z.boolean().default(true).describe('import alerts as vulnerabilities of their machine (true|false)'),
     include_vulnerabilities: z.boolean().default(true).describe('import TVM vulnerabilities (true|false)'),
