@@ -31,13 +31,15 @@ export interface DefenderAssetsClientOptions {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+const iso = (ms: number) => new Date(ms).toISOString();
 
 export class DefenderAssetsClient {
   private readonly http: HttpClient;
   readonly pacer: Pacer;
   /** Calls made per endpoint (for logs and the benchmark of call planning). */
   readonly calls: Record<string, number> = {};
+  /** Earliest next call per endpoint: calls are spread evenly so no sliding minute exceeds the quota. */
+  private readonly nextAt = new Map<string, number>();
 
   constructor(private readonly o: DefenderAssetsClientOptions) {
     this.http = createHttpClient({ system: 'defender', baseURL: o.baseUrl, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log });
@@ -51,6 +53,7 @@ export class DefenderAssetsClient {
 
   private async call<T>(endpoint: AssetEndpoint, method: 'GET' | 'POST', url: string, data?: unknown): Promise<HttpResponse<T>> {
     for (let attempt = 0; ; attempt++) {
+      await this.space(endpoint);
       await this.pacer.take(endpoint);
       const token = await this.o.tokens.getToken(attempt > 0);
       this.calls[endpoint] = (this.calls[endpoint] ?? 0) + 1;
@@ -65,6 +68,17 @@ export class DefenderAssetsClient {
       }
       return res;
     }
+  }
+
+  // The pacer's windows are fixed: 90 calls at the end of one minute and 90 at the start of the
+  // next would be 180 in the sliding minute Defender may count. Even spacing rules that out.
+  private async space(endpoint: AssetEndpoint): Promise<void> {
+    const perMinute = endpoint === 'hunting' ? Math.min(40, this.o.callsPerMinute) : this.o.callsPerMinute;
+    const gap = 60_000 / perMinute / (this.o.timeScale ?? 1);
+    const now = Date.now();
+    const at = Math.max(now, this.nextAt.get(endpoint) ?? 0);
+    this.nextAt.set(endpoint, at + gap);
+    if (at > now) await sleep(at - now);
   }
 
   private async list<T>(endpoint: AssetEndpoint, path: string, params: Record<string, string>, notFoundIsEmpty = false): Promise<T[]> {
