@@ -16,7 +16,7 @@ import { alertSnapshot, machineSnapshot } from '../../src/sources/defender-asset
 import type { CarOpPayload, Machine } from '../../src/sources/defender-assets/types.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 
-const log = createLogger('error');
+const log = createLogger('silent');
 const SOURCE = 'Microsoft-Windows-Defender-ATP';
 
 const machine = (id: string, ip: string, over: Partial<Machine> = {}): Machine => ({

@@ -17,7 +17,7 @@ import { DefenderAssetsPoller } from '../../src/sources/defender-assets/poller.j
 import type { CarOpPayload } from '../../src/sources/defender-assets/types.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 
-const log = createLogger('error');
+const log = createLogger('silent');
 
 describe('Defender assets poller (against the Defender simulator)', function () {
   this.timeout(60_000);
@@ -29,9 +29,9 @@ describe('Defender assets poller (against the Defender simulator)', function () 
   beforeEach(() => { store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-assets-'))); });
   afterEach(async () => { await store.close(); });
 
-  function poller(overrides: Record<string, unknown> = {}) {
+  function poller(overrides: Record<string, unknown> = {}, clientId = LAB_CLIENT, clientSecret = LAB_SECRET) {
     const config = configSchema.parse({ defender_assets: { users_calls_per_run: 100, overlap: 0, ...overrides } });
-    const tokens = new TokenProvider({ loginUrl: lab.entra.url, tenantId: LAB_TENANT, clientId: LAB_CLIENT, clientSecret: LAB_SECRET,
+    const tokens = new TokenProvider({ loginUrl: lab.entra.url, tenantId: LAB_TENANT, clientId, clientSecret,
       scope: DEFAULT_DEFENDER_SCOPE, verifyTls: false, timeoutMs: 10_000, log });
     const client = new DefenderAssetsClient({ baseUrl: lab.defender.url, timeoutMs: 10_000, verifyTls: false, callsPerMinute: 90, callsPerHour: 1400, timeScale: 60, tokens, log });
     return { client, poller: new DefenderAssetsPoller(config, client, store, log, new Metrics(), () => undefined) };
@@ -67,5 +67,25 @@ describe('Defender assets poller (against the Defender simulator)', function () 
     await p.runOnce();
     expect((await store.getCheckpoint('defender_assets'))!.state['usersPending']).to.deep.equal([]);
     expect(lab.defender.requestLog.filter((r) => r.status === 429)).to.deep.equal([]);
+  });
+
+  it('carries on without the parts a missing permission hides, and reads alerts once permitted', async () => {
+    const limited = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+    lab.entra.registerApp({ tenantId: LAB_TENANT, clientId: limited, clientSecret: 'limited-secret', roles: ['Machine.Read.All'] });
+    const data = assetData(lab.defender);
+    const m = data.addMachine({ computerDnsName: 'perm.corp.example', ipAddresses: [{ ipAddress: '10.9.0.1', macAddress: null, operationalStatus: 'Up' }] });
+    data.setAlert({ id: 'da-perm-1', machineId: m.id, status: 'New' });
+    const { poller: p } = poller({}, limited, 'limited-secret');
+    const run = await p.runOnce();
+    expect(run.alerts).to.equal(0);
+    const ops = await store.claimDue('car', 1000, Date.now(), 60_000);
+    const mine = ops.find((o) => o.key === `machine:${m.id}`)!;
+    expect((mine.payload as { snapshot: { accounts: unknown; vulnerabilities: unknown } }).snapshot).to.deep.include({ accounts: null, vulnerabilities: null });
+    expect((await store.getCheckpoint('defender_assets'))!.state).to.not.have.property('alertsSince');
+
+    // Permission granted later: the first alert read is a full one (open alerts), not a window.
+    lab.entra.registerApp({ tenantId: LAB_TENANT, clientId: limited, clientSecret: 'limited-secret', roles: ['Machine.Read.All', 'Alert.Read.All'] });
+    const { poller: again } = poller({}, limited, 'limited-secret');
+    expect((await again.runOnce()).alerts).to.be.at.least(1);
   });
 });

@@ -31,7 +31,8 @@ export interface DefenderAssetsClientOptions {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const iso = (ms: number) => new Date(ms).toISOString();
+// Whole seconds, as in the documented samples (`lastSeen gt 2018-08-01Z`); flooring only widens a `ge` filter.
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export class DefenderAssetsClient {
   private readonly http: HttpClient;
@@ -127,7 +128,8 @@ export class DefenderAssetsClient {
 
   /** Every (machine, CVE) pair in a few paged calls instead of one 50/min call per machine. */
   machineVulnerabilities(): Promise<MachineVulnerability[]> {
-    return this.list<MachineVulnerability>('machineVulnerabilities', '/api/vulnerabilities/machinesVulnerabilities', { $top: '10000' });
+    // $top as for /vulnerabilities (≤8,000): the limit of this listing is not documented separately.
+    return this.list<MachineVulnerability>('machineVulnerabilities', '/api/vulnerabilities/machinesVulnerabilities', { $top: '8000' });
   }
 
   vulnerabilities(): Promise<Vulnerability[]> {

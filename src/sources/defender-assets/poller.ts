@@ -14,7 +14,7 @@ import { errorFields, type Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Store } from '../../store/types.js';
 import { alertKey, machineKey, MODEL_STATE_KEY } from '../../sinks/car/delivery.js';
-import { odataDate, type DefenderAssetsClient } from './client.js';
+import { DefenderReadError, odataDate, type DefenderAssetsClient } from './client.js';
 import { alertSnapshot, huntedAddresses, isExpiredInactive, machineSnapshot } from './snapshot.js';
 import type { AddressSnapshot, CarOpPayload, LogonUser, Machine, MachineVulnerability, Vulnerability } from './types.js';
 
@@ -26,6 +26,8 @@ interface PollerState {
   lastRunMs?: number;
   /** Machines whose logon users did not fit in a run's call budget. */
   usersPending?: string[];
+  /** Alerts were last read completely at this run start; absent until the first successful read. */
+  alertsSince?: number;
 }
 
 export interface RunSummary {
@@ -105,28 +107,40 @@ export class DefenderAssetsPoller {
     if (cfg.include_users) {
       let budget = cfg.users_calls_per_run;
       // Machines carried over from an earlier run go first, so no machine waits forever.
-      const order = [...machines].sort((a, b) => Number(pending.includes(b.id)) - Number(pending.includes(a.id)));
+      const carried = new Set(pending);
+      const order = [...machines].sort((a, b) => Number(carried.has(b.id)) - Number(carried.has(a.id)));
       for (const m of order) {
-        if (budget-- > 0) users.set(m.id, await this.client.logonUsers(m.id));
-        else usersPending.push(m.id);
+        if (budget-- <= 0) { usersPending.push(m.id); continue; }
+        const list = await this.optional('logon users', 'User.Read.All', () => this.client.logonUsers(m.id));
+        if (list === null) break; // not permitted: accounts stay as CAR has them
+        users.set(m.id, list);
       }
     }
 
-    let vulnRows = new Map<string, MachineVulnerability[]>();
+    // A missing permission or endpoint leaves that part out (CAR keeps what it has) instead of
+    // stopping the machines from flowing.
+    let vulnRows: Map<string, MachineVulnerability[]> | null = null;
     const details = new Map<string, Vulnerability>();
     if (cfg.include_vulnerabilities && machines.length > 0) {
-      vulnRows = new Map(machines.map((m) => [m.id, []]));
-      for (const row of await this.client.machineVulnerabilities()) vulnRows.get(row?.machineId)?.push(row);
-      for (const v of await this.client.vulnerabilities()) if (v?.id) details.set(v.id, v);
+      const pairs = await this.optional('TVM vulnerabilities', 'Vulnerability.Read.All', () => this.client.machineVulnerabilities());
+      const known = pairs && await this.optional('TVM vulnerabilities', 'Vulnerability.Read.All', () => this.client.vulnerabilities());
+      if (pairs && known) {
+        vulnRows = new Map(machines.map((m) => [m.id, []]));
+        for (const row of pairs) vulnRows.get(row?.machineId)?.push(row);
+        for (const v of known) if (v?.id) details.set(v.id, v);
+      }
     }
 
-    const hunted = cfg.hunting ? await this.huntAddresses(machines.filter((m) => !m.ipAddresses?.length)) : new Map<string, AddressSnapshot[]>();
+    const withoutAddresses = machines.filter((m) => !m.ipAddresses?.length);
+    const hunted = cfg.hunting && withoutAddresses.length
+      ? await this.optional('advanced hunting', 'AdvancedQuery.Read.All', () => this.huntAddresses(withoutAddresses)) ?? new Map<string, AddressSnapshot[]>()
+      : new Map<string, AddressSnapshot[]>();
 
     const ops: SinkOp<CarOpPayload>[] = [];
     for (const m of machines) {
       const snapshot = machineSnapshot(m, {
         users: cfg.include_users ? users.get(m.id) ?? null : null,
-        vulnerabilities: cfg.include_vulnerabilities ? vulnRows.get(m.id) ?? [] : null,
+        vulnerabilities: vulnRows ? vulnRows.get(m.id) ?? [] : null,
         vulnerabilityDetails: details,
         hunted: hunted.get(m.id) ?? [],
       });
@@ -134,9 +148,12 @@ export class DefenderAssetsPoller {
     }
 
     let alerts = 0;
+    let alertsSince = state.alertsSince;
     if (cfg.include_alerts) {
-      const filter = initial ? "status eq 'New' or status eq 'InProgress'" : `lastUpdateTime ge ${odataDate(since!)}`;
-      for (const a of await this.client.alerts(filter)) {
+      const filter = alertsSince === undefined ? "status eq 'New' or status eq 'InProgress'" : `lastUpdateTime ge ${odataDate(alertsSince - cfg.overlap * 1000)}`;
+      const read = await this.optional('alerts', 'Alert.Read.All', () => this.client.alerts(filter));
+      if (read) alertsSince = now;
+      for (const a of read ?? []) {
         const snapshot = alertSnapshot(a);
         if (!snapshot) continue;
         ops.push({ sink: CAR_SINK, key: alertKey(a.id), op: 'upsert', payload: { kind: 'alert', snapshot }, sourceRef: null });
@@ -156,7 +173,7 @@ export class DefenderAssetsPoller {
     const deleted = ops.filter((o) => o.op === 'delete').length;
 
     ops.push({ sink: CAR_SINK, key: MODEL_STATE_KEY, op: 'upsert', payload: { kind: 'model-state', modelStateId: String(now) }, sourceRef: null });
-    const next: PollerState = { lastRunMs: now, usersPending };
+    const next: PollerState = { lastRunMs: now, usersPending, ...(alertsSince !== undefined ? { alertsSince } : {}) };
     await this.store.commit({ source: SOURCE, checkpoint: { position: String(now), state: next as Record<string, unknown> }, claimUpserts: [], claimDeletes: [], ops, deadLetters: [] });
     for (const o of ops) this.metrics.opsEnqueued.inc({ sink: CAR_SINK, op: o.op });
     this.metrics.events.inc({ source: SOURCE, event: 'machine', outcome: 'stored' }, machines.length);
@@ -164,6 +181,17 @@ export class DefenderAssetsPoller {
     const summary = { initial, machines: machines.length, deleted, alerts, usersDeferred: usersPending.length };
     this.log.info({ source: SOURCE, ...summary, calls: { ...this.client.calls } }, initial ? 'initial Defender assets import stored' : 'incremental Defender assets run stored');
     return summary;
+  }
+
+  private async optional<T>(what: string, role: string, read: () => Promise<T>): Promise<T | null> {
+    try {
+      return await read();
+    } catch (err) {
+      if (!(err instanceof DefenderReadError) || (err.status !== 403 && err.status !== 404)) throw err;
+      this.log.error({ source: SOURCE, what, status: err.status, error: err.message },
+        `Defender refused ${what}; grant the application ${role} (WindowsDefenderATP, admin consent). Carrying on without it`);
+      return null;
+    }
   }
 
   /** DeviceNetworkInfo for machines whose entity carries no ipAddresses (150 ids per query, paced at 45/min). */
