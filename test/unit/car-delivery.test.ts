@@ -161,4 +161,25 @@ describe('CAR delivery (against the CAR simulator)', function () {
     expect(car.modelState(SOURCE)).to.equal('1700000000000');
     expect(await store.getSinkIds('car', [machineKey('m1')])).to.have.property('size', 0);
   });
+
+  it('authenticates with a car-token, and waits (no dead letter) on refused credentials', async () => {
+    const tokenCar = new CarSimulator({ apiKey: 'key', password: 'pw', token: 'the-token' });
+    await tokenCar.start();
+    try {
+      const metrics = new Metrics();
+      const ok = new CarDelivery('car', 50, new CarClient({ url: tokenCar.url, token: 'the-token', timeoutMs: 5000, verifyTls: true, sink: 'car', log, metrics }),
+        store, log, metrics, { source: { _key: SOURCE }, pageSize: 100, importTimeoutMs: 2000, pollBaseMs: 5 });
+      const bad = new CarDelivery('car', 50, new CarClient({ url: tokenCar.url, token: 'wrong', timeoutMs: 5000, verifyTls: true, sink: 'car', log, metrics }),
+        store, log, metrics, { source: { _key: SOURCE }, pageSize: 100, importTimeoutMs: 2000, pollBaseMs: 5 });
+      await commit([machineOp(machine('m1', '10.0.0.1'))]);
+      await bad.handle(await store.claimDue('car', 50, Date.now(), 60_000), new AbortController().signal);
+      expect(await store.listDeadLetters({ sink: 'car' })).to.deep.equal([]);
+      expect(tokenCar.list('asset')).to.have.length(0);
+      await ok.handle(await store.claimDue('car', 50, Date.now() + 3_600_000, 60_000), new AbortController().signal);
+      expect(tokenCar.list('asset')).to.have.length(1);
+      expect(tokenCar.requestLog.filter((r) => r.status === 401).length).to.be.at.least(1);
+    } finally {
+      await tokenCar.stop();
+    }
+  });
 });
