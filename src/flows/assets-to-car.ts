@@ -26,7 +26,7 @@ export function assetsToCarParts(ctx: ServiceContext): ServicePart[] {
     name: SOURCE,
     kind: 'source',
     start: async () => poller.start(),
-    stop: () => poller.stop(),
+    stop: (boundMs) => poller.stop(boundMs),
     health: async () => (poller.lastError ? `last run failed: ${poller.lastError}` : null),
   };
   return [source, workerPart(CAR_SINK, CAR_SINK, car.worker)];

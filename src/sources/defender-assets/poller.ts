@@ -61,11 +61,18 @@ export class DefenderAssetsPoller {
     this.schedule(0);
   }
 
-  async stop(): Promise<void> {
+  /** Stops scheduling; a run in progress gives up at its next call (nothing is committed, the next start reads again). */
+  async stop(boundMs = 10_000): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    await this.running;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.running, new Promise<void>((r) => { timer = setTimeout(r, boundMs); })]);
+    clearTimeout(timer);
+  }
+
+  private checkStopped(): void {
+    if (this.stopped) throw new Error('stopping: this run is abandoned and will be read again');
   }
 
   private schedule(ms: number): void {
@@ -74,6 +81,10 @@ export class DefenderAssetsPoller {
       this.running = this.runOnce()
         .then(() => { this.lastError = null; this.lastSuccess = Date.now(); })
         .catch((err) => {
+          if (this.stopped) {
+            this.log.info({ source: SOURCE }, 'Defender assets run abandoned for shutdown; the next start reads it again');
+            return;
+          }
           this.lastError = (err as Error).message;
           this.log.warn({ source: SOURCE, ...errorFields(err) }, 'Defender assets run failed; the next run reads from the last stored point');
         })
@@ -111,6 +122,7 @@ export class DefenderAssetsPoller {
       const order = [...machines].sort((a, b) => Number(carried.has(b.id)) - Number(carried.has(a.id)));
       for (const m of order) {
         if (budget-- <= 0) { usersPending.push(m.id); continue; }
+        this.checkStopped();
         const list = await this.optional('logon users', 'User.Read.All', () => this.client.logonUsers(m.id));
         if (list === null) break; // not permitted: accounts stay as CAR has them
         users.set(m.id, list);
@@ -174,6 +186,7 @@ export class DefenderAssetsPoller {
 
     ops.push({ sink: CAR_SINK, key: MODEL_STATE_KEY, op: 'upsert', payload: { kind: 'model-state', modelStateId: String(now) }, sourceRef: null });
     const next: PollerState = { lastRunMs: now, usersPending, ...(alertsSince !== undefined ? { alertsSince } : {}) };
+    this.checkStopped();
     await this.store.commit({ source: SOURCE, checkpoint: { position: String(now), state: next as Record<string, unknown> }, claimUpserts: [], claimDeletes: [], ops, deadLetters: [] });
     for (const o of ops) this.metrics.opsEnqueued.inc({ sink: CAR_SINK, op: o.op });
     this.metrics.events.inc({ source: SOURCE, event: 'machine', outcome: 'stored' }, machines.length);
