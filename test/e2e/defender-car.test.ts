@@ -125,4 +125,26 @@ describe('Defender assets → CAR end to end', function () {
     const everything = JSON.stringify(service!.lines) + service!.stderr.join('') + metrics;
     expect(everything).to.not.include('car-password-value');
   });
+
+  it('rides out Defender throttling and CAR errors (5xx, a failed import job) without dead letters', async () => {
+    const { m1 } = seedFleet();
+    lab.defender.failNext(2, 429, { endpoint: 'machines.list', retryAfter: 1 });
+    car.failNext(2, 503, 'POST /api/car/v2/imports');
+    car.failNextJobs(1);
+    start();
+    await waitFor(() => car.modelState(SOURCE), 'save point after the faults', 60_000);
+    expect(car.list('asset')).to.have.length(3);
+    expect(activeTargets('asset_ipaddress', m1.id)).to.deep.equal(['10.1.0.11', '198.51.100.20']);
+    expect(lab.defender.requestLog.filter((r) => r.endpoint === 'machines.list' && r.status === 429)).to.have.length(2);
+    expect(await runCli(lab, car, ['dead-letters', '--json'])).to.equal('[]\n');
+  });
 });
+
+async function runCli(lab: Lab, car: CarSimulator, args: string[]): Promise<string> {
+  const { execFile } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+  const env = lab.env({ OPENCTI_URL: '', CONNECTOR_LIVE_STREAM_ID: '', CAR_URL: car.url, CAR_API_KEY: 'car-key', CAR_PASSWORD: 'car-password-value' });
+  return new Promise((resolve, reject) =>
+    execFile(process.execPath, [cli, ...args], { env }, (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout))));
+}

@@ -74,6 +74,14 @@ describe('CAR import plan', () => {
     ]);
   });
 
+  it('disables the old hostname edge when the same machine id reports a new name', () => {
+    const id = 'a'.repeat(40);
+    const before: DeliveredState = { h: 'old.corp.example', os: 'Windows11', ip: ['10.0.0.5', '203.0.113.5'], mac: ['00:0c:29:89:79:42'], ipmac: ['10.0.0.5|00:0c:29:89:79:42'], acc: ['corp\\alice'], vul: ['CVE-2024-1'] };
+    const plan = planImport([{ snapshot: snap(machine()), delivered: before }], [], REPORT);
+    expect(plan.patches).to.deep.equal([{ edge: 'asset_hostname', from: id, to: 'old.corp.example', body: { active: false } }]);
+    expect(plan.edges['asset_hostname']![0]).to.include({ _to: 'hostname/host1.corp.example' });
+  });
+
   it('keeps accounts and CVEs it did not read this run', () => {
     const id = 'a'.repeat(40);
     const before: DeliveredState = { h: 'host1.corp.example', os: 'Windows11', ip: [], mac: [], ipmac: [], acc: ['corp\\bob'], vul: ['CVE-2020-9'] };
