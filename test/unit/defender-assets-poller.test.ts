@@ -88,4 +88,36 @@ describe('Defender assets poller (against the Defender simulator)', function () 
     const { poller: again } = poller({}, limited, 'limited-secret');
     expect((await again.runOnce()).alerts).to.be.at.least(1);
   });
+
+  it('falls back to per-machine vulnerability calls within a run budget where the bulk listing is missing', async () => {
+    const data = assetData(lab.defender);
+    data.timeScale = 60;
+    try {
+      // A first (bulk) run covers the fleet so far (seen an hour ago); then the bulk listing disappears.
+      for (const m of data.machines.values()) m.lastSeen = new Date(Date.now() - 3_600_000).toISOString();
+      const { poller: p } = poller({ include_users: false, vulnerabilities_calls_per_run: 2 });
+      await p.runOnce();
+      await store.claimDue('car', 10_000, Date.now(), 60_000).then((items) => store.ack(items.map((item) => ({ item, externalId: null }))));
+      data.bulkTvm = false;
+      const fleet = [0, 1, 2].map((i) => data.addMachine({ computerDnsName: `tvm${i}.corp.example` }));
+      data.vulnerabilities.set('CVE-2025-0001', { id: 'CVE-2025-0001', name: 'CVE-2025-0001', cvssV3: 5.5 });
+      for (const m of fleet) data.machineVulnerabilities.push({ cveId: 'CVE-2025-0001', machineId: m.id });
+      const cves = async () => {
+        const items = await store.claimDue('car', 10_000, Date.now(), 60_000);
+        await store.ack(items.map((item) => ({ item, externalId: null })));
+        return new Map(items.filter((i) => (i.payload as CarOpPayload).kind === 'machine')
+          .map((i) => [(i.payload as { snapshot: { machineId: string; vulnerabilities: { node: { external_id: string } }[] | null } }).snapshot.machineId,
+            (i.payload as { snapshot: { vulnerabilities: { node: { external_id: string } }[] | null } }).snapshot.vulnerabilities?.map((v) => v.node.external_id) ?? null]));
+      };
+      await p.runOnce();
+      const first = await cves();
+      expect(fleet.map((m) => first.get(m.id))).to.deep.equal([['CVE-2025-0001'], ['CVE-2025-0001'], null]);
+      expect((await store.getCheckpoint('defender_assets'))!.state['vulnsPending']).to.deep.equal([fleet[2]!.id]);
+      await p.runOnce();
+      expect((await cves()).get(fleet[2]!.id)).to.deep.equal(['CVE-2025-0001']);
+      expect(lab.defender.requestLog.filter((r) => r.endpoint === 'machines.vulnerabilities' && r.status === 200).length).to.be.at.least(3);
+    } finally {
+      data.bulkTvm = true;
+    }
+  });
 });

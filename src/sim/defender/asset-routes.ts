@@ -30,6 +30,7 @@ const QUOTAS: Record<string, { limit: number; windowMs: number }[]> = {
   'machines.list': [{ limit: 100, windowMs: MINUTE }, { limit: 1500, windowMs: 60 * MINUTE }],
   'machines.logonusers': [{ limit: 100, windowMs: MINUTE }, { limit: 1500, windowMs: 60 * MINUTE }],
   'vulnerabilities.list': [{ limit: 100, windowMs: MINUTE }, { limit: 1500, windowMs: 60 * MINUTE }],
+  'machines.vulnerabilities': [{ limit: 50, windowMs: MINUTE }, { limit: 1500, windowMs: 60 * MINUTE }],
   'vulnerabilities.machines': [{ limit: 100, windowMs: MINUTE }, { limit: 1500, windowMs: 60 * MINUTE }],
   'advancedqueries.run': [{ limit: 45, windowMs: MINUTE }, { limit: 1500, windowMs: 60 * MINUTE }],
   'assets.alerts.list': [{ limit: 100, windowMs: MINUTE }, { limit: 1500, windowMs: 60 * MINUTE }],
@@ -51,6 +52,8 @@ export class DefenderAssetData {
   readonly vulnerabilities = new Map<string, Vulnerability>();
   readonly alerts = new Map<string, DefenderAlert>();
   networkInfo: NetworkInfoRow[] = [];
+  /** false: GET /api/vulnerabilities/machinesVulnerabilities answers 404 (clients fall back to per-machine calls). */
+  bulkTvm = true;
   /** Simulated time: real time × timeScale for the quotas. */
   timeScale = 1;
   private readonly hits = new Map<string, number[]>();
@@ -162,7 +165,15 @@ export function assetRoutes(sim: object, opts: { pageSize?: number } = {}): Rout
         return { status: 200, body: { '@odata.context': `${ctx.baseUrl}/api/$metadata#Users`, value }, items: value.length };
       }) },
     { method: 'GET', pattern: /^\/api\/vulnerabilities\/machinesvulnerabilities$/i, endpoint: 'vulnerabilities.machines', roles: ROLES.vulns,
-      handle: guard('vulnerabilities.machines', (ctx) => list(ctx, data().machineVulnerabilities.map((v) => ({ id: `${v.machineId}-_-${v.cveId}-_-${v.productVendor ?? ''}-_-${v.productName ?? ''}-_-${v.productVersion ?? ''}-_-${v.fixingKbId ?? ''}`, ...v })), MV_SCHEMA, 10_000, 'MachineVulnerabilities', pageSize)) },
+      handle: guard('vulnerabilities.machines', (ctx) => !data().bulkTvm ? notFound(ctx) : list(ctx, data().machineVulnerabilities.map((v) => ({ id: `${v.machineId}-_-${v.cveId}-_-${v.productVendor ?? ''}-_-${v.productName ?? ''}-_-${v.productVersion ?? ''}-_-${v.fixingKbId ?? ''}`, ...v })), MV_SCHEMA, 10_000, 'MachineVulnerabilities', pageSize)) },
+    { method: 'GET', pattern: /^\/api\/machines\/([^/]+)\/vulnerabilities$/i, endpoint: 'machines.vulnerabilities', roles: ROLES.vulns,
+      handle: guard('machines.vulnerabilities', (ctx) => {
+        const m = data().machines.get(ctx.params[0] ?? '');
+        if (!m) throw new MdeError(404, 'ResourceNotFound', `Machine ${ctx.params[0] ?? ''} was not found`);
+        const cves = new Set(data().machineVulnerabilities.filter((v) => v.machineId === m.id).map((v) => v.cveId));
+        const value = [...cves].map((id) => data().vulnerabilities.get(id) ?? { id, name: id });
+        return { status: 200, body: { '@odata.context': `${ctx.baseUrl}/api/$metadata#Vulnerabilities`, value }, items: value.length };
+      }) },
     { method: 'GET', pattern: /^\/api\/vulnerabilities$/i, endpoint: 'vulnerabilities.list', roles: ROLES.vulns,
       handle: guard('vulnerabilities.list', (ctx) => list(ctx, [...data().vulnerabilities.values()], VULN_SCHEMA, 8_000, 'Vulnerabilities', Math.min(pageSize, 8_000))) },
     { method: 'POST', pattern: /^\/api\/advancedqueries\/run$/i, endpoint: 'advancedqueries.run', roles: ROLES.hunting,
@@ -170,6 +181,10 @@ export function assetRoutes(sim: object, opts: { pageSize?: number } = {}): Rout
     { method: 'GET', pattern: /^\/api\/alerts$/i, endpoint: 'assets.alerts.list', roles: ROLES.alerts,
       handle: guard('assets.alerts.list', (ctx) => list(ctx, [...data().alerts.values()].map((a) => ({ ...a, evidence: [] })), ALERT_SCHEMA, 10_000, 'Alerts', pageSize)) },
   ];
+}
+
+function notFound(ctx: RouteContext): never {
+  throw new MdeError(404, 'NotFound', `No resource matches GET ${ctx.url.pathname}.`);
 }
 
 /** The one KQL shape the assets poller sends: DeviceNetworkInfo filtered by `DeviceId in (...)`. */

@@ -10,7 +10,7 @@ import type { TokenProvider } from '../../sinks/microsoft/token.js';
 import { defenderErrorText, odataString } from '../../sinks/defender/client.js';
 import type { DefenderAlert, LogonUser, Machine, MachineVulnerability, Vulnerability } from './types.js';
 
-export type AssetEndpoint = 'machines' | 'logonusers' | 'machineVulnerabilities' | 'vulnerabilities' | 'hunting' | 'alerts';
+export type AssetEndpoint = 'machines' | 'logonusers' | 'machineVulnerabilities' | 'vulnerabilities' | 'vulnerabilitiesOfMachine' | 'hunting' | 'alerts';
 
 export class DefenderReadError extends Error {
   constructor(message: string, readonly status: number) {
@@ -47,6 +47,8 @@ export class DefenderAssetsClient {
     const q = { perMinute: o.callsPerMinute, perHour: o.callsPerHour };
     this.pacer = new Pacer({
       machines: q, logonusers: q, machineVulnerabilities: q, vulnerabilities: q, alerts: q,
+      // GET /api/machines/{id}/vulnerabilities: 50 calls a minute.
+      vulnerabilitiesOfMachine: { perMinute: Math.min(45, o.callsPerMinute), perHour: o.callsPerHour },
       // Advanced hunting: 45 calls a minute and 1,500 an hour.
       hunting: { perMinute: Math.min(40, o.callsPerMinute), perHour: o.callsPerHour },
     }, o.timeScale ?? 1);
@@ -74,7 +76,8 @@ export class DefenderAssetsClient {
   // The pacer's windows are fixed: 90 calls at the end of one minute and 90 at the start of the
   // next would be 180 in the sliding minute Defender may count. Even spacing rules that out.
   private async space(endpoint: AssetEndpoint): Promise<void> {
-    const perMinute = endpoint === 'hunting' ? Math.min(40, this.o.callsPerMinute) : this.o.callsPerMinute;
+    const perMinute = endpoint === 'hunting' ? Math.min(40, this.o.callsPerMinute)
+      : endpoint === 'vulnerabilitiesOfMachine' ? Math.min(45, this.o.callsPerMinute) : this.o.callsPerMinute;
     const gap = 60_000 / perMinute / (this.o.timeScale ?? 1);
     const now = Date.now();
     const at = Math.max(now, this.nextAt.get(endpoint) ?? 0);
@@ -134,6 +137,16 @@ export class DefenderAssetsClient {
 
   vulnerabilities(): Promise<Vulnerability[]> {
     return this.list<Vulnerability>('vulnerabilities', '/api/vulnerabilities', { $top: '8000' });
+  }
+
+  /** Per machine (50/min): the fallback where the bulk TVM listing is not available. */
+  async vulnerabilitiesOfMachine(machineId: string): Promise<Vulnerability[]> {
+    try {
+      return await this.list<Vulnerability>('vulnerabilitiesOfMachine', `/api/machines/${encodeURIComponent(machineId)}/vulnerabilities`, {});
+    } catch (err) {
+      if (err instanceof DefenderReadError && err.status === 404) return []; // the machine is gone
+      throw err;
+    }
   }
 
   alerts(filter: string): Promise<DefenderAlert[]> {

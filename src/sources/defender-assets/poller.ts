@@ -26,6 +26,8 @@ interface PollerState {
   lastRunMs?: number;
   /** Machines whose logon users did not fit in a run's call budget. */
   usersPending?: string[];
+  /** Machines whose CVEs did not fit in a run's per-machine call budget (bulk TVM listing unavailable). */
+  vulnsPending?: string[];
   /** Alerts were last read completely at this run start; absent until the first successful read. */
   alertsSince?: number;
 }
@@ -105,7 +107,7 @@ export class DefenderAssetsPoller {
 
     const changed = new Map<string, Machine>();
     for (const m of await this.client.machines(since)) if (m?.id) changed.set(m.id, m);
-    const pending = (state.usersPending ?? []).filter((id) => !changed.has(id));
+    const pending = [...new Set([...state.usersPending ?? [], ...state.vulnsPending ?? []])].filter((id) => !changed.has(id));
     if (pending.length) for (const m of await this.client.machinesById(pending)) if (m?.id) changed.set(m.id, m);
 
     const expired = [...changed.values()].filter((m) => isExpiredInactive(m, now, cfg.inactive_days));
@@ -133,13 +135,28 @@ export class DefenderAssetsPoller {
     // stopping the machines from flowing.
     let vulnRows: Map<string, MachineVulnerability[]> | null = null;
     const details = new Map<string, Vulnerability>();
+    const vulnsPending: string[] = [];
     if (cfg.include_vulnerabilities && machines.length > 0) {
-      const pairs = await this.optional('TVM vulnerabilities', 'Vulnerability.Read.All', () => this.client.machineVulnerabilities());
+      let bulkMissing = false;
+      const pairs = await this.optional('TVM vulnerabilities', 'Vulnerability.Read.All', () => this.client.machineVulnerabilities(), (status) => { bulkMissing = status === 404; });
       const known = pairs && await this.optional('TVM vulnerabilities', 'Vulnerability.Read.All', () => this.client.vulnerabilities());
       if (pairs && known) {
         vulnRows = new Map(machines.map((m) => [m.id, []]));
         for (const row of pairs) vulnRows.get(row?.machineId)?.push(row);
         for (const v of known) if (v?.id) details.set(v.id, v);
+      } else if (bulkMissing) {
+        // No bulk listing here: per-machine calls (50/min) within a run budget, the rest next run.
+        vulnRows = new Map();
+        let budget = cfg.vulnerabilities_calls_per_run;
+        const carried = new Set(state.vulnsPending ?? []);
+        for (const m of [...machines].sort((a, b) => Number(carried.has(b.id)) - Number(carried.has(a.id)))) {
+          if (budget-- <= 0) { vulnsPending.push(m.id); continue; }
+          this.checkStopped();
+          const list = await this.optional('machine vulnerabilities', 'Vulnerability.Read.All', () => this.client.vulnerabilitiesOfMachine(m.id));
+          if (list === null) break;
+          vulnRows.set(m.id, list.filter((v) => v?.id).map((v) => ({ cveId: v.id, machineId: m.id })));
+          for (const v of list) if (v?.id) details.set(v.id, v);
+        }
       }
     }
 
@@ -152,7 +169,8 @@ export class DefenderAssetsPoller {
     for (const m of machines) {
       const snapshot = machineSnapshot(m, {
         users: cfg.include_users ? users.get(m.id) ?? null : null,
-        vulnerabilities: vulnRows ? vulnRows.get(m.id) ?? [] : null,
+        // Absent = not read this run (deferred or refused): CAR keeps what it has.
+        vulnerabilities: vulnRows?.get(m.id) ?? null,
         vulnerabilityDetails: details,
         hunted: hunted.get(m.id) ?? [],
       });
@@ -162,7 +180,8 @@ export class DefenderAssetsPoller {
     let alerts = 0;
     let alertsSince = state.alertsSince;
     if (cfg.include_alerts) {
-      const filter = alertsSince === undefined ? "status eq 'New' or status eq 'InProgress'" : `lastUpdateTime ge ${odataDate(alertsSince - cfg.overlap * 1000)}`;
+      // Only eq/ne/and/in are safe across Defender's OData implementations (no `or`).
+      const filter = alertsSince === undefined ? "status ne 'Resolved'" : `lastUpdateTime ge ${odataDate(alertsSince - cfg.overlap * 1000)}`;
       const read = await this.optional('alerts', 'Alert.Read.All', () => this.client.alerts(filter));
       if (read) alertsSince = now;
       for (const a of read ?? []) {
@@ -185,7 +204,7 @@ export class DefenderAssetsPoller {
     const deleted = ops.filter((o) => o.op === 'delete').length;
 
     ops.push({ sink: CAR_SINK, key: MODEL_STATE_KEY, op: 'upsert', payload: { kind: 'model-state', modelStateId: String(now) }, sourceRef: null });
-    const next: PollerState = { lastRunMs: now, usersPending, ...(alertsSince !== undefined ? { alertsSince } : {}) };
+    const next: PollerState = { lastRunMs: now, usersPending, vulnsPending, ...(alertsSince !== undefined ? { alertsSince } : {}) };
     this.checkStopped();
     await this.store.commit({ source: SOURCE, checkpoint: { position: String(now), state: next as Record<string, unknown> }, claimUpserts: [], claimDeletes: [], ops, deadLetters: [] });
     for (const o of ops) this.metrics.opsEnqueued.inc({ sink: CAR_SINK, op: o.op });
@@ -196,11 +215,14 @@ export class DefenderAssetsPoller {
     return summary;
   }
 
-  private async optional<T>(what: string, role: string, read: () => Promise<T>): Promise<T | null> {
+  /** A part of the run that may be refused (403), absent (404) or not understood (400): logged, skipped. */
+  private async optional<T>(what: string, role: string, read: () => Promise<T>, onRefused?: (status: number) => void): Promise<T | null> {
     try {
       return await read();
     } catch (err) {
-      if (!(err instanceof DefenderReadError) || (err.status !== 403 && err.status !== 404)) throw err;
+      if (!(err instanceof DefenderReadError) || ![400, 403, 404].includes(err.status)) throw err;
+      onRefused?.(err.status);
+      if (err.status === 404 && onRefused) return null; // the caller has a fallback
       this.log.error({ source: SOURCE, what, status: err.status, error: err.message },
         `Defender refused ${what}; grant the application ${role} (WindowsDefenderATP, admin consent). Carrying on without it`);
       return null;
