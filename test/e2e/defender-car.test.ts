@@ -91,6 +91,16 @@ describe('Defender assets → CAR end to end', function () {
     expect(activeTargets('ipaddress_macaddress', '10.1.0.11')).to.deep.equal([]);
     expect(activeTargets('asset_ipaddress', m1.id)).to.deep.equal(['10.1.0.21', '198.51.100.20']);
 
+    // Renamed under the same machine id: still a new asset; the old one keeps its node, its edges go.
+    data.updateMachine(m1.id, { computerDnsName: 'ws1-renamed.corp.example' });
+    const fresh = `${m1.id}:ws1-renamed.corp.example`;
+    await waitFor(() => car.node('asset', fresh), 'same-id rename imported as a new asset', 30_000);
+    await waitFor(() => activeTargets('asset_ipaddress', m1.id).length === 0, 'old asset edges disabled', 30_000);
+    expect(car.node('asset', fresh)).to.include({ name: 'ws1-renamed.corp.example' });
+    expect(activeTargets('asset_ipaddress', fresh)).to.deep.equal(['10.1.0.21', '198.51.100.20']);
+    expect(activeTargets('asset_hostname', fresh)).to.deep.equal(['ws1-renamed.corp.example']);
+    expect(car.node('asset', m1.id)).to.include({ name: 'ws1.corp.example' });
+
     const renamed = data.renameMachine(m2.id, 'srv2-new.corp.example');
     await waitFor(() => car.node('asset', renamed.id), 'renamed machine imported as a new asset', 30_000);
     expect(car.node('asset', renamed.id)).to.include({ name: 'srv2-new.corp.example' });

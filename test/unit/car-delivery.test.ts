@@ -182,4 +182,15 @@ describe('CAR delivery (against the CAR simulator)', function () {
       await tokenCar.stop();
     }
   });
+
+  it('removes every asset a renamed machine had when it is deleted', async () => {
+    await commit([machineOp(machine('m5', '10.0.0.5'))]);
+    await worker.drainOnce();
+    await commit([machineOp(machine('m5', '10.0.0.5', { computerDnsName: 'm5-new.corp.example' }))]);
+    await worker.drainOnce();
+    expect(car.list('asset').map((a) => a['external_id']).sort()).to.deep.equal(['m5', 'm5:m5-new.corp.example']);
+    await commit([{ sink: 'car', key: machineKey('m5'), op: 'delete', sourceRef: null, payload: { kind: 'delete-machine', machineId: 'm5', reason: 'inactive' } }]);
+    await worker.drainOnce();
+    expect(car.list('asset')).to.deep.equal([]);
+  });
 });

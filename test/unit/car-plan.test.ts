@@ -74,12 +74,24 @@ describe('CAR import plan', () => {
     ]);
   });
 
-  it('disables the old hostname edge when the same machine id reports a new name', () => {
+  it('makes a new asset when the same machine id reports a new hostname, and retires the old one\'s edges', () => {
     const id = 'a'.repeat(40);
     const before: DeliveredState = { h: 'old.corp.example', os: 'Windows11', ip: ['10.0.0.5', '203.0.113.5'], mac: ['00:0c:29:89:79:42'], ipmac: ['10.0.0.5|00:0c:29:89:79:42'], acc: ['corp\\alice'], vul: ['CVE-2024-1'] };
-    const plan = planImport([{ snapshot: snap(machine()), delivered: before }], [], REPORT);
-    expect(plan.patches).to.deep.equal([{ edge: 'asset_hostname', from: id, to: 'old.corp.example', body: { active: false } }]);
-    expect(plan.edges['asset_hostname']![0]).to.include({ _to: 'hostname/host1.corp.example' });
+    const alert = alertSnapshot({ id: 'al9', machineId: id, status: 'New' })!;
+    const plan = planImport([{ snapshot: snap(machine()), delivered: before }], [alert], REPORT);
+    const fresh = `${id}:host1.corp.example`;
+    expect(plan.nodes['asset']!.map((a) => a['external_id'])).to.deep.equal([fresh]);
+    expect(plan.edges['asset_ipaddress']!.map((e) => e['_from_external_id'])).to.deep.equal([fresh, fresh]);
+    expect(plan.edges['asset_vulnerability']!.map((e) => [e['_from_external_id'], e['_to_external_id']])).to.deep.equal([[fresh, 'CVE-2024-1'], [fresh, 'al9']]);
+    expect(plan.patches.map((p) => `${p.edge} ${p.from} ${p.to}`)).to.deep.equal([
+      `asset_hostname ${id} old.corp.example`, `asset_application ${id} Windows11`, `asset_ipaddress ${id} 10.0.0.5`, `asset_ipaddress ${id} 203.0.113.5`,
+      `asset_macaddress ${id} 00:0c:29:89:79:42`, `asset_account ${id} corp\\alice`, `asset_vulnerability ${id} CVE-2024-1`,
+    ]);
+    expect(plan.delivered.get(id)).to.deep.include({ a: fresh, old: [id], h: 'host1.corp.example' });
+    // The next snapshot with the same name stays on the new asset.
+    const next = planImport([{ snapshot: snap(machine()), delivered: plan.delivered.get(id)! }], [], REPORT);
+    expect(next.nodes['asset']!.map((a) => a['external_id'])).to.deep.equal([fresh]);
+    expect(next.patches).to.deep.equal([]);
   });
 
   it('keeps accounts and CVEs it did not read this run', () => {

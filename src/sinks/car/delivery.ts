@@ -21,7 +21,7 @@ import type { Metrics } from '../../observability/metrics.js';
 import type { OutboxItem, Store } from '../../store/types.js';
 import type { AlertSnapshot, CarNode, CarOpPayload, MachineSnapshot } from '../../sources/defender-assets/types.js';
 import { carErrorText, type CarClient, type SourceInfo } from './client.js';
-import { pages, parseDelivered, planImport, type ImportPlan } from './plan.js';
+import { assetIdsOf, pages, parseDelivered, planImport, type ImportPlan } from './plan.js';
 
 export const MODEL_STATE_KEY = 'model-state';
 export const machineKey = (id: string) => `machine:${id}`;
@@ -70,12 +70,19 @@ export class CarDelivery implements SinkHandler {
   private async deliverSnapshots(items: OutboxItem[], signal: AbortSignal): Promise<void> {
     const machines = items.filter((i) => (i.payload as CarOpPayload).kind === 'machine');
     const alerts = items.filter((i) => (i.payload as CarOpPayload).kind === 'alert');
-    const ids = await this.store.getSinkIds(this.sink, machines.map((m) => m.key));
+    const alertSnapshots = alerts.map((a) => (a.payload as { snapshot: AlertSnapshot }).snapshot);
+    const ids = await this.store.getSinkIds(this.sink, [...machines.map((m) => m.key), ...alertSnapshots.map((a) => machineKey(a.machineId))]);
+    const knownAssets = new Map<string, string>();
+    for (const a of alertSnapshots) {
+      const d = parseDelivered(ids.get(machineKey(a.machineId)));
+      if (d?.a) knownAssets.set(a.machineId, d.a);
+    }
     const now = Date.now();
     const plan = planImport(
       machines.map((m) => ({ snapshot: (m.payload as { snapshot: MachineSnapshot }).snapshot, delivered: parseDelivered(ids.get(m.key)) })),
-      alerts.map((a) => (a.payload as { snapshot: AlertSnapshot }).snapshot),
+      alertSnapshots,
       { source: this.o.source._key, reportKey: String(now), timestamp: now },
+      knownAssets,
     );
     const report: CarNode = { _key: String(now), timestamp: now, type: 'Microsoft Defender for Endpoint', description: 'ThreatBridge: Microsoft Defender for Endpoint assets' };
 
@@ -160,18 +167,22 @@ export class CarDelivery implements SinkHandler {
   // --- deletes and the save point --------------------------------------------------------------
 
   private async deleteMachines(items: OutboxItem[], signal: AbortSignal): Promise<void> {
-    const ids = items.map((i) => (i.payload as { machineId: string }).machineId);
+    // Every asset the machine has had in CAR (a hostname change made a new one).
+    const known = await this.store.getSinkIds(this.sink, items.map((i) => i.key));
+    const assetsOf = (i: OutboxItem) => assetIdsOf((i.payload as { machineId: string }).machineId, parseDelivered(known.get(i.key)));
     // The framework pages ids at about 1,800 characters of query string.
-    const chunks: string[][] = [[]];
-    for (const id of ids) {
-      const cur = chunks.at(-1)!;
-      if (cur.length && (cur.join(',').length + id.length) > 1800) chunks.push([id]);
-      else cur.push(id);
+    const chunks: OutboxItem[][] = [[]];
+    let length = 0;
+    for (const item of items) {
+      const size = assetsOf(item).join(',').length + 1;
+      if (chunks.at(-1)!.length && length + size > 1800) { chunks.push([]); length = 0; }
+      chunks.at(-1)!.push(item);
+      length += size;
     }
-    for (const chunk of chunks) {
+    for (const these of chunks) {
       if (signal.aborted) return this.later(items, { kind: 'retry', reason: 'stopping', afterMs: 0, level: 'warn' });
+      const chunk = these.flatMap(assetsOf);
       const res = await this.send(() => this.client.deleteNodes(this.o.source._key, 'asset', chunk));
-      const these = items.filter((i) => chunk.includes((i.payload as { machineId: string }).machineId));
       if ('kind' in res) return this.later(items, res);
       if ((res.status >= 200 && res.status < 300) || res.status === 404) {
         await this.store.ack(these.map((item) => ({ item, externalId: null })));

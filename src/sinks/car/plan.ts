@@ -7,6 +7,10 @@ import type { AlertSnapshot, CarNode, MachineSnapshot } from '../../sources/defe
 
 /** What CAR holds from us for one machine (edge targets), stored as JSON in sink_ids. */
 export interface DeliveredState {
+  /** The asset's external id in CAR; absent = the machine id. */
+  a?: string;
+  /** Earlier assets of this machine (before a hostname change), removed with it. */
+  old?: string[];
   h: string | null;
   os: string | null;
   ip: string[];
@@ -42,7 +46,7 @@ export function parseDelivered(raw: string | undefined): DeliveredState | null {
   try {
     const d = JSON.parse(raw) as Partial<DeliveredState>;
     const list = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
-    return { h: typeof d.h === 'string' ? d.h : null, os: typeof d.os === 'string' ? d.os : null, ip: list(d.ip), mac: list(d.mac), ipmac: list(d.ipmac), acc: list(d.acc), vul: list(d.vul) };
+    return { ...(typeof d.a === 'string' ? { a: d.a } : {}), ...(Array.isArray(d.old) ? { old: list(d.old) } : {}), h: typeof d.h === 'string' ? d.h : null, os: typeof d.os === 'string' ? d.os : null, ip: list(d.ip), mac: list(d.mac), ipmac: list(d.ipmac), acc: list(d.acc), vul: list(d.vul) };
   } catch {
     return null;
   }
@@ -71,7 +75,18 @@ class Collector {
 const ext = (id: string, side: 'from' | 'to') => ({ [`_${side}_external_id`]: id });
 const keyed = (collection: string, key: string, side: 'from' | 'to') => ({ [`_${side}`]: `${collection}/${key}` });
 
-export function planImport(machines: { snapshot: MachineSnapshot; delivered: DeliveredState | null }[], alerts: AlertSnapshot[], report: ReportInfo): ImportPlan {
+/** The CAR asset ids a machine has had: its current one first. */
+export function assetIdsOf(machineId: string, d: DeliveredState | null): string[] {
+  return [d?.a ?? machineId, ...(d?.old ?? [])];
+}
+
+/**
+ * `knownAssets`: machine id → current asset id for machines not in this batch (alerts need it).
+ * A hostname change on the same machine id is a new asset (`<machine id>:<new hostname>`): the
+ * old asset keeps its node, its edges are disabled, and it is removed with the machine.
+ */
+export function planImport(machines: { snapshot: MachineSnapshot; delivered: DeliveredState | null }[], alerts: AlertSnapshot[], report: ReportInfo,
+  knownAssets: Map<string, string> = new Map()): ImportPlan {
   const c = new Collector(report);
   const patches: EdgePatch[] = [];
   const delivered = new Map<string, DeliveredState>();
@@ -80,9 +95,14 @@ export function planImport(machines: { snapshot: MachineSnapshot; delivered: Del
   };
 
   for (const { snapshot: s, delivered: before } of machines) {
-    const id = s.machineId;
-    c.node('asset', id, s.asset);
+    const previous = before?.a ?? s.machineId;
+    const renamed = !!(before?.h && s.hostname && before.h !== s.hostname);
+    const id = renamed ? `${s.machineId}:${s.hostname}` : previous;
+    c.node('asset', id, { ...s.asset, external_id: id });
     const now: DeliveredState = { h: s.hostname, os: s.os, ip: [], mac: [], ipmac: [], acc: [], vul: [] };
+    if (id !== s.machineId) now.a = id;
+    const old = [...(before?.old ?? []), ...(renamed ? [previous] : [])];
+    if (old.length) now.old = old;
     if (s.hostname) {
       c.node('hostname', s.hostname, { _key: s.hostname });
       c.edge('asset_hostname', ext(id, 'from'), keyed('hostname', s.hostname, 'to'));
@@ -119,6 +139,8 @@ export function planImport(machines: { snapshot: MachineSnapshot; delivered: Del
       }
     } else {
       now.acc = before?.acc ?? [];
+      // Not read this run: a new asset still gets the accounts CAR already has.
+      if (renamed) for (const acc of now.acc) c.edge('asset_account', ext(id, 'from'), ext(acc, 'to'));
     }
     if (s.vulnerabilities) {
       for (const { node } of s.vulnerabilities) {
@@ -129,30 +151,33 @@ export function planImport(machines: { snapshot: MachineSnapshot; delivered: Del
       }
     } else {
       now.vul = before?.vul ?? [];
+      if (renamed) for (const cve of now.vul) c.edge('asset_vulnerability', ext(id, 'from'), ext(cve, 'to'));
     }
     now.ip = [...new Set(now.ip)];
     now.mac = [...new Set(now.mac)];
     now.ipmac = [...new Set(now.ipmac)];
     if (before) {
-      const gone = (old: string[], cur: string[]) => old.filter((x) => !cur.includes(x));
-      if (before.h && before.h !== now.h) disable('asset_hostname', id, [before.h]);
-      if (before.os && before.os !== now.os) disable('asset_application', id, [before.os]);
-      disable('asset_ipaddress', id, gone(before.ip, now.ip));
-      disable('asset_macaddress', id, gone(before.mac, now.mac));
-      for (const pair of gone(before.ipmac, now.ipmac)) {
+      // After a rename every edge of the previous asset goes; otherwise only what vanished.
+      const gone = (was: string[], cur: string[]) => (renamed ? was : was.filter((x) => !cur.includes(x)));
+      if (before.h && (renamed || before.h !== now.h)) disable('asset_hostname', previous, [before.h]);
+      if (before.os && (renamed || before.os !== now.os)) disable('asset_application', previous, [before.os]);
+      disable('asset_ipaddress', previous, gone(before.ip, now.ip));
+      disable('asset_macaddress', previous, gone(before.mac, now.mac));
+      for (const pair of before.ipmac.filter((x) => !now.ipmac.includes(x))) {
         const [ip, mac] = pair.split('|') as [string, string];
         patches.push({ edge: 'ipaddress_macaddress', from: ip, to: mac, body: { active: false } });
       }
-      disable('asset_account', id, gone(before.acc, now.acc));
-      disable('asset_vulnerability', id, gone(before.vul, now.vul));
+      disable('asset_account', previous, gone(before.acc, now.acc));
+      disable('asset_vulnerability', previous, gone(before.vul, now.vul));
     }
-    delivered.set(id, now);
+    delivered.set(s.machineId, now);
   }
 
   for (const a of alerts) {
+    const asset = delivered.get(a.machineId)?.a ?? knownAssets.get(a.machineId) ?? a.machineId;
     c.node('vulnerability', a.alertId, a.node);
-    if (a.active) c.edge('asset_vulnerability', ext(a.machineId, 'from'), ext(a.alertId, 'to'));
-    else patches.push({ edge: 'asset_vulnerability', from: a.machineId, to: a.alertId, body: { active: false } });
+    if (a.active) c.edge('asset_vulnerability', ext(asset, 'from'), ext(a.alertId, 'to'));
+    else patches.push({ edge: 'asset_vulnerability', from: asset, to: a.alertId, body: { active: false } });
   }
   return { nodes: c.lists(c.nodes), edges: c.lists(c.edges), patches, delivered };
 }
