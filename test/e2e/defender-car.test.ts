@@ -73,7 +73,7 @@ describe('Defender assets → CAR end to end', function () {
     expect(activeTargets('asset_account', m1.id)).to.deep.equal(['corp\\alice']);
     expect(car.edgesOf('user_account', { from: 'corp\\alice', to: 'corp\\alice', active: true })).to.have.length(1);
     expect(activeTargets('asset_vulnerability', m1.id)).to.deep.equal(['CVE-2024-21413']);
-    expect(car.node('vulnerability', 'CVE-2024-21413')).to.include({ base_score: 9.8, description: 'Outlook RCE' });
+    expect(car.node('vulnerability', 'CVE-2024-21413')).to.include({ base_score: 10, description: 'Outlook RCE' });
     expect(activeTargets('asset_vulnerability', m2.id)).to.deep.equal(['da638000000000000001_1']);
     expect(activeTargets('asset_application', m2.id)).to.deep.equal(['WindowsServer2022']);
     expect(car.sources.get(SOURCE)).to.include({ _key: SOURCE });

@@ -52,7 +52,7 @@ describe('CAR import plan', () => {
     const plan = planImport([{ snapshot: snap(machine()), delivered: null }], [], REPORT);
     const id = 'a'.repeat(40);
     expect(plan.nodes['asset']).to.deep.equal([{ external_id: id, name: 'Host1.corp.example', description: 'Windows11 23H2' }]);
-    expect(plan.nodes['hostname']).to.deep.equal([{ _key: 'host1.corp.example' }]);
+    expect(plan.nodes['hostname']).to.deep.equal([{ _key: 'host1.corp.example', host_name: 'host1.corp.example' }]);
     expect(plan.nodes['ipaddress']!.map((n) => n['_key'])).to.deep.equal(['10.0.0.5', '203.0.113.5']);
     expect(plan.edges['asset_ipaddress']!.map((e) => e['_to'])).to.deep.equal(['ipaddress/10.0.0.5', 'ipaddress/203.0.113.5']);
     expect(plan.edges['ipaddress_macaddress']).to.deep.equal([{ _from: 'ipaddress/10.0.0.5', _to: 'macaddress/00:0c:29:89:79:42', report: REPORT.reportKey, source: 'src', active: true, timestamp: REPORT.timestamp }]);

@@ -104,7 +104,8 @@ export function planImport(machines: { snapshot: MachineSnapshot; delivered: Del
     const old = [...(before?.old ?? []), ...(renamed ? [previous] : [])];
     if (old.length) now.old = old;
     if (s.hostname) {
-      c.node('hostname', s.hostname, { _key: s.hostname });
+      // `host_name` is the hostname schema's required field (the framework copies `_key` into it).
+      c.node('hostname', s.hostname, { _key: s.hostname, host_name: s.hostname });
       c.edge('asset_hostname', ext(id, 'from'), keyed('hostname', s.hostname, 'to'));
     }
     if (s.os) {

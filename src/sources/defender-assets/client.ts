@@ -93,11 +93,13 @@ export class DefenderAssetsClient {
       const res: HttpResponse<{ value?: T[]; '@odata.nextLink'?: string }> = await this.call(endpoint, 'GET', url);
       // Documented: "If there are no recent machines, you see 404 Not Found."
       if (res.status === 404 && notFoundIsEmpty) return out;
-      if (res.status !== 200 || !Array.isArray(res.data?.value)) {
+      // OData wraps rows in `value`; tolerate a bare array too.
+      const rows = Array.isArray(res.data) ? (res.data as T[]) : res.data?.value;
+      if (res.status !== 200 || !Array.isArray(rows)) {
         throw new DefenderReadError(`Defender ${endpoint} read failed (${res.status}): ${defenderErrorText(res)}`, res.status);
       }
-      out.push(...res.data.value);
-      url = res.data['@odata.nextLink'] ?? null;
+      out.push(...rows);
+      url = Array.isArray(res.data) ? null : res.data['@odata.nextLink'] ?? null;
     }
     return out;
   }
@@ -123,10 +125,11 @@ export class DefenderAssetsClient {
   }
 
   async logonUsers(machineId: string): Promise<LogonUser[]> {
-    const res = await this.call<{ value?: LogonUser[] }>('logonusers', 'GET', `/api/machines/${encodeURIComponent(machineId)}/logonusers`);
+    const res = await this.call<{ value?: LogonUser[] } | LogonUser[]>('logonusers', 'GET', `/api/machines/${encodeURIComponent(machineId)}/logonusers`);
     if (res.status === 404) return [];
-    if (res.status !== 200 || !Array.isArray(res.data?.value)) throw new DefenderReadError(`Defender logonusers read failed (${res.status}): ${defenderErrorText(res)}`, res.status);
-    return res.data.value;
+    const rows = Array.isArray(res.data) ? res.data : res.data?.value;
+    if (res.status !== 200 || !Array.isArray(rows)) throw new DefenderReadError(`Defender logonusers read failed (${res.status}): ${defenderErrorText(res)}`, res.status);
+    return rows;
   }
 
   /** Every (machine, CVE) pair in a few paged calls instead of one 50/min call per machine. */

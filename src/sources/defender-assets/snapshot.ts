@@ -106,7 +106,8 @@ export function vulnerabilitiesOf(rows: MachineVulnerability[], details: Map<str
     const d = details.get(cve);
     const node: Record<string, unknown> = { external_id: cve, name: d?.name || cve };
     if (d?.description) node['description'] = d.description;
-    if (typeof d?.cvssV3 === 'number') node['base_score'] = d.cvssV3;
+    // Rounded as the IBM connector does (CvssScore → base_score).
+    if (typeof d?.cvssV3 === 'number') node['base_score'] = Math.round(d.cvssV3);
     const published = ms(d?.publishedOn);
     const updated = ms(d?.updatedOn);
     if (published !== undefined) node['published_on'] = published;
