@@ -14,6 +14,7 @@ import { errorFields, type Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Store } from '../../store/types.js';
 import { alertKey, machineKey, MODEL_STATE_KEY } from '../../sinks/car/delivery.js';
+import { TokenError } from '../../sinks/microsoft/token.js';
 import { DefenderReadError, odataDate, type DefenderAssetsClient } from './client.js';
 import { alertSnapshot, huntedAddresses, isExpiredInactive, machineSnapshot } from './snapshot.js';
 import type { AddressSnapshot, CarOpPayload, LogonUser, Machine, MachineVulnerability, Vulnerability } from './types.js';
@@ -88,7 +89,13 @@ export class DefenderAssetsPoller {
             return;
           }
           this.lastError = (err as Error).message;
-          this.log.warn({ source: SOURCE, ...errorFields(err) }, 'Defender assets run failed; the next run reads from the last stored point');
+          const status = err instanceof DefenderReadError ? err.status : 0;
+          if (status === 401 || status === 403 || err instanceof TokenError) {
+            // Setup, not an outage: say what to fix.
+            this.log.error({ source: SOURCE, ...errorFields(err) }, 'Defender refused the assets run: check microsoft_defender_intel credentials and the Machine.Read.All role');
+          } else {
+            this.log.warn({ source: SOURCE, ...errorFields(err) }, 'Defender assets run failed; the next run reads from the last stored point');
+          }
         })
         .finally(() => {
           this.running = null;
