@@ -148,6 +148,24 @@ describe('Defender assets → CAR end to end', function () {
     expect(lab.defender.requestLog.filter((r) => r.endpoint === 'machines.list' && r.status === 429)).to.have.length(2);
     expect(await runCli(lab, car, ['dead-letters', '--json'])).to.equal('[]\n');
   });
+
+  it('stops on SIGTERM within the bound during a long run, and reads that run again on restart', async () => {
+    for (let i = 0; i < 60; i++) data.addMachine({ computerDnsName: `slow${i}.corp.example`, ipAddresses: [{ ipAddress: `10.3.0.${i + 1}`, macAddress: null, operationalStatus: 'Up' }] });
+    start();
+    // 60 logonusers calls at 90/min take 40 s: stop in the middle.
+    await waitFor(() => lab.defender.requestLog.filter((r) => r.endpoint === 'machines.logonusers').length >= 3, 'run in progress', 30_000);
+    const t = Date.now();
+    expect(await service!.stop()).to.equal(0);
+    expect(Date.now() - t).to.be.below(15_000);
+    expect(car.list('asset')).to.have.length(0);
+    service = new ServiceProcess(lab.env({
+      OPENCTI_URL: '', CONNECTOR_LIVE_STREAM_ID: '', CAR_URL: car.url, CAR_API_KEY: 'car-key', CAR_PASSWORD: 'car-password-value',
+      DEFENDER_ASSETS_INTERVAL: '1', DEFENDER_ASSETS_OVERLAP: '0', DEFENDER_ASSETS_USERS_CALLS_PER_RUN: '0',
+    }));
+    service.start();
+    await service.waitForLog((l) => l.msg === 'initial Defender assets import stored', 30_000);
+    await waitFor(() => car.list('asset').length === 60, 'all 60 machines after the restart', 60_000);
+  });
 });
 
 async function runCli(lab: Lab, car: CarSimulator, args: string[]): Promise<string> {
