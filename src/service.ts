@@ -9,6 +9,7 @@ import { mispPart } from './flows/misp.js';
 import { alertsToIrisParts } from './flows/alerts-to-iris.js';
 import { openctiPart } from './flows/opencti.js';
 import type { OnceSummary, ServiceContext, ServicePart } from './flows/parts.js';
+import { defenderAssetsPart } from './flows/assets-to-car.js';
 import { HealthServer } from './observability/health.js';
 import { errorFields, registerSecret, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -45,6 +46,7 @@ const SOURCE_PARTS: Record<string, (ctx: ServiceContext, hub: IndicatorHub) => S
   opencti: openctiPart,
   misp: mispPart,
   defender_alerts: (ctx) => alertsToIrisParts(ctx),
+  defender_assets: defenderAssetsPart,
 };
 
 export async function startService(config: Config, log: Logger): Promise<RunningService> {

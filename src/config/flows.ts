@@ -74,6 +74,14 @@ const INDICATOR_SOURCES: IndicatorSourceSpec[] = [
   },
 ];
 
+/** Defender assets → CAR: wanted when `car.url` is set; Basic auth or a car-token. */
+function carFlowKeys(c: Config): Pairs {
+  const auth: Pairs = unset(c.car.token)
+    ? [['car.api_key', c.car.api_key], ['car.password', c.car.password]]
+    : [['car.token', c.car.token]];
+  return [['car.url', c.car.url], ...auth, ...microsoftCredentialKeys(c)];
+}
+
 export function flowStatuses(c: Config): FlowStatus[] {
   const flows: FlowStatus[] = [];
   for (const spec of INDICATOR_SOURCES) {
@@ -90,6 +98,7 @@ export function flowStatuses(c: Config): FlowStatus[] {
   for (const spec of OTHER_FLOWS) {
     flows.push({ name: `${spec.source} -> ${spec.sink}`, source: spec.source, sink: spec.sink, wanted: spec.wanted(c), missing: missing(spec.required(c)) });
   }
+  flows.push({ name: 'defender_assets -> car', source: 'defender_assets', sink: 'car', wanted: !unset(c.car.url), missing: missing(carFlowKeys(c)) });
   return flows;
 }
 

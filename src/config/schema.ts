@@ -11,6 +11,8 @@ import { SENTINEL_SECRET_KEYS, sentinelSection } from '../sinks/sentinel/config.
 import { DEFENDER_ALERTS_SECRET_KEYS, defenderAlertsSection } from '../sources/defender-alerts/config.js';
 import { IRIS_SECRET_KEYS, irisSection } from '../sinks/iris/config.js';
 import { guardSection } from '../guard/config.js';
+import { CAR_SECRET_KEYS, carSection } from '../sinks/car/config.js';
+import { defenderAssetsSection } from '../sources/defender-assets/config.js';
 
 export { DEFENDER_ACTIONS, type DefenderActionInput } from '../sinks/defender/config.js';
 
@@ -78,6 +80,8 @@ export const configSchema = z
     defender_alerts: defenderAlertsSection,
     iris: irisSection,
     guard: guardSection,
+    defender_assets: defenderAssetsSection,
+    car: carSection,
   })
   .strict();
 
@@ -93,4 +97,5 @@ export const SECRET_KEYS: readonly string[] = [
   ...SENTINEL_SECRET_KEYS,
   ...IRIS_SECRET_KEYS,
   ...DEFENDER_ALERTS_SECRET_KEYS,
+  ...CAR_SECRET_KEYS,
 ];

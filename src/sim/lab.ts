@@ -10,6 +10,7 @@ import { MispSimulator } from './misp/server.js';
 import { OpenCtiSimulator } from './opencti/index.js';
 import { SentinelSimulator } from './sentinel.js';
 import { createTestCertificate } from './tls.js';
+import { DEFENDER_ASSET_ROLES } from './defender/asset-routes.js';
 
 export const LAB_TENANT = '11111111-2222-4333-8444-555555555555';
 export const LAB_CLIENT = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
@@ -49,7 +50,7 @@ export class Lab {
     this.caPath = tls.caPath;
     this.entra = new EntraSimulator({ tls });
     await this.entra.start();
-    this.entra.registerApp({ tenantId: LAB_TENANT, clientId: LAB_CLIENT, clientSecret: LAB_SECRET, roles: ['Ti.ReadWrite.All'] });
+    this.entra.registerApp({ tenantId: LAB_TENANT, clientId: LAB_CLIENT, clientSecret: LAB_SECRET, roles: ['Ti.ReadWrite.All', ...DEFENDER_ASSET_ROLES] });
     this.defender = new DefenderSimulator({
       entra: this.entra, tls, timeScale: this.options.timeScale ?? 1, rateLimits: this.options.rateLimits ?? true,
       maxIndicators: this.options.maxIndicators,

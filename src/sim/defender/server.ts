@@ -10,6 +10,7 @@ import { defaultErrorForStatus, errorBody, MdeError } from './errors.js';
 import { FaultInjector, type DownMode, type InjectedFailure } from './faults.js';
 import { alertRoutes } from './alert-routes.js';
 import { indicatorRoutes } from './indicator-routes.js';
+import { assetRoutes } from './asset-routes.js';
 import { validateIndicator } from './indicator-validation.js';
 import { IndicatorStore, type Caller, type Indicator } from './indicators.js';
 import { DEFENDER_QUOTAS, RateLimiter, ScaledClock, type Quota } from './ratelimit.js';
@@ -89,7 +90,11 @@ export class DefenderSimulator {
     const clock = new ScaledClock(opts.timeScale ?? 1);
     const quotas = typeof opts.rateLimits === 'object' ? { ...DEFENDER_QUOTAS, ...opts.rateLimits } : DEFENDER_QUOTAS;
     this.limiter = opts.rateLimits === false ? null : new RateLimiter(quotas, clock);
-    this.routes = [...indicatorRoutes({ store: (t) => this.storeFor(t), pageSize: opts.pageSize ?? 10_000 }), ...alertRoutes(this, opts.pageSize)];
+    this.routes = [
+      ...indicatorRoutes({ store: (t) => this.storeFor(t), pageSize: opts.pageSize ?? 10_000 }),
+      ...alertRoutes(this, opts.pageSize),
+      ...assetRoutes(this, { pageSize: opts.pageSize }),
+    ];
   }
 
   /** `https://127.0.0.1:PORT` (or http://). The certificate of tls.ts covers 127.0.0.1 and localhost. */

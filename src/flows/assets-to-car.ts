@@ -1,0 +1,47 @@
+// Defender assets → IBM CAR: a poller part (source) and a CAR delivery worker part (sink).
+import { createCarSink, CAR_SINK } from '../sinks/car/index.js';
+import { DEFAULT_DEFENDER_SCOPE, timeScale } from '../sinks/defender/index.js';
+import { TokenProvider } from '../sinks/microsoft/token.js';
+import { DefenderAssetsClient } from '../sources/defender-assets/client.js';
+import { DefenderAssetsPoller, SOURCE } from '../sources/defender-assets/poller.js';
+import type { IndicatorHub } from './indicator-hub.js';
+import { workerPart, type ServiceContext, type ServicePart } from './parts.js';
+
+/** The poller part; it brings the CAR worker part along (started first by the service as a sink). */
+export function assetsToCarParts(ctx: ServiceContext): ServicePart[] {
+  const { config, store, log, metrics } = ctx;
+  const d = config.microsoft_defender_intel;
+  const tokens = new TokenProvider({
+    loginUrl: d.login_url, tenantId: d.tenant_id!, clientId: d.client_id!, clientSecret: d.client_secret!,
+    scope: d.scope ?? DEFAULT_DEFENDER_SCOPE, verifyTls: d.ssl_verify, timeoutMs: d.request_timeout * 1000, log,
+  });
+  const client = new DefenderAssetsClient({
+    baseUrl: d.base_url, timeoutMs: d.request_timeout * 1000, verifyTls: d.ssl_verify,
+    callsPerMinute: config.defender_assets.calls_per_minute, callsPerHour: config.defender_assets.calls_per_hour,
+    timeScale: timeScale(), tokens, log,
+  });
+  const car = createCarSink(config, store, log, metrics);
+  const poller = new DefenderAssetsPoller(config, client, store, log, metrics, () => car.worker.wake());
+  const source: ServicePart = {
+    name: SOURCE,
+    kind: 'source',
+    start: async () => poller.start(),
+    stop: (boundMs) => poller.stop(boundMs),
+    health: async () => (poller.lastError ? `last run failed: ${poller.lastError}` : null),
+  };
+  return [source, workerPart(CAR_SINK, CAR_SINK, car.worker)];
+}
+
+/** SOURCE_PARTS entry: the service takes one part per source, so the sink part rides along as a composite. */
+export function defenderAssetsPart(ctx: ServiceContext, _hub: IndicatorHub): ServicePart {
+  const [source, sink] = assetsToCarParts(ctx) as [ServicePart, ServicePart];
+  return {
+    name: source.name,
+    kind: 'source',
+    sinks: sink.sinks,
+    // The worker first, so the first committed run finds it.
+    start: async () => { await sink.start(); await source.start(); },
+    stop: async (boundMs) => { await source.stop(boundMs); await sink.stop(boundMs); },
+    health: source.health,
+  };
+}

@@ -1,0 +1,30 @@
+// Wiring of the CAR sink from configuration: client, delivery handler, worker.
+import type { Config } from '../../config/schema.js';
+import { DeliveryWorker } from '../../core/delivery.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { Store } from '../../store/types.js';
+import { CarClient } from './client.js';
+import { CarDelivery } from './delivery.js';
+
+export const CAR_SINK = 'car';
+
+export function createCarSink(config: Config, store: Store, log: Logger, metrics: Metrics, pollBaseMs?: number) {
+  const c = config.car;
+  const client = new CarClient({
+    url: c.url!, apiKey: c.api_key, password: c.password, token: c.token,
+    timeoutMs: c.request_timeout * 1000, verifyTls: c.ssl_verify, sink: CAR_SINK, log, metrics,
+  });
+  const handler = new CarDelivery(CAR_SINK, c.batch_size, client, store, log, metrics, {
+    source: {
+      _key: c.source,
+      name: c.source_name ?? config.microsoft_defender_intel.tenant_id ?? c.source,
+      description: 'Microsoft Defender for Endpoint imports (ThreatBridge)',
+      product_link: 'https://security.microsoft.com/',
+    },
+    pageSize: c.page_size,
+    importTimeoutMs: c.import_timeout * 1000,
+    ...(pollBaseMs !== undefined ? { pollBaseMs } : {}),
+  });
+  return { client, handler, worker: new DeliveryWorker(store, handler, log) };
+}
