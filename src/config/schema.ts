@@ -49,8 +49,11 @@ export const configSchema = z
       .prefault({}),
     store: z
       .object({
-        engine: z.enum(['sqlite']).default('sqlite').describe('sqlite (embedded; PostgreSQL for replicas is planned)'),
+        engine: z.enum(['sqlite', 'postgres']).default('sqlite').describe('sqlite (embedded, one process) or postgres (shared by several replicas; needs store.url)'),
         dir: z.string().min(1).default('./data').describe('state directory for the SQLite store'),
+        url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection URL').optional().describe('PostgreSQL connection URL, e.g. postgres://user:password@host:5432/db (engine postgres)'),
+        schema: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'must be a lower-case SQL identifier').default('threatbridge').describe('PostgreSQL schema holding the tables (created when missing)'),
+        source_lock_retry: z.number().int().min(1).default(5).describe('seconds between attempts of a standby replica to become the reader of a source'),
       })
       .strict()
       .prefault({}),
@@ -70,4 +73,4 @@ export type Config = z.infer<typeof configSchema>;
 export type DefenderConfig = Config['microsoft_defender_intel'];
 
 /** Dotted keys whose values never appear in logs, errors or output. */
-export const SECRET_KEYS: readonly string[] = [...OPENCTI_SECRET_KEYS, ...DEFENDER_SECRET_KEYS];
+export const SECRET_KEYS: readonly string[] = [...OPENCTI_SECRET_KEYS, ...DEFENDER_SECRET_KEYS, 'store.url'];

@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SinkOp } from '../core/types.js';
 import type {
-  Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, OutboxItem, OutboxStats, Store,
+  Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, OutboxItem, OutboxStats, SourceLock, Store,
 } from './types.js';
 
 const SCHEMA_VERSION = 1;
@@ -279,6 +279,11 @@ export class SqliteStore implements Store {
       }
       return n;
     })();
+  }
+
+  /** One process owns a SQLite file, so it is always the reader. */
+  async acquireSourceLock(): Promise<SourceLock | null> {
+    return { lost: new Promise<string>(() => undefined), release: async () => undefined };
   }
 
   async ping(): Promise<void> {

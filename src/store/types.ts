@@ -55,6 +55,13 @@ export interface OutboxStats {
   oldestEnqueuedAt: number | null;
 }
 
+/** The right to be the one reader of a source among replicas. */
+export interface SourceLock {
+  /** Resolves with the reason when the lock is gone without release (store session lost): stop reading. */
+  readonly lost: Promise<string>;
+  release(): Promise<void>;
+}
+
 export interface Store {
   readonly engine: 'sqlite' | 'postgres';
   getCheckpoint(source: string): Promise<Checkpoint | null>;
@@ -86,6 +93,9 @@ export interface Store {
   takeDeadLetters(ids: number[] | 'all', sink?: string): Promise<DeadLetter[]>;
   /** Put operations back in the outbox unless a newer one for the same key waits. */
   enqueue(ops: SinkOp[]): Promise<number>;
+
+  /** Try to become the one active reader of a source (PostgreSQL: session advisory lock; SQLite: one process owns the file). */
+  acquireSourceLock(source: string): Promise<SourceLock | null>;
 
   /** Cheap write probe for /readyz. */
   ping(): Promise<void>;
