@@ -56,6 +56,9 @@ export const configSchema = z
         source_lock_retry: z.number().int().min(1).default(5).describe('seconds between attempts of a standby replica to become the reader of a source'),
       })
       .strict()
+      .superRefine((s, ctx) => {
+        if (s.engine === 'postgres' && !s.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'required when store.engine is postgres' });
+      })
       .prefault({}),
     pipeline: z
       .object({
