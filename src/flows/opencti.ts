@@ -17,7 +17,7 @@ export function openctiPart(ctx: ServiceContext, hub: IndicatorHub): ServicePart
   const leadership = new SourceLeadership(ctx.store, SOURCE, ctx.config.store.source_lock_retry * 1000, ctx.log, {
     start: () => s.start(),
     stepDown: async () => { s.stop(); await storeQueued(ctx.config.connector.shutdown_timeout * 1000); },
-  });
+  }, ctx.metrics);
   return {
     name: SOURCE,
     kind: 'source',

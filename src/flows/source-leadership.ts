@@ -3,6 +3,7 @@
 // store session is gone (kill -9 closes its connection, and PostgreSQL drops its advisory lock).
 // With SQLite the lock is always granted, so a single process simply reads.
 import { errorFields, type Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { SourceLock, Store } from '../store/types.js';
 
 export interface LeaderHooks {
@@ -25,7 +26,13 @@ export class SourceLeadership {
     private readonly retryMs: number,
     private readonly log: Logger,
     private readonly hooks: LeaderHooks,
+    private readonly metrics?: Metrics,
   ) {}
+
+  private setActive(lock: SourceLock | null): void {
+    this.lock = lock;
+    this.metrics?.sourceActive.set({ source: this.source }, lock ? 1 : 0);
+  }
 
   /** True while this replica is the reader. */
   get active(): boolean {
@@ -45,7 +52,7 @@ export class SourceLeadership {
     this.timer = null;
     await this.attempting;
     const lock = this.lock;
-    this.lock = null;
+    this.setActive(null);
     await lock?.release();
   }
 
@@ -65,6 +72,7 @@ export class SourceLeadership {
       }
       if (this.stopped) { await lock?.release(); return; }
       if (!lock) {
+        this.setActive(null);
         if (!this.announcedStandby) {
           this.log.info({ source: this.source, retryMs: this.retryMs }, 'standby: another replica reads this source');
           this.announcedStandby = true;
@@ -72,7 +80,7 @@ export class SourceLeadership {
         this.schedule();
         return;
       }
-      this.lock = lock;
+      this.setActive(lock);
       if (this.announcedStandby || this.store.engine !== 'sqlite') this.log.info({ source: this.source }, 'active: this replica reads the source');
       this.announcedStandby = false;
       void lock.lost.then((why) => this.onLost(lock!, why));
@@ -80,7 +88,7 @@ export class SourceLeadership {
         await this.hooks.start();
       } catch (err) {
         this.log.error({ source: this.source, ...errorFields(err) }, 'cannot start reading the source; giving the lock back');
-        this.lock = null;
+        this.setActive(null);
         await lock.release();
         this.schedule();
       }
@@ -90,7 +98,7 @@ export class SourceLeadership {
 
   private async onLost(lock: SourceLock, why: string): Promise<void> {
     if (this.stopped || this.lock !== lock) return;
-    this.lock = null;
+    this.setActive(null);
     this.log.error({ source: this.source, reason: why }, 'lost the source lock; stop reading until it is ours again');
     await this.hooks.stepDown().catch((err) => this.log.warn({ source: this.source, ...errorFields(err) }, 'step-down failed'));
     this.schedule();

@@ -47,6 +47,10 @@ describe('two replicas on PostgreSQL', function () {
     await b.waitForLog(isStandby, 60_000);
     await waitFor(() => lab.opencti.connections > 0, 'stream connected');
     expect(lab.opencti.connections).to.equal(1, 'the standby does not read');
+    const activeGauge = async (r: ServiceProcess) =>
+      /threatbridge_source_active\{source="opencti"\} (\d)/.exec(await (await fetch(`http://127.0.0.1:${r.healthPort}/metrics`)).text())?.[1];
+    expect([await activeGauge(a), await activeGauge(b)]).to.deep.equal(['1', '0']);
+    expect((await fetch(`http://127.0.0.1:${b.healthPort}/readyz`)).status).to.equal(200, 'a standby is ready');
 
     const expected = new Set<string>();
     for (let i = 0; i < 600; i++) {
@@ -74,5 +78,6 @@ describe('two replicas on PostgreSQL', function () {
     await waitFor(() => lab.opencti.connections === 1, 'one stream open: the new reader\'s');
     expect(b.lines.filter(isActive)).to.have.length(1);
     await waitFor(async () => (await fetch(`http://127.0.0.1:${b.healthPort}/readyz`)).ok, 'the new reader is ready');
+    expect(await activeGauge(b)).to.equal('1');
   });
 });
