@@ -8,7 +8,24 @@ import { join } from 'node:path';
 import { Lab } from '../../src/sim/lab.js';
 import { ServiceProcess, waitFor } from '../../src/sim/service-process.js';
 import { makeIndicator } from '../../src/sim/opencti/fixtures.js';
+import pg from 'pg';
+import { lockKey } from '../../src/store/postgres.js';
 import { dropSchema, freshSchemaName, requirePostgres, TEST_PG_URL } from '../support/postgres.js';
+
+/** Ends the database session holding the source lock of `schema` (the reader's), as a network cut or a DBA would. */
+async function terminateReaderSession(schema: string): Promise<number> {
+  const key = BigInt.asUintN(64, BigInt(lockKey(`threatbridge:source:${schema}:opencti`)));
+  const client = new pg.Client({ connectionString: TEST_PG_URL });
+  await client.connect();
+  try {
+    const r = await client.query(`SELECT pg_terminate_backend(pid) FROM pg_locks
+      WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid = $1::bigint::oid AND objid = $2::bigint::oid`,
+    [String(key >> 32n), String(key & 0xffffffffn)]);
+    return r.rowCount ?? 0;
+  } finally {
+    await client.end();
+  }
+}
 
 describe('two replicas on PostgreSQL', function () {
   this.timeout(180_000);
@@ -79,5 +96,33 @@ describe('two replicas on PostgreSQL', function () {
     expect(b.lines.filter(isActive)).to.have.length(1);
     await waitFor(async () => (await fetch(`http://127.0.0.1:${b.healthPort}/readyz`)).ok, 'the new reader is ready');
     expect(await activeGauge(b)).to.equal('1');
+  });
+
+  it('a reader whose database session breaks stops reading, and one replica reads on without loss', async () => {
+    const a = replica();
+    await a.waitForLog(isActive, 60_000);
+    const b = replica();
+    await b.waitForLog(isStandby, 60_000);
+    const expected = new Set<string>();
+    const publish = (from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        const ip = `10.40.${Math.floor(i / 250)}.${i % 250}`;
+        lab.opencti.create(makeIndicator({ pattern: `[ipv4-addr:value = '${ip}']`, score: 70 }));
+        expected.add(ip);
+      }
+    };
+    publish(0, 200);
+    await waitFor(() => held().length > 0, 'some delivered', 60_000);
+    expect(await terminateReaderSession(schema)).to.equal(1);
+    await a.waitForLog((l) => l.msg === 'lost the source lock; stop reading until it is ours again', 30_000);
+    publish(200, 400);
+    // Whichever replica gets the lock first reads on; never both at once.
+    await waitFor(() => b.lines.some(isActive) || a.lines.filter(isActive).length > 1, 'a reader again', 60_000);
+    await waitFor(() => held().length === expected.size, `all ${expected.size} indicators`, 120_000);
+    const values = held().map((i) => i.indicatorValue);
+    expect(new Set(values).size).to.equal(values.length);
+    expect([...expected].every((ip) => values.includes(ip))).to.equal(true);
+    await waitFor(() => lab.opencti.connections === 1, 'one reader left');
+    expect(a.running && b.running).to.equal(true);
   });
 });
