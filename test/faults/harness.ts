@@ -32,6 +32,8 @@ export interface FaultFlow {
   sinkState(): Map<string, string[]>;
   /** Calls that wrote to the sink, for the report (e.g. items sent). */
   sinkWrites(): number;
+  /** What the state store knows about keys that did not converge (printed when a run fails). */
+  diagnose?(keys: string[], env: NodeJS.ProcessEnv): string;
 }
 
 export interface FaultReport {
@@ -133,6 +135,11 @@ export async function runScenario(flow: FaultFlow, scenario: Scenario): Promise<
       const notable = ctx.service.lines.filter((l) => l.level === 'warn' || l.level === 'error' || l.level === 'fatal');
       console.log(`      service warnings and errors (last 15 of ${notable.length}):`);
       for (const l of notable.slice(-15)) console.log(`        ${JSON.stringify(l).slice(0, 400)}`);
+      const held = flow.sinkState();
+      const wrong = [...flow.expected()].filter(([k, v]) => !(held.get(k) ?? []).includes(v)).map(([k]) => k)
+        .concat([...held.keys()].filter((k) => !flow.expected().has(k))).slice(0, 10);
+      console.log(`      keys that did not converge: ${wrong.join(', ')}`);
+      if (flow.diagnose) console.log(flow.diagnose(wrong, env));
     }
     expect({ lost: report.lost, duplicated: report.duplicated, stale: report.stale, extra: report.extra })
       .to.deep.equal({ lost: 0, duplicated: 0, stale: 0, extra: 0 });
