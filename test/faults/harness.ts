@@ -139,7 +139,11 @@ export async function runScenario(flow: FaultFlow, scenario: Scenario): Promise<
       const wrong = [...flow.expected()].filter(([k, v]) => !(held.get(k) ?? []).includes(v)).map(([k]) => k)
         .concat([...held.keys()].filter((k) => !flow.expected().has(k))).slice(0, 10);
       console.log(`      keys that did not converge: ${wrong.join(', ')}`);
-      if (flow.diagnose) console.log(flow.diagnose(wrong, env));
+      try {
+        if (flow.diagnose) console.log(flow.diagnose(wrong, env));
+      } catch (err) {
+        console.log(`      (no diagnosis: ${(err as Error).message})`);
+      }
     }
     expect({ lost: report.lost, duplicated: report.duplicated, stale: report.stale, extra: report.extra })
       .to.deep.equal({ lost: 0, duplicated: 0, stale: 0, extra: 0 });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { waitFor } from '../../src/sim/service-process.js';
+import { dropSchema, freshSchemaName, requirePostgres, TEST_PG_URL } from '../support/postgres.js';
 import { printReports, runScenario } from './harness.js';
 import { OpenCtiDefenderFlow } from './opencti-defender-flow.js';
 
@@ -43,6 +44,28 @@ describe('fault suite: OpenCTI → Defender', function () {
       },
     });
     expect(kills).to.equal(5);
+  });
+
+  it('kill -9 at random points of the run, on the PostgreSQL store', async function () {
+    await requirePostgres(this);
+    await startFlow(SEED + 7);
+    const schema = freshSchemaName();
+    const points = new Set<number>();
+    const pick = (() => { let r = SEED + 7; return () => { r = (r * 1103515245 + 12345) % 2 ** 31; return r / 2 ** 31; }; })();
+    while (points.size < 5) points.add(Math.floor(EVENTS * (0.05 + 0.9 * pick())));
+    try {
+      await runScenario(flow, {
+        name: 'kill -9 ×5 (PostgreSQL store)', events: EVENTS, seed: SEED + 7,
+        env: { PIPELINE_BATCH_SIZE: '200', STORE_ENGINE: 'postgres', STORE_URL: TEST_PG_URL, STORE_SCHEMA: schema, STORE_SOURCE_LOCK_RETRY: '1' },
+        before: async (i, ctx) => {
+          if (!points.has(i)) return;
+          await new Promise((r) => setTimeout(r, Math.floor(ctx.random() * 400)));
+          await ctx.crashAndRestart();
+        },
+      });
+    } finally {
+      await dropSchema(schema).catch(() => undefined);
+    }
   });
 
   it('a Defender outage of minutes (time-scaled ×60)', async () => {
