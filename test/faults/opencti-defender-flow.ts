@@ -46,7 +46,10 @@ export class OpenCtiDefenderFlow implements FaultFlow {
       const n = this.ipCounter++;
       const value = `10.${100 + Math.floor(n / 62500)}.${Math.floor(n / 250) % 250}.${n % 250 + 1}`;
       const score = SCORES[Math.floor(this.random() * SCORES.length)]!;
-      const ind = makeIndicator({ pattern: `[ipv4-addr:value = '${value}']`, score });
+      // Valid for a year: the Defender simulator's clock runs ×60, and an indicator that expires
+      // during a run is rightly gone from Defender (the fixtures' random validity would make that happen).
+      const ind = makeIndicator({ pattern: `[ipv4-addr:value = '${value}']`, score, validFrom: new Date().toISOString(),
+        validUntil: new Date(Date.now() + 365 * 86_400_000).toISOString() });
       this.lab.opencti.create(ind);
       this.live.push({ ind, value });
       this.want.set(value, severityForScore(score));
