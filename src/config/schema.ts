@@ -60,10 +60,16 @@ export const configSchema = z
       .prefault({}),
     store: z
       .object({
-        engine: z.enum(['sqlite']).default('sqlite').describe('sqlite (embedded; PostgreSQL for replicas is planned)'),
+        engine: z.enum(['sqlite', 'postgres']).default('sqlite').describe('sqlite (embedded, one process) or postgres (shared by several replicas; needs store.url)'),
         dir: z.string().min(1).default('./data').describe('state directory for the SQLite store'),
+        url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection URL').optional().describe('PostgreSQL connection URL, e.g. postgres://user:password@host:5432/db (engine postgres)'),
+        schema: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'must be a lower-case SQL identifier').default('threatbridge').describe('PostgreSQL schema holding the tables (created when missing)'),
+        source_lock_retry: z.number().int().min(1).default(5).describe('seconds between attempts of a standby replica to become the reader of a source'),
       })
       .strict()
+      .superRefine((s, ctx) => {
+        if (s.engine === 'postgres' && !s.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'required when store.engine is postgres' });
+      })
       .prefault({}),
     pipeline: z
       .object({
@@ -98,4 +104,5 @@ export const SECRET_KEYS: readonly string[] = [
   ...IRIS_SECRET_KEYS,
   ...DEFENDER_ALERTS_SECRET_KEYS,
   ...CAR_SECRET_KEYS,
+  'store.url',
 ];

@@ -52,6 +52,10 @@ export class Metrics {
     name: 'threatbridge_source_reconnects_total', help: 'Source reconnections',
     labelNames: ['source', 'reason'] as const, registers: [this.registry],
   });
+  readonly sourceActive = new Gauge({
+    name: 'threatbridge_source_active', help: '1 when this replica is the reader of the source (0: standby)',
+    labelNames: ['source'] as const, registers: [this.registry],
+  });
   readonly batchSeconds = new Histogram({
     name: 'threatbridge_pipeline_batch_seconds', help: 'Time to normalise, route and commit one batch',
     labelNames: ['source'] as const, buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [this.registry],

@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SinkOp } from '../core/types.js';
 import type {
-  BreakerState, Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, GuardDecision, HeldObject, OutboxItem, OutboxStats, Store,
+  BreakerState, Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, GuardDecision, HeldObject, OutboxItem, OutboxStats, SourceLock, Store,
 } from './types.js';
 
 const SCHEMA_VERSION = 2;
@@ -73,16 +73,29 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private seq: number;
 
-  constructor(dir: string, fileName = 'threatbridge.db') {
+  /**
+   * `owner`: the service process, which voids leases a crashed run left behind. CLI commands open
+   * the same file beside a running service and must leave its in-flight leases alone.
+   */
+  constructor(dir: string, fileName = 'threatbridge.db', options: { owner?: boolean } = {}) {
     mkdirSync(dir, { recursive: true });
     this.db = new Database(join(dir, fileName));
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
-    // One process owns a SQLite store: leases left by a previous (crashed) run are void.
-    this.db.exec('UPDATE outbox SET lease_until = NULL');
+    // One service process owns a SQLite store: leases left by a previous (crashed) run are void.
+    if (options.owner) this.db.exec('UPDATE outbox SET lease_until = NULL');
     this.seq = (this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM outbox').get() as { s: number }).s;
+  }
+
+  /**
+   * Increasing across processes too (a CLI `replay` beside the running service): time-based
+   * (µs-scaled ms), and never below what this process handed out.
+   */
+  private nextSeq(): number {
+    this.seq = Math.max(this.seq + 1, Date.now() * 1000);
+    return this.seq;
   }
 
   private migrate(): void {
@@ -154,7 +167,7 @@ export class SqliteStore implements Store {
       for (const c of unit.claimDeletes) deleteClaim.run(c.key, c.sourceId);
       for (const c of unit.claimUpserts) upsertClaim.run(c.key, c.sourceId, json(c.change), c.updatedAt);
       for (const op of unit.ops) {
-        putOp.run(op.sink, op.key, ++this.seq, op.op, json(op.payload), op.sourceRef ? json(op.sourceRef) : null, now, now);
+        putOp.run(op.sink, op.key, this.nextSeq(), op.op, json(op.payload), op.sourceRef ? json(op.sourceRef) : null, now, now);
       }
       this.insertDeadLetters(unit.deadLetters, now);
       if (unit.checkpoint) this.writeCheckpoint(unit.source, unit.checkpoint);
@@ -291,7 +304,7 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       let n = 0;
       for (const op of ops) {
-        n += ins.run(op.sink, op.key, ++this.seq, op.op, json(op.payload), op.sourceRef ? json(op.sourceRef) : null, now, now).changes;
+        n += ins.run(op.sink, op.key, this.nextSeq(), op.op, json(op.payload), op.sourceRef ? json(op.sourceRef) : null, now, now).changes;
       }
       return n;
     })();
@@ -379,6 +392,11 @@ export class SqliteStore implements Store {
     this.db.transaction(() => {
       for (const k of keys) { dropId.run(sink, k); dropRank.run(sink, k); }
     })();
+  }
+
+  /** One process owns a SQLite file, so it is always the reader. */
+  async acquireSourceLock(): Promise<SourceLock | null> {
+    return { lost: new Promise<string>(() => undefined), release: async () => undefined };
   }
 
   async ping(): Promise<void> {

@@ -92,6 +92,13 @@ export interface HeldObject {
   updatedAt: number;
 }
 
+/** The right to be the one reader of a source among replicas. */
+export interface SourceLock {
+  /** Resolves with the reason when the lock is gone without release (store session lost): stop reading. */
+  readonly lost: Promise<string>;
+  release(): Promise<void>;
+}
+
 export interface Store {
   readonly engine: 'sqlite' | 'postgres';
   getCheckpoint(source: string): Promise<Checkpoint | null>;
@@ -149,6 +156,8 @@ export interface Store {
   putHeld(sink: string, objects: HeldObject[]): Promise<void>;
   /** Forget objects the sink no longer holds (evicted, expired, deleted by hand). */
   dropHeld(sink: string, keys: string[]): Promise<void>;
+  /** Try to become the one active reader of a source (PostgreSQL: session advisory lock; SQLite: one process owns the file). */
+  acquireSourceLock(source: string): Promise<SourceLock | null>;
 
   /** Cheap write probe for /readyz. */
   ping(): Promise<void>;

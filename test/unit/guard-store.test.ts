@@ -1,5 +1,5 @@
-// The breaker, the cap's plan and the decision log on a real SQLite store: durable across a
-// restart, released only by a resume, ranking by documented value.
+// The breaker, the cap's plan and the decision log on a real store of each engine: durable across
+// a restart, released only by a resume, ranking by documented value.
 import { expect } from 'chai';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,19 +8,30 @@ import { Breaker } from '../../src/guard/breaker.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { compareValue, IndicatorCap } from '../../src/sinks/defender/cap.js';
+import { PostgresStore } from '../../src/store/postgres.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
-import type { GuardDecision, OutboxItem } from '../../src/store/types.js';
+import type { GuardDecision, OutboxItem, Store } from '../../src/store/types.js';
+import { dropSchema, freshSchemaName, requirePostgres, TEST_PG_URL } from '../support/postgres.js';
 
 const log = createLogger('silent');
 const allow = (source: string, at: number, key: string): GuardDecision => ({
   at, sink: 'defender', key, source, sourceRef: null, wanted: 'Block', action: 'Block', outcome: 'allow', reason: 'test', fresh: true,
 });
 
-describe('guard state in the store', () => {
+const ENGINES = [
+  { name: 'sqlite', before: null, fresh: () => mkdtempSync(join(tmpdir(), 'tb-gs-')), open: async (dir: string): Promise<Store> => new SqliteStore(dir),
+    dispose: async () => undefined },
+  { name: 'postgres', before: requirePostgres, fresh: freshSchemaName, open: (schema: string): Promise<Store> => PostgresStore.open({ url: TEST_PG_URL, schema }),
+    dispose: dropSchema },
+];
+
+for (const engine of ENGINES) describe(`guard state in the store: ${engine.name}`, function () {
+  this.timeout(30_000);
   let dir: string;
-  let store: SqliteStore;
-  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'tb-gs-')); store = new SqliteStore(dir); });
-  afterEach(() => store.close());
+  let store: Store;
+  before(async function () { if (engine.before) await engine.before(this); });
+  beforeEach(async () => { dir = engine.fresh(); store = await engine.open(dir); });
+  afterEach(async () => { await store.close(); await engine.dispose(dir); });
 
   it('breaker: counts the last hour durably, survives a restart, and counts again from a resume', async () => {
     const now = Date.now();
@@ -30,14 +41,14 @@ describe('guard state in the store', () => {
     await store.recordDecisions([allow('opencti', now, 'ipv4:9.9.9.4'), allow('opencti', now, 'ipv4:9.9.9.5')]);
     // Restart: a new instance reads the same store.
     await store.close();
-    store = new SqliteStore(dir);
+    store = await engine.open(dir);
     breaker = new Breaker(store, log, new Metrics(), 5, 1000);
     await breaker.refresh(true, now);
     expect(await breaker.admit('misp', 3, now)).to.equal(3, 'another source has its own budget');
     expect(await breaker.admit('opencti', 1, now)).to.equal(0);
     expect([...breaker.paused]).to.deep.equal(['opencti']);
     await store.close();
-    store = new SqliteStore(dir);
+    store = await engine.open(dir);
     breaker = new Breaker(store, log, new Metrics(), 5, 1000);
     await breaker.refresh(true, now);
     expect([...breaker.paused], 'still open after a restart').to.deep.equal(['opencti']);

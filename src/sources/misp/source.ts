@@ -45,7 +45,7 @@ export class MispSource {
   private loop: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
   private catchUpWanted = false;
-  private readonly abort = new AbortController();
+  private abort = new AbortController();
   private readonly fresh = new Map<string, Freshness>();
   private overflowing = false;
   /** Messages arrived since the last catch-up: MISP's publisher drops silently in bursts (HWM 1000). */
@@ -90,6 +90,7 @@ export class MispSource {
     if (saved) this.state = { watermark: null, lastFullSync: 0, ...(saved.state as Partial<MispState>) };
     this.log.info({ source: MISP_SOURCE, resume: this.state, zmq: !!this.feed }, saved ? 'resuming MISP' : 'first start of MISP');
     this.running = true;
+    this.abort = new AbortController();
     this.feed?.start();
     this.loop = this.run();
   }

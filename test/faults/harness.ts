@@ -1,0 +1,164 @@
+// Fault-suite harness: a flow emits a deterministic stream of source events and knows the state its
+// sink must end in; a scenario injects faults while the built service runs as a child process; the
+// run ends by comparing the sink's state with the expected one and reporting the counts.
+// Other flows (MISP, IRIS, CAR) add a `FaultFlow` and reuse `runScenario`.
+import { expect } from 'chai';
+import { ServiceProcess, waitFor } from '../../src/sim/service-process.js';
+
+/** Deterministic pseudo-random numbers (mulberry32): a failing run can be repeated with its seed. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface FaultFlow {
+  readonly name: string;
+  /** Start the simulators. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Environment of `threatbridge run` against the simulators. */
+  env(overrides?: Record<string, string>): NodeJS.ProcessEnv;
+  /** Publish event `i` of the run at the source, updating the expected sink state. */
+  emit(i: number): void;
+  /** key → the state the sink must hold; a deleted key is absent. */
+  expected(): Map<string, string>;
+  /** key → the states the sink holds for it (more than one entry: a duplicate). */
+  sinkState(): Map<string, string[]>;
+  /** Calls that wrote to the sink, for the report (e.g. items sent). */
+  sinkWrites(): number;
+  /** What the state store knows about keys that did not converge (printed when a run fails). */
+  diagnose?(keys: string[], env: NodeJS.ProcessEnv): string;
+}
+
+export interface FaultReport {
+  scenario: string;
+  events: number;
+  expected: number;
+  held: number;
+  lost: number;
+  duplicated: number;
+  stale: number;
+  extra: number;
+  sinkWrites: number;
+  seconds: number;
+}
+
+export function compareState(expected: Map<string, string>, held: Map<string, string[]>): Omit<FaultReport, 'scenario' | 'events' | 'sinkWrites' | 'seconds'> {
+  let lost = 0; let duplicated = 0; let stale = 0; let extra = 0; let count = 0;
+  for (const [key, want] of expected) {
+    const got = held.get(key) ?? [];
+    if (got.length === 0) lost++;
+    else if (!got.includes(want)) stale++;
+  }
+  for (const [key, got] of held) {
+    count += got.length;
+    if (got.length > 1) duplicated += got.length - 1;
+    if (!expected.has(key)) extra++;
+  }
+  return { expected: expected.size, held: count, lost, duplicated, stale, extra };
+}
+
+export interface ScenarioContext {
+  flow: FaultFlow;
+  service: ServiceProcess;
+  /** kill -9 the service and start it again with the same environment. */
+  crashAndRestart(): Promise<void>;
+  random: () => number;
+}
+
+export interface Scenario {
+  name: string;
+  events: number;
+  seed: number;
+  env?: Record<string, string>;
+  /** Called before event `i` is emitted; inject faults here. */
+  before?(i: number, ctx: ScenarioContext): Promise<void> | void;
+  /** Called once every event is emitted (e.g. to end an outage). */
+  afterEmit?(ctx: ScenarioContext): Promise<void> | void;
+  /** How long the sink may take to converge. */
+  convergeMs?: number;
+  /** Let a scenario accept a service that exits (e.g. on purpose); default: it must keep running. */
+  allowExit?: boolean;
+}
+
+export const reports: FaultReport[] = [];
+
+/** Runs one scenario against a started flow and asserts 0 lost, 0 duplicated, 0 stale, 0 extra. */
+export async function runScenario(flow: FaultFlow, scenario: Scenario): Promise<FaultReport> {
+  const started = Date.now();
+  const env = flow.env(scenario.env ?? {});
+  const ctx: ScenarioContext = {
+    flow,
+    service: new ServiceProcess(env),
+    random: rng(scenario.seed),
+    async crashAndRestart() {
+      await ctx.service.kill9();
+      ctx.service = new ServiceProcess(env);
+      ctx.service.start();
+    },
+  };
+  ctx.service.start();
+  try {
+    await ctx.service.waitForLog((l) => l.msg === 'ThreatBridge started', 60_000);
+    for (let i = 0; i < scenario.events; i++) {
+      await scenario.before?.(i, ctx);
+      flow.emit(i);
+      // A live stream, not one burst: let the simulators and the service move between chunks.
+      if (i % 250 === 249) await new Promise((r) => setTimeout(r, 20));
+    }
+    await scenario.afterEmit?.(ctx);
+    const converged = () => {
+      const c = compareState(flow.expected(), flow.sinkState());
+      return c.lost + c.duplicated + c.stale + c.extra === 0;
+    };
+    await waitFor(() => {
+      if (!scenario.allowExit && ctx.service.exitCode !== null) {
+        throw new Error(`service exited (${ctx.service.exitCode}): ${ctx.service.stderr.join('').slice(-1500)}`);
+      }
+      return converged();
+    }, `${scenario.name}: the sink converges`, scenario.convergeMs ?? 240_000, 250).catch(() => undefined);
+    const report: FaultReport = {
+      scenario: `${flow.name}: ${scenario.name}`, events: scenario.events,
+      ...compareState(flow.expected(), flow.sinkState()), sinkWrites: flow.sinkWrites(),
+      seconds: Math.round((Date.now() - started) / 100) / 10,
+    };
+    reports.push(report);
+    console.log(`      ${report.scenario}: events ${report.events}, expected ${report.expected}, held ${report.held}, lost ${report.lost}, ` +
+      `duplicated ${report.duplicated}, stale ${report.stale}, extra ${report.extra}, sink writes ${report.sinkWrites}, ${report.seconds} s`);
+    if (report.lost + report.duplicated + report.stale + report.extra > 0) {
+      const notable = ctx.service.lines.filter((l) => l.level === 'warn' || l.level === 'error' || l.level === 'fatal');
+      console.log(`      service warnings and errors (last 15 of ${notable.length}):`);
+      for (const l of notable.slice(-15)) console.log(`        ${JSON.stringify(l).slice(0, 400)}`);
+      const held = flow.sinkState();
+      const wrong = [...flow.expected()].filter(([k, v]) => !(held.get(k) ?? []).includes(v)).map(([k]) => k)
+        .concat([...held.keys()].filter((k) => !flow.expected().has(k))).slice(0, 10);
+      console.log(`      keys that did not converge: ${wrong.join(', ')}`);
+      try {
+        if (flow.diagnose) console.log(flow.diagnose(wrong, env));
+      } catch (err) {
+        console.log(`      (no diagnosis: ${(err as Error).message})`);
+      }
+    }
+    expect({ lost: report.lost, duplicated: report.duplicated, stale: report.stale, extra: report.extra })
+      .to.deep.equal({ lost: 0, duplicated: 0, stale: 0, extra: 0 });
+    return report;
+  } finally {
+    await ctx.service.stop().catch(() => undefined);
+  }
+}
+
+/** Print every report of the run as one table (mocha root hook in the suite files). */
+export function printReports(): void {
+  if (reports.length === 0) return;
+  console.log('\n  fault suite summary');
+  console.log('  scenario | events | expected | held | lost | duplicated | stale | extra | sink writes | seconds');
+  for (const r of reports) {
+    console.log(`  ${r.scenario} | ${r.events} | ${r.expected} | ${r.held} | ${r.lost} | ${r.duplicated} | ${r.stale} | ${r.extra} | ${r.sinkWrites} | ${r.seconds}`);
+  }
+}

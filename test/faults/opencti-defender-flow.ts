@@ -1,0 +1,104 @@
+// The OpenCTI → Defender flow for the fault suite: indicators are created, rescored and deleted in
+// OpenCTI (simulator); Defender (simulator) must end holding each live one once, with the severity
+// of its last score, and none of the deleted ones.
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { Lab, type LabOptions } from '../../src/sim/lab.js';
+import { makeIndicator } from '../../src/sim/opencti/fixtures.js';
+import type { StixObject } from '../../src/sim/opencti/stix.js';
+import { severityForScore } from '../../src/sinks/defender/mapper.js';
+import { rng, type FaultFlow } from './harness.js';
+
+const SCORES = [15, 45, 85]; // one per severity band: Low, Medium, High
+
+function withScore(ind: StixObject, score: number): StixObject {
+  const ext = structuredClone((ind as unknown as { extensions: Record<string, Record<string, unknown>> }).extensions);
+  for (const e of Object.values(ext)) if ('score' in e) e['score'] = score;
+  return { ...ind, extensions: ext } as StixObject;
+}
+
+export class OpenCtiDefenderFlow implements FaultFlow {
+  readonly name = 'opencti -> defender';
+  readonly lab: Lab;
+  private readonly live: { ind: StixObject; value: string }[] = [];
+  private readonly want = new Map<string, string>();
+  private readonly random: () => number;
+  private ipCounter = 0;
+
+  constructor(seed: number, private readonly total: number, labOptions: LabOptions = {}, private readonly shares = { create: 0.6, update: 0.25 }) {
+    this.lab = new Lab({ heartbeatMs: 500, timeScale: 60, ...labOptions });
+    this.random = rng(seed);
+  }
+
+  async start(): Promise<void> { await this.lab.start(); }
+  async stop(): Promise<void> { await this.lab.stop(); }
+
+  env(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+    return this.lab.env({ CONNECTOR_HEARTBEAT_TIMEOUT: '10', CONNECTOR_LOG_LEVEL: 'info', ...overrides });
+  }
+
+  /** The first 60 % of a run mostly creates; then updates and deletes of random live indicators. */
+  emit(i: number): void {
+    const r = this.random();
+    const phase = i / this.total;
+    const create = this.live.length < 10 || phase < this.shares.create || r < 0.1;
+    if (create) {
+      const n = this.ipCounter++;
+      const value = `10.${100 + Math.floor(n / 62500)}.${Math.floor(n / 250) % 250}.${n % 250 + 1}`;
+      const score = SCORES[Math.floor(this.random() * SCORES.length)]!;
+      // Valid for a year: the Defender simulator's clock runs ×60, and an indicator that expires
+      // during a run is rightly gone from Defender (the fixtures' random validity would make that happen).
+      const ind = makeIndicator({ pattern: `[ipv4-addr:value = '${value}']`, score, validFrom: new Date().toISOString(),
+        validUntil: new Date(Date.now() + 365 * 86_400_000).toISOString() });
+      this.lab.opencti.create(ind);
+      this.live.push({ ind, value });
+      this.want.set(value, severityForScore(score));
+      return;
+    }
+    const at = Math.floor(this.random() * this.live.length);
+    const entry = this.live[at]!;
+    if (phase < this.shares.create + this.shares.update) {
+      const score = SCORES[Math.floor(this.random() * SCORES.length)]!;
+      entry.ind = withScore(entry.ind, score);
+      this.lab.opencti.update(entry.ind);
+      this.want.set(entry.value, severityForScore(score));
+    } else {
+      this.lab.opencti.delete(entry.ind.id);
+      this.live.splice(at, 1);
+      this.want.delete(entry.value);
+    }
+  }
+
+  expected(): Map<string, string> { return new Map(this.want); }
+
+  sinkState(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const i of this.lab.defender.indicators() as { indicatorValue: string; severity: string }[]) {
+      out.set(i.indicatorValue, [...(out.get(i.indicatorValue) ?? []), i.severity]);
+    }
+    return out;
+  }
+
+  sinkWrites(): number {
+    return this.lab.defender.requestLog.filter((e) => e.status === 200 && e.endpoint !== null && e.method !== 'GET')
+      .reduce((n, e) => n + (e.items ?? 1), 0);
+  }
+
+  diagnose(keys: string[], env: NodeJS.ProcessEnv): string {
+    const db = new Database(join(env['STORE_DIR']!, 'threatbridge.db'), { readonly: true, fileMustExist: true });
+    try {
+      const out: string[] = [];
+      for (const value of keys) {
+        const like = `%${value}`;
+        out.push(`        ${value}: want ${this.want.get(value) ?? 'absent'}; defender ${JSON.stringify(this.sinkState().get(value) ?? [])}`);
+        out.push(`          outbox ${JSON.stringify(db.prepare('SELECT key, seq, op, attempts, next_attempt_at, lease_until, last_error FROM outbox WHERE key LIKE ?').all(like))}`);
+        out.push(`          claims ${JSON.stringify(db.prepare('SELECT key, source_id, change FROM claims WHERE key LIKE ?').all(like)).slice(0, 600)}`);
+        out.push(`          sink_ids ${JSON.stringify(db.prepare('SELECT key, external_id FROM sink_ids WHERE key LIKE ?').all(like))}`);
+        out.push(`          dead letters ${JSON.stringify(db.prepare('SELECT key, reason FROM dead_letters WHERE key LIKE ?').all(like))}`);
+      }
+      return out.join('\n');
+    } finally {
+      db.close();
+    }
+  }
+}
