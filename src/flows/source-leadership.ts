@@ -4,7 +4,9 @@
 // With SQLite the lock is always granted, so a single process simply reads.
 import { errorFields, type Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { IngestLoop } from '../core/ingest-loop.js';
 import type { SourceLock, Store } from '../store/types.js';
+import type { ServiceContext, ServicePart } from './parts.js';
 
 export interface LeaderHooks {
   /** Begin reading (resume from the stored checkpoint). */
@@ -103,4 +105,46 @@ export class SourceLeadership {
     await this.hooks.stepDown().catch((err) => this.log.warn({ source: this.source, ...errorFields(err) }, 'step-down failed'));
     this.schedule();
   }
+}
+
+/** What a hub-fed source part needs from its source: start/stop reading and say whether it is healthy. */
+export interface LeadingSource {
+  start(): Promise<void>;
+  stop(): Promise<void> | void;
+  /** null when healthy while reading, else why not. */
+  health(): string | null;
+}
+
+/**
+ * A source part that reads only while this replica holds the source lock, and stores what its
+ * ingest loop holds whenever it stops reading (shutdown or a lost lock).
+ */
+export function leadingSourcePart(
+  ctx: ServiceContext, name: string, source: LeadingSource, ingest: IngestLoop, notStoredHint: string,
+): ServicePart {
+  const storeQueued = async (boundMs: number) => {
+    const drained = await ingest.drain(boundMs);
+    if (!drained) ctx.log.warn({ source: name, queued: ingest.size }, notStoredHint);
+  };
+  const leadership = new SourceLeadership(ctx.store, name, ctx.config.store.source_lock_retry * 1000, ctx.log, {
+    start: () => source.start(),
+    stepDown: async () => { await source.stop(); await storeQueued(ctx.config.connector.shutdown_timeout * 1000); },
+  }, ctx.metrics);
+  return {
+    name,
+    kind: 'source',
+    start: () => leadership.start(),
+    stop: async (boundMs) => {
+      const wasActive = leadership.active;
+      await source.stop();
+      if (wasActive) await storeQueued(boundMs);
+      ingest.stop();
+      await leadership.stop();
+    },
+    health: async () => {
+      if (ingest.lastError) return `cannot commit: ${ingest.lastError}`;
+      if (!leadership.active) return null; // standby: ready to take over
+      return source.health();
+    },
+  };
 }
