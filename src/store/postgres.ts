@@ -102,7 +102,7 @@ export class PostgresStore implements Store {
   private readonly pool: pg.Pool;
   private readonly schema: string;
   /** One dedicated session per store: it holds the source locks and names the holder of our leases. */
-  private session: { client: pg.Client; pid: number; started: number; locks: Map<string, (why: string) => void> } | null = null;
+  private session: { client: pg.Client; pid: number; started: number; locks: Map<string, (why: string) => void>; drop: (why: string) => void } | null = null;
   private sessionOpening: Promise<NonNullable<PostgresStore['session']>> | null = null;
   private sessionTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -181,7 +181,6 @@ export class PostgresStore implements Store {
       await client.connect();
       const r = await client.query<{ pid: number; started: number }>(
         'SELECT pg_backend_pid() AS pid, (extract(epoch FROM backend_start) * 1000)::bigint AS started FROM pg_stat_activity WHERE pid = pg_backend_pid()');
-      const session = { client, pid: r.rows[0]!.pid, started: r.rows[0]!.started, locks: new Map<string, (why: string) => void>() };
       const lost = (why: string) => {
         if (this.session !== session) return;
         this.session = null;
@@ -189,6 +188,7 @@ export class PostgresStore implements Store {
         session.locks.clear();
         client.end().catch(() => undefined);
       };
+      const session = { client, pid: r.rows[0]!.pid, started: r.rows[0]!.started, locks: new Map<string, (why: string) => void>(), drop: lost };
       client.on('error', (err) => lost(`store session failed: ${err.message}`));
       client.on('end', () => lost('store session closed'));
       this.session = session;
@@ -204,12 +204,25 @@ export class PostgresStore implements Store {
     return this.sessionOpening;
   }
 
-  async acquireSourceLock(source: string): Promise<SourceLock | null> {
+  acquireSourceLock(source: string): Promise<SourceLock | null> {
+    return this.tryLock(source, false);
+  }
+
+  private async tryLock(source: string, retried: boolean): Promise<SourceLock | null> {
     if (this.closed) return null;
     const session = await this.openSession();
     if (session.locks.has(source)) throw new Error(`source lock ${source} is already held by this store`);
     const key = lockKey(`threatbridge:source:${this.schema}:${source}`);
-    const r = await session.client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key]);
+    let r: pg.QueryResult<{ ok: boolean }>;
+    try {
+      r = await session.client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key]);
+    } catch (err) {
+      // The session died before we heard of it (killed by an administrator, a network cut): its locks went
+      // with it, so drop it and ask once more on a fresh session rather than fail the caller.
+      session.drop(`store session failed: ${(err as Error).message}`);
+      if (retried) throw err;
+      return this.tryLock(source, true);
+    }
     if (!r.rows[0]!.ok) return null;
     let notifyLost!: (why: string) => void;
     const lost = new Promise<string>((resolve) => { notifyLost = resolve; });

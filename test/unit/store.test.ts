@@ -279,7 +279,9 @@ describe('PostgreSQL store between replicas', function () {
     const held = await a!.acquireSourceLock('opencti');
     expect(held).to.not.equal(null);
     expect(await b!.acquireSourceLock('opencti')).to.equal(null);
-    expect(await b!.acquireSourceLock('misp')).to.not.equal(null, 'another source is free');
+    const other = await b!.acquireSourceLock('misp');
+    expect(other).to.not.equal(null, 'another source is free');
+    await other!.release();
     // The holder's session dies (as with kill -9): the lock goes with it, and the holder hears so.
     await commit(a!, [op('k', 'upsert')]);
     expect(await a!.claimDue('defender', 10, Date.now(), 3_600_000)).to.have.length(1);
@@ -297,5 +299,19 @@ describe('PostgreSQL store between replicas', function () {
     expect(taken).to.not.equal(null);
     // The dead session's lease is void at once, not after an hour.
     expect((await b!.claimDue('defender', 10, Date.now(), 60_000)).map((i) => i.key)).to.deep.equal(['k']);
+  });
+
+  it('takes a lock on a fresh session when its own session was killed before it noticed', async () => {
+    const a = await open();
+    const first = await a.acquireSourceLock('misp');
+    const killer = new pg.Client({ connectionString: TEST_PG_URL });
+    await killer.connect();
+    await killer.query(`SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid
+      WHERE s.application_name = 'threatbridge-session' AND l.locktype = 'advisory' AND l.granted`);
+    // No wait: the next request reaches the dead session before its error event does.
+    const again = await a.acquireSourceLock('opencti');
+    await killer.end();
+    expect(again, 'a lock from a new session').to.not.equal(null);
+    expect(await first!.lost).to.match(/session/);
   });
 });
