@@ -1,12 +1,11 @@
 // The OpenCTI → Defender flow for the fault suite: indicators are created, rescored and deleted in
 // OpenCTI (simulator); Defender (simulator) must end holding each live one once, with the severity
 // of its last score, and none of the deleted ones.
-import Database from 'better-sqlite3';
-import { join } from 'node:path';
 import { Lab, type LabOptions } from '../../src/sim/lab.js';
 import { makeIndicator } from '../../src/sim/opencti/fixtures.js';
 import type { StixObject } from '../../src/sim/opencti/stix.js';
 import { severityForScore } from '../../src/sinks/defender/mapper.js';
+import { defenderHeld, defenderWrites, diagnoseStore } from './defender-sink.js';
 import { rng, type FaultFlow } from './harness.js';
 
 const SCORES = [15, 45, 85]; // one per severity band: Low, Medium, High
@@ -71,34 +70,11 @@ export class OpenCtiDefenderFlow implements FaultFlow {
 
   expected(): Map<string, string> { return new Map(this.want); }
 
-  sinkState(): Map<string, string[]> {
-    const out = new Map<string, string[]>();
-    for (const i of this.lab.defender.indicators() as { indicatorValue: string; severity: string }[]) {
-      out.set(i.indicatorValue, [...(out.get(i.indicatorValue) ?? []), i.severity]);
-    }
-    return out;
-  }
+  sinkState(): Map<string, string[]> { return defenderHeld(this.lab.defender, 'severity'); }
 
-  sinkWrites(): number {
-    return this.lab.defender.requestLog.filter((e) => e.status === 200 && e.endpoint !== null && e.method !== 'GET')
-      .reduce((n, e) => n + (e.items ?? 1), 0);
-  }
+  sinkWrites(): number { return defenderWrites(this.lab.defender); }
 
   diagnose(keys: string[], env: NodeJS.ProcessEnv): string {
-    const db = new Database(join(env['STORE_DIR']!, 'threatbridge.db'), { readonly: true, fileMustExist: true });
-    try {
-      const out: string[] = [];
-      for (const value of keys) {
-        const like = `%${value}`;
-        out.push(`        ${value}: want ${this.want.get(value) ?? 'absent'}; defender ${JSON.stringify(this.sinkState().get(value) ?? [])}`);
-        out.push(`          outbox ${JSON.stringify(db.prepare('SELECT key, seq, op, attempts, next_attempt_at, lease_until, last_error FROM outbox WHERE key LIKE ?').all(like))}`);
-        out.push(`          claims ${JSON.stringify(db.prepare('SELECT key, source_id, change FROM claims WHERE key LIKE ?').all(like)).slice(0, 600)}`);
-        out.push(`          sink_ids ${JSON.stringify(db.prepare('SELECT key, external_id FROM sink_ids WHERE key LIKE ?').all(like))}`);
-        out.push(`          dead letters ${JSON.stringify(db.prepare('SELECT key, reason FROM dead_letters WHERE key LIKE ?').all(like))}`);
-      }
-      return out.join('\n');
-    } finally {
-      db.close();
-    }
+    return diagnoseStore(keys, env, (value) => `want ${this.want.get(value) ?? 'absent'}; defender ${JSON.stringify(this.sinkState().get(value) ?? [])}`);
   }
 }

@@ -1,0 +1,92 @@
+// Fault suite, MISP → Defender: runs of attribute adds, publishes, edits and deletes under one kind
+// of fault each; every run ends with Defender compared to the expected state (0 lost,
+// 0 duplicated, 0 stale, 0 extra). Seeds are fixed so a failure repeats; FAULT_SEED changes them.
+import { expect } from 'chai';
+import { printReports, runScenario } from './harness.js';
+import { MispDefenderFlow } from './misp-defender-flow.js';
+
+const EVENTS = Number(process.env['FAULT_MISP_EVENTS'] ?? 4_000);
+const SEED = Number(process.env['FAULT_SEED'] ?? 20261203);
+
+/** `count` distinct points spread over the middle 90 % of a run. */
+function points(seed: number, count: number): Set<number> {
+  const random = (() => { let r = seed; return () => { r = (r * 1103515245 + 12345) % 2 ** 31; return r / 2 ** 31; }; })();
+  const out = new Set<number>();
+  while (out.size < count) out.add(Math.floor(EVENTS * (0.05 + 0.9 * random())));
+  return out;
+}
+
+describe('fault suite: MISP → Defender', function () {
+  this.timeout(600_000);
+  let flow: MispDefenderFlow;
+  after(() => printReports());
+  afterEach(async () => { await flow?.stop(); });
+
+  const startFlow = async (seed: number) => {
+    flow = new MispDefenderFlow(seed, EVENTS);
+    await flow.start();
+    return flow;
+  };
+
+  it('kill -9 at random points of the run', async () => {
+    await startFlow(SEED + 1);
+    const at = points(SEED + 1, 4);
+    let kills = 0;
+    await runScenario(flow, {
+      name: 'kill -9 ×4', events: EVENTS, seed: SEED + 1,
+      before: async (i, ctx) => {
+        if (!at.has(i)) return;
+        await new Promise((r) => setTimeout(r, Math.floor(ctx.random() * 400)));
+        await ctx.crashAndRestart();
+        kills++;
+      },
+    });
+    expect(kills).to.equal(4);
+  });
+
+  it('ZeroMQ publisher restarts', async () => {
+    await startFlow(SEED + 2);
+    const at = [...points(SEED + 2, 3)].sort((a, b) => a - b);
+    let lostWhileAway = 0;
+    let awayUntil = -1;
+    await runScenario(flow, {
+      // mispzmq restarted: what MISP publishes meanwhile never reaches any subscriber.
+      name: 'ZeroMQ publisher away ×3', events: EVENTS, seed: SEED + 2,
+      before: async (i) => {
+        if (at.includes(i)) {
+          await flow.misp.stopZmq();
+          awayUntil = i + Math.floor(EVENTS / 20);
+        } else if (i === awayUntil) {
+          await flow.misp.startZmq();
+          awayUntil = -1;
+        }
+      },
+      afterEmit: async () => { if (awayUntil !== -1) await flow.misp.startZmq(); },
+    });
+    lostWhileAway = flow.misp.published.filter((m) => !m.delivered).length;
+    expect(lostWhileAway, 'messages published while the feed was away').to.be.greaterThan(0);
+  });
+
+  it('MISP REST failing while Defender is down', async () => {
+    await startFlow(SEED + 3);
+    let defenderDownAt = 0;
+    await runScenario(flow, {
+      // Catch-ups fail for a while (MISP behind a failing proxy), then Defender goes down for
+      // 10 simulated minutes (time scale 60): the work waits, then converges.
+      name: 'MISP REST 500s, then Defender down 10 simulated minutes', events: EVENTS, seed: SEED + 3,
+      before: (i) => {
+        if (i === Math.floor(EVENTS * 0.2)) {
+          flow.misp.setRestDown(true);
+          setTimeout(() => flow.misp.setRestDown(false), 8_000).unref();
+        }
+        if (i === Math.floor(EVENTS * 0.5)) { flow.lab.defender.setDown(true); defenderDownAt = Date.now(); }
+      },
+      afterEmit: async () => {
+        await new Promise((r) => setTimeout(r, Math.max(0, defenderDownAt + 10_000 - Date.now())));
+        flow.lab.defender.setDown(false);
+        flow.misp.setRestDown(false);
+      },
+    });
+    expect(flow.misp.requests.filter((r) => r.status === 500).length, 'catch-ups hit the failing REST').to.be.greaterThan(0);
+  });
+});
