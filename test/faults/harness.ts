@@ -153,12 +153,13 @@ export async function runScenario(flow: FaultFlow, scenario: Scenario): Promise<
   }
 }
 
-/** Print every report of the run as one table (mocha root hook in the suite files). */
+/** Print the reports gathered since the last call as one table (an `after` hook of each suite). */
 export function printReports(): void {
   if (reports.length === 0) return;
+  const printed = reports.splice(0);
   console.log('\n  fault suite summary');
   console.log('  scenario | events | expected | held | lost | duplicated | stale | extra | sink writes | seconds');
-  for (const r of reports) {
+  for (const r of printed) {
     console.log(`  ${r.scenario} | ${r.events} | ${r.expected} | ${r.held} | ${r.lost} | ${r.duplicated} | ${r.stale} | ${r.extra} | ${r.sinkWrites} | ${r.seconds}`);
   }
 }

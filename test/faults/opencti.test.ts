@@ -10,19 +10,19 @@ import { expect } from 'chai';
 import { waitFor } from '../../src/sim/service-process.js';
 import { dropSchema, freshSchemaName, requirePostgres, TEST_PG_URL } from '../support/postgres.js';
 import { printReports, runScenario } from './harness.js';
-import { OpenCtiDefenderFlow } from './opencti-defender-flow.js';
+import { OpenCtiFlow } from './opencti-flow.js';
 
 const EVENTS = Number(process.env['FAULT_EVENTS'] ?? 10_000);
 const SEED = Number(process.env['FAULT_SEED'] ?? 20261123);
 
 describe('fault suite: OpenCTI → Defender', function () {
   this.timeout(600_000);
-  let flow: OpenCtiDefenderFlow;
+  let flow: OpenCtiFlow;
   after(() => printReports());
   afterEach(async () => { await flow?.stop(); });
 
   const startFlow = async (seed: number, labOptions = {}) => {
-    flow = new OpenCtiDefenderFlow(seed, EVENTS, labOptions);
+    flow = new OpenCtiFlow(seed, EVENTS, labOptions);
     await flow.start();
     return flow;
   };
@@ -157,5 +157,36 @@ describe('fault suite: OpenCTI → Defender', function () {
       expect(db.pragma('integrity_check', { simple: true })).to.equal('ok');
       db.close();
     });
+  });
+});
+
+describe('fault suite: OpenCTI → Sentinel', function () {
+  this.timeout(600_000);
+  const SENTINEL_EVENTS = Number(process.env['FAULT_SENTINEL_EVENTS'] ?? 4_000);
+  let flow: OpenCtiFlow;
+  after(() => printReports());
+  afterEach(async () => { await flow?.stop(); });
+
+  it('kill -9 at random points, 500 and 429 storms, token revocation', async () => {
+    flow = new OpenCtiFlow(SEED + 11, SENTINEL_EVENTS, {}, undefined, 'sentinel');
+    await flow.start();
+    const step = Math.floor(SENTINEL_EVENTS / 5);
+    await runScenario(flow, {
+      name: 'kill -9 ×2, 500 and 429 storms, tokens revoked', events: SENTINEL_EVENTS, seed: SEED + 11,
+      env: { OPENCTI_TARGETS: 'sentinel' },
+      before: async (i, ctx) => {
+        if (i === step || i === 3 * step) {
+          await new Promise((r) => setTimeout(r, Math.floor(ctx.random() * 400)));
+          await ctx.crashAndRestart();
+        }
+        if (i === 2 * step) flow.lab.sentinel!.failNext(6, 500);
+        if (i === 2 * step + 50) flow.lab.entra.revokeAll();
+        if (i === 4 * step) flow.lab.sentinel!.failNext(6, 429, { retryAfter: 1 });
+      },
+    });
+    const statuses = flow.lab.sentinel!.requestLog.map((e) => e.status);
+    expect(statuses.filter((s) => s === 500).length, 'the 500 storm was met').to.be.greaterThan(0);
+    expect(statuses.filter((s) => s === 429).length, 'the 429 storm was met').to.be.greaterThan(0);
+    expect(flow.lab.defender.indicators(), 'only Sentinel is targeted').to.have.length(0);
   });
 });

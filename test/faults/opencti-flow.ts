@@ -1,12 +1,13 @@
-// The OpenCTI → Defender flow for the fault suite: indicators are created, rescored and deleted in
-// OpenCTI (simulator); Defender (simulator) must end holding each live one once, with the severity
-// of its last score, and none of the deleted ones.
+// The OpenCTI → Defender (or → Sentinel) flow for the fault suite: indicators are created, rescored
+// and deleted in OpenCTI (simulator); the sink must end holding each live one once, with what its
+// last score maps to (Defender: severity; Sentinel: confidence), and none of the deleted ones.
 import { Lab, type LabOptions } from '../../src/sim/lab.js';
 import { makeIndicator } from '../../src/sim/opencti/fixtures.js';
 import type { StixObject } from '../../src/sim/opencti/stix.js';
 import { severityForScore } from '../../src/sinks/defender/mapper.js';
 import { defenderHeld, defenderWrites, diagnoseStore } from './defender-sink.js';
 import { rng, type FaultFlow } from './harness.js';
+import { sentinelHeld, sentinelWrites } from './sentinel-sink.js';
 
 const SCORES = [15, 45, 85]; // one per severity band: Low, Medium, High
 
@@ -16,16 +17,18 @@ function withScore(ind: StixObject, score: number): StixObject {
   return { ...ind, extensions: ext } as StixObject;
 }
 
-export class OpenCtiDefenderFlow implements FaultFlow {
-  readonly name = 'opencti -> defender';
+export class OpenCtiFlow implements FaultFlow {
+  readonly name: string;
   readonly lab: Lab;
   private readonly live: { ind: StixObject; value: string }[] = [];
-  private readonly want = new Map<string, string>();
+  private readonly want = new Map<string, number>();
   private readonly random: () => number;
   private ipCounter = 0;
 
-  constructor(seed: number, private readonly total: number, labOptions: LabOptions = {}, private readonly shares = { create: 0.6, update: 0.25 }) {
-    this.lab = new Lab({ heartbeatMs: 500, timeScale: 60, ...labOptions });
+  constructor(seed: number, private readonly total: number, labOptions: LabOptions = {}, private readonly shares = { create: 0.6, update: 0.25 },
+    private readonly sink: 'defender' | 'sentinel' = 'defender') {
+    this.name = `opencti -> ${sink}`;
+    this.lab = new Lab({ heartbeatMs: 500, timeScale: 60, sentinel: sink === 'sentinel', ...labOptions });
     this.random = rng(seed);
   }
 
@@ -51,7 +54,7 @@ export class OpenCtiDefenderFlow implements FaultFlow {
         validUntil: new Date(Date.now() + 365 * 86_400_000).toISOString() });
       this.lab.opencti.create(ind);
       this.live.push({ ind, value });
-      this.want.set(value, severityForScore(score));
+      this.want.set(value, score);
       return;
     }
     const at = Math.floor(this.random() * this.live.length);
@@ -60,7 +63,7 @@ export class OpenCtiDefenderFlow implements FaultFlow {
       const score = SCORES[Math.floor(this.random() * SCORES.length)]!;
       entry.ind = withScore(entry.ind, score);
       this.lab.opencti.update(entry.ind);
-      this.want.set(entry.value, severityForScore(score));
+      this.want.set(entry.value, score);
     } else {
       this.lab.opencti.delete(entry.ind.id);
       this.live.splice(at, 1);
@@ -68,13 +71,20 @@ export class OpenCtiDefenderFlow implements FaultFlow {
     }
   }
 
-  expected(): Map<string, string> { return new Map(this.want); }
+  expected(): Map<string, string> {
+    const state = (score: number) => this.sink === 'defender' ? severityForScore(score) : String(score);
+    return new Map([...this.want].map(([value, score]) => [value, state(score)]));
+  }
 
-  sinkState(): Map<string, string[]> { return defenderHeld(this.lab.defender, 'severity'); }
+  sinkState(): Map<string, string[]> {
+    return this.sink === 'defender' ? defenderHeld(this.lab.defender, 'severity') : sentinelHeld(this.lab.sentinel!);
+  }
 
-  sinkWrites(): number { return defenderWrites(this.lab.defender); }
+  sinkWrites(): number {
+    return this.sink === 'defender' ? defenderWrites(this.lab.defender) : sentinelWrites(this.lab.sentinel!);
+  }
 
   diagnose(keys: string[], env: NodeJS.ProcessEnv): string {
-    return diagnoseStore(keys, env, (value) => `want ${this.want.get(value) ?? 'absent'}; defender ${JSON.stringify(this.sinkState().get(value) ?? [])}`);
+    return diagnoseStore(keys, env, (value) => `want ${this.expected().get(value) ?? 'absent'}; ${this.sink} ${JSON.stringify(this.sinkState().get(value) ?? [])}`);
   }
 }

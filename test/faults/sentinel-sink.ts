@@ -1,0 +1,20 @@
+// What the Sentinel simulator holds, as the fault suite compares it: the observable value of each
+// live (unrevoked) STIX indicator → its confidence; two live objects for one value are a duplicate.
+import type { SentinelSimulator } from '../../src/sim/sentinel.js';
+
+const SINGLE_VALUE = /^\[[a-z0-9-]+:[a-z_.]+ = '((?:[^'\\]|\\.)*)'\]$/;
+
+export function sentinelHeld(sentinel: SentinelSimulator): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const o of sentinel.indicators()) {
+    if (o['revoked'] === true) continue;
+    const value = SINGLE_VALUE.exec(String(o['pattern']))?.[1] ?? String(o['pattern']);
+    out.set(value, [...(out.get(value) ?? []), String(o['confidence'])]);
+  }
+  return out;
+}
+
+/** Objects in accepted upload calls. */
+export function sentinelWrites(sentinel: SentinelSimulator): number {
+  return sentinel.requestLog.filter((e) => e.status === 200).reduce((n, e) => n + e.objects, 0);
+}
