@@ -53,7 +53,7 @@ async function capAtFullTenant() {
   })) });
   const cap = new IndicatorCap('defender', 15_000, store, createLogger('silent'), new Metrics());
   const items: OutboxItem[] = Array.from({ length: 500 }, (_, i) => ({ sink: 'defender', key: `ipv4:203.0.${i >> 8}.${i & 255}`, op: 'upsert', seq: i,
-    attempts: 0, enqueuedAt: now, sourceRef: { system: 'opencti', id: `s${i}` }, payload: { action: 'Block', expirationTime: new Date(now + 86_400_000).toISOString() } }));
+    attempts: 0, enqueuedAt: now, unconfirmedSend: false, sourceRef: { system: 'opencti', id: `s${i}` }, payload: { action: 'Block', expirationTime: new Date(now + 86_400_000).toISOString() } }));
   const started = process.hrtime.bigint();
   const held = await cap.active(now);
   const plan = await cap.plan(items, held, now);

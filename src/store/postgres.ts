@@ -10,7 +10,7 @@ import type {
   SourceLock, Store,
 } from './types.js';
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 /** Applied in order inside the store's schema; append only. */
 const MIGRATIONS: string[] = [
@@ -36,6 +36,8 @@ const MIGRATIONS: string[] = [
    CREATE INDEX guard_decisions_by_source ON guard_decisions (source, at);
    CREATE TABLE guard_breakers (source TEXT PRIMARY KEY, tripped_at BIGINT NOT NULL, reason TEXT NOT NULL, resumed_at BIGINT);
    CREATE TABLE held_rank (sink TEXT NOT NULL, key TEXT NOT NULL, score INTEGER, expires_at BIGINT, PRIMARY KEY (sink, key));`,
+  // Set when a row is leased, kept when a newer op replaces it: a delete then knows an unconfirmed send may be out.
+  'ALTER TABLE outbox ADD COLUMN unconfirmed_send BOOLEAN NOT NULL DEFAULT false;',
 ];
 
 export interface PostgresOptions {
@@ -49,7 +51,7 @@ export interface PostgresOptions {
 
 interface OutboxRow {
   sink: string; key: string; seq: number; op: string; payload: unknown; source_ref: unknown;
-  attempts: number; enqueued_at: number; next_attempt_at: number;
+  attempts: number; enqueued_at: number; next_attempt_at: number; unconfirmed_send: boolean;
 }
 interface DeadLetterRow {
   id: number; sink: string; key: string; op: string; payload: unknown; source_ref: unknown;
@@ -74,6 +76,7 @@ function toOutboxItem(r: OutboxRow): OutboxItem {
   return {
     sink: r.sink, key: r.key, seq: r.seq, op: r.op as SinkOp['op'], payload: r.payload,
     sourceRef: (r.source_ref ?? null) as OutboxItem['sourceRef'], attempts: r.attempts, enqueuedAt: r.enqueued_at,
+    unconfirmedSend: r.unconfirmed_send,
   };
 }
 
@@ -310,16 +313,17 @@ export class PostgresStore implements Store {
     const session = await this.openSession();
     // A lease ends at its time, or as soon as the session of the replica that took it is gone (kill -9).
     const r = await this.pool.query<OutboxRow>(`WITH due AS (
-        SELECT o.sink, o.key FROM outbox o
+        SELECT o.sink, o.key, o.unconfirmed_send AS was_unconfirmed FROM outbox o
         WHERE o.sink = $1 AND o.next_attempt_at <= $2
           AND (o.lease_until IS NULL OR o.lease_until < $2
                OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a
                               WHERE a.pid = o.lease_pid AND (extract(epoch FROM a.backend_start) * 1000)::bigint = o.lease_started))
         ORDER BY o.next_attempt_at, o.seq LIMIT $3
         FOR UPDATE OF o SKIP LOCKED)
-      UPDATE outbox o SET lease_until = $4, lease_pid = $5, lease_started = $6 FROM due
+      UPDATE outbox o SET lease_until = $4, lease_pid = $5, lease_started = $6, unconfirmed_send = true FROM due
       WHERE o.sink = due.sink AND o.key = due.key
-      RETURNING o.sink, o.key, o.seq, o.op, o.payload, o.source_ref, o.attempts, o.enqueued_at, o.next_attempt_at`,
+      RETURNING o.sink, o.key, o.seq, o.op, o.payload, o.source_ref, o.attempts, o.enqueued_at, o.next_attempt_at,
+        due.was_unconfirmed AS unconfirmed_send`,
     [sink, now, limit, now + leaseMs, session.pid, session.started]);
     return r.rows.sort((a, b) => a.next_attempt_at - b.next_attempt_at || a.seq - b.seq).map(toOutboxItem);
   }

@@ -8,7 +8,7 @@ import type {
   BreakerState, Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, GuardDecision, HeldObject, OutboxItem, OutboxStats, SourceLock, Store,
 } from './types.js';
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const MIGRATIONS: string[] = [
   `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,11 +33,13 @@ const MIGRATIONS: string[] = [
    CREATE INDEX guard_decisions_by_source ON guard_decisions (source, at);
    CREATE TABLE guard_breakers (source TEXT PRIMARY KEY, tripped_at INTEGER NOT NULL, reason TEXT NOT NULL, resumed_at INTEGER);
    CREATE TABLE held_rank (sink TEXT NOT NULL, key TEXT NOT NULL, score INTEGER, expires_at INTEGER, PRIMARY KEY (sink, key));`,
+  // Set when a row is leased, kept when a newer op replaces it: a delete then knows an unconfirmed send may be out.
+  'ALTER TABLE outbox ADD COLUMN unconfirmed_send INTEGER NOT NULL DEFAULT 0;',
 ];
 
 interface OutboxRow {
   sink: string; key: string; seq: number; op: string; payload: string; source_ref: string | null;
-  attempts: number; enqueued_at: number;
+  attempts: number; enqueued_at: number; unconfirmed_send: number | boolean;
 }
 interface DeadLetterRow {
   id: number; sink: string; key: string; op: string; payload: string; source_ref: string | null;
@@ -50,6 +52,7 @@ function toOutboxItem(r: OutboxRow): OutboxItem {
   return {
     sink: r.sink, key: r.key, seq: r.seq, op: r.op as SinkOp['op'], payload: JSON.parse(r.payload),
     sourceRef: r.source_ref ? JSON.parse(r.source_ref) : null, attempts: r.attempts, enqueuedAt: r.enqueued_at,
+    unconfirmedSend: Boolean(r.unconfirmed_send),
   };
 }
 
@@ -176,10 +179,10 @@ export class SqliteStore implements Store {
 
   async claimDue(sink: string, limit: number, now: number, leaseMs: number): Promise<OutboxItem[]> {
     return this.db.transaction(() => {
-      const rows = this.db.prepare(`SELECT sink, key, seq, op, payload, source_ref, attempts, enqueued_at FROM outbox
+      const rows = this.db.prepare(`SELECT sink, key, seq, op, payload, source_ref, attempts, enqueued_at, unconfirmed_send FROM outbox
         WHERE sink = ? AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
         ORDER BY next_attempt_at, seq LIMIT ?`).all(sink, now, now, limit) as OutboxRow[];
-      const lease = this.db.prepare('UPDATE outbox SET lease_until = ? WHERE sink = ? AND key = ?');
+      const lease = this.db.prepare('UPDATE outbox SET lease_until = ?, unconfirmed_send = 1 WHERE sink = ? AND key = ?');
       for (const r of rows) lease.run(now + leaseMs, r.sink, r.key);
       return rows.map(toOutboxItem);
     })();

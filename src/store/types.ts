@@ -46,6 +46,11 @@ export interface OutboxItem<P = unknown> extends SinkOp<P> {
   seq: number;
   attempts: number;
   enqueuedAt: number;
+  /**
+   * An operation for this key was handed to the sink before and never confirmed (a crash or a
+   * timeout mid-call): the sink may hold what it sent even though no external id was recorded.
+   */
+  unconfirmedSend: boolean;
 }
 
 export interface OutboxStats {

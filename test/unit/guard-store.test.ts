@@ -90,7 +90,7 @@ for (const engine of ENGINES) describe(`guard state in the store: ${engine.name}
       change: { observable: { type: 'ipv4' as const, value: key.slice(5) }, score, labels: [], tlp: null, title: '', description: '', validFrom: null, validUntil: null,
         sourceRef: { system: 'opencti' as const, id: `src-${key}` } } });
     await store.commit({ source: 't', checkpoint: null, claimUpserts: [claim('ipv4:2.2.2.1', 80), claim('ipv4:2.2.2.2', 5), claim('ipv4:1.1.1.12', 90)], claimDeletes: [], ops: [], deadLetters: [] });
-    const item = (key: string, seq: number): OutboxItem => ({ sink: 'defender', key, op: 'upsert', seq, attempts: 0, enqueuedAt: now,
+    const item = (key: string, seq: number): OutboxItem => ({ sink: 'defender', key, op: 'upsert', seq, attempts: 0, enqueuedAt: now, unconfirmedSend: false,
       sourceRef: { system: 'opencti', id: `src-${key}` }, payload: { action: 'Block', expirationTime: new Date(now + 86_400_000).toISOString() } });
     const plan = await cap.plan([item('ipv4:2.2.2.2', 1), item('ipv4:2.2.2.1', 2), item('ipv4:1.1.1.12', 3)], held, now);
     expect(plan.admit.map((i) => i.key).sort()).to.deep.equal(['ipv4:1.1.1.12', 'ipv4:2.2.2.1'], 'the update of a held key needs no slot');

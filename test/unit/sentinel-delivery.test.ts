@@ -139,6 +139,28 @@ describe('Sentinel delivery against the upload API simulator', function () {
     expect(await store.countSinkIds('sentinel')).to.equal(0);
   });
 
+  it('revokes an upload whose answer was lost in a crash, though no id was recorded for it', async () => {
+    // The first run: the upload lands in Sentinel, then the process dies before recording it.
+    setup();
+    const crashed = store;
+    await enqueue([upsert('lost-answer.example.org')]);
+    await worker.drainOnce();
+    await crashed.close();
+    // What the next run finds: the upsert still queued (leased when the process died), then a delete replacing it.
+    setup();
+    await enqueue([upsert('lost-answer.example.org')]);
+    expect(await store.claimDue('sentinel', 10, Date.now(), 1)).to.have.length(1);
+    await new Promise((r) => setTimeout(r, 5));
+    await enqueue([revoke('lost-answer.example.org')]);
+    reset();
+    await worker.drainOnce();
+    expect(uploads().map((u) => u.objects)).to.deep.equal([1]);
+    const object = held().get("[domain-name:value = 'lost-answer.example.org']")!;
+    expect(object).to.include({ revoked: true });
+    expect(Date.parse(String(object['valid_until']))).to.be.at.most(Date.now());
+    expect((await store.outboxStats(Date.now())).length).to.equal(0);
+  });
+
   it('keeps work waiting (never dead-letters it) when the workspace is unknown, and audits every call greppably without secrets', async () => {
     setup({ workspace: 'aaaaaaaa-0000-4000-8000-000000000000' });
     await enqueue([upsert('wait.example.org')]);

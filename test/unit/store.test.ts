@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
@@ -164,6 +165,22 @@ for (const engine of ENGINES) {
       await store.ping();
     });
 
+    it('tells a later operation that an earlier send for its key was never confirmed', async () => {
+      await commit(store, [op('never-sent', 'upsert'), op('crashed', 'upsert')]);
+      await commit(store, [op('never-sent', 'delete')]);
+      const first = await store.claimDue('defender', 10, Date.now(), 3_600_000);
+      expect(first.map((i) => [i.key, i.op, i.unconfirmedSend])).to.deep.equal([['crashed', 'upsert', false], ['never-sent', 'delete', false]]);
+      await store.ack([{ item: first[1]!, externalId: null }]);
+      // The upload of 'crashed' was out when the process died; the delete that replaces it must know.
+      await reopen();
+      await commit(store, [op('crashed', 'delete')]);
+      const [del] = await store.claimDue('defender', 10, Date.now(), 1000);
+      expect([del!.key, del!.op, del!.unconfirmedSend]).to.deep.equal(['crashed', 'delete', true]);
+      await store.ack([{ item: del!, externalId: null }]);
+      await commit(store, [op('crashed', 'upsert')]);
+      expect((await store.claimDue('defender', 10, Date.now(), 1000))[0]!.unconfirmedSend, 'a confirmed op clears the mark').to.equal(false);
+    });
+
     it('frees leases of a crashed run when reopened', async () => {
       await commit(store, [op('a', 'upsert')]);
       await store.claimDue('defender', 10, Date.now(), 3_600_000);
@@ -215,6 +232,23 @@ for (const engine of ENGINES) {
   });
 }
 
+describe('SQLite store upgrade', () => {
+  it('upgrades a store written by the previous schema and keeps its queued work', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tb-store-'));
+    const old = new SqliteStore(dir, undefined, { owner: true });
+    await commit(old, [op('queued', 'upsert')]);
+    await old.close();
+    // Make the file what schema 2 wrote: no unconfirmed_send column.
+    const raw = new Database(join(dir, 'threatbridge.db'));
+    raw.exec("ALTER TABLE outbox DROP COLUMN unconfirmed_send; UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+    raw.close();
+    const upgraded = new SqliteStore(dir, undefined, { owner: true });
+    const items = await upgraded.claimDue('defender', 10, Date.now(), 1000);
+    expect(items.map((i) => [i.key, i.unconfirmedSend])).to.deep.equal([['queued', false]]);
+    await upgraded.close();
+  });
+});
+
 describe('SQLite store opened by a CLI command beside the running service', () => {
   it('leaves the service\'s in-flight leases alone, and what it queues is delivered after them', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tb-store-cli-'));
@@ -251,7 +285,7 @@ describe('PostgreSQL store between replicas', function () {
     await client.connect();
     const r = await client.query(`SELECT version FROM "${schema}".schema_version`);
     await client.end();
-    expect(r.rows).to.deep.equal([{ version: 2 }]);
+    expect(r.rows).to.deep.equal([{ version: 3 }]);
     await commit(a!, [op('k', 'upsert')]);
     expect(await b!.getCheckpoint('opencti')).to.not.equal(null);
     expect(await c!.claimDue('defender', 10, Date.now(), 1000)).to.have.length(1);

@@ -205,6 +205,10 @@ export class DefenderDelivery implements SinkHandler {
     if (unknown.length) {
       // Never created (or already removed): nothing to delete, and never someone else's indicator.
       this.log.debug({ sink: this.sink, keys: unknown.map((i) => i.key) }, 'delete without a recorded Defender id: nothing to do');
+      // An import whose answer was lost (a crash mid-call) may have landed without an id; the
+      // reconciliation finds it by our application name and removes it, as nothing claims it.
+      const unsure = unknown.filter((i) => i.unconfirmedSend).map((i) => i.key);
+      if (unsure.length) this.log.info({ sink: this.sink, keys: unsure.slice(0, 20), count: unsure.length }, 'delete after an unconfirmed import: left to the next reconciliation');
       await this.store.ack(unknown.map((item) => ({ item, externalId: null })));
     }
     if (known.length) await this.batchDelete(known, ids, signal);

@@ -13,7 +13,7 @@ import type { OutboxItem, Store } from '../../store/types.js';
 import { retryAfterFromMessage, sentinelErrorText, UPLOAD_ENDPOINT, type SentinelClient, type UploadAnswer } from './client.js';
 import { parseRecord, revokedVersion, type SentinelRecord, type StixIndicator } from './mapper.js';
 import type { SentinelDeletePayload } from './route.js';
-import { stixTime } from './stix.js';
+import { indicatorIdFor, stixTime } from './stix.js';
 
 interface Prepared {
   item: OutboxItem;
@@ -42,9 +42,12 @@ export class SentinelDelivery implements SinkHandler {
     for (const item of items) {
       const record = parseRecord(records.get(item.key));
       if (item.op === 'delete') {
-        // Never uploaded (or already revoked): nothing to do, and never someone else's object.
-        if (!record) nothingToRevoke.push(item);
-        else prepared.push({ item, object: revokedVersion(item.key, record, (item.payload as SentinelDeletePayload).reason, now) });
+        // No record and no unconfirmed upload: never uploaded (or already revoked), nothing to do.
+        // An upload whose answer was lost (a crash mid-call) may have landed: revoke our own id,
+        // derived from the key, so the object cannot outlive its source. Never someone else's object.
+        const target = record ?? (item.unconfirmedSend ? unrecordedUpload(this.sink, item.key, now) : null);
+        if (!target) nothingToRevoke.push(item);
+        else prepared.push({ item, object: revokedVersion(item.key, target, (item.payload as SentinelDeletePayload).reason, now) });
       } else {
         prepared.push({ item, object: this.nextVersion(item.payload as StixIndicator, record, now) });
       }
@@ -149,4 +152,11 @@ export class SentinelDelivery implements SinkHandler {
 
 function attemptOf(items: OutboxItem[]): number {
   return items.reduce((m, i) => Math.max(m, i.attempts), 0);
+}
+
+/** What an upload whose answer never came would have recorded, as far as a revocation needs it. */
+function unrecordedUpload(sink: string, key: string, now: number): SentinelRecord {
+  // A second back, so the revoked version's modified and valid_until can be now.
+  const before = stixTime(now - 1000);
+  return { id: indicatorIdFor(sink, key), created: before, valid_from: before };
 }
