@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { printReports, runScenario } from './harness.js';
 import { MispDefenderFlow } from './misp-defender-flow.js';
 
-const EVENTS = Number(process.env['FAULT_MISP_EVENTS'] ?? 4_000);
+const EVENTS = Number(process.env['FAULT_MISP_EVENTS'] ?? 10_000);
 const SEED = Number(process.env['FAULT_SEED'] ?? 20261203);
 
 /** `count` distinct points spread over the middle 90 % of a run. */

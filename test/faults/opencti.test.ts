@@ -162,7 +162,7 @@ describe('fault suite: OpenCTI → Defender', function () {
 
 describe('fault suite: OpenCTI → Sentinel', function () {
   this.timeout(600_000);
-  const SENTINEL_EVENTS = Number(process.env['FAULT_SENTINEL_EVENTS'] ?? 4_000);
+  const SENTINEL_EVENTS = Number(process.env['FAULT_SENTINEL_EVENTS'] ?? 10_000);
   let flow: OpenCtiFlow;
   after(() => printReports());
   afterEach(async () => { await flow?.stop(); });
@@ -172,10 +172,10 @@ describe('fault suite: OpenCTI → Sentinel', function () {
     await flow.start();
     const step = Math.floor(SENTINEL_EVENTS / 5);
     await runScenario(flow, {
-      name: 'kill -9 ×2, 500 and 429 storms, tokens revoked', events: SENTINEL_EVENTS, seed: SEED + 11,
+      name: 'kill -9 ×4, 500 and 429 storms, tokens revoked', events: SENTINEL_EVENTS, seed: SEED + 11,
       env: { OPENCTI_TARGETS: 'sentinel' },
       before: async (i, ctx) => {
-        if (i === step || i === 3 * step) {
+        if (i === step || i === 3 * step || i === Math.floor(1.5 * step) || i === Math.floor(4.5 * step)) {
           await new Promise((r) => setTimeout(r, Math.floor(ctx.random() * 400)));
           await ctx.crashAndRestart();
         }
