@@ -51,7 +51,8 @@ describe('fault suite: Defender alerts → IRIS', function () {
         if (i === Math.floor(EVENTS * 0.3)) { flow.iris.setDown(true); downAt = Date.now(); }
       },
       afterEmit: async () => {
-        // Counted from when it went down; the run's emission is shorter than the outage.
+        // Counted from when it went down. Real seconds (IRIS has no simulated clock): every waiting
+        // alert backs off on its own, so a longer outage mostly lengthens the wait after it.
         await new Promise((r) => setTimeout(r, Math.max(0, downAt + 6_000 - Date.now())));
         flow.iris.setDown(false);
       },
