@@ -46,14 +46,13 @@ describe('fault suite: Defender alerts → IRIS', function () {
     await startFlow(SEED + 2);
     let downAt = 0;
     await runScenario(flow, {
-      name: 'IRIS down 6 s', events: EVENTS, seed: SEED + 2, convergeMs: 90_000,
+      name: 'IRIS down 10 s', events: EVENTS, seed: SEED + 2, convergeMs: 90_000,
       before: (i) => {
         if (i === Math.floor(EVENTS * 0.3)) { flow.iris.setDown(true); downAt = Date.now(); }
       },
       afterEmit: async () => {
-        // Counted from when it went down. Real seconds (IRIS has no simulated clock): every waiting
-        // alert backs off on its own, so a longer outage mostly lengthens the wait after it.
-        await new Promise((r) => setTimeout(r, Math.max(0, downAt + 6_000 - Date.now())));
+        // Counted from when it went down, in real seconds (IRIS has no simulated clock).
+        await new Promise((r) => setTimeout(r, Math.max(0, downAt + 10_000 - Date.now())));
         flow.iris.setDown(false);
       },
     });

@@ -212,6 +212,20 @@ describe('IRIS sink', () => {
       expect(iris.alertList().map((a) => a.alert_source_ref)).to.deep.equal(['da10']);
     });
 
+    it('stops a batch at the first failure that is IRIS-wide: one call and one warning, the rest wait with it', async () => {
+      const h = handler();
+      await queue(...['db1', 'db2', 'db3', 'db4', 'db5'].map((id) => change(id)));
+      iris.failNext(1, 503, /^\/alerts\//);
+      const alertCalls = () => iris.requestLog.filter((e) => e.path.startsWith('/alerts/')).length;
+      const calls = alertCalls();
+      await drain(h);
+      expect(alertCalls() - calls, 'one alert call for the whole batch').to.equal(1);
+      expect((await store.outboxStats(Date.now() + 10 * 60_000))[0]).to.include({ sink: 'iris', pending: 5, due: 5 });
+      await drain(h);
+      expect(iris.alertList().map((a) => a.alert_source_ref).sort()).to.deep.equal(['db1', 'db2', 'db3', 'db4', 'db5']);
+      expect(await store.outboxStats(Date.now())).to.deep.equal([]);
+    });
+
     it('waits, without dead-lettering, when the key may not create alerts for the customer', async () => {
       iris.addCustomer('Other');
       const h = handler({ customer_id: 2 });

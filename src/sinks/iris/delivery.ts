@@ -120,6 +120,16 @@ export class IrisDelivery implements SinkHandler {
         outcome = { kind: 'retry', afterMs: backoffMs(item.attempts), reason: (err as Error).message };
       }
       await this.settle(item, outcome);
+      if (outcome.kind === 'retry') {
+        // Every retry outcome is IRIS-wide (unreachable, 5xx, throttled, refusing us): the rest of the
+        // batch would fail the same way, one call and one warning each. It waits with this alert.
+        const rest = items.slice(index + 1);
+        if (rest.length) {
+          this.counts.retried += rest.length;
+          await this.store.retry(rest, Date.now() + outcome.afterMs, `waiting with alert ${item.key}: ${outcome.reason}`);
+        }
+        return;
+      }
     }
   }
 
