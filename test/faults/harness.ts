@@ -34,6 +34,8 @@ export interface FaultFlow {
   sinkWrites(): number;
   /** What the state store knows about keys that did not converge (printed when a run fails). */
   diagnose?(keys: string[], env: NodeJS.ProcessEnv): string;
+  /** Milliseconds to wait after event `i` (a polled source needs its changes spread over its runs); default 20 ms every 250. */
+  pauseAfter?(i: number): number;
 }
 
 export interface FaultReport {
@@ -110,7 +112,8 @@ export async function runScenario(flow: FaultFlow, scenario: Scenario): Promise<
       await scenario.before?.(i, ctx);
       flow.emit(i);
       // A live stream, not one burst: let the simulators and the service move between chunks.
-      if (i % 250 === 249) await new Promise((r) => setTimeout(r, 20));
+      const pause = flow.pauseAfter ? flow.pauseAfter(i) : i % 250 === 249 ? 20 : 0;
+      if (pause > 0) await new Promise((r) => setTimeout(r, pause));
     }
     await scenario.afterEmit?.(ctx);
     const converged = () => {
