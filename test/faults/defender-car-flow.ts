@@ -32,7 +32,7 @@ export class DefenderCarFlow implements FaultFlow {
   private readonly live: Machine[] = [];
   /** Machines that ever had an alert: kept active, so no alert edge can outlive its asset's delete. */
   private readonly alerted = new Set<string>();
-  private readonly openAlerts: { id: string; machineId: string }[] = [];
+  private readonly openAlerts: { id: string; machineId: string; raisedAt: number }[] = [];
   private machineCounter = 0;
   private ipCounter = 0;
   private userCounter = 0;
@@ -82,7 +82,7 @@ export class DefenderCarFlow implements FaultFlow {
     return [xs[at]!, at];
   }
 
-  emit(_i: number): void {
+  emit(i: number): void {
     const r = this.random();
     if (this.live.length < 20 || r < 0.3) return this.addMachine();
     const [m, at] = this.pick(this.live);
@@ -99,13 +99,16 @@ export class DefenderCarFlow implements FaultFlow {
       m.healthStatus = 'Inactive';
       m.lastSeen = new Date(Date.now() - (INACTIVE_DAYS + 1) * 86_400_000).toISOString();
       this.live.splice(at, 1);
-    } else if (r < 0.9 || this.openAlerts.length === 0) {
+    } else if (r < 0.9 || !this.openAlerts.some((a) => a.raisedAt < i - 300)) {
       const id = `da63800000000${String(this.alertCounter++).padStart(7, '0')}_1`;
       this.data.setAlert({ id, machineId: m.id, title: `fault alert ${id}`, severity: 'High', status: 'New' });
       this.alerted.add(m.id);
-      this.openAlerts.push({ id, machineId: m.id });
+      this.openAlerts.push({ id, machineId: m.id, raisedAt: i });
     } else {
-      const [a, k] = this.pick(this.openAlerts);
+      // Resolved a while after it was raised (a few seconds of the run), so CAR mostly has the edge to disable.
+      const old = this.openAlerts.filter((a) => a.raisedAt < i - 300);
+      const [a] = this.pick(old);
+      const k = this.openAlerts.indexOf(a);
       this.data.setAlert({ id: a.id, machineId: a.machineId, status: 'Resolved' });
       this.openAlerts.splice(k, 1);
     }
@@ -164,9 +167,27 @@ export class DefenderCarFlow implements FaultFlow {
     return out;
   }
 
+  /** What the run made CAR do beyond plain imports (a run that never did these proves little). */
+  exercised(): { assetDeletes: number; disabled: Record<string, number> } {
+    const disabled: Record<string, number> = { asset_ipaddress: 0, asset_account: 0, asset_vulnerability: 0 };
+    for (const e of this.car.edges.values()) if (!e.active && e.type in disabled) disabled[e.type]!++;
+    const assetDeletes = this.car.requestLog.filter((r) => r.method === 'DELETE' && r.path.endsWith('/asset') && r.status === 200).length;
+    return { assetDeletes, disabled };
+  }
+
   /** Accepted imports, edge PATCHes and deletes. */
   sinkWrites(): number {
     return this.car.requestLog.filter((r) => r.status >= 200 && r.status < 300 && r.method !== 'GET').length;
+  }
+
+  /** Operations the service gave up on (the state store's dead letters). */
+  deadLetters(): string[] {
+    const db = new Database(join(this.env()['STORE_DIR']!, 'threatbridge.db'), { readonly: true, fileMustExist: true });
+    try {
+      return (db.prepare('SELECT key, reason FROM dead_letters').all() as { key: string; reason: string }[]).map((d) => `${d.key}: ${d.reason}`);
+    } finally {
+      db.close();
+    }
   }
 
   diagnose(keys: string[], env: NodeJS.ProcessEnv): string {

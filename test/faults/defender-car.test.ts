@@ -14,6 +14,14 @@ describe('fault suite: Defender assets → CAR', function () {
   after(() => printReports());
   afterEach(async () => { await flow?.stop(); });
 
+  // Deletes and disabled address, account and alert edges all happened, so the comparison covered them.
+  const expectExercised = () => {
+    const x = flow.exercised();
+    console.log(`      exercised: ${JSON.stringify(x)}`);
+    expect(x.assetDeletes, 'inactive machines deleted').to.be.greaterThan(0);
+    for (const [type, n] of Object.entries(x.disabled)) expect(n, `${type} edges disabled`).to.be.greaterThan(0);
+  };
+
   const startFlow = async (seed: number) => {
     flow = new DefenderCarFlow(seed, EVENTS);
     await flow.start();
@@ -37,14 +45,16 @@ describe('fault suite: Defender assets → CAR', function () {
       },
     });
     expect(kills).to.equal(4);
+    expectExercised();
   });
 
   for (const mode of [503, 'reset'] as const) {
     it(`a CAR outage of minutes (${mode === 503 ? '503 answers' : 'connections reset'})`, async () => {
-      await startFlow(SEED + (mode === 503 ? 2 : 3));
+      const seed = SEED + (mode === 503 ? 2 : 3);
+      await startFlow(seed);
       let downAt = 0;
       await runScenario(flow, {
-        name: `CAR down 8 simulated minutes (${mode})`, events: EVENTS, seed: SEED + 2, convergeMs: 90_000,
+        name: `CAR down 8 simulated minutes (${mode})`, events: EVENTS, seed, convergeMs: 90_000,
         before: (i) => {
           if (i === Math.floor(EVENTS * 0.3)) { flow.car.setDown(true, mode); downAt = Date.now(); }
           // 8 minutes at time scale 60 = 8 s real, while the estate keeps changing.
@@ -59,6 +69,7 @@ describe('fault suite: Defender assets → CAR', function () {
       const failed = mode === 503 ? flow.car.requestLog.filter((r) => r.status === 503).length
         : flow.car.requestLog.filter((r) => r.status === 0).length;
       expect(failed).to.be.greaterThan(0);
+      expectExercised();
     });
   }
 
@@ -77,5 +88,7 @@ describe('fault suite: Defender assets → CAR', function () {
     });
     expect(flow.car.requestLog.filter((r) => r.status === 503 || r.status === 500).length).to.equal(20);
     expect([...flow.car.jobs.values()].filter((j) => j.error).length).to.equal(4);
+    console.log(`      dead letters: ${JSON.stringify(flow.deadLetters())}`);
+    expectExercised();
   });
 });
