@@ -403,6 +403,15 @@ export class PostgresStore implements Store {
     return new Map(r.rows.map((row) => [row.key, row.external_id]));
   }
 
+  async setSinkIds(sink: string, entries: { key: string; externalId: string }[]): Promise<void> {
+    if (entries.length === 0) return;
+    const last = new Map(entries.map((e) => [e.key, e.externalId]));
+    await this.pool.query(`INSERT INTO sink_ids (sink, key, external_id, updated_at)
+      SELECT $1::text, key, external_id, $4::bigint FROM unnest($2::text[], $3::text[]) AS t(key, external_id)
+      ON CONFLICT (sink, key) DO UPDATE SET external_id = excluded.external_id, updated_at = excluded.updated_at`,
+    [sink, [...last.keys()], [...last.values()], Date.now()]);
+  }
+
   async listSinkIds(sink: string): Promise<{ key: string; externalId: string; updatedAt: number }[]> {
     const r = await this.pool.query<{ key: string; external_id: string; updated_at: string }>(
       'SELECT key, external_id, updated_at FROM sink_ids WHERE sink = $1 ORDER BY key', [sink]);

@@ -204,6 +204,15 @@ export class SqliteStore implements Store {
     })();
   }
 
+  async setSinkIds(sink: string, entries: { key: string; externalId: string }[]): Promise<void> {
+    const now = Date.now();
+    const setId = this.db.prepare(`INSERT INTO sink_ids (sink, key, external_id, updated_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT(sink, key) DO UPDATE SET external_id = excluded.external_id, updated_at = excluded.updated_at`);
+    this.db.transaction(() => {
+      for (const e of entries) setId.run(sink, e.key, e.externalId, now);
+    })();
+  }
+
   async retry(items: OutboxItem[], nextAttemptAt: number, error: string): Promise<void> {
     const again = this.db.prepare(`UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, last_error = ?
       WHERE sink = ? AND key = ? AND seq = ?`);

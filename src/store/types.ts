@@ -129,6 +129,8 @@ export interface Store {
   nextDueAt(sink: string): Promise<number | null>;
 
   getSinkIds(sink: string, keys: string[]): Promise<Map<string, string>>;
+  /** Record sink ids ahead of an ack (what a sink may already hold while an operation is still in flight). */
+  setSinkIds(sink: string, entries: { key: string; externalId: string }[]): Promise<void>;
   /** How many objects the sink holds for us (known ids). */
   countSinkIds(sink: string): Promise<number>;
   /** Every recorded (key, sink id) of a sink, by key (read-back where the sink API has no query). */

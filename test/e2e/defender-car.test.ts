@@ -86,7 +86,9 @@ describe('Defender assets → CAR end to end', function () {
 
     data.updateMachine(m1.id, { ipAddresses: [{ ipAddress: '10.1.0.21', macAddress: '005056AA0001', operationalStatus: 'Up' }] });
     await waitFor(() => activeTargets('asset_ipaddress', m1.id).includes('10.1.0.21'), 'new IP edge', 30_000);
-    await waitFor(() => !activeTargets('asset_ipaddress', m1.id).includes('10.1.0.11'), 'old IP edge disabled', 30_000);
+    // The IP-MAC edge is PATCHed after the asset's: wait for both, not the first one only (a race under load).
+    await waitFor(() => !activeTargets('asset_ipaddress', m1.id).includes('10.1.0.11') && activeTargets('ipaddress_macaddress', '10.1.0.11').length === 0,
+      'old IP edges disabled', 30_000);
     expect(car.edgesOf('asset_ipaddress', { from: m1.id, to: '10.1.0.11' })[0]!.active).to.equal(false);
     expect(activeTargets('ipaddress_macaddress', '10.1.0.11')).to.deep.equal([]);
     expect(activeTargets('asset_ipaddress', m1.id)).to.deep.equal(['10.1.0.21', '198.51.100.20']);

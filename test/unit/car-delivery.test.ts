@@ -82,6 +82,22 @@ describe('CAR delivery (against the CAR simulator)', function () {
     expect(log.lastIndexOf('POST imports')).to.be.lessThan(log.indexOf('PATCH asset_ipaddress'));
   });
 
+  it('an edge imported by a delivery that failed before its ack is disabled by the snapshot that replaces it', async () => {
+    await commit([machineOp(machine('m1', '10.0.0.1'))]);
+    await worker.drainOnce();
+    // The edges of .7 reach CAR, then the PATCH of .1 fails: no ack.
+    car.failNext(1, 503, 'PATCH');
+    await commit([machineOp(machine('m1', '10.0.0.7'))]);
+    await worker.drainOnce();
+    expect(car.edgesOf('asset_ipaddress', { from: 'm1', to: '10.0.0.7', active: true })).to.have.length(1);
+    await commit([machineOp(machine('m1', '10.0.0.9'))]);
+    const items = await store.claimDue('car', 50, Date.now() + 3_600_000, 60_000);
+    await handler.handle(items, new AbortController().signal);
+    expect(car.edgesOf('asset_ipaddress', { from: 'm1', active: true }).map((e) => e.to)).to.deep.equal(['10.0.0.9']);
+    expect(car.edgesOf('ipaddress_macaddress', { active: true }).map((e) => e.from)).to.deep.equal(['10.0.0.9']);
+    expect(JSON.parse((await store.getSinkIds('car', [machineKey('m1')])).get(machineKey('m1'))!).ip).to.deep.equal(['10.0.0.9']);
+  });
+
   it('bisects a rejected batch and dead-letters only the bad snapshot, with CAR\'s message', async () => {
     const bad = machineOp(machine('m3', '10.0.0.3'));
     (bad.payload as { snapshot: { asset: Record<string, unknown> } }).snapshot.asset['name'] = '';

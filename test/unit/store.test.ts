@@ -224,6 +224,16 @@ for (const engine of ENGINES) {
       expect((await store.listSinkIds('defender')).map((r) => [r.key, r.externalId])).to.deep.equal([['k1', 'id-k1'], ['k2', 'id-k2']]);
     });
 
+    it('records sink ids ahead of an ack, the last per key, and the ack replaces them', async () => {
+      await store.setSinkIds('car', [{ key: 'k1', externalId: 'early' }, { key: 'k2', externalId: 'x' }, { key: 'k2', externalId: 'y' }]);
+      await store.setSinkIds('car', []);
+      expect([...(await store.getSinkIds('car', ['k1', 'k2']))]).to.deep.equal([['k1', 'early'], ['k2', 'y']]);
+      await commit(store, [{ ...op('k1', 'upsert'), sink: 'car' }]);
+      const items = await store.claimDue('car', 10, Date.now(), 60_000);
+      await store.ack(items.map((item) => ({ item, externalId: 'acked' })));
+      expect((await store.getSinkIds('car', ['k1'])).get('k1')).to.equal('acked');
+    });
+
     it('grants the source lock to its holder', async () => {
       const lock = await store.acquireSourceLock('opencti');
       expect(lock).to.not.equal(null);

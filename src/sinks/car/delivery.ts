@@ -21,7 +21,7 @@ import type { Metrics } from '../../observability/metrics.js';
 import type { OutboxItem, Store } from '../../store/types.js';
 import type { AlertSnapshot, CarNode, CarOpPayload, MachineSnapshot } from '../../sources/defender-assets/types.js';
 import { carErrorText, type CarClient, type SourceInfo } from './client.js';
-import { assetIdsOf, pages, parseDelivered, planImport, type ImportPlan } from './plan.js';
+import { assetIdsOf, inFlightState, pages, parseDelivered, planImport, type ImportPlan } from './plan.js';
 
 export const MODEL_STATE_KEY = 'model-state';
 export const machineKey = (id: string) => `machine:${id}`;
@@ -87,7 +87,10 @@ export class CarDelivery implements SinkHandler {
     const report: CarNode = { _key: String(now), timestamp: now, type: 'Microsoft Defender for Endpoint', description: 'ThreatBridge: Microsoft Defender for Endpoint assets' };
 
     let outcome = await this.importAll(report, plan.nodes, signal);
-    if (outcome.kind === 'ok') outcome = await this.importAll(report, plan.edges, signal);
+    if (outcome.kind === 'ok') {
+      await this.recordInFlight(machines, ids, plan);
+      outcome = await this.importAll(report, plan.edges, signal);
+    }
     if (outcome.kind === 'ok') outcome = await this.patchEdges(plan, signal);
     if (outcome.kind === 'rejected' && items.length > 1 && !signal.aborted) {
       // One bad snapshot fails the whole import: split until it stands alone.
@@ -105,6 +108,17 @@ export class CarDelivery implements SinkHandler {
     ]);
     this.metrics.delivered.inc({ sink: this.sink, op: 'upsert' }, items.length);
     this.log.info({ sink: this.sink, machines: machines.length, alerts: alerts.length, disabledEdges: plan.patches.length }, 'assets imported into CAR');
+  }
+
+  /** Edges about to be imported count as held by CAR from now on, whatever happens to this delivery. */
+  private async recordInFlight(machines: OutboxItem[], ids: Map<string, string>, plan: ImportPlan): Promise<void> {
+    const entries: { key: string; externalId: string }[] = [];
+    for (const m of machines) {
+      const now = plan.delivered.get((m.payload as { snapshot: MachineSnapshot }).snapshot.machineId);
+      const state = now && inFlightState(parseDelivered(ids.get(m.key)), now);
+      if (state) entries.push({ key: m.key, externalId: JSON.stringify(state) });
+    }
+    if (entries.length) await this.store.setSinkIds(this.sink, entries);
   }
 
   /** POST /imports page by page, then wait until every job is complete. */

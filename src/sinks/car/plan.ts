@@ -75,6 +75,20 @@ class Collector {
 const ext = (id: string, side: 'from' | 'to') => ({ [`_${side}_external_id`]: id });
 const keyed = (collection: string, key: string, side: 'from' | 'to') => ({ [`_${side}`]: `${collection}/${key}` });
 
+/**
+ * What CAR may hold for a machine while `now` is being delivered over `before`: the edges of both.
+ * Recorded before the edges import, so that if this delivery stops half way and a newer snapshot
+ * replaces it, that snapshot still disables the edges this one created. A rename's new asset is
+ * not covered (its edges hang off another asset id): null, keep `before`.
+ */
+export function inFlightState(before: DeliveredState | null, now: DeliveredState): DeliveredState | null {
+  if (!before) return now;
+  if ((now.a ?? null) !== (before.a ?? null)) return null;
+  const union = (a: string[], b: string[]) => [...new Set([...a, ...b])];
+  return { ...before, ip: union(before.ip, now.ip), mac: union(before.mac, now.mac), ipmac: union(before.ipmac, now.ipmac),
+    acc: union(before.acc, now.acc), vul: union(before.vul, now.vul) };
+}
+
 /** The CAR asset ids a machine has had: its current one first. */
 export function assetIdsOf(machineId: string, d: DeliveredState | null): string[] {
   return [d?.a ?? machineId, ...(d?.old ?? [])];
