@@ -128,20 +128,37 @@ describe('CAR delivery (against the CAR simulator)', function () {
     expect(await store.listDeadLetters({ sink: 'car' })).to.deep.equal([]);
   });
 
-  it('an import job that ends in error is dead-lettered; one that never completes is retried', async () => {
+  it('an import job that keeps ending in error is dead-lettered, one that fails once is retried, one that never completes is retried', async () => {
+    const again = async () => {
+      const items = await store.claimDue('car', 50, Date.now() + 3_600_000, 60_000);
+      if (items.length) await handler.handle(items, new AbortController().signal);
+    };
+    car.failNextJobs(1);
+    await commit([machineOp(machine('m0', '10.0.0.10'))]);
+    await worker.drainOnce();
+    await again();
+    expect(car.list('asset').map((a) => a['external_id']), 'a job that failed once').to.deep.equal(['m0']);
+    expect(await store.listDeadLetters({ sink: 'car' })).to.deep.equal([]);
+
+    // A job fails at each of three attempts.
     car.failNextJobs(1);
     await commit([machineOp(machine('m1', '10.0.0.1'))]);
     await worker.drainOnce();
+    car.failNextJobs(1);
+    await again();
+    expect(await store.listDeadLetters({ sink: 'car' }), 'still retried after two failed jobs').to.deep.equal([]);
+    car.failNextJobs(1);
+    await again();
     expect((await store.listDeadLetters({ sink: 'car' }))[0]!.reason).to.include('import job failed');
 
     car.stickNextJobs(1);
     await commit([machineOp(machine('m2', '10.0.0.2'))]);
     await worker.drainOnce();
-    expect(car.list('asset').map((a) => a['external_id'])).to.deep.equal([]);
+    expect(car.list('asset').map((a) => a['external_id'])).to.deep.equal(['m0']);
     const items = await store.claimDue('car', 50, Date.now() + 3_600_000, 60_000);
     expect(items.map((i) => i.key)).to.deep.equal([machineKey('m2')]);
     await handler.handle(items, new AbortController().signal);
-    expect(car.list('asset').map((a) => a['external_id'])).to.deep.equal(['m2']);
+    expect(car.list('asset').map((a) => a['external_id']).sort()).to.deep.equal(['m0', 'm2']);
   });
 
   it('deletes inactive machines, disables resolved alerts, and writes the save point last', async () => {

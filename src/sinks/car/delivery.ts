@@ -12,7 +12,8 @@
 //                 i.e. after every import of that run and before completed.
 // Failures: transport, 429, 5xx and job time-outs retry the same op with backoff (imports are
 // upserts, repeating is harmless; we never fall back to a full re-import); 401/403 wait for a
-// fix; 400 and job errors bisect a batch, then dead-letter the one op CAR rejects, with its message.
+// fix; 400 and job errors bisect a batch, then dead-letter the one op CAR rejects, with its message
+// (a job error alone is retried a few times first: CAR's jobs also fail for reasons of its own).
 import { backoffMs, decide } from '../../core/retry.js';
 import type { SinkHandler } from '../../core/delivery.js';
 import { HttpError, type HttpResponse } from '../../net/http.js';
@@ -35,7 +36,10 @@ export interface CarDeliveryOptions {
   pollBaseMs?: number;
 }
 
-type Outcome = { kind: 'ok' } | { kind: 'rejected'; reason: string } | { kind: 'retry'; reason: string; afterMs: number; level: 'warn' | 'error' };
+/** A lone operation whose import job fails this many times is CAR's refusal, not a hiccup. */
+const JOB_FAILURE_ATTEMPTS = 3;
+
+type Outcome = { kind: 'ok' } | { kind: 'rejected'; reason: string; jobFailed?: boolean } | { kind: 'retry'; reason: string; afterMs: number; level: 'warn' | 'error' };
 
 const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {
   const t = setTimeout(resolve, ms);
@@ -100,6 +104,9 @@ export class CarDelivery implements SinkHandler {
       await this.deliverSnapshots(items.slice(mid), signal);
       return;
     }
+    if (outcome.kind === 'rejected' && outcome.jobFailed && items[0]!.attempts + 1 < JOB_FAILURE_ATTEMPTS) {
+      return this.later(items, { kind: 'retry', reason: outcome.reason, afterMs: -1, level: 'warn' });
+    }
     if (outcome.kind === 'rejected') return this.reject(items, outcome.reason);
     if (outcome.kind === 'retry') return this.later(items, outcome);
     await this.store.ack([
@@ -146,7 +153,7 @@ export class CarDelivery implements SinkHandler {
       if ('kind' in res) return res;
       if (!res.parsed) return this.verdict(res, 'import status');
       const failed = res.parsed.errors.filter((e) => pending.includes(e.id));
-      if (failed.length) return { kind: 'rejected', reason: `CAR import job failed: ${failed.map((f) => f.error).join('; ')}` };
+      if (failed.length) return { kind: 'rejected', reason: `CAR import job failed: ${failed.map((f) => f.error).join('; ')}`, jobFailed: true };
       // As the framework: a job neither incomplete nor in error counts as done (not-found included).
       pending = pending.filter((id) => res.parsed!.incomplete.includes(id));
       if (pending.length === 0) return { kind: 'ok' };
