@@ -2,7 +2,7 @@
 // every run ends with CAR compared to what Defender shows (0 lost, 0 duplicated, 0 stale, 0 extra).
 // Seeds are fixed so a failure repeats; FAULT_SEED changes them all, FAULT_CAR_EVENTS the run size.
 import { expect } from 'chai';
-import { printReports, runScenario } from './harness.js';
+import { faultPoints, killAt, printReports, runScenario } from './harness.js';
 import { DefenderCarFlow } from './defender-car-flow.js';
 
 const EVENTS = Number(process.env['FAULT_CAR_EVENTS'] ?? 1_200);
@@ -30,21 +30,10 @@ describe('fault suite: Defender assets → CAR', function () {
 
   it('kill -9 at random points of the run', async () => {
     await startFlow(SEED + 1);
-    let kills = 0;
-    const points = new Set<number>();
-    const pick = (() => { let r = SEED; return () => { r = (r * 1103515245 + 12345) % 2 ** 31; return r / 2 ** 31; }; })();
-    while (points.size < 4) points.add(Math.floor(EVENTS * (0.05 + 0.9 * pick())));
-    await runScenario(flow, {
-      name: 'kill -9 ×4', events: EVENTS, seed: SEED + 1, convergeMs: 60_000,
-      before: async (i, ctx) => {
-        if (!points.has(i)) return;
-        // A random moment inside a poll or a delivery.
-        await new Promise((r) => setTimeout(r, Math.floor(ctx.random() * 1_000)));
-        await ctx.crashAndRestart();
-        kills++;
-      },
-    });
-    expect(kills).to.equal(4);
+    // A random moment inside a poll or a delivery.
+    const kill = killAt(faultPoints(SEED + 1, EVENTS, 4), 1_000);
+    await runScenario(flow, { name: 'kill -9 ×4', events: EVENTS, seed: SEED + 1, convergeMs: 60_000, before: kill.before });
+    expect(kill.kills()).to.equal(4);
     expectExercised();
   });
 

@@ -3,7 +3,7 @@
 // state (0 lost, 0 duplicated, 0 stale, 0 extra). Seeds are fixed so a failure repeats;
 // FAULT_SEED changes them all, FAULT_IRIS_EVENTS the size of the runs.
 import { expect } from 'chai';
-import { printReports, runScenario } from './harness.js';
+import { faultPoints, killAt, printReports, runScenario } from './harness.js';
 import { DefenderIrisFlow } from './defender-iris-flow.js';
 
 const EVENTS = Number(process.env['FAULT_IRIS_EVENTS'] ?? 1500);
@@ -25,21 +25,9 @@ describe('fault suite: Defender alerts → IRIS', function () {
 
   it('kill -9 at random points of the run', async () => {
     await startFlow(SEED + 1);
-    let kills = 0;
-    const points = new Set<number>();
-    const pick = (() => { let r = SEED; return () => { r = (r * 1103515245 + 12345) % 2 ** 31; return r / 2 ** 31; }; })();
-    while (points.size < 4) points.add(Math.floor(EVENTS * (0.05 + 0.9 * pick())));
-    await runScenario(flow, {
-      name: 'kill -9 ×4', events: EVENTS, seed: SEED + 1, convergeMs: 90_000,
-      before: async (i, ctx) => {
-        if (!points.has(i)) return;
-        // A random moment while the service polls and delivers what is already raised.
-        await new Promise((r) => setTimeout(r, Math.floor(ctx.random() * 400)));
-        await ctx.crashAndRestart();
-        kills++;
-      },
-    });
-    expect(kills).to.equal(4);
+    const kill = killAt(faultPoints(SEED + 1, EVENTS, 4));
+    await runScenario(flow, { name: 'kill -9 ×4', events: EVENTS, seed: SEED + 1, convergeMs: 90_000, before: kill.before });
+    expect(kill.kills()).to.equal(4);
   });
 
   it('an IRIS outage in the middle of the run', async () => {

@@ -169,3 +169,26 @@ export function printReports(): void {
     console.log(`  ${r.scenario} | ${r.events} | ${r.expected} | ${r.held} | ${r.lost} | ${r.duplicated} | ${r.stale} | ${r.extra} | ${r.sinkWrites} | ${r.seconds}`);
   }
 }
+
+/** `count` distinct event indexes over the middle 90 % of a run, the same for the same seed. */
+export function faultPoints(seed: number, events: number, count: number): Set<number> {
+  const random = rng(seed);
+  const out = new Set<number>();
+  while (out.size < Math.min(count, events)) out.add(Math.floor(events * (0.05 + 0.9 * random())));
+  return out;
+}
+
+/** A `before` hook that kills -9 and restarts the service at each point, counting the kills. */
+export function killAt(points: Set<number>, maxDelayMs = 400): { before: NonNullable<Scenario['before']>; kills: () => number } {
+  let kills = 0;
+  return {
+    before: async (i, ctx) => {
+      if (!points.has(i)) return;
+      // A random moment while the service works on what is already out at the source.
+      await new Promise((r) => setTimeout(r, Math.floor(ctx.random() * maxDelayMs)));
+      await ctx.crashAndRestart();
+      kills++;
+    },
+    kills: () => kills,
+  };
+}

@@ -2,19 +2,11 @@
 // of fault each; every run ends with Defender compared to the expected state (0 lost,
 // 0 duplicated, 0 stale, 0 extra). Seeds are fixed so a failure repeats; FAULT_SEED changes them.
 import { expect } from 'chai';
-import { printReports, runScenario } from './harness.js';
+import { faultPoints, killAt, printReports, runScenario } from './harness.js';
 import { MispDefenderFlow } from './misp-defender-flow.js';
 
 const EVENTS = Number(process.env['FAULT_MISP_EVENTS'] ?? 10_000);
 const SEED = Number(process.env['FAULT_SEED'] ?? 20261203);
-
-/** `count` distinct points spread over the middle 90 % of a run. */
-function points(seed: number, count: number): Set<number> {
-  const random = (() => { let r = seed; return () => { r = (r * 1103515245 + 12345) % 2 ** 31; return r / 2 ** 31; }; })();
-  const out = new Set<number>();
-  while (out.size < count) out.add(Math.floor(EVENTS * (0.05 + 0.9 * random())));
-  return out;
-}
 
 describe('fault suite: MISP → Defender', function () {
   this.timeout(600_000);
@@ -30,23 +22,14 @@ describe('fault suite: MISP → Defender', function () {
 
   it('kill -9 at random points of the run', async () => {
     await startFlow(SEED + 1);
-    const at = points(SEED + 1, 4);
-    let kills = 0;
-    await runScenario(flow, {
-      name: 'kill -9 ×4', events: EVENTS, seed: SEED + 1,
-      before: async (i, ctx) => {
-        if (!at.has(i)) return;
-        await new Promise((r) => setTimeout(r, Math.floor(ctx.random() * 400)));
-        await ctx.crashAndRestart();
-        kills++;
-      },
-    });
-    expect(kills).to.equal(4);
+    const kill = killAt(faultPoints(SEED + 1, EVENTS, 4));
+    await runScenario(flow, { name: 'kill -9 ×4', events: EVENTS, seed: SEED + 1, before: kill.before });
+    expect(kill.kills()).to.equal(4);
   });
 
   it('ZeroMQ publisher restarts', async () => {
     await startFlow(SEED + 2);
-    const at = [...points(SEED + 2, 3)].sort((a, b) => a - b);
+    const at = [...faultPoints(SEED + 2, EVENTS, 3)].sort((a, b) => a - b);
     let lostWhileAway = 0;
     let awayUntil = -1;
     await runScenario(flow, {

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { waitFor } from '../../src/sim/service-process.js';
 import { dropSchema, freshSchemaName, requirePostgres, TEST_PG_URL } from '../support/postgres.js';
-import { printReports, runScenario } from './harness.js';
+import { faultPoints, killAt, printReports, runScenario } from './harness.js';
 import { OpenCtiFlow } from './opencti-flow.js';
 
 const EVENTS = Number(process.env['FAULT_EVENTS'] ?? 10_000);
@@ -29,40 +29,23 @@ describe('fault suite: OpenCTI → Defender', function () {
 
   it('kill -9 at random points of the run', async () => {
     await startFlow(SEED + 1);
-    let kills = 0;
-    const points = new Set<number>();
-    const pick = (() => { let r = SEED; return () => { r = (r * 1103515245 + 12345) % 2 ** 31; return r / 2 ** 31; }; })();
-    while (points.size < 5) points.add(Math.floor(EVENTS * (0.05 + 0.9 * pick())));
-    await runScenario(flow, {
-      name: 'kill -9 ×5', events: EVENTS, seed: SEED + 1, env: { PIPELINE_BATCH_SIZE: '200' },
-      before: async (i, ctx) => {
-        if (!points.has(i)) return;
-        // A random moment while the service works on what is already published.
-        await new Promise((r) => setTimeout(r, Math.floor(ctx.random() * 400)));
-        await ctx.crashAndRestart();
-        kills++;
-      },
-    });
-    expect(kills).to.equal(5);
+    const kill = killAt(faultPoints(SEED + 1, EVENTS, 5));
+    await runScenario(flow, { name: 'kill -9 ×5', events: EVENTS, seed: SEED + 1, env: { PIPELINE_BATCH_SIZE: '200' }, before: kill.before });
+    expect(kill.kills()).to.equal(5);
   });
 
   it('kill -9 at random points of the run, on the PostgreSQL store', async function () {
     await requirePostgres(this);
     await startFlow(SEED + 7);
     const schema = freshSchemaName();
-    const points = new Set<number>();
-    const pick = (() => { let r = SEED + 7; return () => { r = (r * 1103515245 + 12345) % 2 ** 31; return r / 2 ** 31; }; })();
-    while (points.size < 5) points.add(Math.floor(EVENTS * (0.05 + 0.9 * pick())));
+    const kill = killAt(faultPoints(SEED + 7, EVENTS, 5));
     try {
       await runScenario(flow, {
         name: 'kill -9 ×5 (PostgreSQL store)', events: EVENTS, seed: SEED + 7,
         env: { PIPELINE_BATCH_SIZE: '200', STORE_ENGINE: 'postgres', STORE_URL: TEST_PG_URL, STORE_SCHEMA: schema, STORE_SOURCE_LOCK_RETRY: '1' },
-        before: async (i, ctx) => {
-          if (!points.has(i)) return;
-          await new Promise((r) => setTimeout(r, Math.floor(ctx.random() * 400)));
-          await ctx.crashAndRestart();
-        },
+        before: kill.before,
       });
+      expect(kill.kills()).to.equal(5);
     } finally {
       await dropSchema(schema).catch(() => undefined);
     }
@@ -171,14 +154,12 @@ describe('fault suite: OpenCTI → Sentinel', function () {
     flow = new OpenCtiFlow(SEED + 11, SENTINEL_EVENTS, {}, undefined, 'sentinel');
     await flow.start();
     const step = Math.floor(SENTINEL_EVENTS / 5);
+    const kill = killAt(new Set([step, Math.floor(1.5 * step), 3 * step, Math.floor(4.5 * step)]));
     await runScenario(flow, {
       name: 'kill -9 ×4, 500 and 429 storms, tokens revoked', events: SENTINEL_EVENTS, seed: SEED + 11,
       env: { OPENCTI_TARGETS: 'sentinel' },
       before: async (i, ctx) => {
-        if (i === step || i === 3 * step || i === Math.floor(1.5 * step) || i === Math.floor(4.5 * step)) {
-          await new Promise((r) => setTimeout(r, Math.floor(ctx.random() * 400)));
-          await ctx.crashAndRestart();
-        }
+        await kill.before(i, ctx);
         if (i === 2 * step) flow.lab.sentinel!.failNext(6, 500);
         if (i === 2 * step + 50) flow.lab.entra.revokeAll();
         if (i === 4 * step) flow.lab.sentinel!.failNext(6, 429, { retryAfter: 1 });
@@ -188,5 +169,6 @@ describe('fault suite: OpenCTI → Sentinel', function () {
     expect(statuses.filter((s) => s === 500).length, 'the 500 storm was met').to.be.greaterThan(0);
     expect(statuses.filter((s) => s === 429).length, 'the 429 storm was met').to.be.greaterThan(0);
     expect(flow.lab.defender.indicators(), 'only Sentinel is targeted').to.have.length(0);
+    expect(kill.kills()).to.equal(4);
   });
 });
