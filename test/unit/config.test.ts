@@ -44,7 +44,7 @@ describe('config loading', () => {
     expect(c.connector.live_stream_no_dependencies).to.equal(true);
     expect(c.connector.log_level).to.equal('error');
     const d = c.microsoft_defender_intel;
-    expect(d.login_url).to.equal('https://login.microsoft.com');
+    expect(d.login_url).to.equal('https://login.microsoftonline.com');
     expect(d.base_url).to.equal('https://api.securitycenter.microsoft.com');
     expect(d.resource_path).to.equal('/api/indicators');
     expect(d.expire_time).to.equal(30);

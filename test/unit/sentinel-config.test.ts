@@ -38,7 +38,7 @@ describe('Sentinel configuration', () => {
 
   it('uses its own Entra app where set, else the shared one, and names the key that is missing', () => {
     const shared = load({ SENTINEL_WORKSPACE_ID: 'ws-1' });
-    expect(sentinelCredentials(shared)).to.deep.include({ tenantId: 'tenant', clientId: 'client', clientSecret: 'shared-secret', loginUrl: 'https://login.microsoft.com' });
+    expect(sentinelCredentials(shared)).to.deep.include({ tenantId: 'tenant', clientId: 'client', clientSecret: 'shared-secret', loginUrl: 'https://login.microsoftonline.com' });
     const own = load({ SENTINEL_WORKSPACE_ID: 'ws-1', SENTINEL_CLIENT_ID: 'own', SENTINEL_CLIENT_SECRET: 'own-secret', SENTINEL_LOGIN_URL: 'https://login.microsoftonline.us' });
     expect(sentinelCredentials(own)).to.deep.include({ tenantId: 'tenant', clientId: 'own', clientSecret: 'own-secret', loginUrl: 'https://login.microsoftonline.us' });
     const none = flowStatuses(load({ OPENCTI_TARGETS: 'sentinel', SENTINEL_WORKSPACE_ID: 'ws-1', MICROSOFT_DEFENDER_INTEL_CLIENT_SECRET: '' }))

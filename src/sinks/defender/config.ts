@@ -16,7 +16,7 @@ export const defenderSection = z
   tenant_id: z.string().min(1).optional().describe('Entra ID tenant id (GUID)'),
   client_id: z.string().min(1).optional().describe('application (client) id with Ti.ReadWrite.All'),
   client_secret: z.string().min(1).optional().describe('client secret of that application'),
-  login_url: httpUrl.default('https://login.microsoft.com').describe('Entra login host; https://login.microsoftonline.us for GCC High'),
+  login_url: httpUrl.default('https://login.microsoftonline.com').describe('Entra login host; https://login.microsoftonline.us for GCC High'),
   base_url: httpUrl
     .default('https://api.securitycenter.microsoft.com')
     .describe('Defender API host, e.g. https://api.security.microsoft.com or a geo host'),

@@ -1,5 +1,6 @@
 // Client-credentials tokens from Entra ID through @azure/msal-node. msal caches and refreshes;
-// the authority host is a known authority so sovereign clouds and simulators need no discovery.
+// the authority host is a known authority and its endpoints are given (the documented
+// `/{tenant}/oauth2/v2.0/token`), so sovereign clouds and simulators need no discovery.
 // msal's HTTP goes through our helper so the per-system TLS setting and timeouts apply to it too.
 import { ConfidentialClientApplication, LogLevel, type INetworkModule, type NetworkRequestOptions } from '@azure/msal-node';
 import { createHttpClient, HttpError, type HttpClient } from '../../net/http.js';
@@ -24,10 +25,18 @@ export class TokenError extends Error {
   }
 }
 
-function networkModule(http: HttpClient): INetworkModule {
-  const call = async <T>(method: 'GET' | 'POST', url: string, options?: NetworkRequestOptions) => {
+function networkModule(http: HttpClient, plainHttpOrigin: string | null): INetworkModule {
+  // msal insists on https; a plain-http login URL (a loopback simulator) is reached as configured.
+  const asMsal = plainHttpOrigin ? `https://${new URL(plainHttpOrigin).host}` : null;
+  const target = (url: string) => (asMsal && url.startsWith(`${asMsal}/`) ? `${plainHttpOrigin}${url.slice(asMsal.length)}` : url);
+  const call = async <T>(method: 'GET' | 'POST', msalUrl: string, options?: NetworkRequestOptions) => {
+    const url = target(msalUrl);
     const res = await http.request<T>({ method, url, headers: options?.headers, data: options?.body, responseType: 'json', transformResponse: [(d: string) => { try { return JSON.parse(d); } catch { return d; } }] });
-    return { status: res.status, headers: res.headers, body: res.data };
+    // msal reads the body as an object: an empty or non-JSON answer (a proxy's error page) becomes
+    // an error it can report with the status and the start of the text.
+    const body = typeof res.data === 'object' && res.data !== null ? res.data
+      : { error: 'invalid_response', error_description: `HTTP ${res.status} from ${new URL(url).host}: ${String(res.data ?? '').slice(0, 200) || 'empty body'}` };
+    return { status: res.status, headers: res.headers, body: body as T };
   };
   return {
     sendGetRequestAsync: (url, options) => call('GET', url, options),
@@ -39,17 +48,29 @@ export class TokenProvider {
   private readonly app: ConfidentialClientApplication;
 
   constructor(private readonly options: TokenProviderOptions) {
-    const authority = `${options.loginUrl.replace(/\/+$/, '')}/${options.tenantId}`;
+    const login = new URL(options.loginUrl);
+    const plainHttp = login.protocol === 'http:';
+    if (plainHttp) options.log.warn({ system: 'entra', loginUrl: login.origin }, 'login_url is plain http: the client secret and tokens travel unencrypted (only for a local simulator)');
+    const authority = `https://${login.host}${login.pathname.replace(/\/+$/, '')}/${options.tenantId}`;
     const http = createHttpClient({ system: 'entra', timeoutMs: options.timeoutMs, verifyTls: options.verifyTls });
     this.app = new ConfidentialClientApplication({
       auth: {
         clientId: options.clientId,
         clientSecret: options.clientSecret,
         authority,
-        knownAuthorities: [new URL(options.loginUrl).host],
+        knownAuthorities: [login.host],
+        // The documented endpoints, given rather than discovered: no instance discovery and no
+        // openid-configuration round trip, so only the token endpoint has to answer.
+        authorityMetadata: JSON.stringify({
+          token_endpoint: `${authority}/oauth2/v2.0/token`,
+          authorization_endpoint: `${authority}/oauth2/v2.0/authorize`,
+          end_session_endpoint: `${authority}/oauth2/v2.0/logout`,
+          issuer: `${authority}/v2.0`,
+          jwks_uri: `${authority}/discovery/v2.0/keys`,
+        }),
       },
       system: {
-        networkClient: networkModule(http),
+        networkClient: networkModule(http, plainHttp ? login.origin : null),
         loggerOptions: {
           piiLoggingEnabled: false,
           logLevel: LogLevel.Warning,
