@@ -40,7 +40,6 @@ export class DefenderAssetsClient {
   /** Calls made per endpoint (for logs and the benchmark of call planning). */
   readonly calls: Record<string, number> = {};
   /** Earliest next call per endpoint: calls are spread evenly so no sliding minute exceeds the quota. */
-  private readonly nextAt = new Map<string, number>();
 
   constructor(private readonly o: DefenderAssetsClientOptions) {
     this.http = createHttpClient({ system: 'defender', baseURL: o.baseUrl, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log });
@@ -55,13 +54,15 @@ export class DefenderAssetsClient {
   }
 
   private async call<T>(endpoint: AssetEndpoint, method: 'GET' | 'POST', url: string, data?: unknown): Promise<HttpResponse<T>> {
+    let refreshToken = false;
     for (let attempt = 0; ; attempt++) {
-      await this.space(endpoint);
       await this.pacer.take(endpoint);
-      const token = await this.o.tokens.getToken(attempt > 0);
+      const token = await this.o.tokens.getToken(refreshToken);
+      refreshToken = false;
       this.calls[endpoint] = (this.calls[endpoint] ?? 0) + 1;
       const res = await this.http.request<T>({ method, url, data, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' } });
-      if (res.status === 401 && attempt === 0) continue;
+      // Only a refused token is renewed; a 429 or 5xx retry keeps msal's cached one.
+      if (res.status === 401 && attempt === 0) { refreshToken = true; continue; }
       if ((res.status === 429 || res.status >= 500) && attempt < 4) {
         const wait = parseRetryAfter(res.headers['retry-after']) ?? backoffMs(attempt);
         if (res.status === 429) this.pacer.pauseFor(wait);
@@ -71,18 +72,6 @@ export class DefenderAssetsClient {
       }
       return res;
     }
-  }
-
-  // The pacer's windows are fixed: 90 calls at the end of one minute and 90 at the start of the
-  // next would be 180 in the sliding minute Defender may count. Even spacing rules that out.
-  private async space(endpoint: AssetEndpoint): Promise<void> {
-    const perMinute = endpoint === 'hunting' ? Math.min(40, this.o.callsPerMinute)
-      : endpoint === 'vulnerabilitiesOfMachine' ? Math.min(45, this.o.callsPerMinute) : this.o.callsPerMinute;
-    const gap = 60_000 / perMinute / (this.o.timeScale ?? 1);
-    const now = Date.now();
-    const at = Math.max(now, this.nextAt.get(endpoint) ?? 0);
-    this.nextAt.set(endpoint, at + gap);
-    if (at > now) await sleep(at - now);
   }
 
   private async list<T>(endpoint: AssetEndpoint, path: string, params: Record<string, string>, notFoundIsEmpty = false): Promise<T[]> {
