@@ -172,6 +172,46 @@ describe('MISP → Defender end to end', function () {
       'the soft delete revokes in Sentinel and deletes in Defender');
   });
 
+  it('a periodic full sync keeps what MISP still holds, however old, and withdraws only what it lost', async () => {
+    // An attribute from ten minutes ago, then a fresh one: the catch-up watermark moves past the old one.
+    const realClock = misp.data.clock;
+    misp.data.clock = () => realClock() - 600;
+    const old = misp.createEvent({ info: 'Old campaign' });
+    misp.addAttribute(old, { type: 'domain', value: 'old.full-sync.example' });
+    const gone = misp.addAttribute(old, { type: 'domain', value: 'hard-deleted.full-sync.example' });
+    misp.publish(old);
+    misp.data.clock = realClock;
+    start({ MISP_FULL_SYNC_INTERVAL: '1' });
+    await connected();
+    const fresh = misp.createEvent({ info: 'Fresh campaign' });
+    misp.addAttribute(fresh, { type: 'domain', value: 'fresh.full-sync.example' });
+    misp.publish(fresh);
+    await waitFor(() => byValue().has('fresh.full-sync.example') && byValue().has('old.full-sync.example'), 'both in Defender');
+    // Two full passes: the second starts from a watermark past the old attribute's timestamp.
+    const fullPasses = () => service!.lines.filter((l) => l.msg === 'MISP full done').length;
+    await waitFor(() => fullPasses() >= 3, 'three full passes', 60_000);
+    // Hard deleted while the feed is away: only a full pass can see it, and the pass that withdraws
+    // it would withdraw, in the same commit, anything else it wrongly missed.
+    await misp.stopZmq();
+    misp.hardDeleteAttribute(gone.uuid);
+    await misp.startZmq();
+    await waitFor(() => !byValue().has('hard-deleted.full-sync.example'), 'the hard delete withdrawn', 30_000);
+    expect([...byValue().keys()].filter((v) => v.endsWith('.full-sync.example')).sort()).to.deep.equal(['fresh.full-sync.example', 'old.full-sync.example']);
+  });
+
+  it('finds, without ZeroMQ, attributes whose event was published after they were added', async () => {
+    const realClock = misp.data.clock;
+    misp.data.clock = () => realClock() - 300;
+    const ev = misp.createEvent({ info: 'Drafted earlier' });
+    misp.addAttribute(ev, { type: 'domain', value: 'drafted.example' });
+    misp.data.clock = realClock;
+    start({ MISP_ZMQ_URL: '' });
+    await synced();
+    expect(byValue().has('drafted.example'), 'not published yet').to.equal(false);
+    misp.publish(ev);
+    await waitFor(() => byValue().has('drafted.example'), 'the catch-up finds it by the publish time', 40_000);
+  });
+
   it('dead-letters malformed messages with the reason and carries on', async () => {
     start();
     await connected();

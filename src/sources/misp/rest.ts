@@ -42,8 +42,10 @@ export class MispRest {
   async *pages(body: RestSearchBody, pageSize: number, signal?: AbortSignal): AsyncGenerator<unknown[]> {
     for (let page = 1; ; page++) {
       const rows = await this.searchAttributes({ ...body, limit: pageSize, page }, signal);
-      if (rows.length > 0) yield rows;
-      if (rows.length < pageSize) return;
+      // MISP gives no total: a short page is not the end (filters such as warninglists may apply
+      // after the limit), only an empty one is.
+      if (rows.length === 0) return;
+      yield rows;
     }
   }
 

@@ -254,13 +254,21 @@ export class MispSource {
       const q: RestSearchBody = { ...base };
       if (m.published_only) q['published'] = 1;
       if (m.to_ids_only) q['to_ids'] = 1;
-      if (since !== null) q['timestamp'] = String(since);
+      // Only a first pass looks back a limited time (and withdraws nothing); every later full pass
+      // must see the whole set, or what it does not return would be withdrawn.
+      if (first && since !== null) q['timestamp'] = String(since);
       for await (const page of this.rest.pages(q, m.page_size, this.abort.signal)) await consume(page, 'state', Date.now());
     } else {
       const q: RestSearchBody = { ...base, deleted: [0, 1] };
       if (m.published_only) q['published'] = 1;
       if (since !== null) q['timestamp'] = String(since);
       for await (const page of this.rest.pages(q, m.page_size, this.abort.signal)) await consume(page, 'state', Date.now());
+      if (m.published_only && since !== null) {
+        // Publishing does not touch Attribute.timestamp: attributes added before their event was
+        // published are found by the event's publish time (a lost misp_json, REST-only mode).
+        const published: RestSearchBody = { ...base, published: 1, publish_timestamp: String(this.publishedSince(since, started)) };
+        for await (const page of this.rest.pages(published, m.page_size, this.abort.signal)) await consume(page, 'state', Date.now());
+      }
       if (m.published_only) {
         // Deleting an attribute unpublishes its event: removals are looked for in any event.
         const removed: RestSearchBody = { ...base, deleted: 1 };
@@ -288,6 +296,12 @@ export class MispSource {
     this.push({ normalised: closing, event: `rest.${kind}.done` }, null, next);
     this.state = next;
     this.log.info({ source: MISP_SOURCE, kind, rows, since, watermark: next.watermark, ms: Date.now() - started }, `MISP ${kind} done`);
+  }
+
+  /** Lower bound of a catch-up's publish-time query: the watermark, within the configured window. */
+  private publishedSince(since: number, now: number): number {
+    const window = this.config.misp.publish_timestamp;
+    return window ? Math.max(since, Math.floor(windowStart(window, now) / 1000)) : since;
   }
 
   private restEvent(row: unknown): MispEvent | null {
