@@ -21,25 +21,27 @@ describe('MISP REST client (restSearch contract)', () => {
       .matchHeader('accept', /application\/json/)
       .matchHeader('content-type', /application\/json/)
       .post('/attributes/restSearch', (b) => { bodies.push(b as Record<string, unknown>); return true; })
-      .reply(200, { response: { Attribute: [row(1)] } });
+      .times(2)
+      .reply(200, (_uri, b) => ((b as { page: number }).page === 1 ? { response: { Attribute: [row(1)] } } : { response: { Attribute: [] } }));
     const pages: unknown[][] = [];
     for await (const p of client().pages({ to_ids: 1, published: 1, order: 'Attribute.timestamp asc' }, 10)) pages.push(p);
     expect(scope.isDone()).to.equal(true);
-    expect(bodies).to.deep.equal([{ returnFormat: 'json', to_ids: 1, published: 1, order: 'Attribute.timestamp asc', limit: 10, page: 1 }]);
+    expect(bodies).to.deep.equal([1, 2].map((page) => ({ returnFormat: 'json', to_ids: 1, published: 1, order: 'Attribute.timestamp asc', limit: 10, page })));
     expect(pages).to.deep.equal([[row(1)]]);
   });
 
-  it('pages until a short page, counting pages from 1', async () => {
+  it('pages past a short page until an empty one, counting pages from 1 (MISP gives no total)', async () => {
     const seen: number[] = [];
-    nock(BASE).post('/attributes/restSearch').times(3).reply((_uri, b) => {
+    nock(BASE).post('/attributes/restSearch').times(4).reply((_uri, b) => {
       const page = (b as { page: number }).page;
       seen.push(page);
-      const rows = page === 1 ? [row(1), row(2)] : page === 2 ? [row(3), row(4)] : [row(5)];
+      // A short page 2: filters such as warninglists may apply after the limit.
+      const rows = page === 1 ? [row(1), row(2)] : page === 2 ? [row(3)] : page === 3 ? [row(4), row(5)] : [];
       return [200, { response: { Attribute: rows } }];
     });
     const pages: unknown[][] = [];
     for await (const p of client().pages({}, 2)) pages.push(p);
-    expect(seen).to.deep.equal([1, 2, 3]);
+    expect(seen).to.deep.equal([1, 2, 3, 4]);
     expect(pages.flat()).to.have.length(5);
     expect(nock.pendingMocks()).to.deep.equal([]);
   });

@@ -49,7 +49,9 @@ export class ZmqFeed {
       socket.plainUsername = this.o.username;
       socket.plainPassword = this.o.password ?? '';
     }
-    socket.events.on('connect', () => {
+    // The TCP connect comes before the PLAIN handshake: only a completed handshake is a connection
+    // (a refused password would otherwise flap between connected and refused, each time a catch-up).
+    socket.events.on('handshake', () => {
       this.connected = true;
       this.lastError = null;
       this.lastMessageAt = Date.now();
