@@ -199,10 +199,10 @@ describe('MISP → Defender end to end', function () {
     expect([...byValue().keys()].filter((v) => v.endsWith('.full-sync.example')).sort()).to.deep.equal(['fresh.full-sync.example', 'old.full-sync.example']);
   });
 
-  it('finds, without ZeroMQ, attributes whose event was published after they were added', async () => {
+  it('finds, without ZeroMQ, attributes whose event was published after they were added, with the event\'s threat level', async () => {
     const realClock = misp.data.clock;
     misp.data.clock = () => realClock() - 300;
-    const ev = misp.createEvent({ info: 'Drafted earlier' });
+    const ev = misp.createEvent({ info: 'Drafted earlier', threat_level_id: '1' });
     misp.addAttribute(ev, { type: 'domain', value: 'drafted.example' });
     misp.data.clock = realClock;
     start({ MISP_ZMQ_URL: '' });
@@ -210,6 +210,8 @@ describe('MISP → Defender end to end', function () {
     expect(byValue().has('drafted.example'), 'not published yet').to.equal(false);
     misp.publish(ev);
     await waitFor(() => byValue().has('drafted.example'), 'the catch-up finds it by the publish time', 40_000);
+    // Attribute rows carry no threat level: the event's header is read, so severity is the event's.
+    expect(byValue().get('drafted.example')).to.include({ severity: 'High', title: 'Drafted earlier' });
   });
 
   it('dead-letters malformed messages with the reason and carries on', async () => {

@@ -219,8 +219,14 @@ export class MispSimulator {
       out = { response: { Attribute: rows } };
       count = rows.length;
     } else {
-      const ids = new Set(searchAttributes(this.data, { ...body, limit: undefined, page: undefined }, now).map((r) => String(r['event_id'])));
-      const events = [...this.data.events.values()].filter((e) => ids.has(e.id)).map((e) => ({ Event: fullEvent(this.data, e) }));
+      // `eventid` names events directly; `metadata` leaves their attributes and objects out.
+      const named = body['eventid'] === undefined ? null : new Set((Array.isArray(body['eventid']) ? body['eventid'] : [body['eventid']]).map(String));
+      const ids = named ?? new Set(searchAttributes(this.data, { ...body, limit: undefined, page: undefined }, now).map((r) => String(r['event_id'])));
+      const metadataOnly = body['metadata'] === true || body['metadata'] === 1 || body['metadata'] === '1';
+      const events = [...this.data.events.values()].filter((e) => ids.has(e.id)).map((e) => {
+        const { Attribute: _a, Object: _o, ...header } = fullEvent(this.data, e);
+        return { Event: metadataOnly ? header : fullEvent(this.data, e) };
+      });
       out = { response: events };
       count = events.length;
     }

@@ -105,7 +105,8 @@ export function normaliseZmq(topic: string, payload: string, ctx: MispContext): 
     case 'misp_json_event': {
       // Sync pulls carry the remote id as a scalar Event: the publish brings the content.
       if (!isObject(body['Event'])) return none(ignore(name, 'event notification without content'));
-      const event = readEvent(body['Event'], body['EventTag']);
+      // Here the creator org sits beside Event, not in it (MISP#5702's capture).
+      const event = readEvent({ Orgc: body['Orgc'], ...body['Event'] }, body['EventTag']);
       if (!event?.id) return none(reject(name, 'malformed_event', 'Event without id'));
       if (action === 'delete') {
         ctx.events.delete(event.id);

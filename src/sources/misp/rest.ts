@@ -38,6 +38,13 @@ export class MispRest {
     return Array.isArray(list) ? list : [];
   }
 
+  /** Event headers (threat level, org, tags, publish time; no attributes) of the given events. */
+  async eventHeaders(ids: string[], signal?: AbortSignal): Promise<unknown[]> {
+    const data = await this.post('/events/restSearch', { returnFormat: 'json', metadata: 1, eventid: ids, limit: ids.length, page: 1 }, signal);
+    const list = isObject(data) ? data['response'] : data;
+    return Array.isArray(list) ? list.map((e) => (isObject(e) && isObject(e['Event']) ? e['Event'] : e)) : [];
+  }
+
   /** Every page of a search, oldest first when MISP honours the order; yields page by page. */
   async *pages(body: RestSearchBody, pageSize: number, signal?: AbortSignal): AsyncGenerator<unknown[]> {
     for (let page = 1; ; page++) {

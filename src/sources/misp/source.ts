@@ -227,6 +227,7 @@ export class MispSource {
     let rows = 0;
     const seen: string[] = [];
     const consume = async (page: unknown[], mode: 'state' | 'removed', fetchedAt: number) => {
+      if (mode === 'state') await this.learnEvents(page);
       for (const row of page) {
         const attr = readAttribute(row);
         if (!attr) {
@@ -309,8 +310,34 @@ export class MispSource {
     const header = readEvent(row['Event']);
     if (!header) return null;
     const cached = this.ctx.events.get(header.id);
-    // Attribute searches give no threat level or publish time: use what event messages told us.
-    return { ...header, published: true, threatLevelId: cached?.threatLevelId ?? header.threatLevelId, publishTimestamp: cached?.publishTimestamp ?? 0 };
+    // Attribute rows carry no threat level, org name or publish time: use what we know of the event.
+    return { ...header, published: true, threatLevelId: cached?.threatLevelId ?? header.threatLevelId,
+      orgName: header.orgName || cached?.orgName || '', publishTimestamp: cached?.publishTimestamp ?? 0 };
+  }
+
+  /**
+   * Reads the headers of events a page refers to that ZeroMQ has not told us about (a restart,
+   * REST-only mode), so that severity and org filters do not depend on how an attribute arrived.
+   */
+  private async learnEvents(page: unknown[]): Promise<void> {
+    const unknown = new Set<string>();
+    for (const row of page) {
+      const id = isObject(row) ? String(row['event_id'] ?? '') : '';
+      if (id && !this.ctx.events.get(id)) unknown.add(id);
+    }
+    const ids = [...unknown];
+    for (let i = 0; i < ids.length; i += 100) {
+      try {
+        for (const raw of await this.rest.eventHeaders(ids.slice(i, i + 100), this.abort.signal)) {
+          const event = readEvent(raw, isObject(raw) ? raw['EventTag'] : undefined);
+          if (event?.id) this.ctx.events.set(event);
+        }
+      } catch (err) {
+        // Severity then falls back to the sink's default, as before; the attributes still flow.
+        this.log.warn({ source: MISP_SOURCE, events: ids.length, ...errorFields(err) }, 'cannot read MISP event headers; using defaults for them');
+        return;
+      }
+    }
   }
 
   /** Wait while the ingest queue is more than half full: REST pages are the one source we can slow. */
