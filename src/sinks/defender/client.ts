@@ -1,5 +1,6 @@
 // Defender for Endpoint indicators API: import (batch upsert), BatchDelete, list. Every call is
 // paced under the documented per-endpoint quotas and carries a bearer token refreshed once on 401.
+import { odataPages } from '../../net/odata-pages.js';
 import { createHttpClient, type HttpClient, type HttpResponse } from '../../net/http.js';
 import { Pacer } from '../../net/pacer.js';
 import type { Logger } from '../../observability/logger.js';
@@ -109,15 +110,14 @@ export class DefenderClient {
   /** Indicators matching an OData filter, following @odata.nextLink. */
   async list(filter: string | null, pageSize = 10_000): Promise<DefenderIndicator[]> {
     const out: DefenderIndicator[] = [];
-    let url: string | null = `${this.o.resourcePath}?$top=${pageSize}${filter ? `&$filter=${encodeURIComponent(filter)}` : ''}`;
-    for (let page = 0; url && page < 1000; page++) {
+    const first = `${this.o.resourcePath}?$top=${pageSize}${filter ? `&$filter=${encodeURIComponent(filter)}` : ''}`;
+    for await (const rows of odataPages<DefenderIndicator>(first, pageSize, async (url) => {
       const res: HttpResponse<{ value?: DefenderIndicator[]; '@odata.nextLink'?: string }> = await this.call('list', 'GET', url);
       if (res.status !== 200 || !Array.isArray(res.data?.value)) {
         throw Object.assign(new Error(`Defender list failed: ${defenderErrorText(res)}`), { status: res.status, headers: res.headers });
       }
-      out.push(...res.data.value);
-      url = res.data['@odata.nextLink'] ?? null;
-    }
+      return { rows: res.data.value, nextLink: res.data['@odata.nextLink'] ?? null };
+    }, 1000)) out.push(...rows);
     return out;
   }
 }

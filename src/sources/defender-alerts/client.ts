@@ -2,6 +2,7 @@
 // following @odata.nextLink (or $skip when a full page comes without one). Paced under the
 // documented 100 calls/min and 1,500/h; 429 honours Retry-After; a 401 refreshes the token once.
 import { decide } from '../../core/retry.js';
+import { odataPages } from '../../net/odata-pages.js';
 import { createHttpClient, type HttpClient, type HttpResponse } from '../../net/http.js';
 import { Pacer } from '../../net/pacer.js';
 import type { Logger } from '../../observability/logger.js';
@@ -93,10 +94,8 @@ export class DefenderAlertsClient {
   async listUpdatedSince(fromIso: string, pageSize: number, onPage: (alerts: unknown[]) => Promise<void>, signal?: AbortSignal): Promise<number> {
     const filter = `lastUpdateTime ge ${fromIso}`;
     const first = `/api/alerts?$filter=${encodeURIComponent(filter)}&$expand=evidence&$top=${pageSize}`;
-    let url: string | null = first;
     let total = 0;
-    let sawNextLink = false;
-    for (let page = 0; url && page < 10_000; page++) {
+    const pages = odataPages<unknown>(first, pageSize, async (url) => {
       if (signal?.aborted) throw new Error('aborted');
       const res: HttpResponse<{ value?: unknown[]; '@odata.nextLink'?: string }> = await this.get(url, signal);
       if (res.status !== 200 || !Array.isArray(res.data?.value)) {
@@ -105,17 +104,12 @@ export class DefenderAlertsClient {
         throw new DefenderAlertsError(`Defender alerts listing failed for tenant ${this.o.tenantId} (HTTP ${res.status}): ${defenderErrorText(res)}${hint}`, res.status,
           d.kind === 'retry' ? d.afterMs : null);
       }
-      const rows = res.data.value;
+      const next = res.data['@odata.nextLink'];
+      return { rows: res.data.value, nextLink: next ? (next.startsWith(this.o.baseUrl) ? next.slice(this.o.baseUrl.length) : next) : null };
+    });
+    for await (const rows of pages) {
       total += rows.length;
       await onPage(rows);
-      const next = res.data['@odata.nextLink'];
-      if (next) {
-        sawNextLink = true;
-        url = next.startsWith(this.o.baseUrl) ? next.slice(this.o.baseUrl.length) : next;
-      } else if (!sawNextLink && rows.length >= pageSize) {
-        // A server that pages without nextLink: ask for the next offset until a short page.
-        url = `${first}&$skip=${total}`;
-      } else url = null;
     }
     return total;
   }

@@ -3,6 +3,7 @@
 // advanced hunting 45/min and 1,500/h), carries a bearer token refreshed once on 401, and waits
 // out a 429's Retry-After before trying again.
 import { parseRetryAfter, backoffMs } from '../../core/retry.js';
+import { odataPages } from '../../net/odata-pages.js';
 import { createHttpClient, type HttpClient, type HttpResponse } from '../../net/http.js';
 import { Pacer } from '../../net/pacer.js';
 import type { Logger } from '../../observability/logger.js';
@@ -77,19 +78,18 @@ export class DefenderAssetsClient {
   private async list<T>(endpoint: AssetEndpoint, path: string, params: Record<string, string>, notFoundIsEmpty = false): Promise<T[]> {
     const out: T[] = [];
     const qs = Object.entries(params).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
-    let url: string | null = `${path}${qs ? `?${qs}` : ''}`;
-    for (let page = 0; url && page < 10_000; page++) {
+    const first = `${path}${qs ? `?${qs}` : ''}`;
+    for await (const rows of odataPages<T>(first, Number(params['$top'] ?? 0), async (url) => {
       const res: HttpResponse<{ value?: T[]; '@odata.nextLink'?: string }> = await this.call(endpoint, 'GET', url);
       // Documented: "If there are no recent machines, you see 404 Not Found."
-      if (res.status === 404 && notFoundIsEmpty) return out;
+      if (res.status === 404 && notFoundIsEmpty) return { rows: [], nextLink: null };
       // OData wraps rows in `value`; tolerate a bare array too.
       const rows = Array.isArray(res.data) ? (res.data as T[]) : res.data?.value;
       if (res.status !== 200 || !Array.isArray(rows)) {
         throw new DefenderReadError(`Defender ${endpoint} read failed (${res.status}): ${defenderErrorText(res)}`, res.status);
       }
-      out.push(...rows);
-      url = Array.isArray(res.data) ? null : res.data['@odata.nextLink'] ?? null;
-    }
+      return { rows, nextLink: Array.isArray(res.data) ? null : res.data['@odata.nextLink'] ?? null };
+    })) out.push(...rows);
     return out;
   }
 
