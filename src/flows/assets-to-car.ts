@@ -1,5 +1,5 @@
 // Defender assets → IBM CAR: a poller part (source) and a CAR delivery worker part (sink).
-import { createCarSink, CAR_SINK } from '../sinks/car/index.js';
+import { createCarSink, CAR_SINK, lostSavePoint } from '../sinks/car/index.js';
 import { DEFAULT_DEFENDER_SCOPE, timeScale } from '../sinks/defender/index.js';
 import { TokenProvider } from '../sinks/microsoft/token.js';
 import { DefenderAssetsClient } from '../sources/defender-assets/client.js';
@@ -21,7 +21,8 @@ export function assetsToCarParts(ctx: ServiceContext): ServicePart[] {
     timeScale: timeScale(), tokens, log,
   });
   const car = createCarSink(config, store, log, metrics);
-  const poller = new DefenderAssetsPoller(config, client, store, log, metrics, () => car.worker.wake());
+  const poller = new DefenderAssetsPoller(config, client, store, log, metrics, () => car.worker.wake(),
+    () => lostSavePoint(car.client, store, config.car.source));
   const source: ServicePart = {
     name: SOURCE,
     kind: 'source',

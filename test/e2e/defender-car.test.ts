@@ -138,6 +138,24 @@ describe('Defender assets → CAR end to end', function () {
     expect(everything).to.not.include('car-password-value');
   });
 
+  it('imports everything again, once, when CAR has lost the save point it confirmed (CAR rebuilt)', async () => {
+    const { m1 } = seedFleet();
+    start();
+    await waitFor(() => car.modelState(SOURCE), 'save point written in CAR', 60_000);
+    await service!.waitForLog((l) => l.msg === 'incremental Defender assets run stored', 30_000);
+    // CAR is rebuilt: its graph and the source's save point are gone.
+    car.nodes.clear();
+    car.edges.clear();
+    car.sources.clear();
+    await waitFor(() => car.list('asset').length === 3 && car.modelState(SOURCE) !== undefined, 'everything imported again', 60_000);
+    expect(activeTargets('asset_ipaddress', m1.id)).to.deep.equal(['10.1.0.11', '198.51.100.20']);
+    const resyncs = () => service!.lines.filter((l) => l.msg === 'CAR no longer holds our save point (reset or rebuilt): importing everything again').length;
+    const runs = () => service!.lines.filter((l) => l.msg === 'incremental Defender assets run stored').length;
+    const after = runs();
+    await waitFor(() => runs() >= after + 2, 'two more runs');
+    expect(resyncs(), 'once, not at every run').to.equal(1);
+  });
+
   it('rides out Defender throttling and CAR errors (5xx, a failed import job) without dead letters', async () => {
     const { m1 } = seedFleet();
     lab.defender.failNext(2, 429, { endpoint: 'machines.list', retryAfter: 1 });

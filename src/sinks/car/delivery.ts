@@ -228,7 +228,8 @@ export class CarDelivery implements SinkHandler {
     const res = await this.send(() => this.client.saveModelState(this.o.source._key, id));
     if ('kind' in res) return this.later([item], res);
     if (res.status >= 200 && res.status < 300) {
-      await this.store.ack([{ item, externalId: null }]);
+      // Recorded, so that a CAR that loses it later (reset, rebuilt) can be told from one never written.
+      await this.store.ack([{ item, externalId: id }]);
       this.log.info({ sink: this.sink, modelStateId: id }, 'CAR save point written');
       return;
     }

@@ -5,7 +5,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Store } from '../../store/types.js';
 import { CarClient } from './client.js';
-import { CarDelivery } from './delivery.js';
+import { CarDelivery, MODEL_STATE_KEY } from './delivery.js';
 
 export const CAR_SINK = 'car';
 
@@ -27,4 +27,18 @@ export function createCarSink(config: Config, store: Store, log: Logger, metrics
     ...(pollBaseMs !== undefined ? { pollBaseMs } : {}),
   });
   return { client, handler, worker: new DeliveryWorker(store, handler, log) };
+}
+
+/**
+ * The save point CAR confirmed to us, when CAR no longer holds it (a reset or rebuilt CAR, or the
+ * IBM framework's reset after a failure): the next run must import everything. Null otherwise,
+ * including when CAR cannot be asked now.
+ */
+export async function lostSavePoint(client: CarClient, store: Store, source: string): Promise<string | null> {
+  const confirmed = (await store.getSinkIds(CAR_SINK, [MODEL_STATE_KEY])).get(MODEL_STATE_KEY);
+  if (!confirmed) return null;
+  const res = await client.getSource(source).catch(() => null);
+  if (!res) return null;
+  const held = res.status === 200 && res.data && typeof res.data === 'object' ? res.data.model_state_id : undefined;
+  return res.status === 404 || (res.status === 200 && !held) ? confirmed : null;
 }

@@ -31,6 +31,8 @@ interface PollerState {
   vulnsPending?: string[];
   /** Alerts were last read completely at this run start; absent until the first successful read. */
   alertsSince?: number;
+  /** The save point CAR had lost when we last imported everything again (so that happens once). */
+  resyncedFor?: string;
 }
 
 export interface RunSummary {
@@ -57,6 +59,8 @@ export class DefenderAssetsPoller {
     private readonly log: Logger,
     private readonly metrics: Metrics,
     private readonly onCommitted: () => void,
+    /** The confirmed save point CAR no longer holds, if so (then everything is imported again). */
+    private readonly savePointLost: () => Promise<string | null> = async () => null,
   ) {}
 
   start(): void {
@@ -108,7 +112,16 @@ export class DefenderAssetsPoller {
   async runOnce(now = Date.now()): Promise<RunSummary> {
     const cfg = this.config.defender_assets;
     const checkpoint = await this.store.getCheckpoint(SOURCE);
-    const state = (checkpoint?.state ?? {}) as PollerState;
+    let state = (checkpoint?.state ?? {}) as PollerState;
+    let resyncedFor = state.resyncedFor;
+    if (typeof state.lastRunMs === 'number') {
+      const lost = await this.savePointLost();
+      if (lost && lost !== state.resyncedFor) {
+        this.log.warn({ source: SOURCE, savePoint: lost }, 'CAR no longer holds our save point (reset or rebuilt): importing everything again');
+        state = {};
+        resyncedFor = lost;
+      }
+    }
     const initial = typeof state.lastRunMs !== 'number';
     const since = initial ? null : state.lastRunMs! - cfg.overlap * 1000;
 
@@ -211,7 +224,8 @@ export class DefenderAssetsPoller {
     const deleted = ops.filter((o) => o.op === 'delete').length;
 
     ops.push({ sink: CAR_SINK, key: MODEL_STATE_KEY, op: 'upsert', payload: { kind: 'model-state', modelStateId: String(now) }, sourceRef: null });
-    const next: PollerState = { lastRunMs: now, usersPending, vulnsPending, ...(alertsSince !== undefined ? { alertsSince } : {}) };
+    const next: PollerState = { lastRunMs: now, usersPending, vulnsPending, ...(alertsSince !== undefined ? { alertsSince } : {}),
+      ...(resyncedFor !== undefined ? { resyncedFor } : {}) };
     this.checkStopped();
     await this.store.commit({ source: SOURCE, checkpoint: { position: String(now), state: next as Record<string, unknown> }, claimUpserts: [], claimDeletes: [], ops, deadLetters: [] });
     for (const o of ops) this.metrics.opsEnqueued.inc({ sink: CAR_SINK, op: o.op });
