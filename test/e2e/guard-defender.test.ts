@@ -167,10 +167,13 @@ describe('Guard, breaker, cap and reconciliation end to end', function () {
       title: value, description: 'x', severity: 'High', expirationTime: '2099-01-01T00:00:00Z', application });
     lab.defender.seed(LAB_TENANT, LAB_CLIENT, [body(ip(90), 'ThreatBridge')]);
     lab.defender.seed(LAB_TENANT, 'other-app', [body(ip(91), 'OtherTool')]);
+    // Ours too, written under the MISP source's own application name.
+    lab.defender.seed(LAB_TENANT, LAB_CLIENT, [body(ip(92), 'ThreatBridge MISP')]);
 
-    const report = JSON.parse(await runCli(lab, ['reconcile'])) as Record<string, number>;
-    expect(report).to.include({ recreated: 1, duplicatesDeleted: 1, unclaimedDeleted: 1 });
+    const report = JSON.parse(await runCli(lab, ['reconcile'], { MISP_APPLICATION: 'ThreatBridge MISP' })) as Record<string, number>;
+    expect(report).to.include({ recreated: 1, duplicatesDeleted: 1, unclaimedDeleted: 2 });
     expect(byValue().has(ip(90)), 'ours, unclaimed: deleted').to.equal(false);
+    expect(byValue().has(ip(92)), 'ours under misp.application, unclaimed: deleted').to.equal(false);
     expect(byValue().has(ip(91)), "another application's: untouched").to.equal(true);
     await waitFor(() => byValue().has(ip(1)), 'deleted indicator re-created', 30_000);
     const twos = held().filter((i) => i.indicatorValue === ip(2));
@@ -183,10 +186,10 @@ describe('Guard, breaker, cap and reconciliation end to end', function () {
   });
 });
 
-async function runCli(lab: Lab, args: string[]): Promise<string> {
+async function runCli(lab: Lab, args: string[], env: Record<string, string> = {}): Promise<string> {
   const { execFile } = await import('node:child_process');
   const { fileURLToPath } = await import('node:url');
   const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
   return new Promise((resolve, reject) =>
-    execFile(process.execPath, [cli, ...args], { env: lab.env() }, (err, stdout, stderr) => (err ? reject(new Error(stderr || err.message)) : resolve(stdout))));
+    execFile(process.execPath, [cli, ...args], { env: lab.env(env) }, (err, stdout, stderr) => (err ? reject(new Error(stderr || err.message)) : resolve(stdout))));
 }

@@ -66,7 +66,9 @@ export function defenderClient(config: Config, log: Logger, metrics: Metrics): {
 }
 
 export function defenderReconciler(config: Config, client: DefenderClient, store: Store, log: Logger, metrics: Metrics): DefenderReconciler {
-  return new DefenderReconciler(DEFENDER_SINK, client, store, defenderRoute(config), config.microsoft_defender_intel.application, log, metrics);
+  // Every application name we write under: the sink's, and a source's own (misp.application).
+  const applications = [...new Set([config.microsoft_defender_intel.application, ...(config.misp.application ? [config.misp.application] : [])])];
+  return new DefenderReconciler(DEFENDER_SINK, client, store, defenderRoute(config), applications, log, metrics);
 }
 
 /** A periodic reconciliation as a service part (none when the interval is 0). */

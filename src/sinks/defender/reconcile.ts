@@ -58,7 +58,7 @@ export class DefenderReconciler {
     private readonly client: DefenderClient,
     private readonly store: Store,
     private readonly route: DefenderRoute,
-    private readonly application: string,
+    private readonly applications: string[],
     private readonly log: Logger,
     private readonly metrics: Metrics,
   ) {}
@@ -66,7 +66,9 @@ export class DefenderReconciler {
   async run(now = Date.now()): Promise<ReconcileReport> {
     // Paging by $skip under mutation can list a row twice (or miss one): one row per id, and a
     // missed row only costs a harmless re-upsert (Defender upserts on type and value).
-    const listed = [...new Map((await this.client.list(`application eq ${odataString(this.application)}`)).map((r) => [String(r.id), r])).values()];
+    const rows: DefenderIndicator[] = [];
+    for (const application of this.applications) rows.push(...await this.client.list(`application eq ${odataString(application)}`));
+    const listed = [...new Map(rows.map((r) => [String(r.id), r])).values()];
     const held = await this.store.listHeld(this.sink);
     const report: ReconcileReport = { listed: listed.length, held: held.length, recreated: 0, duplicatesDeleted: 0, unclaimedDeleted: 0, adopted: 0, forgotten: 0 };
     const heldIds = new Set(held.map((h) => h.externalId));
