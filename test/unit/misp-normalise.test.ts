@@ -122,7 +122,7 @@ describe('MISP ZeroMQ normalisation', () => {
   it('misp_json_attribute add on a published, cached event applies the event tags (tlp:red stays in MISP)', () => {
     const ctx = ctxWith();
     announce(ctx, ['tlp:green'], { published: true });
-    const msg = (o: Record<string, unknown>) => JSON.stringify({ Attribute: attrRow(o), Event: header({ published: true }), action: 'edit' });
+    const msg = (o: Record<string, unknown>) => JSON.stringify({ Attribute: attrRow(o), Event: header({ published: true }), action: 'add' });
     const ok = normaliseZmq('misp_json_attribute', msg({}), ctx).items[0]!.normalised;
     expect(ok.changes[0]!.tlp).to.equal('TLP:GREEN');
     const red = ctxWith();
@@ -130,6 +130,16 @@ describe('MISP ZeroMQ normalisation', () => {
     const held = normaliseZmq('misp_json_attribute', msg({}), red).items[0]!.normalised;
     expect(held.retractAll).to.equal(true);
     expect(held.changes).to.deep.equal([]);
+  });
+
+  it('misp_json_attribute edit without its Tag (MISP#2592) asks for a catch-up instead of deciding without the tags', () => {
+    const ctx = ctxWith({ published_only: false, vetted_event_tags: ['feed:osint'], vetted_attribute_tags: ['vetted'] });
+    announce(ctx, ['feed:osint'], { published: true });
+    const { Tag: _dropped, ...untagged } = { ...attrRow(), Tag: undefined } as Record<string, unknown>;
+    const { items, catchUp } = normaliseZmq('misp_json_attribute', JSON.stringify({ Attribute: untagged, Event: header({ published: true }), action: 'edit' }), ctx);
+    expect(catchUp).to.equal(true);
+    expect(items[0]!.normalised.retractAll, 'a vetted attribute is not withdrawn for want of its tags').to.equal(false);
+    expect(items[0]!.normalised.ignored).to.match(/without the attribute's tags/);
   });
 
   it('misp_json_attribute add for an event whose tags are unknown asks for a catch-up instead of guessing', () => {

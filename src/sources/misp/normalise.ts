@@ -124,6 +124,11 @@ export function normaliseZmq(topic: string, payload: string, ctx: MispContext): 
       const ref = refOf(attr, ctx);
       // Deletions key on the uuid: a sanitised soft delete no longer carries the value.
       if (action === 'delete' || action === 'soft-delete' || attr.deleted) return none(retract(ref, name));
+      // MISP leaves the tags out of some edit messages (MISP#2592): deciding without them could
+      // drop a vetted attribute or let a tlp:red one through; REST has the whole row.
+      if (action === 'edit' && isObject(body['Attribute']) && !('Tag' in body['Attribute'])) {
+        return none(ignore(name, 'edit without the attribute\'s tags; the REST catch-up decides', ref), true);
+      }
       const header = isObject(body['Event']) ? readEvent(body['Event']) : null;
       const cached = ctx.events.get(attr.eventId);
       if (!cached) {

@@ -45,7 +45,7 @@ export class ConnectorApi {
     try {
       await this.graphql(REGISTER, {
         input: {
-          id: this.o.connectorId, name: this.o.name, type: 'STREAM', scope: this.o.scope, auto: false,
+          id: this.o.connectorId, name: this.o.name, type: 'STREAM', scope: this.o.scope, auto: false, auto_update: false,
           only_contextual: false, playbook_compatible: false, enrichment_resolution: 'none', listen_callback_uri: null,
         },
       });
