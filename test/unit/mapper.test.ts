@@ -37,6 +37,11 @@ describe('Defender mapping', () => {
     for (const score of [0, 45]) expect(upsert(change('domain', 'evil.com', score)).generateAlert).to.equal(true);
   });
 
+  it('never asks for an alert with Allowed (Defender does not alert on it)', () => {
+    const b = upsert(change('domain', 'partner.example', 90), mapping({ action: 'Allowed' }));
+    expect([b.action, b.generateAlert]).to.deep.equal(['Allowed', false]);
+  });
+
   it('lets the configured action override the score, translating legacy names per type', () => {
     expect(upsert(change('ipv4', '1.2.3.4', 90), mapping({ action: 'Alert' })).action).to.equal('Audit');
     expect(upsert(change('sha256', 'a'.repeat(64), 10), mapping({ action: 'AlertAndBlock' })).action).to.equal('BlockAndRemediate');

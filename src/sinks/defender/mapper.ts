@@ -150,9 +150,9 @@ export function mapToDefender(change: IndicatorChange, m: DefenderMapping, now: 
     description: truncate(lines.join('\n'), 1000),
     severity: hints.severity ?? severityForScore(change.score),
     expirationTime: defenderTime(expires),
-    // Audit is only accepted with an alert; the other actions alert as the seed connector did
-    // unless the source's config says otherwise.
-    generateAlert: action === 'Audit' || hints.generateAlert !== false,
+    // Audit is only accepted with an alert; Allowed never alerts; the others alert as the seed
+    // connector did unless the source's config says otherwise.
+    generateAlert: action === 'Audit' || (action !== 'Allowed' && hints.generateAlert !== false),
     application: hints.application ?? m.application,
     externalId: change.sourceRef.id,
   };
