@@ -30,7 +30,6 @@ describe('fault suite: MISP → Defender', function () {
   it('ZeroMQ publisher restarts', async () => {
     await startFlow(SEED + 2);
     const at = [...faultPoints(SEED + 2, EVENTS, 3)].sort((a, b) => a - b);
-    let lostWhileAway = 0;
     let awayUntil = -1;
     await runScenario(flow, {
       // mispzmq restarted: what MISP publishes meanwhile never reaches any subscriber.
@@ -46,7 +45,7 @@ describe('fault suite: MISP → Defender', function () {
       },
       afterEmit: async () => { if (awayUntil !== -1) await flow.misp.startZmq(); },
     });
-    lostWhileAway = flow.misp.published.filter((m) => !m.delivered).length;
+    const lostWhileAway = flow.misp.published.filter((m) => !m.delivered).length;
     expect(lostWhileAway, 'messages published while the feed was away').to.be.greaterThan(0);
   });
 

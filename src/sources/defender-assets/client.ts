@@ -40,7 +40,6 @@ export class DefenderAssetsClient {
   readonly pacer: Pacer;
   /** Calls made per endpoint (for logs and the benchmark of call planning). */
   readonly calls: Record<string, number> = {};
-  /** Earliest next call per endpoint: calls are spread evenly so no sliding minute exceeds the quota. */
 
   constructor(private readonly o: DefenderAssetsClientOptions) {
     this.http = createHttpClient({ system: 'defender', baseURL: o.baseUrl, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log });
