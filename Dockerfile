@@ -15,6 +15,7 @@ FROM toolchain AS build
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
+COPY sim ./sim
 COPY test ./test
 COPY bench ./bench
 RUN npm run build

@@ -11,9 +11,9 @@ import { DefenderClient } from '../src/sinks/defender/client.js';
 import { DefenderDelivery } from '../src/sinks/defender/delivery.js';
 import { mapToDefender } from '../src/sinks/defender/mapper.js';
 import { TokenProvider } from '../src/sinks/microsoft/token.js';
-import { DefenderSimulator } from '../src/sim/defender.js';
-import { EntraSimulator } from '../src/sim/entra.js';
-import { createTestCertificate } from '../src/sim/tls.js';
+import { DefenderSimulator } from '../sim/defender.js';
+import { EntraSimulator } from '../sim/entra.js';
+import { createTestCertificate } from '../sim/tls.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { benchMapping } from './mapping.js';
 

@@ -12,7 +12,7 @@ import { Router } from '../src/core/router.js';
 import { createLogger } from '../src/observability/logger.js';
 import { Metrics } from '../src/observability/metrics.js';
 import { DefenderRoute } from '../src/sinks/defender/route.js';
-import { MispSimulator } from '../src/sim/misp/server.js';
+import { MispSimulator } from '../sim/misp/server.js';
 import { MISP_SOURCE, MispSource } from '../src/sources/misp/source.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { benchMapping } from './mapping.js';

@@ -12,9 +12,9 @@ import { TokenProvider } from '../src/sinks/microsoft/token.js';
 import { SentinelClient } from '../src/sinks/sentinel/client.js';
 import { SentinelDelivery } from '../src/sinks/sentinel/delivery.js';
 import { mapToSentinel } from '../src/sinks/sentinel/mapper.js';
-import { EntraSimulator } from '../src/sim/entra.js';
-import { SentinelSimulator } from '../src/sim/sentinel.js';
-import { createTestCertificate } from '../src/sim/tls.js';
+import { EntraSimulator } from '../sim/entra.js';
+import { SentinelSimulator } from '../sim/sentinel.js';
+import { createTestCertificate } from '../sim/tls.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 
 const WS = '0a0b0c0d-0e0f-4000-8000-000000000001';

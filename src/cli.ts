@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// threatbridge run | check-config | status | dead-letters | replay | reset-checkpoint | demo
+// threatbridge run | check-config | status | dead-letters | replay | reset-checkpoint (the demo is `npm run demo`, from a clone)
 import { Command } from 'commander';
 import pino from 'pino';
 import { flowStatuses } from './config/flows.js';
@@ -274,13 +274,6 @@ program.command('reconcile').description('compare what Defender holds with the s
       log.flush();
       await store.close();
     }
-  });
-
-program.command('demo').description('run against the built-in simulators and print what reached Defender')
-  .option('--events <n>', 'how many indicators to stream', '200')
-  .action(async (opts: { events: string }) => {
-    const { runDemo } = await import('./demo.js');
-    await runDemo({ events: Number(opts.events) }).catch(fail);
   });
 
 program.parseAsync(process.argv).catch(fail);

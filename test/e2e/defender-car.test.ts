@@ -1,10 +1,10 @@
 // End-to-end: the built service as a child process polls the Defender simulator's machines,
 // users, vulnerabilities and alerts and keeps the CAR simulator's graph current.
 import { expect } from 'chai';
-import { Lab } from '../../src/sim/lab.js';
-import { ServiceProcess, waitFor } from '../../src/sim/service-process.js';
-import { CarSimulator } from '../../src/sim/car/server.js';
-import { assetData, type DefenderAssetData } from '../../src/sim/defender/asset-routes.js';
+import { Lab } from '../../sim/lab.js';
+import { ServiceProcess, waitFor } from '../../sim/service-process.js';
+import { CarSimulator } from '../../sim/car/server.js';
+import { assetData, type DefenderAssetData } from '../../sim/defender/asset-routes.js';
 
 const SOURCE = 'Microsoft-Windows-Defender-ATP';
 const daysAgo = (d: number) => new Date(Date.now() - d * 86_400_000).toISOString();

@@ -5,11 +5,11 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defenderAlerts } from '../../src/sim/defender/alert-routes.js';
-import { evidence, type AlertStore } from '../../src/sim/defender/alerts.js';
-import { IrisSimulator } from '../../src/sim/iris/server.js';
-import { Lab, LAB_CLIENT, LAB_SECRET, LAB_STREAM, LAB_TENANT } from '../../src/sim/lab.js';
-import { ServiceProcess, waitFor } from '../../src/sim/service-process.js';
+import { defenderAlerts } from '../../sim/defender/alert-routes.js';
+import { evidence, type AlertStore } from '../../sim/defender/alerts.js';
+import { IrisSimulator } from '../../sim/iris/server.js';
+import { Lab, LAB_CLIENT, LAB_SECRET, LAB_STREAM, LAB_TENANT } from '../../sim/lab.js';
+import { ServiceProcess, waitFor } from '../../sim/service-process.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 
 const SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';

@@ -1,9 +1,9 @@
 // End to end: the guard, the breaker, the 15,000-indicator cap and reconciliation, with the built
 // service as a child process against the Defender simulator (its cap lowered via Lab.maxIndicators).
 import { expect } from 'chai';
-import { Lab, LAB_CLIENT, LAB_TENANT } from '../../src/sim/lab.js';
-import { ServiceProcess, waitFor } from '../../src/sim/service-process.js';
-import { makeIndicator } from '../../src/sim/opencti/fixtures.js';
+import { Lab, LAB_CLIENT, LAB_TENANT } from '../../sim/lab.js';
+import { ServiceProcess, waitFor } from '../../sim/service-process.js';
+import { makeIndicator } from '../../sim/opencti/fixtures.js';
 
 type Indicator = { indicatorValue: string; indicatorType: string; action: string; id: string };
 type Decision = { key: string; outcome: string; action: string; wanted: string; source: string; sourceRef: string | null; reason: string };

@@ -1,9 +1,9 @@
 // End-to-end: the built service against the MISP simulator (REST + ZeroMQ), Entra ID and Defender.
 // Assertions are on Defender's final state and on the service's dead letters.
 import { expect } from 'chai';
-import { Lab } from '../../src/sim/lab.js';
-import { ServiceProcess, waitFor } from '../../src/sim/service-process.js';
-import type { MispSimulator } from '../../src/sim/misp/server.js';
+import { Lab } from '../../sim/lab.js';
+import { ServiceProcess, waitFor } from '../../sim/service-process.js';
+import type { MispSimulator } from '../../sim/misp/server.js';
 
 type Indicator = { indicatorValue: string; indicatorType: string; action: string; severity: string; expirationTime: string;
   title: string; description: string; externalId?: string; generateAlert: boolean };

@@ -1,9 +1,9 @@
 // End-to-end: the built service as a child process against the OpenCTI, Entra ID and Defender
 // simulators over loopback. Assertions are on Defender's final state.
 import { expect } from 'chai';
-import { Lab, LAB_SECRET, LAB_TOKEN } from '../../src/sim/lab.js';
-import { ServiceProcess, waitFor } from '../../src/sim/service-process.js';
-import { makeIndicator, makeObservable } from '../../src/sim/opencti/fixtures.js';
+import { Lab, LAB_SECRET, LAB_TOKEN } from '../../sim/lab.js';
+import { ServiceProcess, waitFor } from '../../sim/service-process.js';
+import { makeIndicator, makeObservable } from '../../sim/opencti/fixtures.js';
 
 type Indicator = { indicatorValue: string; indicatorType: string; action: string; severity: string; generateAlert: boolean;
   expirationTime: string; title: string; description: string; externalId?: string; id: string };

@@ -4,9 +4,9 @@ import { expect } from 'chai';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab, LAB_SECRET, LAB_TENANT, LAB_WORKSPACE } from '../../src/sim/lab.js';
-import { ServiceProcess, waitFor } from '../../src/sim/service-process.js';
-import { makeIndicator } from '../../src/sim/opencti/fixtures.js';
+import { Lab, LAB_SECRET, LAB_TENANT, LAB_WORKSPACE } from '../../sim/lab.js';
+import { ServiceProcess, waitFor } from '../../sim/service-process.js';
+import { makeIndicator } from '../../sim/opencti/fixtures.js';
 
 type Stix = { id: string; pattern: string; labels: string[]; revoked?: boolean; confidence?: number; valid_until: string;
   object_marking_refs?: string[]; external_references: { source_name: string; external_id?: string; url?: string }[] };

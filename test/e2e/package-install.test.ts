@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitFor } from '../../src/sim/service-process.js';
+import { waitFor } from '../../sim/service-process.js';
 
 /** The JSON array of a Dockerfile exec-form instruction (`CMD [...]`, `HEALTHCHECK ... CMD [...]`). */
 function execForm(docker: string, instruction: RegExp): string[] {

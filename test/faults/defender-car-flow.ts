@@ -4,9 +4,9 @@
 // exactly the address, account and alert edges Defender shows active, and none of the expired ones.
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { CarSimulator } from '../../src/sim/car/server.js';
-import { assetData, type DefenderAssetData } from '../../src/sim/defender/asset-routes.js';
-import { Lab } from '../../src/sim/lab.js';
+import { CarSimulator } from '../../sim/car/server.js';
+import { assetData, type DefenderAssetData } from '../../sim/defender/asset-routes.js';
+import { Lab } from '../../sim/lab.js';
 import { accountsOf, alertSnapshot, isExpiredInactive, machineAddresses } from '../../src/sources/defender-assets/snapshot.js';
 import type { Machine } from '../../src/sources/defender-assets/types.js';
 import { rng, type FaultFlow } from './harness.js';

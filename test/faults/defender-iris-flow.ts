@@ -4,10 +4,10 @@
 // service maps them.
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { defenderAlerts } from '../../src/sim/defender/alert-routes.js';
-import type { AlertStore } from '../../src/sim/defender/alerts.js';
-import { IrisSimulator } from '../../src/sim/iris/server.js';
-import { Lab, LAB_CLIENT, LAB_SECRET, LAB_TENANT } from '../../src/sim/lab.js';
+import { defenderAlerts } from '../../sim/defender/alert-routes.js';
+import type { AlertStore } from '../../sim/defender/alerts.js';
+import { IrisSimulator } from '../../sim/iris/server.js';
+import { Lab, LAB_CLIENT, LAB_SECRET, LAB_TENANT } from '../../sim/lab.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { IrisClient } from '../../src/sinks/iris/client.js';

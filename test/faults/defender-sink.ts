@@ -2,7 +2,7 @@
 // (two entries for one value are a duplicate), and how many items the service wrote.
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import type { DefenderSimulator } from '../../src/sim/defender.js';
+import type { DefenderSimulator } from '../../sim/defender.js';
 
 type HeldIndicator = { indicatorValue: string } & Record<string, unknown>;
 

@@ -3,7 +3,7 @@
 // run ends by comparing the sink's state with the expected one and reporting the counts.
 // Other flows (MISP, IRIS, CAR) add a `FaultFlow` and reuse `runScenario`.
 import { expect } from 'chai';
-import { ServiceProcess, waitFor } from '../../src/sim/service-process.js';
+import { ServiceProcess, waitFor } from '../../sim/service-process.js';
 
 /** Deterministic pseudo-random numbers (mulberry32): a failing run can be repeated with its seed. */
 export function rng(seed: number): () => number {

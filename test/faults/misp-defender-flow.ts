@@ -1,8 +1,8 @@
 // The MISP → Defender flow for the fault suite: analysts add attributes to events and publish them,
 // then edit, soft-delete and hard-delete some; Defender (simulator) must end holding each live
 // attribute's value once, titled after its event, and none of the removed ones.
-import { Lab } from '../../src/sim/lab.js';
-import type { MispSimulator } from '../../src/sim/misp/server.js';
+import { Lab } from '../../sim/lab.js';
+import type { MispSimulator } from '../../sim/misp/server.js';
 import { defenderHeld, defenderWrites, diagnoseStore } from './defender-sink.js';
 import { rng, type FaultFlow } from './harness.js';
 

@@ -1,9 +1,9 @@
 // The OpenCTI → Defender (or → Sentinel) flow for the fault suite: indicators are created, rescored
 // and deleted in OpenCTI (simulator); the sink must end holding each live one once, with what its
 // last score maps to (Defender: severity; Sentinel: confidence), and none of the deleted ones.
-import { Lab, type LabOptions } from '../../src/sim/lab.js';
-import { makeIndicator } from '../../src/sim/opencti/fixtures.js';
-import type { StixObject } from '../../src/sim/opencti/stix.js';
+import { Lab, type LabOptions } from '../../sim/lab.js';
+import { makeIndicator } from '../../sim/opencti/fixtures.js';
+import type { StixObject } from '../../sim/opencti/stix.js';
 import { severityForScore } from '../../src/sinks/defender/mapper.js';
 import { defenderHeld, defenderWrites, diagnoseStore } from './defender-sink.js';
 import { rng, type FaultFlow } from './harness.js';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
-import { waitFor } from '../../src/sim/service-process.js';
+import { waitFor } from '../../sim/service-process.js';
 import { dropSchema, freshSchemaName, requirePostgres, TEST_PG_URL } from '../support/postgres.js';
 import { faultPoints, killAt, printReports, runScenario } from './harness.js';
 import { OpenCtiFlow } from './opencti-flow.js';

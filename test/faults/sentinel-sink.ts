@@ -1,6 +1,6 @@
 // What the Sentinel simulator holds, as the fault suite compares it: the observable value of each
 // live (unrevoked) STIX indicator → its confidence; two live objects for one value are a duplicate.
-import type { SentinelSimulator } from '../../src/sim/sentinel.js';
+import type { SentinelSimulator } from '../../sim/sentinel.js';
 
 const SINGLE_VALUE = /^\[[a-z0-9-]+:[a-z_.]+ = '((?:[^'\\]|\\.)*)'\]$/;
 

@@ -9,7 +9,7 @@ import { DeliveryWorker } from '../../src/core/delivery.js';
 import type { SinkOp } from '../../src/core/types.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
-import { CarSimulator } from '../../src/sim/car/server.js';
+import { CarSimulator } from '../../sim/car/server.js';
 import { CarClient } from '../../src/sinks/car/client.js';
 import { alertKey, CarDelivery, machineKey, MODEL_STATE_KEY } from '../../src/sinks/car/delivery.js';
 import { alertSnapshot, machineSnapshot } from '../../src/sources/defender-assets/snapshot.js';

@@ -12,8 +12,8 @@ import { irisCreateBody, irisUpdateBody, assetKind } from '../../src/sinks/iris/
 import { IrisSetupError, loadIrisRefs } from '../../src/sinks/iris/reference.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
-import { IrisSimulator } from '../../src/sim/iris/server.js';
-import { evidence } from '../../src/sim/defender/alerts.js';
+import { IrisSimulator } from '../../sim/iris/server.js';
+import { evidence } from '../../sim/defender/alerts.js';
 import { normaliseAlert, type DefenderAlertChange } from '../../src/sources/defender-alerts/normalise.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import type { OutboxItem } from '../../src/store/types.js';

@@ -1,7 +1,7 @@
 // The MISP simulator's /attributes/restSearch: the end-to-end tests rely on it matching MISP.
 import { expect } from 'chai';
-import { MispData } from '../../src/sim/misp/data.js';
-import { searchAttributes } from '../../src/sim/misp/rest-search.js';
+import { MispData } from '../../sim/misp/data.js';
+import { searchAttributes } from '../../sim/misp/rest-search.js';
 
 const NOW = 1_800_000_000;
 

@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import type { IndicatorChange, ObservableType } from '../../src/core/types.js';
-import { validate } from '../../src/sim/sentinel.js';
+import { validate } from '../../sim/sentinel.js';
 import { mapToSentinel, parseRecord, revokedVersion, type SentinelMapping, type StixIndicator } from '../../src/sinks/sentinel/mapper.js';
 import { SentinelRoute } from '../../src/sinks/sentinel/route.js';
 import { indicatorIdFor, patternFor, uuidv5 } from '../../src/sinks/sentinel/stix.js';

@@ -1,9 +1,9 @@
 import https from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { expect } from 'chai';
-import { DefenderSimulator, type DefenderSimulatorOptions } from '../../src/sim/defender.js';
-import { EntraSimulator } from '../../src/sim/entra.js';
-import { createTestCertificate, type TestCertificate } from '../../src/sim/tls.js';
+import { DefenderSimulator, type DefenderSimulatorOptions } from '../../sim/defender.js';
+import { EntraSimulator } from '../../sim/entra.js';
+import { createTestCertificate, type TestCertificate } from '../../sim/tls.js';
 
 const TENANT = 'tenant-one';
 const OTHER_TENANT = 'tenant-two';

@@ -3,8 +3,8 @@ import https from 'node:https';
 import { ConfidentialClientApplication, type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from '@azure/msal-node';
 import axios, { type AxiosInstance } from 'axios';
 import { expect } from 'chai';
-import { EntraSimulator } from '../../src/sim/entra.js';
-import { createTestCertificate, type TestCertificate } from '../../src/sim/tls.js';
+import { EntraSimulator } from '../../sim/entra.js';
+import { createTestCertificate, type TestCertificate } from '../../sim/tls.js';
 
 const TENANT = '11111111-2222-3333-4444-555555555555';
 const CLIENT = 'aaaaaaaa-0000-0000-0000-000000000001';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { evaluate, ODataError, parseFilter, parseQuery, queryWithSkip, runQuery, type EntitySchema } from '../../src/sim/defender/odata.js';
+import { evaluate, ODataError, parseFilter, parseQuery, queryWithSkip, runQuery, type EntitySchema } from '../../sim/defender/odata.js';
 
 const SCHEMA: EntitySchema = {
   typeName: 'Thing',

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { EventSource } from 'eventsource';
 import http from 'node:http';
-import { applyPatch, OpenCtiSimulator, TLP_IDS, type OpenCtiSimulatorOptions, type PatchOp, type StixObject } from '../../src/sim/opencti/index.js';
-import { makeIndicator, makeObservable, observableValuesOf, randomIndicatorMix, StixFixtures } from '../../src/sim/opencti/fixtures.js';
+import { applyPatch, OpenCtiSimulator, TLP_IDS, type OpenCtiSimulatorOptions, type PatchOp, type StixObject } from '../../sim/opencti/index.js';
+import { makeIndicator, makeObservable, observableValuesOf, randomIndicatorMix, StixFixtures } from '../../sim/opencti/fixtures.js';
 
 const TOKEN = 'sim-token';
 const STREAM = 'stream-1';

@@ -3,9 +3,9 @@
 import { expect } from 'chai';
 import { createHttpClient, type HttpClient } from '../../src/net/http.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { EntraSimulator } from '../../src/sim/entra.js';
-import { SentinelSimulator } from '../../src/sim/sentinel.js';
-import { createTestCertificate } from '../../src/sim/tls.js';
+import { EntraSimulator } from '../../sim/entra.js';
+import { SentinelSimulator } from '../../sim/sentinel.js';
+import { createTestCertificate } from '../../sim/tls.js';
 import { TokenProvider } from '../../src/sinks/microsoft/token.js';
 
 const WS = '12345678-1234-4234-8234-123456789abc';

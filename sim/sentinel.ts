@@ -6,7 +6,7 @@
 // objects (newest `modified` per id) can be read back by tests; the real API has no read call.
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
-import { parsePattern } from '../sources/opencti/stix-pattern/index.js';
+import { parsePattern } from '../src/sources/opencti/stix-pattern/index.js';
 import type { EntraSimulator } from './entra.js';
 import { BodyTooLargeError, LoopbackServer, readBody, sendJson, type TlsMaterial } from './loopback.js';
 

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli.js');
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli.js');
 
 export interface LogLine {
   level?: string;

@@ -1,13 +1,13 @@
-// `threatbridge demo`: the real service, as a child process, against the built-in simulators.
+// `npm run demo` (from a clone; simulators are not shipped): the real service, as a child process, against the built-in simulators.
 // Streams a realistic mix (creates, updates, deletes, revocations, bad patterns) and prints what
 // reached Defender and what was dead-lettered.
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Lab } from './sim/lab.js';
-import { randomIndicatorMix } from './sim/opencti/fixtures.js';
-import { ServiceProcess, waitFor } from './sim/service-process.js';
+import { Lab } from './lab.js';
+import { randomIndicatorMix } from './opencti/fixtures.js';
+import { ServiceProcess, waitFor } from './service-process.js';
 
-const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 
 async function metric(port: number, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -94,4 +94,18 @@ export async function runDemo({ events }: { events: number }): Promise<void> {
     await service.stop();
     await lab.stop();
   }
+}
+
+// `node dist/sim/demo.js [--events N]`
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const i = process.argv.indexOf('--events');
+  const events = i >= 0 ? Number(process.argv[i + 1]) : 200;
+  if (!Number.isInteger(events) || events < 1) {
+    process.stderr.write('--events takes a whole number of at least 1\n');
+    process.exit(64);
+  }
+  runDemo({ events }).catch((err: Error) => {
+    process.stderr.write(`demo failed: ${err.message}\n`);
+    process.exit(1);
+  });
 }
