@@ -7,10 +7,10 @@ import { DeliveryWorker } from '../src/core/delivery.js';
 import type { SinkOp } from '../src/core/types.js';
 import { createLogger } from '../src/observability/logger.js';
 import { Metrics } from '../src/observability/metrics.js';
-import { DefenderClient } from '../src/sinks/defender/client.js';
+import { DefenderApi } from '../src/microsoft/defender/client.js';
 import { DefenderDelivery } from '../src/sinks/defender/delivery.js';
 import { mapToDefender } from '../src/sinks/defender/mapper.js';
-import { TokenProvider } from '../src/sinks/microsoft/token.js';
+import { TokenProvider } from '../src/microsoft/token.js';
 import { DefenderSimulator } from '../sim/defender.js';
 import { EntraSimulator } from '../sim/entra.js';
 import { createTestCertificate } from '../sim/tls.js';
@@ -30,8 +30,8 @@ export async function convergeDefender(n: number, timeScale: number) {
   const tokens = new TokenProvider({ loginUrl: entra.url, tenantId: 't', clientId: 'c', clientSecret: 's',
     scope: 'https://api.securitycenter.microsoft.com/.default', verifyTls: false, timeoutMs: 30_000, log });
   const metrics = new Metrics();
-  const client = new DefenderClient({ baseUrl: defender.url, resourcePath: '/api/indicators', timeoutMs: 60_000, verifyTls: false,
-    importCallsPerMinute: 30, callsPerHour: 1500, timeScale, sink: 'defender', tokens, log, metrics });
+  const client = new DefenderApi({ baseUrl: defender.url, resourcePath: '/api/indicators', timeoutMs: 60_000, verifyTls: false,
+    batchCallsPerMinute: 30, callsPerMinute: 90, callsPerHour: 1500, timeScale, tokens, log, metrics: { metrics, label: 'defender' } });
   const store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-converge-')));
   const now = Date.now();
   const ops: SinkOp[] = [];

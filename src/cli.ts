@@ -266,7 +266,7 @@ program.command('reconcile').description('compare what Defender holds with the s
     const store = await openStore(c);
     try {
       const metrics = new Metrics();
-      const { client } = defenderClient(c, log, metrics);
+      const client = defenderClient(c, log, metrics);
       print(await defenderReconciler(c, client, store, log, metrics).run());
     } catch (err) {
       fail(err);

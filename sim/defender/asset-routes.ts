@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { defenderAlerts } from './alert-routes.js';
 import type { Alert } from './alerts.js';
-import type { DefenderAlert, LogonUser, Machine, MachineVulnerability, Vulnerability } from '../../src/sources/defender-assets/types.js';
+import type { DefenderAlert, LogonUser, Machine, MachineVulnerability, Vulnerability } from '../../src/microsoft/defender/types.js';
 import { MdeError } from './errors.js';
 import { ODataError, parseQuery, queryWithSkip, runQuery, type EntitySchema } from './odata.js';
 import type { Route, RouteContext, RouteResult } from './routing.js';

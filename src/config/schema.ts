@@ -14,7 +14,7 @@ import { guardSection } from '../guard/config.js';
 import { CAR_SECRET_KEYS, carSection } from '../sinks/car/config.js';
 import { defenderAssetsSection } from '../sources/defender-assets/config.js';
 
-export { DEFENDER_ACTIONS, type DefenderActionInput } from '../sinks/defender/config.js';
+export { DEFENDER_ACTIONS, type DefenderActionInput } from '../microsoft/defender/types.js';
 
 export const configSchema = z
   .object({

@@ -4,7 +4,7 @@
 import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
 import type { OutboxItem, Store } from '../store/types.js';
-import { backoffMs } from './retry.js';
+import { backoffMs } from '../net/retry.js';
 
 export interface SinkHandler {
   readonly sink: string;

@@ -4,7 +4,7 @@
 import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
 import type { BatchResult, IngestItem, Pipeline } from './pipeline.js';
-import { backoffMs } from './retry.js';
+import { backoffMs } from '../net/retry.js';
 
 export interface IngestLoopOptions {
   batchSize: number;

@@ -1,11 +1,9 @@
 // Microsoft Defender alerts → DFIR-IRIS alerts: one poller per Defender tenant (same Entra app,
 // multi-tenant when several) feeding the `iris` outbox, and one IRIS delivery worker.
 import { DeliveryWorker } from '../core/delivery.js';
-import { DEFAULT_DEFENDER_SCOPE, timeScale } from '../sinks/defender/index.js';
 import { IrisClient } from '../sinks/iris/client.js';
 import { IrisDelivery } from '../sinks/iris/delivery.js';
-import { TokenProvider } from '../sinks/microsoft/token.js';
-import { DefenderAlertsClient } from '../sources/defender-alerts/client.js';
+import { defenderApi } from '../microsoft/defender/client.js';
 import { tenantCredentials } from '../sources/defender-alerts/config.js';
 import { ConfigError } from '../config/load.js';
 import { DefenderAlertsPoller } from '../sources/defender-alerts/poller.js';
@@ -16,6 +14,8 @@ import { workerPart, type ServiceContext, type ServicePart } from './parts.js';
 
 export const ALERTS_SOURCE = 'defender_alerts';
 export const IRIS_SINK = 'iris';
+/** A poll's listing waits out this many throttled or failed calls before the poll fails (and runs again later). */
+export const POLLER_WAIT_OUT = 4;
 
 export function alertsToIrisParts(ctx: ServiceContext): ServicePart[] {
   const { config, store, log, metrics } = ctx;
@@ -35,14 +35,8 @@ export function alertsToIrisParts(ctx: ServiceContext): ServicePart[] {
     } catch (err) {
       throw new ConfigError([(err as Error).message]);
     }
-    const tokens = new TokenProvider({
-      loginUrl: d.login_url, tenantId, clientId: app.clientId, clientSecret: app.clientSecret,
-      scope: d.scope ?? DEFAULT_DEFENDER_SCOPE, verifyTls: d.ssl_verify, timeoutMs: d.request_timeout * 1000, log,
-    });
-    const alerts = new DefenderAlertsClient({
-      baseUrl: d.base_url, timeoutMs: d.request_timeout * 1000, verifyTls: d.ssl_verify, callsPerMinute: a.calls_per_minute,
-      callsPerHour: a.calls_per_hour, timeScale: timeScale(), tokens, log, metrics, tenantId,
-    });
+    const alerts = defenderApi(config, { callsPerMinute: a.calls_per_minute, callsPerHour: a.calls_per_hour }, log,
+      { metrics, label: ALERTS_SOURCE, app: { tenantId, ...app }, waitOut: POLLER_WAIT_OUT });
     const source = tenants.length === 1 ? ALERTS_SOURCE : `${ALERTS_SOURCE}:${tenantId}`;
     return new DefenderAlertsPoller(source, tenantId, IRIS_SINK, a, alerts, store, log, metrics, () => worker.wake());
   });

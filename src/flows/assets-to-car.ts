@@ -1,8 +1,7 @@
 // Defender assets → IBM CAR: a poller part (source) and a CAR delivery worker part (sink).
 import { createCarSink, CAR_SINK, lostSavePoint } from '../sinks/car/index.js';
-import { DEFAULT_DEFENDER_SCOPE, timeScale } from '../sinks/defender/index.js';
-import { TokenProvider } from '../sinks/microsoft/token.js';
-import { DefenderAssetsClient } from '../sources/defender-assets/client.js';
+import { defenderApi } from '../microsoft/defender/client.js';
+import { POLLER_WAIT_OUT } from './alerts-to-iris.js';
 import { DefenderAssetsPoller, SOURCE } from '../sources/defender-assets/poller.js';
 import type { IndicatorHub } from './indicator-hub.js';
 import { workerPart, type ServiceContext, type ServicePart } from './parts.js';
@@ -10,16 +9,9 @@ import { workerPart, type ServiceContext, type ServicePart } from './parts.js';
 /** The poller part; it brings the CAR worker part along (started first by the service as a sink). */
 export function assetsToCarParts(ctx: ServiceContext): ServicePart[] {
   const { config, store, log, metrics } = ctx;
-  const d = config.microsoft_defender_intel;
-  const tokens = new TokenProvider({
-    loginUrl: d.login_url, tenantId: d.tenant_id!, clientId: d.client_id!, clientSecret: d.client_secret!,
-    scope: d.scope ?? DEFAULT_DEFENDER_SCOPE, verifyTls: d.ssl_verify, timeoutMs: d.request_timeout * 1000, log,
-  });
-  const client = new DefenderAssetsClient({
-    baseUrl: d.base_url, timeoutMs: d.request_timeout * 1000, verifyTls: d.ssl_verify,
-    callsPerMinute: config.defender_assets.calls_per_minute, callsPerHour: config.defender_assets.calls_per_hour,
-    timeScale: timeScale(), tokens, log,
-  });
+  const a = config.defender_assets;
+  const client = defenderApi(config, { callsPerMinute: a.calls_per_minute, callsPerHour: a.calls_per_hour }, log,
+    { metrics, label: SOURCE, waitOut: POLLER_WAIT_OUT });
   const car = createCarSink(config, store, log, metrics);
   const poller = new DefenderAssetsPoller(config, client, store, log, metrics, () => car.worker.wake(),
     () => lostSavePoint(car.client, store, config.car.source));

@@ -6,8 +6,8 @@ import type { Config } from '../config/schema.js';
 import type { ObservableType } from '../core/types.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
-import { odataString } from '../sinks/defender/client.js';
-import { createDefenderSink } from '../sinks/defender/index.js';
+import { odataString } from '../microsoft/defender/client.js';
+import { defenderClient } from '../sinks/defender/index.js';
 import { defenderTypeOf } from '../sinks/defender/mapper.js';
 import { parseRecord } from '../sinks/sentinel/mapper.js';
 import { SENTINEL_SINK } from '../sinks/sentinel/index.js';
@@ -58,13 +58,13 @@ export async function listSentinel(store: Store, filter: ListFilter): Promise<In
 }
 
 export async function listDefender(config: Config, store: Store, log: Logger, filter: ListFilter): Promise<IndicatorListing> {
-  const { client } = createDefenderSink(config, store, log, new Metrics());
+  const client = defenderClient(config, log, new Metrics());
   const clauses = [`application eq ${odataString(config.microsoft_defender_intel.application)}`];
   if (filter.type) {
     const t = defenderTypeOf(filter.type as ObservableType) ?? filter.type;
     clauses.push(`indicatorType eq ${odataString(t)}`);
   }
-  const rows = await client.list(clauses.join(' and '));
+  const rows = await client.listIndicators(clauses.join(' and '));
   return {
     target: 'defender',
     origin: `Defender API (${config.microsoft_defender_intel.base_url}${config.microsoft_defender_intel.resource_path}, application '${config.microsoft_defender_intel.application}')`,

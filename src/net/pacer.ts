@@ -4,13 +4,18 @@
 // window and 25 at the start of the next would be 50 in a minute. So calls under a per-minute
 // quota are also spaced evenly (60 s / quota apart), which no sliding minute can exceed.
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { sleep } from './sleep.js';
 
 export interface Quota {
   perMinute?: number;
   perHour?: number;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** Simulated clocks only (benchmarks, demo): THREATBRIDGE_TIME_SCALE shortens pacing windows. Never set in production. */
+export function timeScale(env: NodeJS.ProcessEnv = process.env): number {
+  const v = Number(env['THREATBRIDGE_TIME_SCALE'] ?? '1');
+  return Number.isFinite(v) && v >= 1 ? v : 1;
+}
 
 export class Pacer {
   private readonly limiters = new Map<string, RateLimiterMemory[]>();

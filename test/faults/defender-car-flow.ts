@@ -8,7 +8,7 @@ import { CarSimulator } from '../../sim/car/server.js';
 import { assetData, type DefenderAssetData } from '../../sim/defender/asset-routes.js';
 import { Lab } from '../../sim/lab.js';
 import { accountsOf, alertSnapshot, isExpiredInactive, machineAddresses } from '../../src/sources/defender-assets/snapshot.js';
-import type { Machine } from '../../src/sources/defender-assets/types.js';
+import type { Machine } from '../../src/microsoft/defender/types.js';
 import { rng, type FaultFlow } from './harness.js';
 
 export const CAR_SOURCE = 'Microsoft-Windows-Defender-ATP';

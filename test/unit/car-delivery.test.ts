@@ -13,7 +13,8 @@ import { CarSimulator } from '../../sim/car/server.js';
 import { CarClient } from '../../src/sinks/car/client.js';
 import { alertKey, CarDelivery, machineKey, MODEL_STATE_KEY } from '../../src/sinks/car/delivery.js';
 import { alertSnapshot, machineSnapshot } from '../../src/sources/defender-assets/snapshot.js';
-import type { CarOpPayload, Machine } from '../../src/sources/defender-assets/types.js';
+import type { Machine } from '../../src/microsoft/defender/types.js';
+import type { CarOpPayload } from '../../src/sources/defender-assets/types.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 
 const log = createLogger('silent');

@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { alertSnapshot, isExpiredInactive, machineAddresses, machineSnapshot, normaliseMac, huntedAddresses } from '../../src/sources/defender-assets/snapshot.js';
 import { pages, planImport, type DeliveredState } from '../../src/sinks/car/plan.js';
-import type { Machine } from '../../src/sources/defender-assets/types.js';
+import type { Machine } from '../../src/microsoft/defender/types.js';
 
 const REPORT = { source: 'src', reportKey: '1700000000000', timestamp: 1700000000000 };
 const machine = (over: Partial<Machine> = {}): Machine => ({

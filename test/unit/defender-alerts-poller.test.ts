@@ -12,8 +12,8 @@ import { Metrics } from '../../src/observability/metrics.js';
 import { DefenderSimulator, MDE_AUDIENCES } from '../../sim/defender/server.js';
 import { defenderAlerts } from '../../sim/defender/alert-routes.js';
 import { evidence, type AlertStore } from '../../sim/defender/alerts.js';
-import type { TokenProvider } from '../../src/sinks/microsoft/token.js';
-import { DefenderAlertsClient } from '../../src/sources/defender-alerts/client.js';
+import type { TokenProvider } from '../../src/microsoft/token.js';
+import { DefenderApi } from '../../src/microsoft/defender/client.js';
 import { defenderAlertsSection, tenantCredentials } from '../../src/sources/defender-alerts/config.js';
 import type { DefenderAlertChange } from '../../src/sources/defender-alerts/normalise.js';
 import { DefenderAlertsPoller } from '../../src/sources/defender-alerts/poller.js';
@@ -47,7 +47,7 @@ describe('Defender alerts poller', () => {
 
   const tokens = { getToken: async () => 'token' } as unknown as TokenProvider;
   const poller = (cfg: Record<string, unknown> = {}) => {
-    const client = new DefenderAlertsClient({ baseUrl: sim.url, timeoutMs: 5000, verifyTls: true, callsPerMinute: 100, callsPerHour: 1500, tokens, log, metrics: new Metrics(), tenantId: TENANT });
+    const client = new DefenderApi({ baseUrl: sim.url, timeoutMs: 5000, verifyTls: true, callsPerMinute: 100, callsPerHour: 1500, tokens, log, metrics: { metrics: new Metrics(), label: 'defender_alerts' }, tenantId: TENANT, waitOut: 4 });
     return new DefenderAlertsPoller('defender_alerts', TENANT, 'iris', defenderAlertsSection.parse({ page_size: 2, ...cfg }), client, store, log, new Metrics(), () => undefined);
   };
   const queued = async () => {
@@ -152,7 +152,7 @@ describe('Defender alerts poller', () => {
     nock(host).get('/api/alerts').query(true).reply(200, { value: [alert('m1'), alert('m2')] });
     const machine = nock(host).get(`/api/machines/${machineId}`).once()
       .reply(200, { id: machineId, osPlatform: 'WindowsServer2022', lastIpAddress: '10.1.2.3', lastExternalIpAddress: '203.0.113.10', riskScore: 'High', machineTags: ['tier0'] });
-    const client = new DefenderAlertsClient({ baseUrl: host, timeoutMs: 5000, verifyTls: true, callsPerMinute: 100, callsPerHour: 1500, tokens, log, metrics: new Metrics(), tenantId: TENANT });
+    const client = new DefenderApi({ baseUrl: host, timeoutMs: 5000, verifyTls: true, callsPerMinute: 100, callsPerHour: 1500, tokens, log, metrics: { metrics: new Metrics(), label: 'defender_alerts' }, tenantId: TENANT, waitOut: 4 });
     const p = new DefenderAlertsPoller('defender_alerts', TENANT, 'iris', defenderAlertsSection.parse({}), client, store, log, new Metrics(), () => undefined);
     try {
       expect((await p.pollOnce()).queued).to.equal(2);

@@ -10,9 +10,8 @@ import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { assetData } from '../../sim/defender/asset-routes.js';
 import { Lab, LAB_CLIENT, LAB_SECRET, LAB_TENANT } from '../../sim/lab.js';
-import { DEFAULT_DEFENDER_SCOPE } from '../../src/sinks/defender/index.js';
-import { TokenProvider } from '../../src/sinks/microsoft/token.js';
-import { DefenderAssetsClient } from '../../src/sources/defender-assets/client.js';
+import { DEFENDER_SCOPE, TokenProvider } from '../../src/microsoft/token.js';
+import { DefenderApi } from '../../src/microsoft/defender/client.js';
 import { DefenderAssetsPoller } from '../../src/sources/defender-assets/poller.js';
 import type { CarOpPayload } from '../../src/sources/defender-assets/types.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
@@ -32,8 +31,8 @@ describe('Defender assets poller (against the Defender simulator)', function () 
   function poller(overrides: Record<string, unknown> = {}, clientId = LAB_CLIENT, clientSecret = LAB_SECRET) {
     const config = configSchema.parse({ defender_assets: { users_calls_per_run: 100, overlap: 0, ...overrides } });
     const tokens = new TokenProvider({ loginUrl: lab.entra.url, tenantId: LAB_TENANT, clientId, clientSecret,
-      scope: DEFAULT_DEFENDER_SCOPE, verifyTls: false, timeoutMs: 10_000, log });
-    const client = new DefenderAssetsClient({ baseUrl: lab.defender.url, timeoutMs: 10_000, verifyTls: false, callsPerMinute: 90, callsPerHour: 1400, timeScale: 60, tokens, log });
+      scope: DEFENDER_SCOPE, verifyTls: false, timeoutMs: 10_000, log });
+    const client = new DefenderApi({ baseUrl: lab.defender.url, timeoutMs: 10_000, verifyTls: false, callsPerMinute: 90, callsPerHour: 1400, timeScale: 60, tokens, log, waitOut: 4 });
     return { client, poller: new DefenderAssetsPoller(config, client, store, log, new Metrics(), () => undefined) };
   }
 

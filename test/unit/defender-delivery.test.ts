@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
-import { DefenderClient } from '../../src/sinks/defender/client.js';
+import { DefenderApi } from '../../src/microsoft/defender/client.js';
 import { DefenderDelivery } from '../../src/sinks/defender/delivery.js';
-import type { TokenProvider } from '../../src/sinks/microsoft/token.js';
+import type { TokenProvider } from '../../src/microsoft/token.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import type { SinkOp } from '../../src/core/types.js';
 
@@ -25,15 +25,15 @@ const del = (value: string): SinkOp => ({ sink: 'defender', key: `ipv4:${value}`
 describe('Defender delivery (contract)', () => {
   let store: SqliteStore;
   let delivery: DefenderDelivery;
-  let client: DefenderClient;
+  let client: DefenderApi;
   let tokens: { calls: boolean[] };
 
   beforeEach(() => {
     store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-dd-')));
     tokens = { calls: [] };
     const provider = { getToken: async (force: boolean) => { tokens.calls.push(force); return force ? 'fresh' : 'cached'; } } as unknown as TokenProvider;
-    client = new DefenderClient({ baseUrl: BASE, resourcePath: '/api/indicators', timeoutMs: 5000, verifyTls: true,
-      importCallsPerMinute: 30, callsPerHour: 1500, sink: 'defender', tokens: provider, log, metrics: new Metrics() });
+    client = new DefenderApi({ baseUrl: BASE, resourcePath: '/api/indicators', timeoutMs: 5000, verifyTls: true,
+      batchCallsPerMinute: 30, callsPerMinute: 90, callsPerHour: 1500, tokens: provider, log, metrics: { metrics: new Metrics(), label: 'defender' } });
     delivery = new DefenderDelivery('defender', 500, client, store, log, new Metrics());
     nock.disableNetConnect();
   });

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../../src/observability/logger.js';
-import { TokenProvider } from '../../src/sinks/microsoft/token.js';
+import { TokenProvider } from '../../src/microsoft/token.js';
 
 interface Seen { method: string; path: string; form: URLSearchParams }
 

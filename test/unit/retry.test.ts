@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { backoffMs, decide, parseRetryAfter } from '../../src/core/retry.js';
+import { backoffMs, decide, parseRetryAfter } from '../../src/net/retry.js';
 
 describe('retry policy', () => {
   it('honours Retry-After in seconds and as a date', () => {

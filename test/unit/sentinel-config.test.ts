@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { activeIndicatorSinks, flowStatuses } from '../../src/config/flows.js';
 import { SECRET_KEYS } from '../../src/config/schema.js';
-import { sentinelCredentials } from '../../src/sinks/sentinel/index.js';
+import { sentinelCredentials } from '../../src/microsoft/token.js';
 
 const base = {
   OPENCTI_URL: 'http://opencti:8080', OPENCTI_TOKEN: 'tok-value', CONNECTOR_ID: '6d0b5b6a-41d7-4a53-9d7d-6f1b2c3d4e5f',

@@ -6,7 +6,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { EntraSimulator } from '../../sim/entra.js';
 import { SentinelSimulator } from '../../sim/sentinel.js';
 import { createTestCertificate } from '../../sim/tls.js';
-import { TokenProvider } from '../../src/sinks/microsoft/token.js';
+import { TokenProvider } from '../../src/microsoft/token.js';
 
 const WS = '12345678-1234-4234-8234-123456789abc';
 const log = createLogger('silent');

@@ -1,6 +1,7 @@
 // IBM CAR REST client (car.md §1-2): Basic auth (api key + password) or `car-token`, JSON in and
 // out, redirects not followed. Statuses are returned, not thrown, so the delivery handler decides.
-import { createHttpClient, type HttpClient, type HttpResponse } from '../../net/http.js';
+import { ApiCaller, fixedHeaders } from '../../net/call.js';
+import type { HttpResponse } from '../../net/http.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { CarNode } from '../../sources/defender-assets/types.js';
@@ -57,30 +58,19 @@ function readableMessage(message: string | undefined): string {
 }
 
 export class CarClient {
-  private readonly http: HttpClient;
-  private readonly auth: string;
+  private readonly caller: ApiCaller;
 
-  constructor(private readonly o: CarClientOptions) {
-    this.http = createHttpClient({ system: 'car', baseURL: `${o.url.replace(/\/+$/, '')}/`, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log });
-    this.auth = o.token ? `car-token ${o.token}` : `Basic ${Buffer.from(`${o.apiKey ?? ''}:${o.password ?? ''}`).toString('base64')}`;
+  constructor(o: CarClientOptions) {
+    const auth = o.token ? `car-token ${o.token}` : `Basic ${Buffer.from(`${o.apiKey ?? ''}:${o.password ?? ''}`).toString('base64')}`;
+    this.caller = new ApiCaller({
+      system: 'car', baseURL: `${o.url.replace(/\/+$/, '')}/`, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log,
+      credentials: fixedHeaders({ Authorization: auth }), headers: { Accept: 'application/json', 'Content-Type': 'application/json' },
+      metrics: { metrics: o.metrics, label: o.sink },
+    });
   }
 
-  async call<T>(endpoint: string, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, data?: unknown): Promise<HttpResponse<T>> {
-    const end = this.o.metrics.sinkLatency.startTimer({ sink: this.o.sink, endpoint });
-    try {
-      const res = await this.http.request<T>({
-        method, url: path.replace(/^\/+/, ''), data,
-        headers: { Authorization: this.auth, Accept: 'application/json', 'Content-Type': 'application/json' },
-      });
-      this.o.metrics.sinkRequests.inc({ sink: this.o.sink, endpoint, status: String(res.status) });
-      if (res.status === 429) this.o.metrics.sinkThrottled.inc({ sink: this.o.sink });
-      return res;
-    } catch (err) {
-      this.o.metrics.sinkRequests.inc({ sink: this.o.sink, endpoint, status: 'error' });
-      throw err;
-    } finally {
-      end();
-    }
+  call<T>(endpoint: string, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, data?: unknown): Promise<HttpResponse<T>> {
+    return this.caller.call<T>(endpoint, { method, url: path.replace(/^\/+/, ''), data });
   }
 
   /** POST /imports: any answer with an `id` is an accepted job. */

@@ -14,7 +14,7 @@
 // upserts, repeating is harmless; we never fall back to a full re-import); 401/403 wait for a
 // fix; 400 and job errors bisect a batch, then dead-letter the one op CAR rejects, with its message
 // (a job error alone is retried a few times first: CAR's jobs also fail for reasons of its own).
-import { backoffMs, decide } from '../../core/retry.js';
+import { backoffMs, decide } from '../../net/retry.js';
 import type { SinkHandler } from '../../core/delivery.js';
 import { HttpError, type HttpResponse } from '../../net/http.js';
 import { errorFields, type Logger } from '../../observability/logger.js';

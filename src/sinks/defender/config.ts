@@ -2,12 +2,7 @@
 // flow: indicators, alerts, machines) and the indicator sink's mapping and pacing.
 import { z } from 'zod';
 import { httpUrl, observableType } from '../../config/fields.js';
-
-/** Current Defender action names; legacy ones are accepted and translated by the mapper. */
-export const DEFENDER_ACTIONS = [
-  'Audit', 'Warn', 'Block', 'BlockAndRemediate', 'Allowed', 'Alert', 'AlertAndBlock',
-] as const;
-export type DefenderActionInput = (typeof DEFENDER_ACTIONS)[number];
+import { DEFENDER_ACTIONS } from '../../microsoft/defender/types.js';
 
 const defenderAction = z.enum(DEFENDER_ACTIONS);
 

@@ -3,14 +3,15 @@
 // at creation. 429 honours Retry-After; 5xx, timeouts and missing permissions wait and retry; a
 // whole-batch 400 is bisected so one bad item cannot block the other 499; item rejections are
 // dead-lettered with Defender's reason.
-import { decide, backoffMs } from '../../core/retry.js';
+import { decide, backoffMs } from '../../net/retry.js';
 import type { SinkHandler } from '../../core/delivery.js';
 import { HttpError, type HttpResponse } from '../../net/http.js';
 import type { Logger } from '../../observability/logger.js';
 import { errorFields } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { OutboxItem, Store } from '../../store/types.js';
-import { defenderErrorText, type DefenderClient, type ImportResult } from './client.js';
+import { defenderErrorText, type DefenderApi } from '../../microsoft/defender/client.js';
+import type { ImportResult } from '../../microsoft/defender/types.js';
 import type { DefenderIndicatorBody } from './mapper.js';
 import type { GuardGate } from '../../guard/gate.js';
 import type { IndicatorCap, Rank } from './cap.js';
@@ -33,7 +34,7 @@ export class DefenderDelivery implements SinkHandler {
   constructor(
     readonly sink: string,
     readonly batchSize: number,
-    private readonly client: DefenderClient,
+    private readonly client: DefenderApi,
     private readonly store: Store,
     private readonly log: Logger,
     private readonly metrics: Metrics,
@@ -106,7 +107,7 @@ export class DefenderDelivery implements SinkHandler {
       if (res.status === 404) {
         // BatchDelete is all or nothing: one already gone (expired, deleted by hand) fails it. Go one by one.
         for (const o of part) {
-          const one = await this.client.call('delete', 'DELETE', `${this.client.resourcePath}/${encodeURIComponent(o.externalId)}`).catch(() => null);
+          const one = await this.client.deleteIndicator(o.externalId).catch(() => null);
           if (!one || (one.status >= 300 && one.status !== 404)) return false;
         }
       } else if (res.status < 200 || res.status >= 300) {

@@ -4,8 +4,8 @@ import { DeliveryWorker, type SinkHandler } from '../../core/delivery.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Store } from '../../store/types.js';
-import { TokenProvider } from '../microsoft/token.js';
-import { DefenderClient } from './client.js';
+import { defenderApi, type DefenderApi } from '../../microsoft/defender/client.js';
+import { timeScale } from '../../net/pacer.js';
 import { DefenderDelivery } from './delivery.js';
 import type { DefenderMapping } from './mapper.js';
 import { DefenderRoute } from './route.js';
@@ -20,7 +20,6 @@ import { IndicatorCap } from './cap.js';
 import { DefenderReconciler } from './reconcile.js';
 
 export const DEFENDER_SINK = 'defender';
-export const DEFAULT_DEFENDER_SCOPE = 'https://api.securitycenter.microsoft.com/.default';
 
 export function defenderMapping(config: Config): DefenderMapping {
   const d = config.microsoft_defender_intel;
@@ -44,28 +43,14 @@ export function defenderRoute(config: Config): DefenderRoute {
   return new DefenderRoute(DEFENDER_SINK, defenderMapping(config));
 }
 
-/** Simulated clocks only (benchmarks, demo): shortens pacing windows. Never set in production. */
-export function timeScale(env: NodeJS.ProcessEnv = process.env): number {
-  const v = Number(env['THREATBRIDGE_TIME_SCALE'] ?? '1');
-  return Number.isFinite(v) && v >= 1 ? v : 1;
-}
-
 /** Client of the configured tenant (service, `threatbridge reconcile`). */
-export function defenderClient(config: Config, log: Logger, metrics: Metrics): { client: DefenderClient; tokens: TokenProvider } {
+export function defenderClient(config: Config, log: Logger, metrics: Metrics): DefenderApi {
   const d = config.microsoft_defender_intel;
-  const tokens = new TokenProvider({
-    loginUrl: d.login_url, tenantId: d.tenant_id!, clientId: d.client_id!, clientSecret: d.client_secret!,
-    scope: d.scope ?? DEFAULT_DEFENDER_SCOPE, verifyTls: d.ssl_verify, timeoutMs: d.request_timeout * 1000, log,
-  });
-  const client = new DefenderClient({
-    baseUrl: d.base_url, resourcePath: d.resource_path, timeoutMs: d.request_timeout * 1000, verifyTls: d.ssl_verify,
-    importCallsPerMinute: d.import_calls_per_minute, callsPerHour: d.calls_per_hour, timeScale: timeScale(),
-    sink: DEFENDER_SINK, tokens, log, metrics, userAgent: config.connector.user_agent,
-  });
-  return { client, tokens };
+  // List and single calls at 90/min: under the documented 100, with room for the pollers' reads.
+  return defenderApi(config, { batchCallsPerMinute: d.import_calls_per_minute, callsPerMinute: 90, callsPerHour: d.calls_per_hour }, log, { metrics, label: DEFENDER_SINK });
 }
 
-export function defenderReconciler(config: Config, client: DefenderClient, store: Store, log: Logger, metrics: Metrics): DefenderReconciler {
+export function defenderReconciler(config: Config, client: DefenderApi, store: Store, log: Logger, metrics: Metrics): DefenderReconciler {
   // Every application name we write under: the sink's, and a source's own (misp.application).
   const applications = [...new Set([config.microsoft_defender_intel.application, ...(config.misp.application ? [config.misp.application] : [])])];
   return new DefenderReconciler(DEFENDER_SINK, client, store, defenderRoute(config), applications, log, metrics);
@@ -97,7 +82,7 @@ function reconcilePart(config: Config, reconciler: DefenderReconciler, log: Logg
 
 export function createDefenderSink(config: Config, store: Store, log: Logger, metrics: Metrics, wrap: (h: SinkHandler) => SinkHandler = (h) => h) {
   const d = config.microsoft_defender_intel;
-  const { client, tokens } = defenderClient(config, log, metrics);
+  const client = defenderClient(config, log, metrics);
   const route = defenderRoute(config);
   const guard = createGuard(config, DEFENDER_SINK, store, log, metrics, async (isProtected) => {
     // Held indicators the list now protects: route their claims again; the gate decides on delivery.
@@ -116,7 +101,6 @@ export function createDefenderSink(config: Config, store: Store, log: Logger, me
   return {
     route,
     client,
-    tokens,
     handler,
     worker,
     parts: [guard.part, ...reconcilePart(config, defenderReconciler(config, client, store, log, metrics), log)],

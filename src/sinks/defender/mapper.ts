@@ -3,7 +3,7 @@
 // actions a type does not take); such cases become a removal with a reason instead.
 import { expandIpv6 } from '../../core/observables.js';
 import type { IndicatorChange, ObservableType } from '../../core/types.js';
-import { DEFENDER_ACTIONS, type DefenderActionInput } from './config.js';
+import { DEFENDER_ACTIONS, type DefenderActionInput } from '../../microsoft/defender/types.js';
 
 export type DefenderIndicatorType =
   | 'FileSha1' | 'FileMd5' | 'FileSha256' | 'CertificateThumbprint' | 'IpAddress' | 'DomainName' | 'Url';

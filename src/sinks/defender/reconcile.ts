@@ -8,7 +8,8 @@ import type { ObservableType, SinkOp } from '../../core/types.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Claim, HeldObject, Store } from '../../store/types.js';
-import { odataString, type DefenderClient, type DefenderIndicator } from './client.js';
+import { odataString, type DefenderApi } from '../../microsoft/defender/client.js';
+import type { DefenderIndicator } from '../../microsoft/defender/types.js';
 import { defenderTypeOf } from './mapper.js';
 import { expandIpv6 } from '../../core/observables.js';
 import type { DefenderRoute } from './route.js';
@@ -55,7 +56,7 @@ export function defenderKeyOf(key: string): string | null {
 export class DefenderReconciler {
   constructor(
     private readonly sink: string,
-    private readonly client: DefenderClient,
+    private readonly client: DefenderApi,
     private readonly store: Store,
     private readonly route: DefenderRoute,
     private readonly applications: string[],
@@ -67,7 +68,7 @@ export class DefenderReconciler {
     // Paging by $skip under mutation can list a row twice (or miss one): one row per id, and a
     // missed row only costs a harmless re-upsert (Defender upserts on type and value).
     const rows: DefenderIndicator[] = [];
-    for (const application of this.applications) rows.push(...await this.client.list(`application eq ${odataString(application)}`));
+    for (const application of this.applications) rows.push(...await this.client.listIndicators(`application eq ${odataString(application)}`));
     const listed = [...new Map(rows.map((r) => [String(r.id), r])).values()];
     const held = await this.store.listHeld(this.sink);
     const report: ReconcileReport = { listed: listed.length, held: held.length, recreated: 0, duplicatesDeleted: 0, unclaimedDeleted: 0, adopted: 0, forgotten: 0 };
@@ -150,7 +151,7 @@ export class DefenderReconciler {
       if (res.status >= 200 && res.status < 300) continue;
       if (res.status !== 404) throw new Error(`reconciliation: BatchDelete answered ${res.status}`);
       for (const id of part) {
-        const one = await this.client.call('delete', 'DELETE', `${this.client.resourcePath}/${encodeURIComponent(id)}`);
+        const one = await this.client.deleteIndicator(id);
         if (one.status >= 300 && one.status !== 404) throw new Error(`reconciliation: DELETE ${id} answered ${one.status}`);
       }
     }

@@ -1,7 +1,7 @@
 // DFIR-IRIS legacy REST API (v2.4, API 2.0.x): every answer is the envelope
 // {status, message, data}; success is "success" with HTTP 200, anything else is a failure whose
 // message is kept verbatim. The key goes in `Authorization: Bearer`; no cookies are ever sent.
-import { createHttpClient, type HttpClient, type HttpResponse } from '../../net/http.js';
+import { ApiCaller, fixedHeaders } from '../../net/call.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 
@@ -41,28 +41,18 @@ export function isEntitlementError(a: IrisAnswer): boolean {
 }
 
 export class IrisClient {
-  private readonly http: HttpClient;
+  private readonly caller: ApiCaller;
 
-  constructor(private readonly o: IrisClientOptions) {
-    this.http = createHttpClient({ system: 'iris', baseURL: o.url, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log, userAgent: 'ThreatBridge' });
+  constructor(o: IrisClientOptions) {
+    this.caller = new ApiCaller({
+      system: 'iris', baseURL: o.url, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log, userAgent: 'ThreatBridge',
+      credentials: fixedHeaders({ Authorization: `Bearer ${o.apiKey}` }), headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      metrics: { metrics: o.metrics, label: o.sink },
+    });
   }
 
   async call<T>(endpoint: string, method: 'GET' | 'POST', path: string, data?: unknown): Promise<IrisAnswer<T>> {
-    const end = this.o.metrics.sinkLatency.startTimer({ sink: this.o.sink, endpoint });
-    let res: HttpResponse<unknown>;
-    try {
-      res = await this.http.request({
-        method, url: path, data,
-        headers: { Authorization: `Bearer ${this.o.apiKey}`, 'Content-Type': 'application/json', Accept: 'application/json' },
-      });
-    } catch (err) {
-      this.o.metrics.sinkRequests.inc({ sink: this.o.sink, endpoint, status: 'error' });
-      throw err;
-    } finally {
-      end();
-    }
-    this.o.metrics.sinkRequests.inc({ sink: this.o.sink, endpoint, status: String(res.status) });
-    if (res.status === 429) this.o.metrics.sinkThrottled.inc({ sink: this.o.sink });
+    const res = await this.caller.call(endpoint, { method, url: path, data });
     const body = res.data as Partial<IrisEnvelope<T>> | string | undefined;
     if (body && typeof body === 'object' && typeof body.status === 'string') {
       const ok = res.status === 200 && body.status === 'success';

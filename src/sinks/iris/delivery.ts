@@ -5,7 +5,7 @@
 // 5xx, timeouts and throttling retry with backoff; missing permissions and customer access wait
 // (delayed, not dropped) with an error naming what to fix.
 import type { SinkHandler } from '../../core/delivery.js';
-import { backoffMs, decide } from '../../core/retry.js';
+import { backoffMs, decide } from '../../net/retry.js';
 import type { Logger } from '../../observability/logger.js';
 import { errorFields } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';

@@ -4,13 +4,13 @@
 // seconds" message); 5xx, timeouts and lost answers retry with backoff for as long as it takes (an
 // upload of the same id and a later `modified` is harmless to repeat); a whole-call 400 is
 // bisected so one bad object cannot block the rest; 401/403/404 are setup problems and wait.
-import { backoffMs, decide } from '../../core/retry.js';
+import { backoffMs, decide } from '../../net/retry.js';
 import type { SinkHandler } from '../../core/delivery.js';
 import { HttpError, type HttpResponse } from '../../net/http.js';
 import { errorFields, type Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { OutboxItem, Store } from '../../store/types.js';
-import { retryAfterFromMessage, sentinelErrorText, UPLOAD_ENDPOINT, type SentinelClient, type UploadAnswer } from './client.js';
+import { retryAfterFromMessage, sentinelErrorText, UPLOAD_ENDPOINT, type SentinelClient, type UploadAnswer } from '../../microsoft/sentinel/client.js';
 import { parseRecord, revokedVersion, type SentinelRecord, type StixIndicator } from './mapper.js';
 import type { SentinelDeletePayload } from './route.js';
 import { indicatorIdFor, stixTime } from './stix.js';

@@ -12,7 +12,8 @@ import type { SinkOp } from '../../core/types.js';
 import { errorFields, type Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { DeadLetterInput, Store } from '../../store/types.js';
-import type { DefenderAlertsClient } from './client.js';
+import type { DefenderApi } from '../../microsoft/defender/client.js';
+import type { Machine } from '../../microsoft/defender/types.js';
 import type { DefenderAlertsConfig } from './config.js';
 import { machineDetails, normaliseAlert, severityRank, type DefenderAlertChange } from './normalise.js';
 
@@ -43,7 +44,7 @@ export class DefenderAlertsPoller {
   lastError: string | null = null;
   lastPollAt: number | null = null;
   /** machine id → details (or null: unknown to Defender), kept for an hour. */
-  private readonly machines = new Map<string, { at: number; details: Record<string, unknown> | null }>();
+  private readonly machines = new Map<string, { at: number; details: Machine | null }>();
   private machinesForbidden = false;
 
   constructor(
@@ -51,7 +52,7 @@ export class DefenderAlertsPoller {
     private readonly tenantId: string,
     private readonly sink: string,
     private readonly cfg: DefenderAlertsConfig,
-    private readonly client: DefenderAlertsClient,
+    private readonly client: DefenderApi,
     private readonly store: Store,
     private readonly log: Logger,
     private readonly metrics: Metrics,
@@ -98,9 +99,9 @@ export class DefenderAlertsPoller {
     if (!id || !this.cfg.machine_details || this.machinesForbidden) return;
     let hit = this.machines.get(id);
     if (!hit || this.now() - hit.at > MACHINE_TTL_MS) {
-      let details: Record<string, unknown> | null;
+      let details: Machine | null;
       try {
-        const got = await this.client.getMachine(id, this.abort.signal);
+        const got = await this.client.machine(id, this.abort.signal);
         if (got === 'forbidden') {
           this.machinesForbidden = true;
           this.log.warn({ source: this.source }, 'the application may not read machines (Machine.Read.All); alerts go to IRIS without machine details');
@@ -136,7 +137,7 @@ export class DefenderAlertsPoller {
     const floor = severityRank(this.cfg.min_severity);
     const statuses = new Set(this.cfg.statuses.map((s) => s.toLowerCase()));
 
-    await this.client.listUpdatedSince(from, this.cfg.page_size, async (rows) => {
+    await this.client.alertsUpdatedSince(from, this.cfg.page_size, async (rows) => {
       const ops: SinkOp[] = [];
       const dead: DeadLetterInput[] = [];
       const changes: DefenderAlertChange[] = [];

@@ -14,10 +14,11 @@ import { errorFields, type Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Store } from '../../store/types.js';
 import { alertKey, machineKey, MODEL_STATE_KEY } from '../../sinks/car/delivery.js';
-import { TokenError } from '../../sinks/microsoft/token.js';
-import { DefenderReadError, odataDate, type DefenderAssetsClient } from './client.js';
+import { DefenderApiError, odataDate, type DefenderApi } from '../../microsoft/defender/client.js';
+import type { LogonUser, Machine, MachineVulnerability, Vulnerability } from '../../microsoft/defender/types.js';
+import { TokenError } from '../../microsoft/token.js';
 import { alertSnapshot, huntedAddresses, isExpiredInactive, machineSnapshot } from './snapshot.js';
-import type { AddressSnapshot, CarOpPayload, LogonUser, Machine, MachineVulnerability, Vulnerability } from './types.js';
+import type { AddressSnapshot, CarOpPayload } from './types.js';
 
 export const SOURCE = 'defender_assets';
 export const CAR_SINK = 'car';
@@ -54,7 +55,7 @@ export class DefenderAssetsPoller {
 
   constructor(
     private readonly config: Config,
-    private readonly client: DefenderAssetsClient,
+    private readonly client: DefenderApi,
     private readonly store: Store,
     private readonly log: Logger,
     private readonly metrics: Metrics,
@@ -93,7 +94,7 @@ export class DefenderAssetsPoller {
             return;
           }
           this.lastError = (err as Error).message;
-          const status = err instanceof DefenderReadError ? err.status : 0;
+          const status = err instanceof DefenderApiError ? err.status : 0;
           if (status === 401 || status === 403 || err instanceof TokenError) {
             // Setup, not an outage: say what to fix.
             this.log.error({ source: SOURCE, ...errorFields(err) }, 'Defender refused the assets run: check microsoft_defender_intel credentials and the Machine.Read.All role');
@@ -241,7 +242,7 @@ export class DefenderAssetsPoller {
     try {
       return await read();
     } catch (err) {
-      if (!(err instanceof DefenderReadError) || ![400, 403, 404].includes(err.status)) throw err;
+      if (!(err instanceof DefenderApiError) || ![400, 403, 404].includes(err.status)) throw err;
       onRefused?.(err.status);
       if (err.status === 404 && onRefused) return null; // the caller has a fallback
       this.log.error({ source: SOURCE, what, status: err.status, error: err.message },

@@ -1,10 +1,8 @@
 // Pure builder: Defender entities → what CAR should hold per machine and per alert. Total on its
 // input: odd or missing fields are skipped, never thrown on.
 import { isIP } from 'node:net';
-import type {
-  AccountSnapshot, AddressSnapshot, AlertSnapshot, DefenderAlert, LogonUser, Machine, MachineSnapshot,
-  MachineVulnerability, Vulnerability, VulnerabilitySnapshot,
-} from './types.js';
+import type { DefenderAlert, LogonUser, Machine, MachineVulnerability, Vulnerability } from '../../microsoft/defender/types.js';
+import type { AccountSnapshot, AddressSnapshot, AlertSnapshot, MachineSnapshot, VulnerabilitySnapshot } from './types.js';
 
 const RISK: Record<string, number> = { none: 0, informational: 1, low: 3, medium: 5, high: 8 };
 const VALUE: Record<string, number> = { low: 3, normal: 5, high: 8 };

@@ -1,7 +1,7 @@
 // The `misp` config section: where MISP is, which attributes leave it, and how they are marked.
 import { z } from 'zod';
 import { httpUrl, indicatorTargets, observableType } from '../../config/fields.js';
-import { DEFENDER_ACTIONS } from '../../sinks/defender/config.js';
+import { DEFENDER_ACTIONS } from '../../microsoft/defender/types.js';
 
 const severity = z.enum(['Informational', 'Low', 'Medium', 'High']);
 const stringOrList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);

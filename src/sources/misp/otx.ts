@@ -1,6 +1,6 @@
 // Optional AlienVault OTX exclusion (as MISP2Defender): values OTX already has pulses for are not
 // pushed. Answers are cached; an OTX failure never blocks intelligence (the value goes out).
-import { createHttpClient, type HttpClient } from '../../net/http.js';
+import { ApiCaller, fixedHeaders } from '../../net/call.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Observable } from '../../core/types.js';
 import { isObject } from './model.js';
@@ -10,11 +10,11 @@ const SECTION: Partial<Record<Observable['type'], string>> = {
 };
 
 export class OtxLookup {
-  private readonly http: HttpClient;
+  private readonly caller: ApiCaller;
   private readonly cache = new Map<string, { known: boolean; at: number }>();
 
   constructor(private readonly o: { url: string; apiKey: string; cacheMs: number; timeoutMs: number; log: Logger; maxEntries?: number }) {
-    this.http = createHttpClient({ system: 'otx', baseURL: o.url, timeoutMs: o.timeoutMs, verifyTls: true, log: o.log });
+    this.caller = new ApiCaller({ system: 'otx', baseURL: o.url, timeoutMs: o.timeoutMs, verifyTls: true, log: o.log, credentials: fixedHeaders({ 'X-OTX-API-KEY': o.apiKey }) });
   }
 
   async known(obs: Observable): Promise<boolean> {
@@ -25,9 +25,7 @@ export class OtxLookup {
     if (hit && Date.now() - hit.at < this.o.cacheMs) return hit.known;
     let known = false;
     try {
-      const res = await this.http.request({
-        url: `/api/v1/indicators/${section}/${encodeURIComponent(obs.value)}/general`, headers: { 'X-OTX-API-KEY': this.o.apiKey },
-      });
+      const res = await this.caller.call('indicator', { url: `/api/v1/indicators/${section}/${encodeURIComponent(obs.value)}/general` });
       if (res.status === 200 && isObject(res.data) && isObject(res.data['pulse_info'])) {
         known = Number(res.data['pulse_info']['count'] ?? 0) > 0;
       } else if (res.status !== 404) {

@@ -1,7 +1,7 @@
 // MISP REST: POST /attributes/restSearch with paging (no total is given: page until a short
 // page). Raw key auth (no "Bearer"); 403 is a configuration problem, 429 and 5xx are waited out.
-import { HttpError, createHttpClient, type HttpClient } from '../../net/http.js';
-import { backoffMs, parseRetryAfter } from '../../core/retry.js';
+import { ApiCaller, fixedHeaders, type ApiResponse } from '../../net/call.js';
+import { HttpError, type HttpResponse } from '../../net/http.js';
 import type { Logger } from '../../observability/logger.js';
 import { isObject } from './model.js';
 
@@ -23,10 +23,17 @@ export class MispAuthError extends Error {
 export type RestSearchBody = Record<string, unknown>;
 
 export class MispRest {
-  private readonly http: HttpClient;
+  private readonly caller: ApiCaller;
+  private readonly maxAttempts: number;
 
-  constructor(private readonly o: MispRestOptions) {
-    this.http = createHttpClient({ system: 'misp', baseURL: o.url, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log, userAgent: 'ThreatBridge' });
+  constructor(o: MispRestOptions) {
+    this.maxAttempts = o.maxAttempts ?? 8;
+    // Nothing retries under a catch-up: MISP's throttling and outages are waited out here.
+    this.caller = new ApiCaller({
+      system: 'misp', baseURL: o.url, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log, userAgent: 'ThreatBridge',
+      credentials: fixedHeaders({ Authorization: o.key }), headers: { Accept: 'application/json', 'Content-Type': 'application/json' },
+      waitOut: this.maxAttempts - 1, retryAfter: rateLimitReset,
+    });
   }
 
   /** One page of attributes. */
@@ -57,49 +64,29 @@ export class MispRest {
   }
 
   private async post(path: string, body: RestSearchBody, signal?: AbortSignal): Promise<unknown> {
-    const max = this.o.maxAttempts ?? 8;
-    for (let attempt = 1; ; attempt++) {
-      let wait: number;
-      let problem: string;
-      try {
-        const res = await this.http.request({
-          url: path, method: 'POST', data: body, signal,
-          headers: { Authorization: this.o.key, Accept: 'application/json', 'Content-Type': 'application/json' },
-        });
-        if (res.status === 200) return res.data;
-        const msg = isObject(res.data) ? String(res.data['message'] ?? res.data['name'] ?? '') : '';
-        if (res.status === 403 || res.status === 401) {
-          throw new MispAuthError(`MISP refused the key (${res.status}${msg ? `: ${msg}` : ''}); check misp.key and that its user has API access`);
-        }
-        if (res.status === 405) throw new MispAuthError(`MISP refused the search (${msg || res.status}); the key's role must allow API searches`);
-        if (res.status === 429) {
-          // The rate-limit window is 900 s; X-Rate-Limit-Reset says when it reopens.
-          const reset = Number(res.headers['x-rate-limit-reset']);
-          wait = parseRetryAfter(res.headers['retry-after']) ?? (Number.isFinite(reset) && reset > 0 ? Math.min(reset, 900) * 1000 : 60_000);
-          problem = 'rate limited (429)';
-        } else if (res.status >= 500) {
-          wait = backoffMs(attempt, { maxMs: 60_000 });
-          problem = `HTTP ${res.status}${msg ? `: ${msg}` : ''}`;
-        } else {
-          throw new Error(`MISP ${path} answered ${res.status}${msg ? `: ${msg}` : ''}`);
-        }
-      } catch (err) {
-        if (!(err instanceof HttpError)) throw err;
-        wait = backoffMs(attempt, { maxMs: 60_000 });
-        problem = err.message;
-      }
-      if (attempt >= max) throw new Error(`MISP ${path}: ${problem}; giving up for now after ${attempt} attempts`);
-      this.o.log.warn({ source: 'misp', path, attempt, retryInMs: wait, problem }, 'MISP search failed; retrying');
-      await sleep(wait, signal);
+    const giveUp = (problem: string) => new Error(`MISP ${path}: ${problem}; giving up for now after ${this.maxAttempts} attempts`);
+    let res: ApiResponse;
+    try {
+      res = await this.caller.call('search', { url: path, method: 'POST', data: body }, signal);
+    } catch (err) {
+      if (err instanceof HttpError) throw giveUp(err.message);
+      throw err;
     }
+    if (res.status === 200) return res.data;
+    const msg = isObject(res.data) ? String(res.data['message'] ?? res.data['name'] ?? '') : '';
+    if (res.status === 403 || res.status === 401) {
+      throw new MispAuthError(`MISP refused the key (${res.status}${msg ? `: ${msg}` : ''}); check misp.key and that its user has API access`);
+    }
+    if (res.status === 405) throw new MispAuthError(`MISP refused the search (${msg || res.status}); the key's role must allow API searches`);
+    if (res.status === 429) throw giveUp('rate limited (429)');
+    if (res.status >= 500) throw giveUp(`HTTP ${res.status}${msg ? `: ${msg}` : ''}`);
+    throw new Error(`MISP ${path} answered ${res.status}${msg ? `: ${msg}` : ''}`);
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new Error('aborted'));
-    const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
-    const onAbort = () => { clearTimeout(t); reject(new Error('aborted')); };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+/** MISP's rate limit window is 900 s; X-Rate-Limit-Reset says when it reopens (Retry-After first). */
+function rateLimitReset(res: HttpResponse): number | null {
+  if (res.status !== 429) return null;
+  const reset = Number(res.headers['x-rate-limit-reset']);
+  return Number.isFinite(reset) && reset > 0 ? Math.min(reset, 900) * 1000 : 60_000;
 }

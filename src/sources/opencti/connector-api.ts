@@ -1,7 +1,7 @@
 // OpenCTI's connector GraphQL API: register as a STREAM connector and ping with our state so the
 // platform lists us. Best effort: the local store stays the source of truth, so a platform that
 // refuses gets a warning, never a crash.
-import { createHttpClient, type HttpClient } from '../../net/http.js';
+import { ApiCaller, fixedHeaders } from '../../net/call.js';
 import type { Logger } from '../../observability/logger.js';
 import { errorFields } from '../../observability/logger.js';
 
@@ -23,18 +23,18 @@ export interface ConnectorApiOptions {
 }
 
 export class ConnectorApi {
-  private readonly http: HttpClient;
+  private readonly caller: ApiCaller;
   registered = false;
 
   constructor(private readonly o: ConnectorApiOptions) {
-    this.http = createHttpClient({ system: 'opencti', baseURL: o.url, timeoutMs: 30_000, verifyTls: o.verifyTls, userAgent: 'threatbridge', log: o.log });
+    this.caller = new ApiCaller({
+      system: 'opencti', baseURL: o.url, timeoutMs: 30_000, verifyTls: o.verifyTls, userAgent: 'threatbridge', log: o.log,
+      credentials: fixedHeaders({ Authorization: `Bearer ${o.token}` }), headers: { 'Content-Type': 'application/json' },
+    });
   }
 
   private async graphql<T>(query: string, variables: Record<string, unknown>): Promise<T> {
-    const res = await this.http.request<{ data?: T; errors?: { message?: string }[] }>({
-      method: 'POST', url: '/graphql', data: { query, variables },
-      headers: { Authorization: `Bearer ${this.o.token}`, 'Content-Type': 'application/json' },
-    });
+    const res = await this.caller.call<{ data?: T; errors?: { message?: string }[] }>('graphql', { method: 'POST', url: '/graphql', data: { query, variables } });
     if (res.status !== 200) throw new Error(`OpenCTI GraphQL answered HTTP ${res.status}`);
     if (res.data?.errors?.length) throw new Error(`OpenCTI GraphQL error: ${res.data.errors.map((e) => e.message).join('; ')}`);
     if (!res.data?.data) throw new Error('OpenCTI GraphQL answered without data');

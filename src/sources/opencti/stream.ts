@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import type { Logger } from '../../observability/logger.js';
 import { errorFields } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import { backoffMs } from '../../core/retry.js';
+import { backoffMs } from '../../net/retry.js';
 
 export interface StreamMessage {
   name: string;

@@ -3,8 +3,11 @@
 // `/{tenant}/oauth2/v2.0/token`), so sovereign clouds and simulators need no discovery.
 // msal's HTTP goes through our helper so the per-system TLS setting and timeouts apply to it too.
 import { ConfidentialClientApplication, LogLevel, type INetworkModule, type NetworkRequestOptions } from '@azure/msal-node';
-import { createHttpClient, HttpError, type HttpClient } from '../../net/http.js';
-import type { Logger } from '../../observability/logger.js';
+import type { Config } from '../config/schema.js';
+import { createHttpClient, HttpError, type HttpClient } from '../net/http.js';
+import type { Logger } from '../observability/logger.js';
+
+export const DEFENDER_SCOPE = 'https://api.securitycenter.microsoft.com/.default';
 
 export interface TokenProviderOptions {
   loginUrl: string;
@@ -95,4 +98,39 @@ export class TokenProvider {
       throw new TokenError(`Entra ID token request failed for client ${this.options.clientId} in tenant ${this.options.tenantId}: ${e.errorCode ?? ''} ${first}`.trim(), { cause: err });
     }
   }
+}
+
+/** An Entra application in one tenant. */
+export interface EntraApp {
+  tenantId: string;
+  clientId: string;
+  clientSecret: string;
+}
+
+/** The Entra credentials the Sentinel sink uses: its own where set, else the shared Defender app's. */
+export function sentinelCredentials(config: Config): EntraApp & { loginUrl: string } {
+  const s = config.sentinel;
+  const d = config.microsoft_defender_intel;
+  return {
+    tenantId: (s.tenant_id ?? d.tenant_id)!,
+    clientId: (s.client_id ?? d.client_id)!,
+    clientSecret: (s.client_secret ?? d.client_secret)!,
+    loginUrl: s.login_url ?? d.login_url,
+  };
+}
+
+/**
+ * Tokens for a Microsoft API from configuration: Defender's (the configured app, or `app` for
+ * another tenant of the alerts flow) or Sentinel's (its own credentials where set).
+ */
+export function microsoftTokens(config: Config, api: 'defender' | 'sentinel', log: Logger, app?: EntraApp): TokenProvider {
+  if (api === 'sentinel') {
+    const s = config.sentinel;
+    return new TokenProvider({ ...sentinelCredentials(config), ...app, scope: s.scope, verifyTls: s.verify_cert, timeoutMs: s.request_timeout * 1000, log });
+  }
+  const d = config.microsoft_defender_intel;
+  return new TokenProvider({
+    loginUrl: d.login_url, tenantId: app?.tenantId ?? d.tenant_id!, clientId: app?.clientId ?? d.client_id!, clientSecret: app?.clientSecret ?? d.client_secret!,
+    scope: d.scope ?? DEFENDER_SCOPE, verifyTls: d.ssl_verify, timeoutMs: d.request_timeout * 1000, log,
+  });
 }
