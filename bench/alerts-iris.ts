@@ -47,8 +47,8 @@ export async function benchAlertsToIris(n: number, pageSize = 1000) {
   const client = new DefenderApi({ baseUrl: defender.url, timeoutMs: 60_000, verifyTls: true, callsPerMinute: 90, callsPerHour: 1400, tokens, log, metrics: { metrics, label: 'defender_alerts' }, tenantId: tenant, waitOut: 4 });
   const poller = new DefenderAlertsPoller('defender_alerts', tenant, 'iris', defenderAlertsSection.parse({ page_size: pageSize, machine_details: false }), client, store, log, metrics, () => undefined);
   const cfg = irisSection.parse({ url: iris.url, api_key: key, customer_id: 1 });
-  const handler = new IrisDelivery('iris', cfg, new IrisClient({ url: iris.url, apiKey: key, verifyTls: true, timeoutMs: 60_000, sink: 'iris', log, metrics }), store, log, metrics);
-  const worker = new DeliveryWorker(store, handler, log);
+  const handler = new IrisDelivery('iris', cfg, new IrisClient({ url: iris.url, apiKey: key, verifyTls: true, timeoutMs: 60_000, sink: 'iris', log, metrics }), store, log);
+  const worker = new DeliveryWorker(store, handler, log, metrics);
 
   const pass = async () => {
     const lists = defender.requestLog.length;

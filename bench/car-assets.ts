@@ -30,8 +30,8 @@ await car.start();
 const store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-bench-car-')));
 const metrics = new Metrics();
 const client = new CarClient({ url: car.url, apiKey: 'k', password: 'p', timeoutMs: 60_000, verifyTls: true, sink: 'car', log, metrics });
-const handler = new CarDelivery('car', 50, client, store, log, metrics, { source: { _key: 'bench' }, pageSize: 2000, importTimeoutMs: 60_000, pollBaseMs: 5 });
-const worker = new DeliveryWorker(store, handler, log);
+const handler = new CarDelivery('car', 50, client, store, log, { source: { _key: 'bench' }, pageSize: 2000, importTimeoutMs: 60_000, pollBaseMs: 5 });
+const worker = new DeliveryWorker(store, handler, log, metrics);
 const commit = (ops: SinkOp[]) => store.commit({ source: 'bench', checkpoint: null, claimUpserts: [], claimDeletes: [], ops, deadLetters: [] });
 
 const calls = () => ({ imports: car.count('POST', '/imports'), status: car.count('GET', '/importstatus'), patches: car.requestLog.filter((r) => r.method === 'PATCH').length });

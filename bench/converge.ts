@@ -42,7 +42,7 @@ export async function convergeDefender(n: number, timeScale: number) {
     if (mapped.kind === 'upsert') ops.push({ sink: 'defender', key: `ipv4:${value}`, op: 'upsert', payload: mapped.body, sourceRef: null });
   }
   await store.commit({ source: 'bench', checkpoint: null, claimUpserts: [], claimDeletes: [], ops, deadLetters: [] });
-  const worker = new DeliveryWorker(store, new DefenderDelivery('defender', 500, client, store, log, metrics), log, { idlePollMs: 50 });
+  const worker = new DeliveryWorker(store, new DefenderDelivery('defender', 500, client, store, log, metrics), log, metrics, { idlePollMs: 50 });
   const started = Date.now();
   worker.start();
   while ((await store.outboxStats(Date.now())).length > 0) await new Promise((r) => setTimeout(r, 50));

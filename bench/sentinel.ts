@@ -46,7 +46,7 @@ export async function uploadSentinel(n: number, timeScale: number) {
     if (mapped.kind === 'upsert') ops.push({ sink: 'sentinel', key, op: 'upsert', payload: mapped.object, sourceRef: null });
   }
   await store.commit({ source: 'bench', checkpoint: null, claimUpserts: [], claimDeletes: [], ops, deadLetters: [] });
-  const worker = new DeliveryWorker(store, new SentinelDelivery('sentinel', 100, client, store, log, metrics), log, { idlePollMs: 50 });
+  const worker = new DeliveryWorker(store, new SentinelDelivery('sentinel', 100, client, store, log), log, metrics, { idlePollMs: 50 });
   const started = Date.now();
   worker.start();
   while ((await store.outboxStats(Date.now())).length > 0) await new Promise((r) => setTimeout(r, 50));

@@ -24,8 +24,8 @@ export function alertsToIrisParts(ctx: ServiceContext): ServicePart[] {
   const i = config.iris;
 
   const client = new IrisClient({ url: i.url!, apiKey: i.api_key!, verifyTls: i.verify_cert, timeoutMs: i.request_timeout * 1000, sink: IRIS_SINK, log, metrics });
-  const handler = new IrisDelivery(IRIS_SINK, i, client, store, log, metrics);
-  const worker = new DeliveryWorker(store, handler, log);
+  const handler = new IrisDelivery(IRIS_SINK, i, client, store, log);
+  const worker = new DeliveryWorker(store, handler, log, metrics);
 
   const tenants = a.tenant_ids.length > 0 ? [...new Set(a.tenant_ids)] : [d.tenant_id!];
   const pollers = tenants.map((tenantId) => {
@@ -82,7 +82,7 @@ export function alertsToIrisParts(ctx: ServiceContext): ServicePart[] {
       void handler.ensureRefs().catch((err: Error) => log.warn({ sink: IRIS_SINK, error: err.message }, 'IRIS not ready at start; alerts will wait'));
       await base.start();
     },
-    health: async () => handler.setupError,
+    health: async () => handler.setupError ?? worker.setupProblem,
   };
   return [source, sink];
 }

@@ -41,7 +41,7 @@ function reviewWrap(ctx: ServiceContext, sink: string): HandlerWrap {
   if (!c.dry_run && !c.write_parsed_indicators) return (h) => h;
   if (c.dry_run) ctx.log.warn({ sink, file: c.write_parsed_indicators ?? null }, 'dry run: nothing will be sent to this sink');
   return (h) => new RecordingHandler(c.dry_run ? null : h, {
-    sink, batchSize: h.batchSize, file: c.write_parsed_indicators ?? null, store: ctx.store, log: ctx.log,
+    sink, batchSize: h.batchSize, file: c.write_parsed_indicators ?? null, log: ctx.log,
   });
 }
 

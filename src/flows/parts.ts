@@ -46,5 +46,6 @@ export function workerPart(name: string, sink: string, worker: DeliveryWorker): 
     sinks: [sink],
     start: async () => worker.start(),
     stop: (boundMs) => worker.stop(boundMs),
+    health: async () => worker.setupProblem,
   };
 }

@@ -3,8 +3,9 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SinkHandler } from '../core/delivery.js';
+import { all, type Settled } from '../core/outcome.js';
 import type { Logger } from '../observability/logger.js';
-import type { OutboxItem, Store } from '../store/types.js';
+import type { OutboxItem } from '../store/types.js';
 
 export class RecordingHandler implements SinkHandler {
   readonly sink: string;
@@ -14,7 +15,7 @@ export class RecordingHandler implements SinkHandler {
   /** `inner` null = dry run: nothing is sent, every operation is acknowledged after being recorded. */
   constructor(
     private readonly inner: SinkHandler | null,
-    private readonly o: { sink: string; batchSize: number; file: string | null; store: Store; log: Logger },
+    private readonly o: { sink: string; batchSize: number; file: string | null; log: Logger },
   ) {
     this.sink = o.sink;
     this.batchSize = inner?.batchSize ?? o.batchSize;
@@ -22,14 +23,19 @@ export class RecordingHandler implements SinkHandler {
     if (o.file) mkdirSync(dirname(o.file), { recursive: true });
   }
 
-  async handle(items: OutboxItem[], signal: AbortSignal): Promise<void> {
+  /** Records each leased operation once (before the gate, as the sink would be asked). */
+  async prepare(items: OutboxItem[], signal: AbortSignal): Promise<{ send: OutboxItem[]; settled: Settled[] }> {
     if (this.o.file) {
       const at = new Date().toISOString();
       const lines = items.map((i) => JSON.stringify({ at, sink: i.sink, op: i.op, key: i.key, dryRun: this.inner === null, payload: i.payload, source: i.sourceRef }));
       appendFileSync(this.o.file, `${lines.join('\n')}\n`);
     }
-    if (this.inner) return this.inner.handle(items, signal);
+    if (this.inner) return this.inner.prepare ? this.inner.prepare(items, signal) : { send: items, settled: [] };
     this.o.log.info({ sink: this.sink, operations: items.length, file: this.o.file }, 'dry run: operations recorded, nothing sent');
-    await this.o.store.ack(items.map((item) => ({ item, externalId: null })));
+    return { send: [], settled: all(items, { kind: 'ack', externalId: null }) };
+  }
+
+  async deliver(items: OutboxItem[], signal: AbortSignal): Promise<Settled[]> {
+    return this.inner ? this.inner.deliver(items, signal) : all(items, { kind: 'ack', externalId: null });
   }
 }

@@ -44,8 +44,8 @@ describe('CAR delivery (against the CAR simulator)', function () {
     store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-car-')));
     const metrics = new Metrics();
     const client = new CarClient({ url: car.url, apiKey: 'key', password: 'pw', timeoutMs: 5000, verifyTls: true, sink: 'car', log, metrics });
-    handler = new CarDelivery('car', 50, client, store, log, metrics, { source: { _key: SOURCE, name: 'tenant' }, pageSize: 3, importTimeoutMs: 2000, pollBaseMs: 5 });
-    worker = new DeliveryWorker(store, handler, log);
+    handler = new CarDelivery('car', 50, client, store, log, { source: { _key: SOURCE, name: 'tenant' }, pageSize: 3, importTimeoutMs: 2000, pollBaseMs: 5 });
+    worker = new DeliveryWorker(store, handler, log, metrics);
   });
   afterEach(async () => {
     await store.close();
@@ -93,7 +93,7 @@ describe('CAR delivery (against the CAR simulator)', function () {
     expect(car.edgesOf('asset_ipaddress', { from: 'm1', to: '10.0.0.7', active: true })).to.have.length(1);
     await commit([machineOp(machine('m1', '10.0.0.9'))]);
     const items = await store.claimDue('car', 50, Date.now() + 3_600_000, 60_000);
-    await handler.handle(items, new AbortController().signal);
+    await worker.deliver(items);
     expect(car.edgesOf('asset_ipaddress', { from: 'm1', active: true }).map((e) => e.to)).to.deep.equal(['10.0.0.9']);
     expect(car.edgesOf('ipaddress_macaddress', { active: true }).map((e) => e.from)).to.deep.equal(['10.0.0.9']);
     expect(JSON.parse((await store.getSinkIds('car', [machineKey('m1')])).get(machineKey('m1'))!).ip).to.deep.equal(['10.0.0.9']);
@@ -123,7 +123,7 @@ describe('CAR delivery (against the CAR simulator)', function () {
     for (let i = 0; i < 3 && car.list('asset').length === 0; i++) {
       await new Promise((r) => setTimeout(r, 10));
       const items = await store.claimDue('car', 50, Date.now() + 3_600_000, 60_000);
-      if (items.length) await handler.handle(items, new AbortController().signal);
+      if (items.length) await worker.deliver(items);
     }
     expect(car.list('asset')).to.have.length(1);
     expect(await store.listDeadLetters({ sink: 'car' })).to.deep.equal([]);
@@ -132,7 +132,7 @@ describe('CAR delivery (against the CAR simulator)', function () {
   it('an import job that keeps ending in error is dead-lettered, one that fails once is retried, one that never completes is retried', async () => {
     const again = async () => {
       const items = await store.claimDue('car', 50, Date.now() + 3_600_000, 60_000);
-      if (items.length) await handler.handle(items, new AbortController().signal);
+      if (items.length) await worker.deliver(items);
     };
     car.failNextJobs(1);
     await commit([machineOp(machine('m0', '10.0.0.10'))]);
@@ -158,7 +158,7 @@ describe('CAR delivery (against the CAR simulator)', function () {
     expect(car.list('asset').map((a) => a['external_id'])).to.deep.equal(['m0']);
     const items = await store.claimDue('car', 50, Date.now() + 3_600_000, 60_000);
     expect(items.map((i) => i.key)).to.deep.equal([machineKey('m2')]);
-    await handler.handle(items, new AbortController().signal);
+    await worker.deliver(items);
     expect(car.list('asset').map((a) => a['external_id']).sort()).to.deep.equal(['m0', 'm2']);
   });
 
@@ -183,11 +183,11 @@ describe('CAR delivery (against the CAR simulator)', function () {
     // The save point waits while other CAR work is pending.
     const claimed = await store.claimDue('car', 50, Date.now() + 3_600_000, 60_000);
     await store.retry(claimed.filter((i) => i.key !== MODEL_STATE_KEY), Date.now(), 'held back by the test');
-    await handler.handle(claimed.filter((i) => i.key === MODEL_STATE_KEY), new AbortController().signal);
+    await worker.deliver(claimed.filter((i) => i.key === MODEL_STATE_KEY));
     expect(car.modelState(SOURCE)).to.equal(undefined);
     for (let i = 0; i < 3; i++) {
       const items = await store.claimDue('car', 50, Date.now() + 3_600_000, 60_000);
-      if (items.length) await handler.handle(items, new AbortController().signal);
+      if (items.length) await worker.deliver(items);
     }
     expect(car.node('asset', 'm1')).to.equal(undefined);
     expect(car.edgesOf('asset_ipaddress', { from: 'm1' })[0]!.active).to.equal(false);
@@ -202,14 +202,14 @@ describe('CAR delivery (against the CAR simulator)', function () {
     try {
       const metrics = new Metrics();
       const ok = new CarDelivery('car', 50, new CarClient({ url: tokenCar.url, token: 'the-token', timeoutMs: 5000, verifyTls: true, sink: 'car', log, metrics }),
-        store, log, metrics, { source: { _key: SOURCE }, pageSize: 100, importTimeoutMs: 2000, pollBaseMs: 5 });
+        store, log, { source: { _key: SOURCE }, pageSize: 100, importTimeoutMs: 2000, pollBaseMs: 5 });
       const bad = new CarDelivery('car', 50, new CarClient({ url: tokenCar.url, token: 'wrong', timeoutMs: 5000, verifyTls: true, sink: 'car', log, metrics }),
-        store, log, metrics, { source: { _key: SOURCE }, pageSize: 100, importTimeoutMs: 2000, pollBaseMs: 5 });
+        store, log, { source: { _key: SOURCE }, pageSize: 100, importTimeoutMs: 2000, pollBaseMs: 5 });
       await commit([machineOp(machine('m1', '10.0.0.1'))]);
-      await bad.handle(await store.claimDue('car', 50, Date.now(), 60_000), new AbortController().signal);
+      await new DeliveryWorker(store, bad, log, metrics).deliver(await store.claimDue('car', 50, Date.now(), 60_000));
       expect(await store.listDeadLetters({ sink: 'car' })).to.deep.equal([]);
       expect(tokenCar.list('asset')).to.have.length(0);
-      await ok.handle(await store.claimDue('car', 50, Date.now() + 3_600_000, 60_000), new AbortController().signal);
+      await new DeliveryWorker(store, ok, log, metrics).deliver(await store.claimDue('car', 50, Date.now() + 3_600_000, 60_000));
       expect(tokenCar.list('asset')).to.have.length(1);
       expect(tokenCar.requestLog.filter((r) => r.status === 401).length).to.be.at.least(1);
     } finally {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
+import { DeliveryWorker } from '../../src/core/delivery.js';
 import { DefenderApi } from '../../src/microsoft/defender/client.js';
 import { DefenderDelivery } from '../../src/sinks/defender/delivery.js';
 import type { TokenProvider } from '../../src/microsoft/token.js';
@@ -44,7 +45,7 @@ describe('Defender delivery (contract)', () => {
   });
 
   const enqueue = (ops: SinkOp[]) => store.commit({ source: 't', checkpoint: null, claimUpserts: [], claimDeletes: [], ops, deadLetters: [] });
-  const run = async () => delivery.handle(await store.claimDue('defender', 500, Date.now(), 60_000), new AbortController().signal);
+  const run = async () => new DeliveryWorker(store, delivery, log, new Metrics()).deliver(await store.claimDue('defender', 500, Date.now(), 60_000));
 
   it('imports a batch in one call with capital Indicators and records the ids', async () => {
     await enqueue([upsert('1.1.1.1'), upsert('2.2.2.2')]);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { irisSection } from '../../src/sinks/iris/config.js';
 import { IrisClient } from '../../src/sinks/iris/client.js';
 import { IrisDelivery } from '../../src/sinks/iris/delivery.js';
+import { DeliveryWorker } from '../../src/core/delivery.js';
 import { irisCreateBody, irisUpdateBody, assetKind } from '../../src/sinks/iris/mapper.js';
 import { IrisSetupError, loadIrisRefs } from '../../src/sinks/iris/reference.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -151,10 +152,10 @@ describe('IRIS sink', () => {
     const drain = async (handler: IrisDelivery): Promise<OutboxItem[]> => {
       const items = await store.claimDue('iris', 100, Date.now() + 10 * 60_000, 60_000);
       seq += items.length;
-      if (items.length) await handler.handle(items, new AbortController().signal);
+      if (items.length) await new DeliveryWorker(store, handler, log, new Metrics()).deliver(items);
       return items;
     };
-    const handler = (over: Record<string, unknown> = {}) => new IrisDelivery('iris', cfg(over), client(), store, log, new Metrics(), 10);
+    const handler = (over: Record<string, unknown> = {}) => new IrisDelivery('iris', cfg(over), client(), store, log, 10);
 
     it('checks the source reference for equality: a longer reference containing ours is not our alert', async () => {
       // IRIS's source_reference filter is LIKE '%ref%': 'da7' matches 'da77' and 'xda7'.
@@ -179,10 +180,10 @@ describe('IRIS sink', () => {
       await drain(first);
       const other = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-iris-')));
       try {
-        const h = new IrisDelivery('iris', cfg(), client(), other, log, new Metrics());
+        const h = new IrisDelivery('iris', cfg(), client(), other, log);
         await other.commit({ source: 'x', checkpoint: null, claimUpserts: [], claimDeletes: [], deadLetters: [], ops: [{ sink: 'iris', key: 'da8', op: 'upsert', payload: change('da8', { title: 'Renamed' }), sourceRef: null }] });
         const items = await other.claimDue('iris', 10, Date.now(), 60_000);
-        await h.handle(items, new AbortController().signal);
+        await new DeliveryWorker(other, h, log, new Metrics()).deliver(items);
         expect(h.counts).to.include({ created: 0, updated: 1 });
       } finally {
         await other.close();
@@ -241,10 +242,11 @@ describe('IRIS sink', () => {
 
     it('waits with an error naming the permissions when the IRIS user may not write alerts', async () => {
       const ro = iris.addUser('ro', ['alerts_read'], [1]).apiKey;
-      const h = new IrisDelivery('iris', cfg({ api_key: ro }), client(ro), store, log, new Metrics(), 10);
+      const h = new IrisDelivery('iris', cfg({ api_key: ro }), client(ro), store, log, 10);
+      const worker = new DeliveryWorker(store, h, log, new Metrics());
       await queue(change('da13'));
-      await drain(h);
-      expect(h.setupError).to.include('Permission denied').and.include('alerts_write');
+      await worker.deliver(await store.claimDue('iris', 100, Date.now(), 60_000));
+      expect(worker.setupProblem).to.include('Permission denied').and.include('alerts_write');
       expect(await store.listDeadLetters()).to.deep.equal([]);
       expect((await store.outboxStats(Date.now()))[0]).to.include({ pending: 1 });
     });

@@ -62,7 +62,7 @@ describe('Sentinel delivery against the upload API simulator', function () {
     const client = new SentinelClient({ host: sentinel.url, workspaceId: options.workspace ?? WS, apiVersion: '2024-02-01-preview',
       sourceSystem: 'ThreatBridge', timeoutMs: 10_000, verifyTls: false, requestsPerMinute: 100, sink: 'sentinel', tokens,
       audit: new AuditLog(auditDir), log, metrics });
-    worker = new DeliveryWorker(store, new SentinelDelivery('sentinel', options.batchSize ?? 100, client, store, log, metrics), log);
+    worker = new DeliveryWorker(store, new SentinelDelivery('sentinel', options.batchSize ?? 100, client, store, log), log, metrics);
   }
   afterEach(async () => store.close());
 

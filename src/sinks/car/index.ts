@@ -15,7 +15,7 @@ export function createCarSink(config: Config, store: Store, log: Logger, metrics
     url: c.url!, apiKey: c.api_key, password: c.password, token: c.token,
     timeoutMs: c.request_timeout * 1000, verifyTls: c.ssl_verify, sink: CAR_SINK, log, metrics,
   });
-  const handler = new CarDelivery(CAR_SINK, c.batch_size, client, store, log, metrics, {
+  const handler = new CarDelivery(CAR_SINK, c.batch_size, client, store, log, {
     source: {
       _key: c.source,
       name: c.source_name ?? config.microsoft_defender_intel.tenant_id ?? c.source,
@@ -26,7 +26,7 @@ export function createCarSink(config: Config, store: Store, log: Logger, metrics
     importTimeoutMs: c.import_timeout * 1000,
     ...(pollBaseMs !== undefined ? { pollBaseMs } : {}),
   });
-  return { client, handler, worker: new DeliveryWorker(store, handler, log) };
+  return { client, handler, worker: new DeliveryWorker(store, handler, log, metrics) };
 }
 
 /**

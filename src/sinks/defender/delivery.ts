@@ -1,11 +1,13 @@
 // Delivery policy for Defender: upserts through /import (≤500 per call, an upsert by type+value,
 // so retrying after a lost answer is harmless), removals through BatchDelete by the ids recorded
-// at creation. 429 honours Retry-After; 5xx, timeouts and missing permissions wait and retry; a
-// whole-batch 400 is bisected so one bad item cannot block the other 499; item rejections are
-// dead-lettered with Defender's reason.
-import { decide, backoffMs } from '../../net/retry.js';
+// at creation. Before any call, `prepare` runs the enforcement gate (protected values, breaker)
+// and the cap. Outcomes go back to the core: 429 and 5xx retry (as Defender asked), missing
+// permissions wait for the set-up, a whole-batch 400 is split so one bad item cannot block the
+// other 499, item rejections are dead letters with Defender's reason.
+import { all, answerOutcome, attemptOf, type Outcome, type Settled } from '../../core/outcome.js';
 import type { SinkHandler } from '../../core/delivery.js';
-import { HttpError, type HttpResponse } from '../../net/http.js';
+import type { ApiResponse } from '../../net/call.js';
+import { backoffMs } from '../../net/retry.js';
 import type { Logger } from '../../observability/logger.js';
 import { errorFields } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
@@ -30,6 +32,12 @@ const CAPACITY_RETRY_MS = 15 * 60_000;
 /** A whole call refused for the tenant's indicator cap (wording unconfirmed upstream: kept narrow). */
 const TENANT_CAP = /active indicators|indicators? (?:limit|quota|cap)\b|tenant (?:limit|quota|cap)\b/i;
 
+/** What to fix when Defender refuses a call. */
+const SETUP_FIXES = {
+  401: 'check tenant_id, client_id, client_secret and scope',
+  403: 'grant the application Ti.ReadWrite.All on WindowsDefenderATP and admin consent',
+};
+
 export class DefenderDelivery implements SinkHandler {
   constructor(
     readonly sink: string,
@@ -48,22 +56,23 @@ export class DefenderDelivery implements SinkHandler {
     return this.client.pacer.whenAvailable('import', signal);
   }
 
-  async handle(items: OutboxItem[], signal: AbortSignal): Promise<void> {
-    let upserts = items.filter((i) => i.op === 'upsert');
-    const deletes = items.filter((i) => i.op === 'delete');
+  /** The enforcement gate, then the cap: what may be imported now; the rest waits or is removed. */
+  async prepare(items: OutboxItem[], signal: AbortSignal): Promise<{ send: OutboxItem[]; settled: Settled[] }> {
     this.ranks = new Map();
-    if (upserts.length > 0 && (this.stages.gate || this.stages.cap)) {
-      const ready = await this.prepare(upserts, signal);
-      upserts = ready.send;
-      // Skipped by the guard: whatever Defender holds for the key goes, like a removal.
-      deletes.push(...ready.remove);
-    }
-    if (upserts.length > 0) await this.upsert(upserts, signal);
-    if (deletes.length > 0) await this.remove(deletes, signal);
+    const upserts = items.filter((i) => i.op === 'upsert');
+    if (upserts.length === 0 || !(this.stages.gate || this.stages.cap)) return { send: items, settled: [] };
+    const ready = await this.screen(upserts, signal);
+    // Skipped by the guard: whatever Defender holds for the key goes, like a removal.
+    return { send: [...ready.send, ...items.filter((i) => i.op === 'delete'), ...ready.remove], settled: ready.settled };
   }
 
-  /** Guard, then cap: what may be imported now; the rest is rescheduled or removed. */
-  private async prepare(items: OutboxItem[], signal: AbortSignal): Promise<{ send: OutboxItem[]; remove: OutboxItem[] }> {
+  async deliver(items: OutboxItem[]): Promise<Settled[]> {
+    const upserts = items.filter((i) => i.op === 'upsert');
+    const deletes = items.filter((i) => i.op === 'delete');
+    return [...upserts.length ? await this.upsert(upserts) : [], ...deletes.length ? await this.remove(deletes) : []];
+  }
+
+  private async screen(items: OutboxItem[], signal: AbortSignal): Promise<{ send: OutboxItem[]; remove: OutboxItem[]; settled: Settled[] }> {
     const now = Date.now();
     const { gate, cap } = this.stages;
     const held = cap ? await cap.active(now) : null;
@@ -79,25 +88,24 @@ export class DefenderDelivery implements SinkHandler {
       send = screened.send as OutboxItem[];
       remove = screened.skip.map((i) => ({ ...i, op: 'delete' as const }));
     }
-    if (!cap || !held || send.length === 0) return { send, remove };
+    if (!cap || !held || send.length === 0) return { send, remove, settled: [] };
     const plan = await cap.plan(send, held, now);
     this.ranks = plan.ranks;
     if (plan.evict.length && !(await this.evict(plan.evict, signal))) {
       // Could not free the slots now: the newcomers wait rather than hit Defender's cap.
       const waiting = [...plan.admit.filter((a) => !held.has(a.key)), ...plan.refuse];
-      await this.store.retry(waiting, now + backoffMs(attemptOf(waiting)), 'cap: eviction failed');
-      return { send: plan.admit.filter((a) => held.has(a.key)), remove };
+      return { send: plan.admit.filter((a) => held.has(a.key)), remove, settled: all(waiting, { kind: 'retry', reason: 'cap: eviction failed' }) };
     }
     await cap.report(plan, now);
-    if (plan.refuse.length) await this.store.retry(plan.refuse, now + REFUSED_RETRY_MS, 'cap reached: worth less than every indicator held');
-    return { send: plan.admit, remove };
+    const refused = all(plan.refuse, { kind: 'retry', reason: 'cap reached: worth less than every indicator held', notBefore: now + REFUSED_RETRY_MS });
+    return { send: plan.admit, remove, settled: refused };
   }
 
   /** Removes evicted indicators from Defender and our store; false when Defender could not be reached. */
   private async evict(objects: { key: string; externalId: string }[], signal: AbortSignal): Promise<boolean> {
     for (let i = 0; i < objects.length && !signal.aborted; i += 500) {
       const part = objects.slice(i, i + 500);
-      let res: HttpResponse<unknown>;
+      let res: ApiResponse<unknown>;
       try {
         res = await this.client.batchDelete(part.map((o) => o.externalId));
       } catch (err) {
@@ -112,8 +120,6 @@ export class DefenderDelivery implements SinkHandler {
         }
       } else if (res.status < 200 || res.status >= 300) {
         this.log.warn({ sink: this.sink, status: res.status, error: defenderErrorText(res) }, 'cannot evict indicators now');
-        const verdict = decide(res.status, res.headers, 0);
-        if (verdict.kind === 'retry' && verdict.throttled) this.client.pacer.pauseFor(verdict.afterMs);
         return false;
       }
       await this.store.dropHeld(this.sink, part.map((o) => o.key));
@@ -121,35 +127,29 @@ export class DefenderDelivery implements SinkHandler {
     return !signal.aborted;
   }
 
-  private async upsert(items: OutboxItem[], signal: AbortSignal): Promise<void> {
-    const res = await this.send(items, () => this.client.importIndicators(items.map((i) => i.payload as DefenderIndicatorBody)));
-    if (!res) return;
+  private async upsert(items: OutboxItem[]): Promise<Settled[]> {
+    const res = await this.client.importIndicators(items.map((i) => i.payload as DefenderIndicatorBody));
     if (res.status >= 200 && res.status < 300) return this.settleImport(items, res.data?.value ?? []);
-    if (res.status === 400 && TENANT_CAP.test(defenderErrorText(res))) {
+    const text = defenderErrorText(res);
+    if (res.status === 400 && TENANT_CAP.test(text)) {
       // The tenant's cap refused the whole call: not the items' fault. Learn it, wait, evict next time.
-      this.log.error({ sink: this.sink, items: items.length, error: defenderErrorText(res) }, 'Defender refused the import for capacity; retrying later');
+      this.log.error({ sink: this.sink, items: items.length, error: text }, 'Defender refused the import for capacity; retrying later');
       this.metrics.capEvictions.inc({ sink: this.sink, outcome: 'refused_by_defender' }, items.length);
       if (this.stages.cap) this.stages.cap.defenderFull((await this.stages.cap.active()).size);
-      await this.store.retry(items, Date.now() + (this.stages.cap ? backoffMs(attemptOf(items)) : CAPACITY_RETRY_MS), 'tenant capacity');
-      return;
+      return all(items, { kind: 'retry', reason: 'tenant capacity', ...(this.stages.cap ? {} : { notBefore: Date.now() + CAPACITY_RETRY_MS }) });
     }
-    if (res.status === 400 && items.length > 1 && !signal.aborted) {
-      // One malformed item fails the whole call: split until the culprits stand alone.
-      const mid = Math.ceil(items.length / 2);
-      this.log.info({ sink: this.sink, items: items.length, error: defenderErrorText(res) }, 'import rejected as a whole; bisecting');
-      await this.upsert(items.slice(0, mid), signal);
-      await this.upsert(items.slice(mid), signal);
-      return;
-    }
-    await this.onFailure(items, res, 'import');
+    // One malformed item fails the whole call: the core splits the batch until the culprits stand alone.
+    if (res.status === 400) return all(items, { kind: 'split', reason: `import rejected by Defender (400): ${text}`, code: 'http_400' });
+    // A wrong path answers 404 to the import: set-up, not data.
+    return all(items, this.failure(res, items, 'import', { 404: 'check base_url and resource_path' }));
   }
 
-  private async settleImport(items: OutboxItem[], results: ImportResult[]): Promise<void> {
+  private async settleImport(items: OutboxItem[], results: ImportResult[]): Promise<Settled[]> {
     // Results come one per input; match by value first since the order is not documented.
     const byValue = new Map<string, ImportResult>();
     for (const r of results) if (r && typeof r.indicator === 'string') byValue.set(r.indicator.toLowerCase(), r);
     const acks: { item: OutboxItem; externalId: string | null }[] = [];
-    const dead: { item: OutboxItem; reason: string }[] = [];
+    const dead: Settled[] = [];
     const capacity: OutboxItem[] = [];
     let capHit = false;
     items.forEach((item, index) => {
@@ -164,10 +164,9 @@ export class DefenderDelivery implements SinkHandler {
         capacity.push(item);
         capHit = true;
       } else {
-        dead.push({ item, reason: `Defender rejected ${body.indicatorType} ${body.indicatorValue}: ${r.failureReason ?? 'no reason given'}` });
+        dead.push({ item, outcome: { kind: 'dead', reason: `Defender rejected ${body.indicatorType} ${body.indicatorValue}: ${r.failureReason ?? 'no reason given'}`, code: 'item_rejected' } });
       }
     });
-    if (acks.length) await this.store.ack(acks);
     if (acks.length && this.stages.cap) {
       const now = Date.now();
       await this.store.putHeld(this.sink, acks.filter((a) => a.externalId).map(({ item, externalId }) => {
@@ -176,30 +175,27 @@ export class DefenderDelivery implements SinkHandler {
         return { key: item.key, externalId: externalId!, score: rank?.score ?? null, expiresAt: Number.isNaN(exp) ? null : exp, updatedAt: now };
       }));
     }
-    if (dead.length) {
-      await this.store.deadLetter(dead);
-      for (const d of dead) {
-        this.metrics.deadLettered.inc({ sink: this.sink, reason: 'item_rejected' });
-        this.log.warn({ sink: this.sink, key: d.item.key, sourceRef: d.item.sourceRef?.id, reason: d.reason }, 'indicator rejected, kept as dead letter');
-      }
-    }
+    let notBefore: number | undefined;
     if (capacity.length) {
       this.log.error({ sink: this.sink, items: capacity.length }, 'Defender refused indicators for capacity (15,000 per tenant?); retrying later');
-      let after = CAPACITY_RETRY_MS;
+      notBefore = Date.now() + CAPACITY_RETRY_MS;
       if (capHit) {
         this.metrics.capEvictions.inc({ sink: this.sink, outcome: 'refused_by_defender' }, capacity.length);
         if (this.stages.cap) {
           // With the learned budget the next attempt evicts by value instead of hitting the cap again.
           this.stages.cap.defenderFull((await this.stages.cap.active()).size);
-          after = backoffMs(attemptOf(capacity));
+          notBefore = undefined;
         }
       }
-      await this.store.retry(capacity, Date.now() + after, 'tenant capacity');
     }
-    this.metrics.delivered.inc({ sink: this.sink, op: 'upsert' }, acks.length);
+    return [
+      ...acks.map(({ item, externalId }): Settled => ({ item, outcome: { kind: 'ack', externalId } })),
+      ...dead,
+      ...all(capacity, { kind: 'retry', reason: 'tenant capacity', ...(notBefore !== undefined ? { notBefore } : {}) }),
+    ];
   }
 
-  private async remove(items: OutboxItem[], signal: AbortSignal): Promise<void> {
+  private async remove(items: OutboxItem[]): Promise<Settled[]> {
     const ids = await this.store.getSinkIds(this.sink, items.map((i) => i.key));
     const known = items.filter((i) => ids.has(i.key));
     const unknown = items.filter((i) => !ids.has(i.key));
@@ -210,74 +206,25 @@ export class DefenderDelivery implements SinkHandler {
       // reconciliation finds it by our application name and removes it, as nothing claims it.
       const unsure = unknown.filter((i) => i.unconfirmedSend).map((i) => i.key);
       if (unsure.length) this.log.info({ sink: this.sink, keys: unsure.slice(0, 20), count: unsure.length }, 'delete after an unconfirmed import: left to the next reconciliation');
-      await this.store.ack(unknown.map((item) => ({ item, externalId: null })));
     }
-    if (known.length) await this.batchDelete(known, ids, signal);
+    return [...all(unknown, { kind: 'ack', externalId: null }), ...known.length ? await this.batchDelete(known, ids) : []];
   }
 
-  private async batchDelete(items: OutboxItem[], ids: Map<string, string>, signal: AbortSignal): Promise<void> {
-    const res = await this.send(items, () => this.client.batchDelete(items.map((i) => ids.get(i.key)!)));
-    if (!res) return;
-    if (res.status >= 200 && res.status < 300) {
-      await this.store.ack(items.map((item) => ({ item, externalId: null })));
-      this.metrics.delivered.inc({ sink: this.sink, op: 'delete' }, items.length);
-      return;
+  private async batchDelete(items: OutboxItem[], ids: Map<string, string>): Promise<Settled[]> {
+    const res = await this.client.batchDelete(items.map((i) => ids.get(i.key)!));
+    if (res.status >= 200 && res.status < 300) return all(items, { kind: 'ack', externalId: null });
+    if (res.status === 404 && items.length === 1) {
+      this.log.info({ sink: this.sink, key: items[0]!.key, id: ids.get(items[0]!.key) }, 'indicator already gone from Defender');
+      return all(items, { kind: 'ack', externalId: null });
     }
-    if ((res.status === 404 || res.status === 400) && !signal.aborted) {
-      if (items.length > 1) {
-        // BatchDelete fails whole when one id is gone (deleted by hand, expired): find it.
-        const mid = Math.ceil(items.length / 2);
-        await this.batchDelete(items.slice(0, mid), ids, signal);
-        await this.batchDelete(items.slice(mid), ids, signal);
-        return;
-      }
-      if (res.status === 404) {
-        this.log.info({ sink: this.sink, key: items[0]!.key, id: ids.get(items[0]!.key) }, 'indicator already gone from Defender');
-        await this.store.ack(items.map((item) => ({ item, externalId: null })));
-        return;
-      }
+    // BatchDelete fails whole when one id is gone (deleted by hand, expired): the core splits to find it.
+    if ((res.status === 404 || res.status === 400) && items.length > 1) {
+      return all(items, { kind: 'split', reason: `BatchDelete rejected by Defender (${res.status}): ${defenderErrorText(res)}` });
     }
-    await this.onFailure(items, res, 'BatchDelete');
+    return all(items, this.failure(res, items, 'BatchDelete', {}));
   }
 
-  /** Runs a call; transport failures become a retry and return null. */
-  private async send<T>(items: OutboxItem[], call: () => Promise<HttpResponse<T>>): Promise<HttpResponse<T> | null> {
-    try {
-      return await call();
-    } catch (err) {
-      const after = backoffMs(attemptOf(items));
-      const level = err instanceof HttpError ? 'warn' : 'error';
-      this.log[level]({ sink: this.sink, items: items.length, retryInMs: after, ...errorFields(err) }, 'Defender call failed; will retry');
-      await this.store.retry(items, Date.now() + after, (err as Error).message);
-      return null;
-    }
+  private failure(res: ApiResponse, items: OutboxItem[], call: string, setup: Partial<Record<number, string>>): Outcome {
+    return answerOutcome(res, attemptOf(items), `Defender ${call}: ${defenderErrorText(res)}`, { ...SETUP_FIXES, ...setup });
   }
-
-  private async onFailure(items: OutboxItem[], res: HttpResponse, what: string): Promise<void> {
-    const verdict = decide(res.status, res.headers, attemptOf(items));
-    const text = defenderErrorText(res);
-    if (verdict.kind === 'retry') {
-      if (verdict.throttled) this.client.pacer.pauseFor(verdict.afterMs);
-      this.log.warn({ sink: this.sink, call: what, status: res.status, items: items.length, retryInMs: verdict.afterMs, error: text }, `Defender ${verdict.reason}; will retry`);
-      await this.store.retry(items, Date.now() + verdict.afterMs, `${verdict.reason}: ${text}`);
-      return;
-    }
-    if (verdict.kind === 'reauth' || res.status === 403 || res.status === 404 && what === 'import') {
-      // Credentials, permissions or a wrong path: the items are fine, the setup is not. Wait for a fix.
-      const after = Math.max(60_000, backoffMs(attemptOf(items), { baseMs: 30_000, maxMs: 900_000 }));
-      const hint = res.status === 403 ? ' (grant the application Ti.ReadWrite.All on WindowsDefenderATP and admin consent)'
-        : res.status === 401 ? ' (check tenant_id, client_id, client_secret and scope)' : ' (check base_url and resource_path)';
-      this.log.error({ sink: this.sink, call: what, status: res.status, retryInMs: after, error: text }, `Defender refused the call${hint}`);
-      await this.store.retry(items, Date.now() + after, `${res.status}: ${text}`);
-      return;
-    }
-    const reason = `${what} rejected by Defender (${res.status}): ${text}`;
-    await this.store.deadLetter(items.map((item) => ({ item, reason })));
-    this.metrics.deadLettered.inc({ sink: this.sink, reason: `http_${res.status}` }, items.length);
-    this.log.warn({ sink: this.sink, keys: items.map((i) => i.key).slice(0, 20), reason }, 'operation rejected, kept as dead letter');
-  }
-}
-
-function attemptOf(items: OutboxItem[]): number {
-  return items.reduce((m, i) => Math.max(m, i.attempts), 0);
 }

@@ -97,7 +97,7 @@ export function createDefenderSink(config: Config, store: Store, log: Logger, me
   });
   const cap = new IndicatorCap(DEFENDER_SINK, Math.max(1, d.max_indicators - d.headroom), store, log, metrics);
   const handler = new DefenderDelivery(DEFENDER_SINK, d.batch_size, client, store, log, metrics, { gate: guard.gate, cap });
-  const worker = new DeliveryWorker(store, wrap(handler), log);
+  const worker = new DeliveryWorker(store, wrap(handler), log, metrics);
   return {
     route,
     client,

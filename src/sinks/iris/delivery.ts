@@ -3,12 +3,13 @@
 // answer was lost), by IRIS's /alerts/filter on the exact source reference: IRIS's create is not
 // idempotent, so it is never repeated blindly. A 400 with IRIS's message dead-letters the alert;
 // 5xx, timeouts and throttling retry with backoff; missing permissions and customer access wait
-// (delayed, not dropped) with an error naming what to fix.
+// for the set-up (delayed, not dropped) with an error naming what to fix.
 import type { SinkHandler } from '../../core/delivery.js';
-import { backoffMs, decide } from '../../net/retry.js';
+import { all, answerOutcome, type Outcome, type Settled } from '../../core/outcome.js';
+import { backoffMs } from '../../net/retry.js';
+import { sleep } from '../../net/sleep.js';
 import type { Logger } from '../../observability/logger.js';
 import { errorFields } from '../../observability/logger.js';
-import type { Metrics } from '../../observability/metrics.js';
 import type { DefenderAlertChange } from '../../sources/defender-alerts/normalise.js';
 import type { OutboxItem, Store } from '../../store/types.js';
 import { irisErrorText, isEntitlementError, type IrisAnswer, type IrisClient } from './client.js';
@@ -19,14 +20,6 @@ import { IrisSetupError, IrisUnavailableError, loadIrisRefs, type IrisRefs } fro
 /** How long to wait before retrying work blocked by configuration or permissions. */
 const SETUP_RETRY_MS = 60_000;
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() { clearTimeout(timer); signal.removeEventListener('abort', done); resolve(); }
-  });
-}
-
 export interface IrisDeliveryCounts {
   created: number;
   updated: number;
@@ -34,15 +27,13 @@ export interface IrisDeliveryCounts {
   retried: number;
 }
 
-type Outcome = { kind: 'done' } | { kind: 'retry'; afterMs: number; reason: string } | { kind: 'dead'; reason: string };
-
 export class IrisDelivery implements SinkHandler {
   readonly batchSize = 20;
   readonly counts: IrisDeliveryCounts = { created: 0, updated: 0, deadLettered: 0, retried: 0 };
   private refs: IrisRefs | null = null;
   private loading: Promise<IrisRefs> | null = null;
   lastError: string | null = null;
-  /** A configuration problem IRIS reported (shown by /readyz); outages and retries are not. */
+  /** A configuration problem found looking IRIS's ids up (shown by /readyz); refusals of calls are the worker's `setupProblem`. */
   setupError: string | null = null;
 
   constructor(
@@ -51,7 +42,6 @@ export class IrisDelivery implements SinkHandler {
     private readonly client: IrisClient,
     private readonly store: Store,
     private readonly log: Logger,
-    private readonly metrics: Metrics,
     private readonly setupRetryMs = SETUP_RETRY_MS,
   ) {}
 
@@ -95,80 +85,57 @@ export class IrisDelivery implements SinkHandler {
     }
   }
 
-  async handle(items: OutboxItem[], signal: AbortSignal): Promise<void> {
+  async deliver(items: OutboxItem[], signal: AbortSignal): Promise<Settled[]> {
     let refs: IrisRefs;
     try {
       refs = await this.ensureRefs();
     } catch (err) {
       if (!(err instanceof IrisSetupError) && !(err instanceof IrisUnavailableError)) throw err;
-      const after = Math.min(this.setupRetryMs, backoffMs(Math.max(...items.map((i) => i.attempts))));
-      this.log.warn({ sink: this.sink, items: items.length, retryInMs: after, error: (err as Error).message }, 'IRIS not ready; alerts wait');
       this.counts.retried += items.length;
-      await this.store.retry(items, Date.now() + after, (err as Error).message);
-      return;
+      return all(items, { kind: 'retry', reason: `IRIS not ready: ${(err as Error).message}`, notBefore: Date.now() + Math.min(this.setupRetryMs, backoffMs(Math.max(...items.map((i) => i.attempts)))) });
     }
+    const settled: Settled[] = [];
     for (const [index, item] of items.entries()) {
-      if (signal.aborted) {
-        await this.store.retry(items.slice(index), Date.now(), 'shutdown before delivery');
-        return;
-      }
+      if (signal.aborted) return [...settled, ...all(items.slice(index), { kind: 'retry', reason: 'shutdown before delivery', notBefore: Date.now() })];
       let outcome: Outcome;
       try {
-        outcome = await this.deliver(item, refs);
+        outcome = await this.deliverOne(item, refs);
       } catch (err) {
         // No answer (network, timeout, TLS): a create may or may not have landed; the retry looks it up first.
-        outcome = { kind: 'retry', afterMs: backoffMs(item.attempts), reason: (err as Error).message };
+        outcome = { kind: 'retry', reason: (err as Error).message };
       }
-      await this.settle(item, outcome);
-      if (outcome.kind === 'retry') {
-        // Every retry outcome is IRIS-wide (unreachable, 5xx, throttled, refusing us): the rest of the
+      settled.push({ item, outcome });
+      if (outcome.kind === 'dead') this.counts.deadLettered++;
+      if (outcome.kind === 'retry' || outcome.kind === 'wait-for-setup') {
+        this.lastError = outcome.reason;
+        // Every such outcome is IRIS-wide (unreachable, 5xx, throttled, refusing us): the rest of the
         // batch would fail the same way, one call and one warning each. It waits with this alert.
         const rest = items.slice(index + 1);
-        if (rest.length) {
-          this.counts.retried += rest.length;
-          await this.store.retry(rest, Date.now() + outcome.afterMs, `waiting with alert ${item.key}: ${outcome.reason}`);
-        }
-        return;
+        this.counts.retried += 1 + rest.length;
+        const waiting = outcome.kind === 'retry' && outcome.notBefore !== undefined ? { notBefore: outcome.notBefore } : {};
+        return [...settled, ...all(rest, { kind: 'retry', reason: `waiting with alert ${item.key}: ${outcome.reason}`, ...waiting })];
       }
     }
-  }
-
-  private async settle(item: OutboxItem, outcome: Outcome): Promise<void> {
-    if (outcome.kind === 'retry') {
-      this.lastError = outcome.reason;
-      this.counts.retried++;
-      this.log.warn({ sink: this.sink, alert: item.key, attempt: item.attempts + 1, retryInMs: outcome.afterMs, error: outcome.reason }, 'IRIS delivery failed; will retry');
-      await this.store.retry([item], Date.now() + outcome.afterMs, outcome.reason);
-    } else if (outcome.kind === 'dead') {
-      this.counts.deadLettered++;
-      this.metrics.deadLettered.inc({ sink: this.sink, reason: 'rejected' });
-      this.log.warn({ sink: this.sink, alert: item.key, reason: outcome.reason }, 'IRIS rejected the alert; dead-lettered');
-      await this.store.deadLetter([{ item, reason: outcome.reason }]);
-    }
+    return settled;
   }
 
   /** What a failed answer means for this item. */
   private failure(a: IrisAnswer, item: OutboxItem, what: string, customerId: number): Outcome {
     const text = `${what}: ${irisErrorText(a)}`;
-    if (a.httpStatus === 401) return this.blocked(`${text}; IRIS refused the API key: check iris.api_key`);
-    if (a.httpStatus === 403) return this.blocked(`${text}; the IRIS user lacks a permission (alerts_read and alerts_write are needed) or access to customer ${customerId}`);
     if (isEntitlementError(a)) {
       this.refs = null; // customers may have changed; look them up again (find_customer may pick another)
-      return this.blocked(`${text}; the IRIS API key's user is not linked to customer ${customerId} (iris.customer_id / iris.tenant_customers): link it in IRIS (Advanced > Access control) or set iris.find_customer=true`);
+      return { kind: 'wait-for-setup', reason: `${text}; the IRIS API key's user is not linked to customer ${customerId} (iris.customer_id / iris.tenant_customers): link it in IRIS (Advanced > Access control) or set iris.find_customer=true` };
     }
-    const d = decide(a.httpStatus, a.headers, item.attempts);
-    if (d.kind === 'retry') return { kind: 'retry', afterMs: d.afterMs, reason: text };
+    const outcome = answerOutcome({ status: a.httpStatus, headers: a.headers }, item.attempts, text, {
+      401: 'IRIS refused the API key: check iris.api_key',
+      403: `the IRIS user lacks a permission (alerts_read and alerts_write are needed) or access to customer ${customerId}`,
+    });
+    if (outcome.kind !== 'dead') return outcome;
     if (a.httpStatus === 400) return { kind: 'dead', reason: `IRIS rejected Defender alert ${item.key} (${what}): ${a.message || '(no message)'}` };
-    return { kind: 'retry', afterMs: backoffMs(item.attempts), reason: text };
+    return { kind: 'retry', reason: text };
   }
 
-  private blocked(reason: string): Outcome {
-    this.setupError = reason;
-    this.log.error({ sink: this.sink, error: reason }, 'IRIS refuses ThreatBridge; alerts wait until this is fixed');
-    return { kind: 'retry', afterMs: this.setupRetryMs, reason };
-  }
-
-  private async deliver(item: OutboxItem, refs: IrisRefs): Promise<Outcome> {
+  private async deliverOne(item: OutboxItem, refs: IrisRefs): Promise<Outcome> {
     const alert = item.payload as DefenderAlertChange;
     const customerId = refs.customerFor(alert.tenantId);
     let irisId = (await this.store.getSinkIds(this.sink, [item.key])).get(item.key) ?? null;
@@ -189,17 +156,15 @@ export class IrisDelivery implements SinkHandler {
     const res = await this.client.addAlert(irisCreateBody(alert, refs, { alertSource: this.cfg.alert_source }, customerId));
     if (!res.ok || typeof res.data?.alert_id !== 'number') return this.failure(res, item, 'creating the alert', customerId);
     const irisId = String(res.data.alert_id);
-    await this.store.ack([{ item, externalId: irisId }]);
     this.setupError = null;
     this.counts.created++;
-    this.metrics.delivered.inc({ sink: this.sink, op: 'create' });
     this.lastError = null;
     this.log.info({ sink: this.sink, alert: alert.id, irisAlert: irisId }, 'IRIS alert created');
     if (this.cfg.case_id !== undefined) {
       const merged = await this.client.mergeAlert(irisId, this.cfg.case_id, `Defender alert ${alert.id}`).catch((err: Error) => ({ ok: false, httpStatus: 0, message: err.message }) as IrisAnswer);
       if (!merged.ok) this.log.warn({ sink: this.sink, irisAlert: irisId, caseId: this.cfg.case_id, error: irisErrorText(merged) }, 'cannot link the IRIS alert to the case (iris.case_id)');
     }
-    return { kind: 'done' };
+    return { kind: 'ack', externalId: irisId, counted: 'create' };
   }
 
   private async update(item: OutboxItem, alert: DefenderAlertChange, irisId: string, refs: IrisRefs, customerId: number): Promise<Outcome> {
@@ -212,11 +177,9 @@ export class IrisDelivery implements SinkHandler {
     }
     const res = await this.client.updateAlert(irisId, irisUpdateBody(alert, refs, { alertSource: this.cfg.alert_source }, current.data));
     if (!res.ok) return this.failure(res, item, `updating IRIS alert ${irisId}`, customerId);
-    await this.store.ack([{ item, externalId: irisId }]);
     this.counts.updated++;
-    this.metrics.delivered.inc({ sink: this.sink, op: 'update' });
     this.lastError = null;
     this.log.info({ sink: this.sink, alert: alert.id, irisAlert: irisId, status: alert.status }, 'IRIS alert updated');
-    return { kind: 'done' };
+    return { kind: 'ack', externalId: irisId, counted: 'update' };
   }
 }

@@ -23,6 +23,6 @@ export function sentinelRoute(config: Config): SentinelRoute {
 
 export function createSentinelSink(config: Config, store: Store, log: Logger, metrics: Metrics, wrap: (h: SinkHandler) => SinkHandler = (h) => h) {
   const client = sentinelApi(config, log, metrics, SENTINEL_SINK);
-  const handler = new SentinelDelivery(SENTINEL_SINK, config.sentinel.batch_size, client, store, log, metrics);
-  return { route: sentinelRoute(config), client, handler, worker: new DeliveryWorker(store, wrap(handler), log) };
+  const handler = new SentinelDelivery(SENTINEL_SINK, config.sentinel.batch_size, client, store, log);
+  return { route: sentinelRoute(config), client, handler, worker: new DeliveryWorker(store, wrap(handler), log, metrics) };
 }
