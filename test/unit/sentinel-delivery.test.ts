@@ -102,10 +102,13 @@ describe('Sentinel delivery against the upload API simulator', function () {
     sentinel.failNext(1, 429);
     sentinel.failNext(2, 503);
     await enqueue([upsert('t1.example.org'), upsert('t2.example.org')]);
+    const before = Date.now();
     await worker.drainOnce();
     expect(await store.countSinkIds('sentinel')).to.equal(0);
     const stats = await store.outboxStats(Date.now());
     expect(stats[0]!.pending).to.equal(2);
+    // "Try again in 1 seconds" and no Retry-After: due again when the message said, not after a backoff.
+    expect((await store.nextDueAt('sentinel'))! - before).to.be.within(900, 1800);
     worker.start();
     try {
       const deadline = Date.now() + 25_000;
