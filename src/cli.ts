@@ -214,7 +214,7 @@ program.command('indicators').description('indicators ThreatBridge pushed to a s
       const { formatListing, listDefender, listSentinel } = await import('./flows/indicators-list.js');
       const filter = { type: opts.type, value: opts.value };
       const listing = opts.target === 'sentinel' ? await listSentinel(store, filter)
-        : await listDefender(c, store, createLogger(c.connector.log_level, process.stderr), filter);
+        : await listDefender(c, createLogger(c.connector.log_level, process.stderr), filter);
       print(opts.json ? listing : formatListing(listing));
     } catch (err) {
       fail(err);

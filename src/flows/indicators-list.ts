@@ -57,7 +57,7 @@ export async function listSentinel(store: Store, filter: ListFilter): Promise<In
   };
 }
 
-export async function listDefender(config: Config, store: Store, log: Logger, filter: ListFilter): Promise<IndicatorListing> {
+export async function listDefender(config: Config, log: Logger, filter: ListFilter): Promise<IndicatorListing> {
   const client = defenderClient(config, log, new Metrics());
   const clauses = [`application eq ${odataString(config.microsoft_defender_intel.application)}`];
   if (filter.type) {

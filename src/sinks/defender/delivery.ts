@@ -7,7 +7,6 @@
 import { all, answerOutcome, attemptOf, type Outcome, type Settled } from '../../core/outcome.js';
 import type { SinkHandler } from '../../core/delivery.js';
 import type { ApiResponse } from '../../net/call.js';
-import { backoffMs } from '../../net/retry.js';
 import type { Logger } from '../../observability/logger.js';
 import { errorFields } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
