@@ -122,7 +122,7 @@ describe('Defender assets → CAR end to end', function () {
     car.setDown(true);
     start();
     await service!.waitForLog((l) => l.msg === 'initial Defender assets import stored', 30_000);
-    await service!.waitForLog((l) => l.msg === 'CAR delivery will retry', 30_000);
+    await service!.waitForLog((l) => l['sink'] === 'car' && /will retry$/.test(String(l.msg)), 30_000);
     await service!.kill9();
     data.updateMachine(m1.id, { ipAddresses: [{ ipAddress: '10.1.0.31', macAddress: '005056AA0001', operationalStatus: 'Up' }] });
     car.setDown(false);

@@ -17,7 +17,7 @@ import type { IrisConfig } from './config.js';
 import { irisCreateBody, irisUpdateBody } from './mapper.js';
 import { IrisSetupError, IrisUnavailableError, loadIrisRefs, type IrisRefs } from './reference.js';
 
-/** How long to wait before retrying work blocked by configuration or permissions. */
+/** The longest wait between lookups of IRIS's reference ids while IRIS is not ready. */
 const SETUP_RETRY_MS = 60_000;
 
 export interface IrisDeliveryCounts {
