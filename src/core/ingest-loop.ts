@@ -5,6 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
 import type { BatchResult, IngestItem, Pipeline } from './pipeline.js';
 import { backoffMs } from '../net/retry.js';
+import { sleep } from '../net/sleep.js';
 
 export interface IngestLoopOptions {
   batchSize: number;
@@ -82,7 +83,7 @@ export class IngestLoop {
       if (this.queue.length === 0) return true;
       this.flushing = this.flushBatches().finally(() => { this.flushing = null; });
       await this.flushing;
-      if (this.queue.length > 0) await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now()))));
+      if (this.queue.length > 0) await sleep(Math.min(1000, Math.max(0, deadline - Date.now())));
     }
     return this.queue.length === 0;
   }

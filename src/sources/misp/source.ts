@@ -16,6 +16,7 @@ import { attributeItem, EventCache, normaliseZmq, type MispContext, type MispIte
 import { OtxLookup } from './otx.js';
 import { windowStart, type MispPolicy } from './policy.js';
 import { MispRest, type RestSearchBody } from './rest.js';
+import { sleep } from '../../net/sleep.js';
 import { ZmqFeed } from './zmq.js';
 
 export const MISP_SOURCE = 'misp';
@@ -343,6 +344,6 @@ export class MispSource {
   /** Wait while the ingest queue is more than half full: REST pages are the one source we can slow. */
   private async room(): Promise<void> {
     const limit = this.config.pipeline.queue_size / 2;
-    while (this.running && this.ingest.size > limit) await new Promise((r) => setTimeout(r, 20));
+    while (this.running && this.ingest.size > limit) await sleep(20);
   }
 }
