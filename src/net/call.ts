@@ -65,10 +65,6 @@ export class ApiCaller {
     this.http = createHttpClient(o);
   }
 
-  get pacer(): Pacer | undefined {
-    return this.o.pacer;
-  }
-
   async call<T>(endpoint: string, request: AxiosRequestConfig & { url: string }, signal?: AbortSignal): Promise<ApiResponse<T>> {
     let renew = false;
     for (let attempt = 0; ; attempt++) {

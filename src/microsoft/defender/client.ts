@@ -114,7 +114,7 @@ export class DefenderApi {
     return this.caller.calls;
   }
 
-  call<T>(endpoint: DefenderEndpoint, method: 'GET' | 'POST' | 'DELETE', url: string, data?: unknown, signal?: AbortSignal): Promise<ApiResponse<T>> {
+  private call<T>(endpoint: DefenderEndpoint, method: 'GET' | 'POST' | 'DELETE', url: string, data?: unknown, signal?: AbortSignal): Promise<ApiResponse<T>> {
     return this.caller.call<T>(endpoint, { method, url, data }, signal);
   }
 
