@@ -121,12 +121,12 @@ export function sentinelCredentials(config: Config): EntraApp & { loginUrl: stri
 
 /**
  * Tokens for a Microsoft API from configuration: Defender's (the configured app, or `app` for
- * another tenant of the alerts flow) or Sentinel's (its own credentials where set).
+ * another tenant of the alerts flow) or Sentinel's (its own credentials where set, else Defender's).
  */
 export function microsoftTokens(config: Config, api: 'defender' | 'sentinel', log: Logger, app?: EntraApp): TokenProvider {
   if (api === 'sentinel') {
     const s = config.sentinel;
-    return new TokenProvider({ ...sentinelCredentials(config), ...app, scope: s.scope, verifyTls: s.verify_cert, timeoutMs: s.request_timeout * 1000, log });
+    return new TokenProvider({ ...sentinelCredentials(config), scope: s.scope, verifyTls: s.verify_cert, timeoutMs: s.request_timeout * 1000, log });
   }
   const d = config.microsoft_defender_intel;
   return new TokenProvider({
