@@ -9,6 +9,7 @@ import { Pacer } from '../../net/pacer.js';
 import type { Logger } from '../../observability/logger.js';
 import type { TokenProvider } from '../../sinks/microsoft/token.js';
 import { defenderErrorText, odataString } from '../../sinks/defender/client.js';
+import { readAlert, readLogonUser, readMachine, readMachineVulnerability, readRows, readVulnerability } from './read.js';
 import type { DefenderAlert, LogonUser, Machine, MachineVulnerability, Vulnerability } from './types.js';
 
 export type AssetEndpoint = 'machines' | 'logonusers' | 'machineVulnerabilities' | 'vulnerabilities' | 'vulnerabilitiesOfMachine' | 'hunting' | 'alerts';
@@ -74,27 +75,34 @@ export class DefenderAssetsClient {
     }
   }
 
-  private async list<T>(endpoint: AssetEndpoint, path: string, params: Record<string, string>, notFoundIsEmpty = false): Promise<T[]> {
+  /** Rows of a wrong shape are left out (logged): one odd machine must not stop the others. */
+  private typed<T>(endpoint: AssetEndpoint, rows: unknown[], read: (raw: unknown) => T | null): T[] {
+    const r = readRows(rows, read);
+    if (r.unreadable > 0) this.o.log.warn({ source: 'defender_assets', endpoint, unreadable: r.unreadable }, 'Defender rows without an id or not objects; left out');
+    return r.rows;
+  }
+
+  private async list<T>(endpoint: AssetEndpoint, path: string, params: Record<string, string>, read: (raw: unknown) => T | null, notFoundIsEmpty = false): Promise<T[]> {
     const out: T[] = [];
     const qs = Object.entries(params).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
     const first = `${path}${qs ? `?${qs}` : ''}`;
-    for await (const rows of odataPages<T>(first, Number(params['$top'] ?? 0), async (url) => {
-      const res: HttpResponse<{ value?: T[]; '@odata.nextLink'?: string }> = await this.call(endpoint, 'GET', url);
+    for await (const rows of odataPages<unknown>(first, Number(params['$top'] ?? 0), async (url) => {
+      const res: HttpResponse<{ value?: unknown[]; '@odata.nextLink'?: string }> = await this.call(endpoint, 'GET', url);
       // Documented: "If there are no recent machines, you see 404 Not Found."
       if (res.status === 404 && notFoundIsEmpty) return { rows: [], nextLink: null };
       // OData wraps rows in `value`; tolerate a bare array too.
-      const rows = Array.isArray(res.data) ? (res.data as T[]) : res.data?.value;
+      const rows = Array.isArray(res.data) ? (res.data as unknown[]) : res.data?.value;
       if (res.status !== 200 || !Array.isArray(rows)) {
         throw new DefenderReadError(`Defender ${endpoint} read failed (${res.status}): ${defenderErrorText(res)}`, res.status);
       }
       return { rows, nextLink: Array.isArray(res.data) ? null : res.data['@odata.nextLink'] ?? null };
-    })) out.push(...rows);
+    })) out.push(...this.typed(endpoint, rows, read));
     return out;
   }
 
   /** All machines, or those seen since `since` (epoch ms). */
   machines(since: number | null): Promise<Machine[]> {
-    return this.list<Machine>('machines', '/api/machines', { $top: '10000', ...(since !== null ? { $filter: `lastSeen ge ${iso(since)}` } : {}) }, true);
+    return this.list('machines', '/api/machines', { $top: '10000', ...(since !== null ? { $filter: `lastSeen ge ${iso(since)}` } : {}) }, readMachine, true);
   }
 
   /** Machines by id, in chunks that keep the URL short. */
@@ -102,38 +110,38 @@ export class DefenderAssetsClient {
     const out: Machine[] = [];
     for (let i = 0; i < ids.length; i += 50) {
       const part = ids.slice(i, i + 50);
-      out.push(...await this.list<Machine>('machines', '/api/machines', { $filter: `id in (${part.map(odataString).join(',')})` }, true));
+      out.push(...await this.list('machines', '/api/machines', { $filter: `id in (${part.map(odataString).join(',')})` }, readMachine, true));
     }
     return out;
   }
 
   /** The seed's deletion rule as a query: Inactive and last seen before `before`. */
   inactiveMachines(before: number): Promise<Machine[]> {
-    return this.list<Machine>('machines', '/api/machines', { $top: '10000', $filter: `healthStatus eq 'Inactive' and lastSeen le ${iso(before)}` }, true);
+    return this.list('machines', '/api/machines', { $top: '10000', $filter: `healthStatus eq 'Inactive' and lastSeen le ${iso(before)}` }, readMachine, true);
   }
 
   async logonUsers(machineId: string): Promise<LogonUser[]> {
-    const res = await this.call<{ value?: LogonUser[] } | LogonUser[]>('logonusers', 'GET', `/api/machines/${encodeURIComponent(machineId)}/logonusers`);
+    const res = await this.call<{ value?: unknown[] } | unknown[]>('logonusers', 'GET', `/api/machines/${encodeURIComponent(machineId)}/logonusers`);
     if (res.status === 404) return [];
     const rows = Array.isArray(res.data) ? res.data : res.data?.value;
     if (res.status !== 200 || !Array.isArray(rows)) throw new DefenderReadError(`Defender logonusers read failed (${res.status}): ${defenderErrorText(res)}`, res.status);
-    return rows;
+    return this.typed('logonusers', rows, readLogonUser);
   }
 
   /** Every (machine, CVE) pair in a few paged calls instead of one 50/min call per machine. */
   machineVulnerabilities(): Promise<MachineVulnerability[]> {
     // $top as for /vulnerabilities (≤8,000): the limit of this listing is not documented separately.
-    return this.list<MachineVulnerability>('machineVulnerabilities', '/api/vulnerabilities/machinesVulnerabilities', { $top: '8000' });
+    return this.list('machineVulnerabilities', '/api/vulnerabilities/machinesVulnerabilities', { $top: '8000' }, readMachineVulnerability);
   }
 
   vulnerabilities(): Promise<Vulnerability[]> {
-    return this.list<Vulnerability>('vulnerabilities', '/api/vulnerabilities', { $top: '8000' });
+    return this.list('vulnerabilities', '/api/vulnerabilities', { $top: '8000' }, readVulnerability);
   }
 
   /** Per machine (50/min): the fallback where the bulk TVM listing is not available. */
   async vulnerabilitiesOfMachine(machineId: string): Promise<Vulnerability[]> {
     try {
-      return await this.list<Vulnerability>('vulnerabilitiesOfMachine', `/api/machines/${encodeURIComponent(machineId)}/vulnerabilities`, {});
+      return await this.list('vulnerabilitiesOfMachine', `/api/machines/${encodeURIComponent(machineId)}/vulnerabilities`, {}, readVulnerability);
     } catch (err) {
       if (err instanceof DefenderReadError && err.status === 404) return []; // the machine is gone
       throw err;
@@ -141,7 +149,7 @@ export class DefenderAssetsClient {
   }
 
   alerts(filter: string): Promise<DefenderAlert[]> {
-    return this.list<DefenderAlert>('alerts', '/api/alerts', { $top: '10000', $filter: filter });
+    return this.list('alerts', '/api/alerts', { $top: '10000', $filter: filter }, readAlert);
   }
 
   /** POST /api/advancedqueries/run → Results rows. */

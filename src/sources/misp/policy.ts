@@ -73,7 +73,7 @@ function actionFromTags(tags: Set<string>): string | undefined {
   return undefined;
 }
 
-const THREAT_LEVEL: Record<string, SinkHints['severity']> = { '1': 'High', '2': 'Medium', '3': 'Low' };
+const THREAT_LEVEL = new Map<string, SinkHints['severity']>([['1', 'High'], ['2', 'Medium'], ['3', 'Low']]);
 
 function severityFromTags(tags: Set<string>): SinkHints['severity'] | undefined {
   for (const t of tags) {
@@ -129,7 +129,7 @@ export function decideAttribute(attr: MispAttribute, event: MispEvent | null, p:
     const hints: SinkHints = { ownExpiry: true, generateAlert: p.generate_alert };
     const action = rule?.action ?? (p.action_from_tags ? actionFromTags(tags) : undefined) ?? p.action;
     if (action) hints.action = action;
-    const severity = rule?.severity ?? THREAT_LEVEL[event?.threatLevelId ?? ''] ?? severityFromTags(tags) ?? p.severity;
+    const severity = rule?.severity ?? THREAT_LEVEL.get(event?.threatLevelId ?? '') ?? severityFromTags(tags) ?? p.severity;
     if (severity) hints.severity = severity;
     if (p.application) hints.application = p.application;
     if (p.recommended_actions) hints.recommendedActions = p.recommended_actions;

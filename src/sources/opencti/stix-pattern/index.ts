@@ -137,16 +137,17 @@ function valueOf(target: Target, where: string, literal: Literal): Outcome {
 
 const skip = (code: string, detail: string): Outcome => ({ ok: false, rejection: { code, detail } });
 
-const VALUE_PATHS: Record<string, ObservableType> = {
-  'ipv4-addr': 'ipv4',
-  'ipv6-addr': 'ipv6',
-  'domain-name': 'domain',
-  hostname: 'hostname', // OpenCTI custom SCO
-  url: 'url',
-  'email-addr': 'email',
-};
+// Maps: object types and hash names come from the pattern, so `constructor` must find nothing.
+const VALUE_PATHS = new Map<string, ObservableType>([
+  ['ipv4-addr', 'ipv4'],
+  ['ipv6-addr', 'ipv6'],
+  ['domain-name', 'domain'],
+  ['hostname', 'hostname'], // OpenCTI custom SCO
+  ['url', 'url'],
+  ['email-addr', 'email'],
+]);
 
-const FILE_HASHES: Record<string, ObservableType> = { MD5: 'md5', SHA1: 'sha1', SHA256: 'sha256' };
+const FILE_HASHES = new Map<string, ObservableType>([['MD5', 'md5'], ['SHA1', 'sha1'], ['SHA256', 'sha256']]);
 
 /** Which observable a path holds, or null when Defender cannot use it. */
 function targetOf(path: ObjectPath): Target | null {
@@ -158,7 +159,7 @@ function targetOf(path: ObjectPath): Target | null {
   // Object types are lower-case in STIX; OpenCTI's display names (IPv4-Addr) are tolerated.
   const objectType = path.objectType.toLowerCase();
   const [first, second] = keys;
-  if (keys.length === 1 && first === 'value') return VALUE_PATHS[objectType] ?? null;
+  if (keys.length === 1 && first === 'value') return VALUE_PATHS.get(objectType) ?? null;
   if (keys.length !== 2 || second === undefined) return null;
   if (first === 'hashes') return hashTarget(objectType, second);
   if (second !== 'value') return null;
@@ -170,7 +171,7 @@ function targetOf(path: ObjectPath): Target | null {
 /** Hash keys compare case-insensitively and with or without the dash (`'SHA-256'`, `SHA256`, `sha256`). */
 function hashTarget(objectType: string, key: string): ObservableType | null {
   const algorithm = key.toUpperCase().replace(/-/g, '');
-  if (objectType === 'file') return FILE_HASHES[algorithm] ?? null;
+  if (objectType === 'file') return FILE_HASHES.get(algorithm) ?? null;
   if (objectType === 'x509-certificate' && algorithm === 'SHA1') return 'cert-sha1';
   return null;
 }
