@@ -12,7 +12,7 @@ import type { Metrics } from '../../observability/metrics.js';
 import type { Store } from '../../store/types.js';
 import { SUPPORTED_MISP_TYPES } from './attribute-types.js';
 import { readAttribute, readEvent, isObject, type MispEvent } from './model.js';
-import { attributeItem, EventCache, normaliseZmq, type MispContext, type MispItem } from './normalise.js';
+import { attributeItem, EventCache, normaliseZmq, topicName, type MispContext, type MispItem } from './normalise.js';
 import { OtxLookup } from './otx.js';
 import { windowStart, type MispPolicy } from './policy.js';
 import { MispRest, type RestSearchBody } from './rest.js';
@@ -116,7 +116,7 @@ export class MispSource {
   private onZmq(topic: string, payload: string): void {
     if (this.overflowing) {
       // PUB/SUB cannot be paused: drop and let REST bring it, rather than grow without bound.
-      this.metrics.events.inc({ source: MISP_SOURCE, event: topic, outcome: 'dropped_overflow' });
+      this.metrics.events.inc({ source: MISP_SOURCE, event: topicName(topic), outcome: 'dropped_overflow' });
       this.requestCatchUp('queue full');
       return;
     }
