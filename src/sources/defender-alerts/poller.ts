@@ -14,6 +14,8 @@ import type { Metrics } from '../../observability/metrics.js';
 import type { DeadLetterInput, Store } from '../../store/types.js';
 import type { DefenderAlertsClient } from './client.js';
 import type { DefenderAlertsConfig } from './config.js';
+import { DEFAULT_LIMITS } from '../../config/limits.js';
+import { cutJson } from '../../core/raw-copy.js';
 import { idText, machineDetails, normaliseAlert, severityRank, type DefenderAlertChange } from './normalise.js';
 
 export interface PollerState {
@@ -145,7 +147,7 @@ export class DefenderAlertsPoller {
         const n = normaliseAlert(raw, this.tenantId, this.cfg.portal_url);
         if ('rejected' in n) {
           result.rejected++;
-          dead.push({ sink: `source:${this.source}`, key: idText((raw as { id?: unknown } | null)?.id) ?? 'unknown', op: 'upsert', payload: raw, sourceRef: null, reason: `${n.rejected.code}: ${n.rejected.detail}` });
+          dead.push({ sink: `source:${this.source}`, key: idText((raw as { id?: unknown } | null)?.id) ?? 'unknown', op: 'upsert', payload: cutJson(raw, DEFAULT_LIMITS.raw_copy_bytes), sourceRef: null, reason: `${n.rejected.code}: ${n.rejected.detail}` });
           continue;
         }
         if (state.seen[n.change.id] === n.change.lastUpdateTime) {

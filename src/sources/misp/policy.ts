@@ -5,6 +5,7 @@ import type { IndicatorChange, Rejection, SinkHints } from '../../core/types.js'
 import { attributeObservables } from './attribute-types.js';
 import type { MispRule } from './config.js';
 import type { MispAttribute, MispEvent } from './model.js';
+import { CLAIM_TEXT, claimLabels, clip } from '../../core/raw-copy.js';
 
 export type MispPolicy = Config['misp'] & { url: string };
 
@@ -141,10 +142,10 @@ export function decideAttribute(attr: MispAttribute, event: MispEvent | null, p:
     changes.push({
       observable,
       score: null,
-      labels: [...new Set([...attr.tags, ...eventTags])].filter((t) => !/^tlp:/i.test(t)),
+      labels: claimLabels([...new Set([...attr.tags, ...eventTags])].filter((t) => !/^tlp:/i.test(t))),
       tlp,
       title: event?.info ? `${event.info}`.slice(0, 200) : `MISP ${attr.type} ${attr.value}`.slice(0, 200),
-      description: context,
+      description: clip(context, CLAIM_TEXT.description),
       validFrom: Number.isNaN(firstSeen) ? null : new Date(firstSeen).toISOString(),
       validUntil: new Date(until).toISOString(),
       sourceRef: { system: 'misp', id: attributeSourceId(attr.eventId, attr.uuid), url: `${p.url}/events/view/${attr.eventId}` },

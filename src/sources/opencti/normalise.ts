@@ -2,8 +2,9 @@
 // Dispatch is on the SSE event name (a filter-exit delete carries type "update"; recovery and
 // dependency bodies carry no type at all).
 import { parseObservable } from '../../core/observables.js';
+import { CLAIM_TEXT, claimLabels, clip } from '../../core/raw-copy.js';
 import type { IndicatorChange, NormalisedEvent, Observable, ObservableType, Rejection, SourceRef } from '../../core/types.js';
-import { extractObservables } from './stix-pattern/index.js';
+import { DEFAULT_PATTERN_LIMITS, extractObservables, type PatternLimits } from './stix-pattern/index.js';
 
 const OCTI_EXT = 'extension-definition--ea279b3e-5c71-4632-ac08-831c66a786ba';
 const SCO_EXT = 'extension-definition--f93e2c80-4231-4f9a-af8b-95c9bd566a82';
@@ -24,10 +25,11 @@ export interface NormaliseContext {
   openctiUrl: string;
   /** Marking definitions learnt from dependency events on this connection. */
   markings: Map<string, string>;
+  patternLimits: PatternLimits;
 }
 
-export function createContext(openctiUrl: string): NormaliseContext {
-  return { openctiUrl, markings: new Map() };
+export function createContext(openctiUrl: string, patternLimits: PatternLimits = DEFAULT_PATTERN_LIMITS): NormaliseContext {
+  return { openctiUrl, markings: new Map(), patternLimits };
 }
 
 const empty = (sourceRef: SourceRef | null): NormalisedEvent => ({
@@ -60,7 +62,7 @@ function score(...candidates: unknown[]): number | null {
 
 function labelsOf(data: Json, sco: Json): string[] {
   const raw = Array.isArray(data['labels']) ? data['labels'] : Array.isArray(sco['labels']) ? sco['labels'] : [];
-  return raw.filter((l): l is string => typeof l === 'string' && l.length > 0).slice(0, 50).map((l) => l.toWellFormed());
+  return claimLabels(raw.filter((l): l is string => typeof l === 'string' && l.length > 0)).map((l) => l.toWellFormed());
 }
 
 function tlpOf(data: Json, ctx: NormaliseContext): string | null {
@@ -132,8 +134,8 @@ function change(observable: Observable, data: Json, sco: Json, ctx: NormaliseCon
     score: s,
     labels: labelsOf(data, sco),
     tlp: tlpOf(data, ctx),
-    title: text(data['name']) ?? observable.value,
-    description: text(data['description']) ?? text(sco['description']) ?? '',
+    title: clip(text(data['name']) ?? observable.value, CLAIM_TEXT.title),
+    description: clip(text(data['description']) ?? text(sco['description']) ?? '', CLAIM_TEXT.description),
     validFrom: text(data['valid_from']),
     validUntil: text(data['valid_until']),
     sourceRef: ref,
@@ -143,7 +145,7 @@ function change(observable: Observable, data: Json, sco: Json, ctx: NormaliseCon
 function normaliseIndicator(data: Json, ctx: NormaliseContext, ref: SourceRef): NormalisedEvent {
   const patternType = str(data['pattern_type']) ?? 'stix';
   if (!patternType.toLowerCase().startsWith('stix')) return ignore(ref, `pattern_type ${patternType} carries no STIX observable`);
-  const extracted = extractObservables(data['pattern']);
+  const extracted = extractObservables(data['pattern'], ctx.patternLimits);
   if (!extracted.ok) return reject(ref, extracted.rejection.code, extracted.rejection.detail, true);
   const s = score(ext(data, OCTI_EXT)['score'], data['x_opencti_score']);
   const changes = extracted.observables.map((o) => change(o, data, {}, ctx, ref, s));
@@ -163,6 +165,11 @@ function normaliseObservable(data: Json, ctx: NormaliseContext, ref: SourceRef):
   const sco = ext(data, SCO_EXT);
   const s = score(sco['score'], ext(data, OCTI_EXT)['score'], data['x_opencti_score']);
   return { ...empty(ref), changes: [change(parsed.observable, data, sco, ctx, ref, s)] };
+}
+
+/** An event the stream dropped unread because it passed `limits.sse_event_bytes`. */
+export function oversizeEvent(bytes: number, limit: number): NormalisedEvent {
+  return reject(null, 'event_too_large', `stream event of ${bytes} bytes (limits.sse_event_bytes ${limit})`);
 }
 
 /** Normalise one SSE message (`event:` name and raw `data:` text). */
