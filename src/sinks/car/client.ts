@@ -4,6 +4,7 @@ import { createHttpClient, type HttpClient, type HttpResponse } from '../../net/
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { CarNode } from '../../sources/defender-assets/types.js';
+import { registerSecret } from '../../observability/logger.js';
 
 export interface CarClientOptions {
   url: string;
@@ -62,7 +63,10 @@ export class CarClient {
 
   constructor(private readonly o: CarClientOptions) {
     this.http = createHttpClient({ system: 'car', baseURL: `${o.url.replace(/\/+$/, '')}/`, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log });
-    this.auth = o.token ? `car-token ${o.token}` : `Basic ${Buffer.from(`${o.apiKey ?? ''}:${o.password ?? ''}`).toString('base64')}`;
+    const basic = Buffer.from(`${o.apiKey ?? ''}:${o.password ?? ''}`).toString('base64');
+    // The header's base64 form is a secret too: the scrubber only knows the key and password as typed.
+    if (!o.token) registerSecret(basic);
+    this.auth = o.token ? `car-token ${o.token}` : `Basic ${basic}`;
   }
 
   async call<T>(endpoint: string, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, data?: unknown): Promise<HttpResponse<T>> {

@@ -117,7 +117,7 @@ export class DefenderClient {
         throw Object.assign(new Error(`Defender list failed: ${defenderErrorText(res)}`), { status: res.status, headers: res.headers });
       }
       return { rows: res.data.value, nextLink: res.data['@odata.nextLink'] ?? null };
-    }, 1000)) out.push(...rows);
+    }, { apiBase: this.o.baseUrl, maxPages: 1000 })) out.push(...rows);
     return out;
   }
 }

@@ -104,9 +104,8 @@ export class DefenderAlertsClient {
         throw new DefenderAlertsError(`Defender alerts listing failed for tenant ${this.o.tenantId} (HTTP ${res.status}): ${defenderErrorText(res)}${hint}`, res.status,
           d.kind === 'retry' ? d.afterMs : null);
       }
-      const next = res.data['@odata.nextLink'];
-      return { rows: res.data.value, nextLink: next ? (next.startsWith(this.o.baseUrl) ? next.slice(this.o.baseUrl.length) : next) : null };
-    });
+      return { rows: res.data.value, nextLink: res.data['@odata.nextLink'] ?? null };
+    }, { apiBase: this.o.baseUrl });
     for await (const rows of pages) {
       total += rows.length;
       await onPage(rows);

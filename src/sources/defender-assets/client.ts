@@ -96,7 +96,7 @@ export class DefenderAssetsClient {
         throw new DefenderReadError(`Defender ${endpoint} read failed (${res.status}): ${defenderErrorText(res)}`, res.status);
       }
       return { rows, nextLink: Array.isArray(res.data) ? null : res.data['@odata.nextLink'] ?? null };
-    })) out.push(...this.typed(endpoint, rows, read));
+    }, { apiBase: this.o.baseUrl })) out.push(...this.typed(endpoint, rows, read));
     return out;
   }
 
