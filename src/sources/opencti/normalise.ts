@@ -46,7 +46,8 @@ const str = (v: unknown): string | null => (typeof v === 'string' && v.length > 
 /** Text passed on to sinks: a lone surrogate becomes U+FFFD (it cannot be stored as UTF-8). */
 const text = (v: unknown): string | null => str(v)?.toWellFormed() ?? null;
 /** A value named in a log or rejection: strings as they are, anything else by its kind (never `String(v)`). */
-const kindOf = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v.slice(0, 60)) : v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);
+const kindOf = (v: unknown): string =>
+  typeof v === 'string' ? JSON.stringify(v.slice(0, 60)) : v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : typeof v;
 
 function ext(data: Json, id: string): Json {
   const exts = data['extensions'];
