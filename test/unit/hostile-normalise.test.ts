@@ -58,9 +58,11 @@ describe('hostile input: normalisers are total', () => {
       }
     });
 
-    it('OpenCTI: a type that is an object is ignored, not a throw in String()', () => {
+    it('OpenCTI: a type that is an object is one rejection, not a throw in String()', () => {
       const n = normaliseEvent('create', sse({ id: 'x--1', type: { toString: 1 }, value: '198.51.100.1' }), createContext(OCTI));
-      expect(n.ignored).to.equal('type an object is neither an indicator nor a supported observable');
+      expect(n.rejected).to.deep.equal({ code: 'malformed_event', detail: 'type is an object, not a STIX type name' });
+      expect(normaliseEvent('update', sse({ id: 'x--1', type: 'x-unknown', value: '198.51.100.1' }), createContext(OCTI)).ignored)
+        .to.equal('type "x-unknown" is neither an indicator nor a supported observable');
     });
 
     it('OpenCTI: object_marking_refs ["__proto__"] or ["constructor"] give no TLP, and the Sentinel mapper maps the change', () => {

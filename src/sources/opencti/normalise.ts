@@ -198,6 +198,7 @@ export function normaliseEvent(eventName: string, rawData: string, ctx: Normalis
         ? (body['context']['sources'] as unknown[]).filter(isObject).map((s) => str(s['id'])).filter((id): id is string => !!id && id !== ref.id)
         : [];
       let result: NormalisedEvent;
+      if (typeof data['type'] !== 'string') return reject(ref, 'malformed_event', `type is ${kindOf(data['type'])}, not a STIX type name`, true);
       if (data['revoked'] === true) result = { ...empty(ref), retractAll: true };
       else if (data['type'] === 'indicator') result = normaliseIndicator(data, ctx, ref);
       else result = normaliseObservable(data, ctx, ref);
