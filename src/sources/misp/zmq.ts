@@ -84,11 +84,16 @@ export class ZmqFeed {
       }
       this.connected = false;
     });
-    socket.events.on('handshake:error:protocol', (e) => {
+    // A CURVE publisher drops a client holding the wrong server key mid-handshake (EPIPE here).
+    const handshakeFailed = (e: { error?: Error }) => {
+      const first = this.lastError === null || !this.lastError.startsWith('ZeroMQ handshake failed');
       this.connected = false;
       this.lastError = `ZeroMQ handshake failed (${e.error?.message ?? 'protocol error'}); check that misp.zmq_curve_server_key is set exactly when the publisher uses CURVE`;
-      this.o.log.error({ source: 'misp', url: this.o.url }, this.lastError);
-    });
+      // Once per run of failures: libzmq retries every second.
+      if (first) this.o.log.error({ source: 'misp', url: this.o.url }, this.lastError);
+    };
+    socket.events.on('handshake:error:protocol', handshakeFailed);
+    socket.events.on('handshake:error:other', handshakeFailed);
     socket.events.on('handshake:error:auth', (e) => {
       this.connected = false;
       this.lastError = `ZeroMQ PLAIN authentication refused (${e.error?.message ?? 'status 400'}); check misp.zmq_username and misp.zmq_password`;
