@@ -126,8 +126,9 @@ export class DefenderAlertsPoller {
     const started = this.now();
     const cp = await this.store.getCheckpoint(this.source);
     const state: PollerState = {
-      seen: { ...((cp?.state as Partial<PollerState> | undefined)?.seen ?? {}) },
-      queued: { ...((cp?.state as Partial<PollerState> | undefined)?.queued ?? {}) },
+      // Keyed by alert ids from Defender: no prototype, so an id `constructor` finds nothing.
+      seen: Object.assign(Object.create(null) as Record<string, string>, (cp?.state as Partial<PollerState> | undefined)?.seen),
+      queued: Object.assign(Object.create(null) as Record<string, number>, (cp?.state as Partial<PollerState> | undefined)?.queued),
     };
     const fromMs = cp && !Number.isNaN(Date.parse(cp.position))
       ? Date.parse(cp.position) - this.cfg.overlap_seconds * 1000

@@ -1,5 +1,6 @@
 // STIX 2.1 patterns: parse with the generated grammar (grammar.peggy → parser.generated.js), then
 // pull out every observable Defender can take. Total: bad input is a rejection, never a throw.
+import { DEFAULT_LIMITS } from '../../../config/limits.js';
 import { parseObservable, quoteValue } from '../../../core/observables.js';
 import type { Observable, ObservableType, Rejection } from '../../../core/types.js';
 import type { Comparison, ComparisonExpression, Literal, ObjectPath, ObservationExpression, PatternAst } from './ast.js';
@@ -23,7 +24,7 @@ export interface PatternLimits {
  * pattern parses in about 15 ms, a 1 MB one in 250-450 ms of event loop, so the length bounds
  * the time one pattern can hold `/healthz` up.
  */
-export const DEFAULT_PATTERN_LIMITS: PatternLimits = { maxChars: 16 * 1024, maxDepth: 32 };
+export const DEFAULT_PATTERN_LIMITS: PatternLimits = { maxChars: DEFAULT_LIMITS.pattern_chars, maxDepth: DEFAULT_LIMITS.pattern_depth };
 
 const invalid = (detail: string): { ok: false; rejection: Rejection } => ({
   ok: false,
