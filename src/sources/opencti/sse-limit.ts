@@ -97,10 +97,29 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** The limiter as a web stream stage, for the body handed to eventsource. */
-export function limitSseEvents(maxBytes: number): TransformStream<Uint8Array, Uint8Array> {
+/**
+ * The limiter as a web stream stage, for the body handed to eventsource. Events are handed on one
+ * at a time, and after `sliceMs` of work the event loop gets a turn: eventsource dispatches a whole
+ * read synchronously, so a chunk of many costly events (patterns at their size limit) would
+ * otherwise keep `/healthz` waiting for all of them.
+ */
+export function limitSseEvents(maxBytes: number, sliceMs = 10): TransformStream<Uint8Array, Uint8Array> {
   const limiter = new SseEventLimiter(maxBytes);
-  return new TransformStream({ transform: (chunk, controller) => limiter.push(chunk, (b) => controller.enqueue(b)) });
+  let sliceStart = performance.now();
+  return new TransformStream({
+    async transform(chunk, controller) {
+      const events: Uint8Array[] = [];
+      limiter.push(chunk, (b) => events.push(b));
+      for (const event of events) {
+        controller.enqueue(event);
+        await new Promise<void>((r) => queueMicrotask(r));
+        if (performance.now() - sliceStart > sliceMs) {
+          await new Promise<void>((r) => setImmediate(r));
+          sliceStart = performance.now();
+        }
+      }
+    },
+  });
 }
 
 /** The size of the event a message stands for when the limiter cut it, else null. */
