@@ -11,6 +11,7 @@ import { OpenCtiSimulator } from './opencti/index.js';
 import { SentinelSimulator } from './sentinel.js';
 import { createTestCertificate } from './tls.js';
 import { DEFENDER_ASSET_ROLES } from './defender/asset-routes.js';
+import { curveKeyPair } from 'zeromq';
 
 export const LAB_TENANT = '11111111-2222-4333-8444-555555555555';
 export const LAB_CLIENT = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
@@ -29,6 +30,8 @@ export interface LabOptions {
   /** Start a MISP simulator too (REST + ZeroMQ). */
   misp?: boolean;
   mispHeartbeatMs?: number;
+  /** The MISP simulator publishes over CURVE; the lab env carries the keys. */
+  mispCurve?: boolean;
   /** Also start the Sentinel STIX upload simulator (workspace LAB_WORKSPACE, the lab app as Contributor). */
   sentinel?: boolean;
 }
@@ -42,8 +45,12 @@ export class Lab {
   caPath!: string;
   readonly stateDir = mkdtempSync(join(tmpdir(), 'threatbridge-lab-'));
   readonly connectorId = randomUUID();
+  /** CURVE key pairs of the MISP publisher and of the service, with `mispCurve`. */
+  readonly curve: { server: { publicKey: string; secretKey: string }; client: { publicKey: string; secretKey: string } } | null;
 
-  constructor(private readonly options: LabOptions = {}) {}
+  constructor(private readonly options: LabOptions = {}) {
+    this.curve = options.mispCurve ? { server: curveKeyPair(), client: curveKeyPair() } : null;
+  }
 
   async start(): Promise<this> {
     const tls = await createTestCertificate();
@@ -58,7 +65,9 @@ export class Lab {
     await this.defender.start();
     this.opencti = new OpenCtiSimulator({ token: LAB_TOKEN, streams: [LAB_STREAM], heartbeatMs: this.options.heartbeatMs ?? 1000, blockMs: 1000, batchPauseMs: 10 });
     await this.opencti.start();
-    if (this.options.misp) this.misp = await new MispSimulator({ key: LAB_MISP_KEY, heartbeatMs: this.options.mispHeartbeatMs ?? 1000 }).start();
+    if (this.options.misp) {
+      this.misp = await new MispSimulator({ key: LAB_MISP_KEY, heartbeatMs: this.options.mispHeartbeatMs ?? 1000, ...(this.curve ? { curve: this.curve.server } : {}) }).start();
+    }
     if (this.options.sentinel) {
       this.sentinel = new SentinelSimulator({
         entra: this.entra, tls, workspaces: { [LAB_WORKSPACE]: [LAB_CLIENT] }, timeScale: this.options.timeScale ?? 1, rateLimits: this.options.rateLimits ?? true,
@@ -93,6 +102,9 @@ export class Lab {
       MICROSOFT_DEFENDER_INTEL_BASE_URL: this.defender.url,
       THREATBRIDGE_TIME_SCALE: String(this.options.timeScale ?? 1),
       ...(this.misp ? { MISP_URL: this.misp.url, MISP_KEY: LAB_MISP_KEY, MISP_ZMQ_URL: this.misp.zmqUrl, MISP_ZMQ_HEARTBEAT_TIMEOUT: '15' } : {}),
+      ...(this.misp && this.curve ? {
+        MISP_ZMQ_CURVE_SERVER_KEY: this.curve.server.publicKey, MISP_ZMQ_CURVE_PUBLIC_KEY: this.curve.client.publicKey, MISP_ZMQ_CURVE_SECRET_KEY: this.curve.client.secretKey,
+      } : {}),
       ...(this.sentinel ? { SENTINEL_WORKSPACE_ID: LAB_WORKSPACE, SENTINEL_HOST: this.sentinel.url } : {}),
       ...overrides,
     };

@@ -22,6 +22,11 @@ export class ServiceProcess {
 
   constructor(private readonly env: NodeJS.ProcessEnv, private readonly echo = false) {}
 
+  /** The child's process id (null before start). */
+  get pid(): number | null {
+    return this.child?.pid ?? null;
+  }
+
   get running(): boolean {
     return this.child !== null && this.exitCode === null;
   }

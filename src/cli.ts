@@ -172,7 +172,7 @@ program.command('replay').alias('replay-dead-letters').description('re-queue dea
       const pipeline = new Pipeline(store, indicatorRouter(c), log, new Metrics());
       const events = taken.filter((d) => d.sink === 'source:opencti');
       if (events.length && c.opencti.url) {
-        const ctx = createContext(c.opencti.url);
+        const ctx = createContext(c.opencti.url, { maxChars: c.limits.pattern_chars, maxDepth: c.limits.pattern_depth });
         await pipeline.ingest('opencti', events.map((d) => {
           const raw = d.payload as { event: string; id: string; data: string };
           return { normalised: normaliseEvent(raw.event, raw.data, ctx), raw, event: raw.event, checkpoint: null, position: raw.id };

@@ -13,6 +13,12 @@ export interface MispSimulatorOptions {
   heartbeatMs?: number;
   /** Attribute restSearch calls allowed per window before 429 (MISP's optional role limit); unset = none. */
   searchLimit?: number;
+  /**
+   * Publish over CURVE with this server key pair. MISP's own mispzmq.py speaks PLAIN only; this is
+   * the publisher as a CURVE relay in front of it is (see doc/misp.md). Any client key is accepted
+   * (no ZAP handler: ZeroMQ then admits every client that knows the server key).
+   */
+  curve?: { publicKey: string; secretKey: string };
 }
 
 export interface ZmqPublished {
@@ -79,6 +85,10 @@ export class MispSimulator {
   /** The publisher comes back on the same port. */
   async startZmq(): Promise<void> {
     const pub = new zmq.Publisher({ linger: 0 });
+    if (this.o.curve) {
+      pub.curveServer = true;
+      pub.curveSecretKey = this.o.curve.secretKey;
+    }
     // The port of a publisher just closed is released asynchronously.
     for (let attempt = 0; ; attempt++) {
       try {

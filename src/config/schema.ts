@@ -4,6 +4,7 @@
 // `.describe()` texts double as the "how to fix" hint in start-up errors.
 import { z } from 'zod';
 import { logLevel } from './fields.js';
+import { limitsSection } from './limits.js';
 import { DEFENDER_SECRET_KEYS, defenderSection } from '../sinks/defender/config.js';
 import { OPENCTI_SECRET_KEYS, openctiSection } from '../sources/opencti/config.js';
 import { MISP_SECRET_KEYS, mispSection, OTX_SECRET_KEYS, otxSection } from '../sources/misp/config.js';
@@ -79,6 +80,7 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    limits: limitsSection,
     microsoft_defender_intel: defenderSection,
     misp: mispSection,
     otx: otxSection,

@@ -1,7 +1,7 @@
 // SQLite engine (better-sqlite3, WAL, synchronous=FULL): the embedded default store.
 // One process owns the file; statements are synchronous and wrapped in promises for the interface.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SinkOp } from '../core/types.js';
 import type {
@@ -81,8 +81,12 @@ export class SqliteStore implements Store {
    * the same file beside a running service and must leave its in-flight leases alone.
    */
   constructor(dir: string, fileName = 'threatbridge.db', options: { owner?: boolean } = {}) {
-    mkdirSync(dir, { recursive: true });
-    this.db = new Database(join(dir, fileName));
+    // Private to the service user: the store holds claims, dead-lettered input and sink ids. Created
+    // so (SQLite gives its -wal and -shm files the database file's mode); existing ones keep theirs.
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = join(dir, fileName);
+    closeSync(openSync(file, 'a', 0o600));
+    this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');

@@ -234,14 +234,37 @@ describe('STIX pattern parser', () => {
     });
 
     it('turns pathological nesting and size into a rejection, not a crash', () => {
-      for (const p of ['('.repeat(50_000), `${'['.repeat(20_000)}`, `${'('.repeat(5_000)}[a:v = '1']${')'.repeat(5_000)}`, `[a:v = '${'x'.repeat(1_100_000)}']`]) {
-        const result = parsePattern(p);
+      const pathological = ['('.repeat(50_000), `${'['.repeat(20_000)}`, `${'('.repeat(5_000)}[a:v = '1']${')'.repeat(5_000)}`, `[a:v = '${'x'.repeat(1_100_000)}']`];
+      // The parser itself, with the limits out of the way (the 1.1 MB one is only a size case).
+      for (const p of pathological.slice(0, 3)) {
+        const result = parsePattern(p, { maxChars: 2_000_000, maxDepth: 1_000_000 });
         expect(result.ok).to.equal(false);
         if (!result.ok) {
           expect(result.rejection.code).to.equal('invalid_pattern');
           expect(result.rejection.detail.length).to.be.lessThan(1000);
         }
       }
+      // With the default limits they never reach it.
+      for (const p of pathological) {
+        const result = parsePattern(p);
+        expect(result.ok).to.equal(false);
+        if (!result.ok) expect(result.rejection.code).to.equal('pattern_too_large');
+      }
+    });
+
+    it('rejects a pattern over limits.pattern_chars or limits.pattern_depth unparsed, and passes one at the limit', () => {
+      const limits = { maxChars: 300, maxDepth: 4 };
+      const atDepth = `((([ipv4-addr:value = '198.51.100.1'])))`;
+      expect(parsePattern(atDepth, limits).ok).to.equal(true);
+      const deeper = `(((([ipv4-addr:value = '198.51.100.1']))))`;
+      const r = parsePattern(deeper, limits);
+      expect(r.ok ? null : r.rejection).to.deep.equal({ code: 'pattern_too_large', detail: 'pattern nests 5 levels deep (limits.pattern_depth 4)' });
+      // Brackets inside a quoted value are not nesting.
+      expect(parsePattern(`[url:value = '${'(['.repeat(50)}']`, limits).ok).to.equal(true);
+      const long = `[ipv4-addr:value = '198.51.100.1'${' '.repeat(300)}]`;
+      const l = parsePattern(long, limits);
+      expect(l.ok ? null : l.rejection.code).to.equal('pattern_too_large');
+      expect(parsePattern(long.slice(0, 299) + ']', limits).ok).to.equal(true);
     });
   });
 

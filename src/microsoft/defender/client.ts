@@ -9,6 +9,7 @@ import { Pacer, timeScale, type Quota } from '../../net/pacer.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { microsoftTokens, type EntraApp, type TokenProvider } from '../token.js';
+import { readAlert, readLogonUser, readMachine, readMachineVulnerability, readRows, readVulnerability } from './read.js';
 import type { DefenderAlert, DefenderIndicator, ImportResult, LogonUser, Machine, MachineVulnerability, Vulnerability } from './types.js';
 
 export type DefenderEndpoint =
@@ -151,7 +152,7 @@ export class DefenderApi {
   }
 
   alerts(filter: string): Promise<DefenderAlert[]> {
-    return this.list<DefenderAlert>('alerts', '/api/alerts', { $top: '10000', $filter: filter });
+    return this.typedList('alerts', '/api/alerts', { $top: '10000', $filter: filter }, readAlert);
   }
 
   // --- machines --------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ export class DefenderApi {
 
   /** All machines, or those seen since `since` (epoch ms). */
   machines(since: number | null): Promise<Machine[]> {
-    return this.list<Machine>('machines', '/api/machines', { $top: '10000', ...(since !== null ? { $filter: `lastSeen ge ${odataDate(since)}` } : {}) }, { notFoundIsEmpty: true });
+    return this.typedList('machines', '/api/machines', { $top: '10000', ...(since !== null ? { $filter: `lastSeen ge ${odataDate(since)}` } : {}) }, readMachine, { notFoundIsEmpty: true });
   }
 
   /** Machines by id, in chunks that keep the URL short. */
@@ -175,18 +176,18 @@ export class DefenderApi {
     const out: Machine[] = [];
     for (let i = 0; i < ids.length; i += 50) {
       const part = ids.slice(i, i + 50);
-      out.push(...await this.list<Machine>('machines', '/api/machines', { $filter: `id in (${part.map(odataString).join(',')})` }, { notFoundIsEmpty: true }));
+      out.push(...await this.typedList('machines', '/api/machines', { $filter: `id in (${part.map(odataString).join(',')})` }, readMachine, { notFoundIsEmpty: true }));
     }
     return out;
   }
 
   /** The seed's deletion rule as a query: Inactive and last seen before `before`. */
   inactiveMachines(before: number): Promise<Machine[]> {
-    return this.list<Machine>('machines', '/api/machines', { $top: '10000', $filter: `healthStatus eq 'Inactive' and lastSeen le ${odataDate(before)}` }, { notFoundIsEmpty: true });
+    return this.typedList('machines', '/api/machines', { $top: '10000', $filter: `healthStatus eq 'Inactive' and lastSeen le ${odataDate(before)}` }, readMachine, { notFoundIsEmpty: true });
   }
 
   logonUsers(machineId: string): Promise<LogonUser[]> {
-    return this.list<LogonUser>('logonusers', `/api/machines/${encodeURIComponent(machineId)}/logonusers`, {}, { notFoundIsEmpty: true });
+    return this.typedList('logonusers', `/api/machines/${encodeURIComponent(machineId)}/logonusers`, {}, readLogonUser, { notFoundIsEmpty: true });
   }
 
   // --- vulnerabilities and hunting -------------------------------------------------------------
@@ -194,17 +195,17 @@ export class DefenderApi {
   /** Every (machine, CVE) pair in a few paged calls instead of one 50/min call per machine. */
   machineVulnerabilities(): Promise<MachineVulnerability[]> {
     // $top as for /vulnerabilities (≤8,000): the limit of this listing is not documented separately.
-    return this.list<MachineVulnerability>('machineVulnerabilities', '/api/vulnerabilities/machinesVulnerabilities', { $top: '8000' });
+    return this.typedList('machineVulnerabilities', '/api/vulnerabilities/machinesVulnerabilities', { $top: '8000' }, readMachineVulnerability);
   }
 
   vulnerabilities(): Promise<Vulnerability[]> {
-    return this.list<Vulnerability>('vulnerabilities', '/api/vulnerabilities', { $top: '8000' });
+    return this.typedList('vulnerabilities', '/api/vulnerabilities', { $top: '8000' }, readVulnerability);
   }
 
   /** Per machine (50/min): the fallback where the bulk TVM listing is not available. */
   vulnerabilitiesOfMachine(machineId: string): Promise<Vulnerability[]> {
     // 404: the machine is gone.
-    return this.list<Vulnerability>('vulnerabilitiesOfMachine', `/api/machines/${encodeURIComponent(machineId)}/vulnerabilities`, {}, { notFoundIsEmpty: true });
+    return this.typedList('vulnerabilitiesOfMachine', `/api/machines/${encodeURIComponent(machineId)}/vulnerabilities`, {}, readVulnerability, { notFoundIsEmpty: true });
   }
 
   /** POST /api/advancedqueries/run → Results rows. */
@@ -222,6 +223,13 @@ export class DefenderApi {
     return out;
   }
 
+  /** A listing whose rows are read through `read`: rows of a wrong shape are left out (logged), so one odd machine cannot stop the others. */
+  private async typedList<T>(endpoint: DefenderEndpoint, path: string, params: Record<string, string>, read: (raw: unknown) => T | null, options: { notFoundIsEmpty?: boolean } = {}): Promise<T[]> {
+    const r = readRows(await this.list<unknown>(endpoint, path, params, options), read);
+    if (r.unreadable > 0) this.o.log.warn({ endpoint, unreadable: r.unreadable }, 'Defender rows without an id or not objects; left out');
+    return r.rows;
+  }
+
   /** OData pages: `value` rows (a bare array tolerated), following @odata.nextLink. */
   private pages<T>(endpoint: DefenderEndpoint, path: string, params: Record<string, string>, options: { notFoundIsEmpty?: boolean; maxPages?: number; signal?: AbortSignal }): AsyncGenerator<T[]> {
     const qs = Object.entries(params).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
@@ -232,9 +240,8 @@ export class DefenderApi {
       if (res.status === 404 && options.notFoundIsEmpty) return { rows: [], nextLink: null };
       const rows = Array.isArray(res.data) ? res.data : res.data?.value;
       if (res.status !== 200 || !Array.isArray(rows)) throw this.failure(endpoint, `${endpoint} listing`, res);
-      const next = Array.isArray(res.data) ? undefined : res.data['@odata.nextLink'];
-      return { rows, nextLink: next ? (next.startsWith(this.o.baseUrl) ? next.slice(this.o.baseUrl.length) : next) : null };
-    }, options.maxPages);
+      return { rows, nextLink: Array.isArray(res.data) ? null : res.data['@odata.nextLink'] ?? null };
+    }, { apiBase: this.o.baseUrl, maxPages: options.maxPages });
   }
 
   private failure(endpoint: DefenderEndpoint, what: string, res: ApiResponse): DefenderApiError {

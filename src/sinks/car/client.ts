@@ -5,6 +5,7 @@ import type { HttpResponse } from '../../net/http.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { CarNode } from '../../sources/defender-assets/types.js';
+import { registerSecret } from '../../observability/logger.js';
 
 export interface CarClientOptions {
   url: string;
@@ -61,7 +62,10 @@ export class CarClient {
   private readonly caller: ApiCaller;
 
   constructor(o: CarClientOptions) {
-    const auth = o.token ? `car-token ${o.token}` : `Basic ${Buffer.from(`${o.apiKey ?? ''}:${o.password ?? ''}`).toString('base64')}`;
+    const basic = Buffer.from(`${o.apiKey ?? ''}:${o.password ?? ''}`).toString('base64');
+    // The header's base64 form is a secret too: the scrubber only knows the key and password as typed.
+    if (!o.token) registerSecret(basic);
+    const auth = o.token ? `car-token ${o.token}` : `Basic ${basic}`;
     this.caller = new ApiCaller({
       system: 'car', baseURL: `${o.url.replace(/\/+$/, '')}/`, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log,
       credentials: fixedHeaders({ Authorization: auth }), headers: { Accept: 'application/json', 'Content-Type': 'application/json' },

@@ -24,10 +24,11 @@ export interface ReconcileReport {
   forgotten: number;
 }
 
-const OBS_TYPES: Record<string, ObservableType[]> = {
-  IpAddress: ['ipv4', 'ipv6'], DomainName: ['domain'], Url: ['url'], FileSha1: ['sha1'], FileMd5: ['md5'], FileSha256: ['sha256'],
-  CertificateThumbprint: ['cert-sha1'],
-};
+/** A Map: the indicator type comes from Defender's answer. */
+const OBS_TYPES = new Map<string, ObservableType[]>([
+  ['IpAddress', ['ipv4', 'ipv6']], ['DomainName', ['domain']], ['Url', ['url']], ['FileSha1', ['sha1']], ['FileMd5', ['md5']],
+  ['FileSha256', ['sha256']], ['CertificateThumbprint', ['cert-sha1']],
+]);
 
 /** Defender's identity of an indicator: type and case-folded value. */
 function defenderKey(type: string, value: string): string {
@@ -36,7 +37,7 @@ function defenderKey(type: string, value: string): string {
 
 /** Our observable key for an indicator Defender lists, or null when we could not have made it. */
 export function keyOfIndicator(ind: DefenderIndicator): string | null {
-  for (const type of OBS_TYPES[ind.indicatorType] ?? []) {
+  for (const type of OBS_TYPES.get(ind.indicatorType) ?? []) {
     const parsed = parseObservable(type, ind.indicatorValue);
     if (parsed.ok) return observableKey(parsed.observable);
   }

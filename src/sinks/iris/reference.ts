@@ -44,16 +44,16 @@ const ASSET_NAMES: Record<AssetKind, string[]> = {
   'mac-computer': ['Mac - Computer'], generic: ['Windows - Computer', 'Account'],
 };
 /** Defender severity → IRIS severity name. */
-const SEVERITY_NAMES: Record<string, string> = {
-  unspecified: 'Unspecified', informational: 'Informational', low: 'Low', medium: 'Medium', high: 'High',
-};
+const SEVERITY_NAMES = new Map<string, string>([
+  ['unspecified', 'Unspecified'], ['informational', 'Informational'], ['low', 'Low'], ['medium', 'Medium'], ['high', 'High'],
+]);
 
 const norm = (s: string) => s.trim().toLowerCase();
 
 /** Defender classification → IRIS resolution name (lower case). A true positive is assumed to have had impact. */
-const RESOLUTION_NAMES: Record<string, string> = {
-  falsepositive: 'false positive', truepositive: 'true positive with impact', informationalexpectedactivity: 'legitimate',
-};
+const RESOLUTION_NAMES = new Map<string, string>([
+  ['falsepositive', 'false positive'], ['truepositive', 'true positive with impact'], ['informationalexpectedactivity', 'legitimate'],
+]);
 
 function required<T>(a: IrisAnswer<T[]>, what: string, path: string): T[] {
   if (a.ok && Array.isArray(a.data)) return a.data;
@@ -164,14 +164,14 @@ export async function loadIrisRefs(client: IrisClient, cfg: IrisConfig, log: { w
   if (fallbackSeverity === undefined) throw new IrisSetupError('IRIS lists no severities (/manage/severities/list is empty)');
 
   return {
-    severityId: (s) => severities.get(norm(SEVERITY_NAMES[norm(s)] ?? s)) ?? fallbackSeverity,
+    severityId: (s) => severities.get(norm(SEVERITY_NAMES.get(norm(s)) ?? s)) ?? fallbackSeverity,
     newStatusId: resolve(cfg.alert_status_id, statuses, 'iris.alert_status_id', 'alert status'),
     resolvedStatusId: resolve(cfg.resolved_status_id, statuses, 'iris.resolved_status_id', 'alert status'),
     iocTypeId,
     assetTypeId,
     tlpId: tlps.size > 0 || /^\d+$/.test(cfg.ioc_tlp) ? resolve(cfg.ioc_tlp, tlps, 'iris.ioc_tlp', 'TLP') : null,
     resolutionId: (classification) => {
-      const name = classification ? RESOLUTION_NAMES[norm(classification)] : undefined;
+      const name = classification ? RESOLUTION_NAMES.get(norm(classification)) : undefined;
       return name ? resolutions.get(name) ?? null : null;
     },
     customerFor: (tenantId) => customerIds.get(`iris.tenant_customers.${tenantId}`) ?? customerIds.get('iris.customer_id')!,

@@ -92,7 +92,7 @@ export function mapToSentinel(key: string, change: IndicatorChange, m: SentinelM
   };
   if (change.description) object.description = truncate(change.description, 4000);
   if (change.score !== null) object.confidence = Math.max(0, Math.min(100, Math.round(change.score)));
-  const marking = change.tlp ? TLP_MARKINGS[change.tlp.toUpperCase()] : undefined;
+  const marking = typeof change.tlp === 'string' ? TLP_MARKINGS.get(change.tlp.toUpperCase()) : undefined;
   if (marking) object.object_marking_refs = [marking];
   return { kind: 'upsert', object, reason: `${action} (${why})` };
 }

@@ -48,14 +48,15 @@ export function patternFor(o: Observable): string {
   return `[${PATH[o.type]} = ${stixString(o.value)}]`;
 }
 
-export const TLP_MARKINGS: Record<string, string> = {
-  'TLP:CLEAR': 'marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9',
-  'TLP:WHITE': 'marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9',
-  'TLP:GREEN': 'marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da',
-  'TLP:AMBER': 'marking-definition--f88d31f6-486f-44da-b317-01333bde0b82',
-  'TLP:AMBER+STRICT': 'marking-definition--826578e1-40ad-459f-bc73-ede076f81f37',
-  'TLP:RED': 'marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed',
-};
+/** TLP name → STIX marking id. A Map: the name comes from a source's markings or tags. */
+export const TLP_MARKINGS = new Map<string, string>([
+  ['TLP:CLEAR', 'marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9'],
+  ['TLP:WHITE', 'marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9'],
+  ['TLP:GREEN', 'marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da'],
+  ['TLP:AMBER', 'marking-definition--f88d31f6-486f-44da-b317-01333bde0b82'],
+  ['TLP:AMBER+STRICT', 'marking-definition--826578e1-40ad-459f-bc73-ede076f81f37'],
+  ['TLP:RED', 'marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed'],
+]);
 
 /** STIX timestamps: RFC 3339 UTC with milliseconds. */
 export function stixTime(ms: number): string {

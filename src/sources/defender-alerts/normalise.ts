@@ -25,7 +25,7 @@ export function machineDetails(raw: unknown): Partial<AlertMachine> {
   if (typeof raw !== 'object' || raw === null) return {};
   const m = raw as Record<string, unknown>;
   return {
-    osPlatform: str(m.osPlatform), osVersion: str(m.version) ?? str(m.osBuild === undefined ? null : String(m.osBuild)),
+    osPlatform: str(m.osPlatform), osVersion: str(m.version) ?? idText(m.osBuild),
     lastIpAddress: str(m.lastIpAddress), lastExternalIpAddress: str(m.lastExternalIpAddress), healthStatus: str(m.healthStatus),
     riskScore: str(m.riskScore), exposureLevel: str(m.exposureLevel),
     machineTags: Array.isArray(m.machineTags) ? (m.machineTags as unknown[]).map(str).filter((t): t is string => t !== null) : [],
@@ -67,7 +67,9 @@ export interface DefenderAlertChange {
   raw: Record<string, unknown>;
 }
 
-const str = (v: unknown): string | null => (typeof v === 'string' && v.trim() !== '' ? v.trim() : null);
+const str = (v: unknown): string | null => (typeof v === 'string' && v.trim() !== '' ? v.trim().toWellFormed() : null);
+/** An id Defender sends as a number or a string; anything else is no id (never `String(v)` on an object). */
+export const idText = (v: unknown): string | null => (typeof v === 'number' && Number.isFinite(v) ? String(v) : str(v));
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const uniq = <T>(xs: T[], key: (x: T) => string): T[] => {
   const seen = new Set<string>();
@@ -146,7 +148,7 @@ export function normaliseAlert(raw: unknown, tenantId: string, portalUrl: string
       detectionSource: str(a.detectionSource),
       threatName: str(a.threatName),
       threatFamilyName: str(a.threatFamilyName),
-      incidentId: a.incidentId === null || a.incidentId === undefined ? null : String(a.incidentId),
+      incidentId: idText(a.incidentId),
       assignedTo: str(a.assignedTo),
       alertCreationTime: isoOrNull(a.alertCreationTime),
       firstEventTime: isoOrNull(a.firstEventTime),

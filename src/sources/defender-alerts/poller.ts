@@ -15,7 +15,9 @@ import type { DeadLetterInput, Store } from '../../store/types.js';
 import type { DefenderApi } from '../../microsoft/defender/client.js';
 import type { Machine } from '../../microsoft/defender/types.js';
 import type { DefenderAlertsConfig } from './config.js';
-import { machineDetails, normaliseAlert, severityRank, type DefenderAlertChange } from './normalise.js';
+import { DEFAULT_LIMITS } from '../../config/limits.js';
+import { cutJson } from '../../core/raw-copy.js';
+import { idText, machineDetails, normaliseAlert, severityRank, type DefenderAlertChange } from './normalise.js';
 
 export interface PollerState {
   /** alert id → lastUpdateTime already handled, for alerts inside the overlap window. */
@@ -125,8 +127,9 @@ export class DefenderAlertsPoller {
     const started = this.now();
     const cp = await this.store.getCheckpoint(this.source);
     const state: PollerState = {
-      seen: { ...((cp?.state as Partial<PollerState> | undefined)?.seen ?? {}) },
-      queued: { ...((cp?.state as Partial<PollerState> | undefined)?.queued ?? {}) },
+      // Keyed by alert ids from Defender: no prototype, so an id `constructor` finds nothing.
+      seen: Object.assign(Object.create(null) as Record<string, string>, (cp?.state as Partial<PollerState> | undefined)?.seen),
+      queued: Object.assign(Object.create(null) as Record<string, number>, (cp?.state as Partial<PollerState> | undefined)?.queued),
     };
     const fromMs = cp && !Number.isNaN(Date.parse(cp.position))
       ? Date.parse(cp.position) - this.cfg.overlap_seconds * 1000
@@ -146,7 +149,7 @@ export class DefenderAlertsPoller {
         const n = normaliseAlert(raw, this.tenantId, this.cfg.portal_url);
         if ('rejected' in n) {
           result.rejected++;
-          dead.push({ sink: `source:${this.source}`, key: String((raw as { id?: unknown })?.id || 'unknown'), op: 'upsert', payload: raw, sourceRef: null, reason: `${n.rejected.code}: ${n.rejected.detail}` });
+          dead.push({ sink: `source:${this.source}`, key: idText((raw as { id?: unknown } | null)?.id) ?? 'unknown', op: 'upsert', payload: cutJson(raw, DEFAULT_LIMITS.raw_copy_bytes), sourceRef: null, reason: `${n.rejected.code}: ${n.rejected.detail}` });
           continue;
         }
         if (state.seen[n.change.id] === n.change.lastUpdateTime) {

@@ -4,9 +4,10 @@ import { isIP } from 'node:net';
 import type { DefenderAlert, LogonUser, Machine, MachineVulnerability, Vulnerability } from '../../microsoft/defender/types.js';
 import type { AccountSnapshot, AddressSnapshot, AlertSnapshot, MachineSnapshot, VulnerabilitySnapshot } from './types.js';
 
-const RISK: Record<string, number> = { none: 0, informational: 1, low: 3, medium: 5, high: 8 };
-const VALUE: Record<string, number> = { low: 3, normal: 5, high: 8 };
-const ALERT_SCORE: Record<string, number> = { high: 8, medium: 5, low: 2, informational: 0, unspecified: 0 };
+// Maps: the keys are Defender's strings.
+const RISK = new Map([['none', 0], ['informational', 1], ['low', 3], ['medium', 5], ['high', 8]]);
+const VALUE = new Map([['low', 3], ['normal', 5], ['high', 8]]);
+const ALERT_SCORE = new Map([['high', 8], ['medium', 5], ['low', 2], ['informational', 0], ['unspecified', 0]]);
 
 const ms = (iso: string | null | undefined): number | undefined => {
   const t = iso ? Date.parse(iso) : NaN;
@@ -14,15 +15,15 @@ const ms = (iso: string | null | undefined): number | undefined => {
 };
 
 /** `000C29897942` / `00-0c-29-89-79-42` → `00:0c:29:89:79:42`; anything else → null. */
-export function normaliseMac(raw: string | null | undefined): string | null {
-  const hex = (raw ?? '').replace(/[^0-9a-f]/gi, '').toLowerCase();
+export function normaliseMac(raw: unknown): string | null {
+  const hex = (typeof raw === 'string' ? raw : '').replace(/[^0-9a-f]/gi, '').toLowerCase();
   if (hex.length !== 12 || /^0+$/.test(hex)) return null;
   return hex.match(/../g)!.join(':');
 }
 
 /** A usable host address (not loopback, unspecified or a prefix). */
-export function normaliseIp(raw: string | null | undefined): string | null {
-  const ip = (raw ?? '').trim().toLowerCase();
+export function normaliseIp(raw: unknown): string | null {
+  const ip = (typeof raw === 'string' ? raw : '').trim().toLowerCase();
   if (!isIP(ip)) return null;
   if (ip === '::1' || ip === '::' || ip === '0.0.0.0' || ip.startsWith('127.')) return null;
   return ip;
@@ -61,6 +62,7 @@ export function machineAddresses(machine: Machine, hunted: AddressSnapshot[] = [
 export function huntedAddresses(rows: Record<string, unknown>[]): Map<string, AddressSnapshot[]> {
   const out = new Map<string, AddressSnapshot[]>();
   for (const row of rows) {
+    if (typeof row !== 'object' || row === null) continue;
     const id = typeof row['DeviceId'] === 'string' ? row['DeviceId'] : null;
     if (!id) continue;
     let ips: unknown = row['IPAddresses'];
@@ -70,7 +72,7 @@ export function huntedAddresses(rows: Record<string, unknown>[]): Map<string, Ad
     const mac = typeof row['MacAddress'] === 'string' ? row['MacAddress'] : null;
     const list = out.get(id) ?? [];
     for (const entry of Array.isArray(ips) ? ips : []) {
-      const ip = normaliseIp(typeof entry === 'string' ? entry : (entry as { IPAddress?: string })?.IPAddress);
+      const ip = normaliseIp(typeof entry === 'string' ? entry : (entry as { IPAddress?: unknown } | null)?.IPAddress);
       if (ip) list.push({ ip, mac: normaliseMac(mac), publicIp: !isPrivateIp(ip) });
     }
     out.set(id, list);
@@ -127,9 +129,9 @@ export function machineSnapshot(machine: Machine, inputs: MachineInputs): Machin
   const asset: Record<string, unknown> = { external_id: machine.id, name: machine.computerDnsName?.trim() || machine.id };
   const os = machine.osPlatform?.trim() || null;
   if (os) asset['description'] = [os, machine.version].filter(Boolean).join(' ');
-  const risk = RISK[(machine.riskScore ?? '').toLowerCase()];
+  const risk = RISK.get((machine.riskScore ?? '').toLowerCase());
   if (risk !== undefined) asset['risk'] = risk;
-  const value = VALUE[(machine.deviceValue ?? '').toLowerCase()];
+  const value = VALUE.get((machine.deviceValue ?? '').toLowerCase());
   if (value !== undefined) asset['business_value'] = value;
   return {
     machineId: machine.id,
@@ -146,7 +148,7 @@ export function alertSnapshot(alert: DefenderAlert): AlertSnapshot | null {
   if (!alert?.id || !alert.machineId) return null;
   const node: Record<string, unknown> = { external_id: alert.id, name: alert.title?.trim() || alert.id };
   if (alert.description) node['description'] = alert.description;
-  node['base_score'] = ALERT_SCORE[(alert.severity ?? '').toLowerCase()] ?? 0;
+  node['base_score'] = ALERT_SCORE.get((alert.severity ?? '').toLowerCase()) ?? 0;
   const disclosed = ms(alert.firstEventTime);
   const published = ms(alert.alertCreationTime);
   const updated = ms(alert.lastUpdateTime);

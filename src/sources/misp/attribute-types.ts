@@ -6,28 +6,29 @@ import type { Observable, ObservableType, Rejection } from '../../core/types.js'
 type Part = 'first' | 'second';
 type Extract = { type: ObservableType | 'ip'; part: Part }[];
 
-const TYPES: Record<string, Extract> = {
-  'ip-src': [{ type: 'ip', part: 'first' }],
-  'ip-dst': [{ type: 'ip', part: 'first' }],
-  'ip-src|port': [{ type: 'ip', part: 'first' }],
-  'ip-dst|port': [{ type: 'ip', part: 'first' }],
-  domain: [{ type: 'domain', part: 'first' }],
-  hostname: [{ type: 'hostname', part: 'first' }],
-  'hostname|port': [{ type: 'hostname', part: 'first' }],
-  'domain|ip': [{ type: 'domain', part: 'first' }, { type: 'ip', part: 'second' }],
-  url: [{ type: 'url', part: 'first' }],
-  md5: [{ type: 'md5', part: 'first' }],
-  sha1: [{ type: 'sha1', part: 'first' }],
-  sha256: [{ type: 'sha256', part: 'first' }],
-  'filename|md5': [{ type: 'md5', part: 'second' }],
-  'filename|sha1': [{ type: 'sha1', part: 'second' }],
-  'filename|sha256': [{ type: 'sha256', part: 'second' }],
-  'x509-fingerprint-sha1': [{ type: 'cert-sha1', part: 'first' }],
-  'email-src': [{ type: 'email', part: 'first' }],
-  'email-dst': [{ type: 'email', part: 'first' }],
-};
+/** A Map: the type comes from the feed, and `constructor` must not find Object.prototype's. */
+const TYPES = new Map<string, Extract>([
+  ['ip-src', [{ type: 'ip', part: 'first' }]],
+  ['ip-dst', [{ type: 'ip', part: 'first' }]],
+  ['ip-src|port', [{ type: 'ip', part: 'first' }]],
+  ['ip-dst|port', [{ type: 'ip', part: 'first' }]],
+  ['domain', [{ type: 'domain', part: 'first' }]],
+  ['hostname', [{ type: 'hostname', part: 'first' }]],
+  ['hostname|port', [{ type: 'hostname', part: 'first' }]],
+  ['domain|ip', [{ type: 'domain', part: 'first' }, { type: 'ip', part: 'second' }]],
+  ['url', [{ type: 'url', part: 'first' }]],
+  ['md5', [{ type: 'md5', part: 'first' }]],
+  ['sha1', [{ type: 'sha1', part: 'first' }]],
+  ['sha256', [{ type: 'sha256', part: 'first' }]],
+  ['filename|md5', [{ type: 'md5', part: 'second' }]],
+  ['filename|sha1', [{ type: 'sha1', part: 'second' }]],
+  ['filename|sha256', [{ type: 'sha256', part: 'second' }]],
+  ['x509-fingerprint-sha1', [{ type: 'cert-sha1', part: 'first' }]],
+  ['email-src', [{ type: 'email', part: 'first' }]],
+  ['email-dst', [{ type: 'email', part: 'first' }]],
+]);
 
-export const SUPPORTED_MISP_TYPES: readonly string[] = Object.keys(TYPES);
+export const SUPPORTED_MISP_TYPES: readonly string[] = [...TYPES.keys()];
 
 export interface AttributeObservables {
   observables: Observable[];
@@ -41,7 +42,7 @@ function parts(value: string): { first: string; second: string } {
 }
 
 export function attributeObservables(type: string, value: string): AttributeObservables {
-  const spec = TYPES[type];
+  const spec = TYPES.get(type);
   if (!spec) {
     return { observables: [], skipped: [{ code: 'unsupported_type', detail: `MISP type ${JSON.stringify(type.slice(0, 60))} has no indicator mapping` }] };
   }

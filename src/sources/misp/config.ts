@@ -20,6 +20,9 @@ const rule = z
 export type MispRule = z.infer<typeof rule>;
 
 /** MISP's relative time ("2d", "12h", "30m", "45s") or epoch seconds. */
+/** A CURVE key in Z85 text form (ZeroMQ's 32-byte keys are 40 Z85 characters). */
+const curveKey = z.string().regex(/^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/, 'must be a 40-character Z85 CURVE key');
+
 const timeWindow = z.string().regex(/^(\d+[dhms]|\d{9,11})$/, 'must be like 2d, 12h, 30m, 45s or epoch seconds');
 
 export const mispSection = z
@@ -31,6 +34,10 @@ export const mispSection = z
       .describe('MISP ZeroMQ publisher, e.g. tcp://misp:50000; unset = REST polling only'),
     zmq_username: z.string().min(1).optional().describe('ZeroMQ PLAIN username (MISP Plugin.ZeroMQ_username)'),
     zmq_password: z.string().min(1).optional().describe('ZeroMQ PLAIN password'),
+    zmq_curve_server_key: curveKey.optional()
+      .describe('CURVE public key of the ZeroMQ publisher (Z85, 40 characters); set it to encrypt the feed (see doc/misp.md)'),
+    zmq_curve_public_key: curveKey.optional().describe('CURVE public key of ThreatBridge (Z85, 40 characters; see doc/misp.md to make a pair)'),
+    zmq_curve_secret_key: curveKey.optional().describe('CURVE secret key of ThreatBridge (Z85, 40 characters)'),
     zmq_heartbeat_timeout: z.number().int().min(15).default(60)
       .describe('seconds without any ZeroMQ message (MISP sends misp_json_self after 10 s idle) before reconnecting'),
     targets: indicatorTargets.describe('indicator sinks that get MISP attributes (comma list of defender, sentinel)'),
@@ -69,9 +76,17 @@ export const mispSection = z
     otx_exclude: z.boolean().default(false).describe('leave out values AlienVault OTX already knows (needs otx.api_key)'),
   })
   .strict()
+  .superRefine((m, ctx) => {
+    const curve = [m.zmq_curve_server_key, m.zmq_curve_public_key, m.zmq_curve_secret_key];
+    if (curve.some((k) => k !== undefined) && curve.some((k) => k === undefined)) {
+      for (const [i, key] of ['zmq_curve_server_key', 'zmq_curve_public_key', 'zmq_curve_secret_key'].entries()) {
+        if (curve[i] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'required: CURVE needs the publisher\'s public key and this subscriber\'s key pair' });
+      }
+    }
+  })
   .prefault({});
 
-export const MISP_SECRET_KEYS = ['misp.key', 'misp.zmq_password'];
+export const MISP_SECRET_KEYS = ['misp.key', 'misp.zmq_password', 'misp.zmq_curve_secret_key'];
 
 export const otxSection = z
   .object({

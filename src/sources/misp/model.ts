@@ -43,7 +43,8 @@ export interface MispEvent {
 export const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function str(v: unknown): string {
-  if (typeof v === 'string') return v;
+  // Well-formed: a lone surrogate cannot be stored as UTF-8 (PostgreSQL refuses it) or sent on.
+  if (typeof v === 'string') return v.toWellFormed();
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
   return '';
 }

@@ -87,15 +87,34 @@ function parseJson(payload: string): { ok: true; value: unknown } | { ok: false;
   }
 }
 
+// Event names go into logs, dead letters and metric labels: built from closed sets (the topics and
+// actions MISP emits), anything else is `other`, so a feed cannot mint names.
+const TOPICS = new Set(['event', 'attribute', 'object', 'object_reference', 'sighting', 'tag', 'organisation', 'user',
+  'conversation', 'audit', 'warninglist', 'workflow', 'self']);
+const ACTIONS = new Set(['add', 'edit', 'delete', 'soft-delete', 'publish', 'add_from_connected_server', 'edit_from_connected_server',
+  'attached to event', 'detached from event', 'attached to attribute', 'detached from attribute', 'login', 'logout', 'log']);
+
+/** `misp_json_attribute` → `attribute`, `misp_json` → `publish`, an unknown topic → `other`. */
+export function topicName(topic: string): string {
+  if (topic === 'misp_json') return 'publish';
+  const kind = topic.startsWith('misp_json_') ? topic.slice('misp_json_'.length) : '';
+  return TOPICS.has(kind) ? kind : 'other';
+}
+
+function eventName(topic: string, action: string | null): string {
+  return action === null ? topicName(topic) : `${topicName(topic)}.${ACTIONS.has(action) ? action : 'other'}`;
+}
+
 export function normaliseZmq(topic: string, payload: string, ctx: MispContext): MispNormalised {
   const none = (item: MispItem, catchUp = false): MispNormalised => ({ items: [item], catchUp });
   if (topic === 'misp_json_self') return { items: [], catchUp: false };
   const parsed = parseJson(payload);
-  if (!parsed.ok) return none(reject(topic, 'malformed_json', `${topic}: ${parsed.error}`));
+  const shown = JSON.stringify(topic.slice(0, 60));
+  if (!parsed.ok) return none(reject(topicName(topic), 'malformed_json', `${shown}: ${parsed.error.slice(0, 200)}`));
   const body = parsed.value;
-  if (!isObject(body)) return none(reject(topic, 'malformed_message', `${topic}: not a JSON object`));
-  const action = str(body['action']);
-  const name = `${topic.replace(/^misp_json_?/, '') || 'publish'}${action ? `.${action}` : ''}`;
+  if (!isObject(body)) return none(reject(topicName(topic), 'malformed_message', `${shown}: not a JSON object`));
+  const action = str(body['action']) || null;
+  const name = eventName(topic, action);
 
   switch (topic) {
     case 'misp_json': {
@@ -150,6 +169,6 @@ export function normaliseZmq(topic: string, payload: string, ctx: MispContext): 
     case 'misp_json_tag':
       return none(ignore(name, 'tag change; attributes are re-read'), true);
     default:
-      return none(ignore(name, `topic ${topic} carries no indicators`));
+      return none(ignore(name, `topic ${shown} carries no indicators`));
   }
 }

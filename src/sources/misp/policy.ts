@@ -5,6 +5,7 @@ import type { IndicatorChange, Rejection, SinkHints } from '../../core/types.js'
 import { attributeObservables } from './attribute-types.js';
 import type { MispRule } from './config.js';
 import type { MispAttribute, MispEvent } from './model.js';
+import { CLAIM_TEXT, claimLabels, clip } from '../../core/raw-copy.js';
 
 export type MispPolicy = Config['misp'] & { url: string };
 
@@ -73,7 +74,7 @@ function actionFromTags(tags: Set<string>): string | undefined {
   return undefined;
 }
 
-const THREAT_LEVEL: Record<string, SinkHints['severity']> = { '1': 'High', '2': 'Medium', '3': 'Low' };
+const THREAT_LEVEL = new Map<string, SinkHints['severity']>([['1', 'High'], ['2', 'Medium'], ['3', 'Low']]);
 
 function severityFromTags(tags: Set<string>): SinkHints['severity'] | undefined {
   for (const t of tags) {
@@ -129,7 +130,7 @@ export function decideAttribute(attr: MispAttribute, event: MispEvent | null, p:
     const hints: SinkHints = { ownExpiry: true, generateAlert: p.generate_alert };
     const action = rule?.action ?? (p.action_from_tags ? actionFromTags(tags) : undefined) ?? p.action;
     if (action) hints.action = action;
-    const severity = rule?.severity ?? THREAT_LEVEL[event?.threatLevelId ?? ''] ?? severityFromTags(tags) ?? p.severity;
+    const severity = rule?.severity ?? THREAT_LEVEL.get(event?.threatLevelId ?? '') ?? severityFromTags(tags) ?? p.severity;
     if (severity) hints.severity = severity;
     if (p.application) hints.application = p.application;
     if (p.recommended_actions) hints.recommendedActions = p.recommended_actions;
@@ -141,10 +142,10 @@ export function decideAttribute(attr: MispAttribute, event: MispEvent | null, p:
     changes.push({
       observable,
       score: null,
-      labels: [...new Set([...attr.tags, ...eventTags])].filter((t) => !/^tlp:/i.test(t)),
+      labels: claimLabels([...new Set([...attr.tags, ...eventTags])].filter((t) => !/^tlp:/i.test(t))),
       tlp,
       title: event?.info ? `${event.info}`.slice(0, 200) : `MISP ${attr.type} ${attr.value}`.slice(0, 200),
-      description: context,
+      description: clip(context, CLAIM_TEXT.description),
       validFrom: Number.isNaN(firstSeen) ? null : new Date(firstSeen).toISOString(),
       validUntil: new Date(until).toISOString(),
       sourceRef: { system: 'misp', id: attributeSourceId(attr.eventId, attr.uuid), url: `${p.url}/events/view/${attr.eventId}` },

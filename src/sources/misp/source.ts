@@ -12,7 +12,8 @@ import type { Metrics } from '../../observability/metrics.js';
 import type { Store } from '../../store/types.js';
 import { SUPPORTED_MISP_TYPES } from './attribute-types.js';
 import { readAttribute, readEvent, isObject, type MispEvent } from './model.js';
-import { attributeItem, EventCache, normaliseZmq, type MispContext, type MispItem } from './normalise.js';
+import { cutText } from '../../core/raw-copy.js';
+import { attributeItem, EventCache, normaliseZmq, topicName, type MispContext, type MispItem } from './normalise.js';
 import { OtxLookup } from './otx.js';
 import { windowStart, type MispPolicy } from './policy.js';
 import { MispRest, type RestSearchBody } from './rest.js';
@@ -70,6 +71,9 @@ export class MispSource {
     this.feed = m.zmq_url
       ? new ZmqFeed({
         url: m.zmq_url, username: m.zmq_username, password: m.zmq_password, heartbeatTimeoutMs: m.zmq_heartbeat_timeout * 1000, log,
+        maxMessageBytes: config.limits.zmq_message_bytes,
+        ...(m.zmq_curve_server_key && m.zmq_curve_public_key && m.zmq_curve_secret_key
+          ? { curve: { serverKey: m.zmq_curve_server_key, publicKey: m.zmq_curve_public_key, secretKey: m.zmq_curve_secret_key } } : {}),
         onMessage: (topic, payload) => this.onZmq(topic, payload),
         onGap: (reason) => this.requestCatchUp(reason),
       })
@@ -117,7 +121,7 @@ export class MispSource {
   private onZmq(topic: string, payload: string): void {
     if (this.overflowing) {
       // PUB/SUB cannot be paused: drop and let REST bring it, rather than grow without bound.
-      this.metrics.events.inc({ source: MISP_SOURCE, event: topic, outcome: 'dropped_overflow' });
+      this.metrics.events.inc({ source: MISP_SOURCE, event: topicName(topic), outcome: 'dropped_overflow' });
       this.requestCatchUp('queue full');
       return;
     }
@@ -131,7 +135,7 @@ export class MispSource {
     const { items, catchUp } = normaliseZmq(topic, payload, this.ctx);
     if (catchUp) this.requestCatchUp(`${topic} hint`);
     this.noteFreshness(topic, payload, items);
-    const raw = { topic, payload: payload.length > 1_000_000 ? `${payload.slice(0, 1_000_000)}…` : payload };
+    const raw = { topic: cutText(topic, 200), payload: cutText(payload, this.config.limits.raw_copy_bytes) };
     this.zmqChain = this.zmqChain.then(async () => {
       for (const item of items) this.push(await this.withOtx(item), raw, null);
     }).catch((err) => this.log.error({ source: MISP_SOURCE, ...errorFields(err) }, 'cannot queue a ZeroMQ message'));

@@ -5,10 +5,21 @@
 import * as zmq from 'zeromq';
 import type { Logger } from '../../observability/logger.js';
 
+/** CURVE keys (Z85, 40 characters): the publisher's public key and this subscriber's key pair. */
+export interface CurveKeys {
+  serverKey: string;
+  publicKey: string;
+  secretKey: string;
+}
+
 export interface ZmqFeedOptions {
   url: string;
   username?: string;
   password?: string;
+  /** Encrypt and authenticate the publisher with CURVE (PLAIN credentials, if any, then travel encrypted). */
+  curve?: CurveKeys;
+  /** Largest message accepted: ZeroMQ drops the connection on a bigger one before allocating it. */
+  maxMessageBytes: number;
   heartbeatTimeoutMs: number;
   log: Logger;
   onMessage(topic: string, payload: string): void;
@@ -44,8 +55,14 @@ export class ZmqFeed {
   }
 
   private open(): void {
-    const socket = new zmq.Subscriber({ reconnectInterval: 1000, reconnectMaxInterval: 30_000, receiveHighWaterMark: 100_000 });
-    if (this.o.username) {
+    const socket = new zmq.Subscriber({
+      reconnectInterval: 1000, reconnectMaxInterval: 30_000, receiveHighWaterMark: 100_000, maxMessageSize: this.o.maxMessageBytes,
+    });
+    if (this.o.curve) {
+      socket.curveServerKey = this.o.curve.serverKey;
+      socket.curvePublicKey = this.o.curve.publicKey;
+      socket.curveSecretKey = this.o.curve.secretKey;
+    } else if (this.o.username) {
       socket.plainUsername = this.o.username;
       socket.plainPassword = this.o.password ?? '';
     }
@@ -60,9 +77,23 @@ export class ZmqFeed {
       this.o.onGap('connected');
     });
     socket.events.on('disconnect', () => {
-      if (this.connected) this.o.log.warn({ source: 'misp', url: this.o.url }, 'ZeroMQ feed disconnected; reconnecting');
+      // ZeroMQ ends the connection on a message over maxMessageSize without saying so: name it as a cause.
+      if (this.connected) {
+        this.o.log.warn({ source: 'misp', url: this.o.url, maxMessageBytes: this.o.maxMessageBytes },
+          'ZeroMQ feed disconnected (publisher gone, or a message over limits.zmq_message_bytes refused unread); reconnecting, the REST catch-up reads what was missed');
+      }
       this.connected = false;
     });
+    // A CURVE publisher drops a client holding the wrong server key mid-handshake (EPIPE here).
+    const handshakeFailed = (e: { error?: Error }) => {
+      const first = this.lastError === null || !this.lastError.startsWith('ZeroMQ handshake failed');
+      this.connected = false;
+      this.lastError = `ZeroMQ handshake failed (${e.error?.message ?? 'protocol error'}); check that misp.zmq_curve_server_key is set exactly when the publisher uses CURVE`;
+      // Once per run of failures: libzmq retries every second.
+      if (first) this.o.log.error({ source: 'misp', url: this.o.url }, this.lastError);
+    };
+    socket.events.on('handshake:error:protocol', handshakeFailed);
+    socket.events.on('handshake:error:other', handshakeFailed);
     socket.events.on('handshake:error:auth', (e) => {
       this.connected = false;
       this.lastError = `ZeroMQ PLAIN authentication refused (${e.error?.message ?? 'status 400'}); check misp.zmq_username and misp.zmq_password`;

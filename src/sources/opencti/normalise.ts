@@ -2,20 +2,21 @@
 // Dispatch is on the SSE event name (a filter-exit delete carries type "update"; recovery and
 // dependency bodies carry no type at all).
 import { parseObservable } from '../../core/observables.js';
+import { CLAIM_TEXT, claimLabels, clip } from '../../core/raw-copy.js';
 import type { IndicatorChange, NormalisedEvent, Observable, ObservableType, Rejection, SourceRef } from '../../core/types.js';
-import { extractObservables } from './stix-pattern/index.js';
+import { DEFAULT_PATTERN_LIMITS, extractObservables, type PatternLimits } from './stix-pattern/index.js';
 
 const OCTI_EXT = 'extension-definition--ea279b3e-5c71-4632-ac08-831c66a786ba';
 const SCO_EXT = 'extension-definition--f93e2c80-4231-4f9a-af8b-95c9bd566a82';
 
-/** The standard TLP marking definitions (STIX 2.1 and OpenCTI ids). */
-const TLP_BY_ID: Record<string, string> = {
-  'marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9': 'TLP:CLEAR',
-  'marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da': 'TLP:GREEN',
-  'marking-definition--f88d31f6-486f-44da-b317-01333bde0b82': 'TLP:AMBER',
-  'marking-definition--826578e1-40ad-459f-bc73-ede076f81f37': 'TLP:AMBER+STRICT',
-  'marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed': 'TLP:RED',
-};
+/** The standard TLP marking definitions (STIX 2.1 and OpenCTI ids). A Map: refs are untrusted keys. */
+const TLP_BY_ID = new Map<string, string>([
+  ['marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9', 'TLP:CLEAR'],
+  ['marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da', 'TLP:GREEN'],
+  ['marking-definition--f88d31f6-486f-44da-b317-01333bde0b82', 'TLP:AMBER'],
+  ['marking-definition--826578e1-40ad-459f-bc73-ede076f81f37', 'TLP:AMBER+STRICT'],
+  ['marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed', 'TLP:RED'],
+]);
 const TLP_RANK = ['TLP:CLEAR', 'TLP:WHITE', 'TLP:GREEN', 'TLP:AMBER', 'TLP:AMBER+STRICT', 'TLP:RED'];
 
 type Json = Record<string, unknown>;
@@ -24,10 +25,11 @@ export interface NormaliseContext {
   openctiUrl: string;
   /** Marking definitions learnt from dependency events on this connection. */
   markings: Map<string, string>;
+  patternLimits: PatternLimits;
 }
 
-export function createContext(openctiUrl: string): NormaliseContext {
-  return { openctiUrl, markings: new Map() };
+export function createContext(openctiUrl: string, patternLimits: PatternLimits = DEFAULT_PATTERN_LIMITS): NormaliseContext {
+  return { openctiUrl, markings: new Map(), patternLimits };
 }
 
 const empty = (sourceRef: SourceRef | null): NormalisedEvent => ({
@@ -41,6 +43,11 @@ const ignore = (sourceRef: SourceRef | null, why: string): NormalisedEvent => ({
 
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: unknown): string | null => (typeof v === 'string' && v.length > 0 ? v : null);
+/** Text passed on to sinks: a lone surrogate becomes U+FFFD (it cannot be stored as UTF-8). */
+const text = (v: unknown): string | null => str(v)?.toWellFormed() ?? null;
+/** A value named in a log or rejection: strings as they are, anything else by its kind (never `String(v)`). */
+const kindOf = (v: unknown): string =>
+  typeof v === 'string' ? JSON.stringify(v.slice(0, 60)) : v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : typeof v;
 
 function ext(data: Json, id: string): Json {
   const exts = data['extensions'];
@@ -56,7 +63,7 @@ function score(...candidates: unknown[]): number | null {
 
 function labelsOf(data: Json, sco: Json): string[] {
   const raw = Array.isArray(data['labels']) ? data['labels'] : Array.isArray(sco['labels']) ? sco['labels'] : [];
-  return raw.filter((l): l is string => typeof l === 'string' && l.length > 0).slice(0, 50);
+  return claimLabels(raw.filter((l): l is string => typeof l === 'string' && l.length > 0)).map((l) => l.toWellFormed());
 }
 
 function tlpOf(data: Json, ctx: NormaliseContext): string | null {
@@ -64,7 +71,7 @@ function tlpOf(data: Json, ctx: NormaliseContext): string | null {
   let best: string | null = null;
   for (const ref of refs) {
     if (typeof ref !== 'string') continue;
-    const tlp = TLP_BY_ID[ref] ?? ctx.markings.get(ref);
+    const tlp = TLP_BY_ID.get(ref) ?? ctx.markings.get(ref);
     if (tlp && (best === null || TLP_RANK.indexOf(tlp) > TLP_RANK.indexOf(best))) best = tlp;
   }
   return best;
@@ -80,10 +87,12 @@ function rememberMarking(data: Json, ctx: NormaliseContext): void {
   if (label) ctx.markings.set(id, label === 'TLP:WHITE' ? 'TLP:CLEAR' : label);
 }
 
-function sourceRefOf(data: Json, ctx: NormaliseContext): SourceRef | null {
+function sourceRefOf(data: Json, ctx: NormaliseContext): SourceRef | Rejection {
   const id = str(data['id']);
-  if (!id) return null;
+  if (!id) return { code: 'malformed_event', detail: 'data has no id' };
   const internal = str(ext(data, OCTI_EXT)['id']) ?? id;
+  // A lone surrogate cannot be stored as UTF-8 or put in a URL (encodeURIComponent throws).
+  if (!id.isWellFormed() || !internal.isWellFormed()) return { code: 'malformed_event', detail: 'id is not well-formed Unicode (lone surrogate)' };
   return { system: 'opencti', id, url: `${ctx.openctiUrl}/dashboard/id/${encodeURIComponent(internal)}` };
 }
 
@@ -126,10 +135,10 @@ function change(observable: Observable, data: Json, sco: Json, ctx: NormaliseCon
     score: s,
     labels: labelsOf(data, sco),
     tlp: tlpOf(data, ctx),
-    title: str(data['name']) ?? observable.value,
-    description: str(data['description']) ?? str(sco['description']) ?? '',
-    validFrom: str(data['valid_from']),
-    validUntil: str(data['valid_until']),
+    title: clip(text(data['name']) ?? observable.value, CLAIM_TEXT.title),
+    description: clip(text(data['description']) ?? text(sco['description']) ?? '', CLAIM_TEXT.description),
+    validFrom: text(data['valid_from']),
+    validUntil: text(data['valid_until']),
     sourceRef: ref,
   };
 }
@@ -137,7 +146,7 @@ function change(observable: Observable, data: Json, sco: Json, ctx: NormaliseCon
 function normaliseIndicator(data: Json, ctx: NormaliseContext, ref: SourceRef): NormalisedEvent {
   const patternType = str(data['pattern_type']) ?? 'stix';
   if (!patternType.toLowerCase().startsWith('stix')) return ignore(ref, `pattern_type ${patternType} carries no STIX observable`);
-  const extracted = extractObservables(data['pattern']);
+  const extracted = extractObservables(data['pattern'], ctx.patternLimits);
   if (!extracted.ok) return reject(ref, extracted.rejection.code, extracted.rejection.detail, true);
   const s = score(ext(data, OCTI_EXT)['score'], data['x_opencti_score']);
   const changes = extracted.observables.map((o) => change(o, data, {}, ctx, ref, s));
@@ -150,13 +159,18 @@ function normaliseIndicator(data: Json, ctx: NormaliseContext, ref: SourceRef): 
 
 function normaliseObservable(data: Json, ctx: NormaliseContext, ref: SourceRef): NormalisedEvent {
   const which = observableOfSco(data);
-  if (which === null) return ignore(ref, `${String(data['type'])} is neither an indicator nor a supported observable`);
+  if (which === null) return ignore(ref, `type ${kindOf(data['type'])} is neither an indicator nor a supported observable`);
   if ('code' in which) return reject(ref, which.code, which.detail, true);
   const parsed = parseObservable(which.type, which.raw);
   if (!parsed.ok) return reject(ref, parsed.rejection.code, parsed.rejection.detail, true);
   const sco = ext(data, SCO_EXT);
   const s = score(sco['score'], ext(data, OCTI_EXT)['score'], data['x_opencti_score']);
   return { ...empty(ref), changes: [change(parsed.observable, data, sco, ctx, ref, s)] };
+}
+
+/** An event the stream dropped unread because it passed `limits.sse_event_bytes`. */
+export function oversizeEvent(bytes: number, limit: number): NormalisedEvent {
+  return reject(null, 'event_too_large', `stream event of ${bytes} bytes (limits.sse_event_bytes ${limit})`);
 }
 
 /** Normalise one SSE message (`event:` name and raw `data:` text). */
@@ -170,7 +184,7 @@ export function normaliseEvent(eventName: string, rawData: string, ctx: Normalis
   if (!isObject(body) || !isObject(body['data'])) return reject(null, 'malformed_event', 'event body has no data object');
   const data = body['data'];
   const ref = sourceRefOf(data, ctx);
-  if (!ref) return reject(null, 'malformed_event', 'data has no id');
+  if ('code' in ref) return reject(null, ref.code, ref.detail);
   rememberMarking(data, ctx);
 
   switch (eventName) {
@@ -184,6 +198,7 @@ export function normaliseEvent(eventName: string, rawData: string, ctx: Normalis
         ? (body['context']['sources'] as unknown[]).filter(isObject).map((s) => str(s['id'])).filter((id): id is string => !!id && id !== ref.id)
         : [];
       let result: NormalisedEvent;
+      if (typeof data['type'] !== 'string') return reject(ref, 'malformed_event', `type is ${kindOf(data['type'])}, not a STIX type name`, true);
       if (data['revoked'] === true) result = { ...empty(ref), retractAll: true };
       else if (data['type'] === 'indicator') result = normaliseIndicator(data, ctx, ref);
       else result = normaliseObservable(data, ctx, ref);

@@ -7,7 +7,8 @@ import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Checkpoint, Store } from '../../store/types.js';
 import { ConnectorApi } from './connector-api.js';
-import { createContext, normaliseEvent, type NormaliseContext } from './normalise.js';
+import { cutText } from '../../core/raw-copy.js';
+import { createContext, normaliseEvent, oversizeEvent, type NormaliseContext } from './normalise.js';
 import { OpenCtiStream, type StreamMessage } from './stream.js';
 
 export const SOURCE = 'opencti';
@@ -50,7 +51,7 @@ export class OpenCtiSource {
     private readonly log: Logger,
     private readonly metrics: Metrics,
   ) {
-    this.ctx = createContext(config.opencti.url!);
+    this.ctx = createContext(config.opencti.url!, { maxChars: config.limits.pattern_chars, maxDepth: config.limits.pattern_depth });
   }
 
   get connected(): boolean {
@@ -76,6 +77,7 @@ export class OpenCtiSource {
       noDependencies: c.live_stream_no_dependencies,
       withInferences: c.live_stream_with_inferences,
       heartbeatTimeoutMs: c.heartbeat_timeout * 1000,
+      maxEventBytes: this.config.limits.sse_event_bytes,
       position: () => this.lastReceived,
       recoverUntil: () => this.recoverParam(),
       onMessage: (m) => this.onMessage(m),
@@ -118,11 +120,13 @@ export class OpenCtiSource {
       ? { position: m.id, state: { start_from: m.id, recover_until: this.state.recover_until } }
       : null;
     if (checkpoint) this.state = checkpoint.state as unknown as ResumeState;
+    const limits = this.config.limits;
     const item: IngestItem = {
-      normalised: m.name === 'heartbeat' || m.name === 'no-recover'
-        ? { sourceRef: null, changes: [], retractAll: false, alsoRetract: [], skipped: [], rejected: null, ignored: m.name }
-        : normaliseEvent(m.name, m.data, this.ctx),
-      raw: { event: m.name, id: m.id, data: m.data },
+      normalised: m.oversizeBytes !== undefined ? oversizeEvent(m.oversizeBytes, limits.sse_event_bytes)
+        : m.name === 'heartbeat' || m.name === 'no-recover'
+          ? { sourceRef: null, changes: [], retractAll: false, alsoRetract: [], skipped: [], rejected: null, ignored: m.name }
+          : normaliseEvent(m.name, m.data, this.ctx),
+      raw: { event: m.name, id: m.id, data: cutText(m.data, limits.raw_copy_bytes) },
       event: m.name,
       checkpoint,
       position: m.id,

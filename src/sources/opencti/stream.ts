@@ -9,11 +9,14 @@ import type { Logger } from '../../observability/logger.js';
 import { errorFields } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { backoffMs } from '../../net/retry.js';
+import { limitSseEvents, oversizeOf } from './sse-limit.js';
 
 export interface StreamMessage {
   name: string;
   id: string;
   data: string;
+  /** Set when the event passed `limits.sse_event_bytes`: its size; its data was dropped unread. */
+  oversizeBytes?: number;
 }
 
 export interface StreamOptions {
@@ -25,6 +28,8 @@ export interface StreamOptions {
   noDependencies: boolean;
   withInferences: boolean;
   heartbeatTimeoutMs: number;
+  /** Largest event read; a bigger one arrives as a message with `oversizeBytes` and no data. */
+  maxEventBytes: number;
   /** Position to resume after (Last-Event-ID) on every (re)connection: the last id that is safe to skip past. */
   position: () => string;
   /** Recovery cut-off while the position is still before it, else null. */
@@ -37,8 +42,11 @@ export interface StreamOptions {
 /** Names the platform sends; an unknown name cannot be subscribed to with EventSource, so list them. */
 const EVENT_NAMES = ['create', 'update', 'delete', 'merge', 'heartbeat', 'no-recover', 'sync', 'message'];
 
-/** fetch over node:http(s) so that the per-system TLS setting applies, returning a web Response. */
-export function nodeFetch(verifyTls: boolean): FetchLike {
+/**
+ * fetch over node:http(s) so that the per-system TLS setting applies, returning a web Response
+ * whose body passes through the event size limit before eventsource buffers any of it.
+ */
+export function nodeFetch(verifyTls: boolean, maxEventBytes: number): FetchLike {
   const httpsAgent = new https.Agent({ keepAlive: false, rejectUnauthorized: verifyTls });
   return (url, init) =>
     new Promise((resolve, reject) => {
@@ -58,7 +66,7 @@ export function nodeFetch(verifyTls: boolean): FetchLike {
         for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
         const status = res.statusCode ?? 0;
         if (status !== 200) res.resume();
-        const body = status === 200 ? (Readable.toWeb(res) as ReadableStream<Uint8Array>) : null;
+        const body = status === 200 ? (Readable.toWeb(res) as ReadableStream<Uint8Array>).pipeThrough(limitSseEvents(maxEventBytes)) : null;
         resolve({ body, url: target.toString(), status, redirected: false, headers });
       });
       req.end();
@@ -115,7 +123,7 @@ export class OpenCtiStream {
 
   private open(): void {
     if (this.stopped || this.paused || this.source) return;
-    const baseFetch = nodeFetch(this.o.verifyTls);
+    const baseFetch = nodeFetch(this.o.verifyTls, this.o.maxEventBytes);
     const o = this.o;
     const fetchWithHeaders: FetchLike = (url, init) => {
       const headers: Record<string, string> = { ...init.headers };
@@ -148,7 +156,14 @@ export class OpenCtiStream {
         this.lastActivity = Date.now();
         // Id-less messages carry no position (pycti ignores them too).
         if (!ev.lastEventId) return;
-        this.o.onMessage({ name, id: ev.lastEventId, data: String(ev.data ?? '') });
+        const data = String(ev.data ?? '');
+        const oversize = oversizeOf(data);
+        if (oversize === null) this.o.onMessage({ name, id: ev.lastEventId, data });
+        else {
+          this.o.log.warn({ source: 'opencti', id: ev.lastEventId, event: name, bytes: oversize, limit: this.o.maxEventBytes },
+            'stream event larger than limits.sse_event_bytes; dropped unread and kept as a dead letter');
+          this.o.onMessage({ name, id: ev.lastEventId, data: '', oversizeBytes: oversize });
+        }
       });
     }
     es.addEventListener('error', (err: Event & { code?: number; message?: string }) => {

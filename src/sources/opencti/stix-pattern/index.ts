@@ -1,5 +1,6 @@
 // STIX 2.1 patterns: parse with the generated grammar (grammar.peggy → parser.generated.js), then
 // pull out every observable Defender can take. Total: bad input is a rejection, never a throw.
+import { DEFAULT_LIMITS } from '../../../config/limits.js';
 import { parseObservable, quoteValue } from '../../../core/observables.js';
 import type { Observable, ObservableType, Rejection } from '../../../core/types.js';
 import type { Comparison, ComparisonExpression, Literal, ObjectPath, ObservationExpression, PatternAst } from './ast.js';
@@ -12,21 +13,52 @@ export type ExtractResult =
   | { ok: true; observables: Observable[]; skipped: Rejection[] }
   | { ok: false; rejection: Rejection };
 
-/** Far above any real pattern (a long IN list of hashes is a few hundred KB), low enough to parse fast. */
-export const MAX_PATTERN_LENGTH = 1_000_000;
+/** Size limits checked before parsing (config `limits.pattern_chars`, `limits.pattern_depth`). */
+export interface PatternLimits {
+  maxChars: number;
+  maxDepth: number;
+}
+
+/**
+ * Real patterns are a few hundred characters with two or three levels of nesting; a 16 KiB
+ * pattern parses in about 15 ms, a 1 MB one in 250-450 ms of event loop, so the length bounds
+ * the time one pattern can hold `/healthz` up.
+ */
+export const DEFAULT_PATTERN_LIMITS: PatternLimits = { maxChars: DEFAULT_LIMITS.pattern_chars, maxDepth: DEFAULT_LIMITS.pattern_depth };
 
 const invalid = (detail: string): { ok: false; rejection: Rejection } => ({
   ok: false,
   rejection: { code: 'invalid_pattern', detail },
 });
 
-/** Parses a STIX 2.1 pattern into a typed AST, or an `invalid_pattern` rejection. Never throws. */
-export function parsePattern(pattern: unknown): ParsePatternResult {
+const tooLarge = (detail: string): { ok: false; rejection: Rejection } => ({ ok: false, rejection: { code: 'pattern_too_large', detail } });
+
+/** Deepest nesting of brackets and parentheses outside quoted strings: one linear pass, no parse. */
+export function nestingDepth(pattern: string): number {
+  let depth = 0;
+  let max = 0;
+  let quoted = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern.charCodeAt(i);
+    if (quoted) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 39 /* ' */) quoted = false;
+    } else if (c === 39) quoted = true;
+    else if (c === 40 /* ( */ || c === 91 /* [ */) max = Math.max(max, ++depth);
+    else if (c === 41 /* ) */ || c === 93 /* ] */) depth--;
+  }
+  return max;
+}
+
+/** Parses a STIX 2.1 pattern into a typed AST, or a rejection (`invalid_pattern`, `pattern_too_large`). Never throws. */
+export function parsePattern(pattern: unknown, limits: PatternLimits = DEFAULT_PATTERN_LIMITS): ParsePatternResult {
   if (typeof pattern !== 'string') return invalid(`pattern must be a string, got ${pattern === null ? 'null' : typeof pattern}`);
   if (pattern.trim() === '') return invalid('pattern is empty');
-  if (pattern.length > MAX_PATTERN_LENGTH) {
-    return invalid(`pattern is ${pattern.length} characters long (max ${MAX_PATTERN_LENGTH})`);
+  if (pattern.length > limits.maxChars) {
+    return tooLarge(`pattern is ${pattern.length} characters long (limits.pattern_chars ${limits.maxChars})`);
   }
+  const depth = nestingDepth(pattern);
+  if (depth > limits.maxDepth) return tooLarge(`pattern nests ${depth} levels deep (limits.pattern_depth ${limits.maxDepth})`);
   try {
     // The generated parser is untyped; ast.ts is the contract it is tested against.
     const ast: PatternAst = parse(pattern);
@@ -54,8 +86,8 @@ function describeParseError(error: unknown, pattern: string): string {
  * else (negations, other operators, paths Defender has no type for, invalid values) becomes a
  * `skipped` entry saying why. Only an unparseable pattern is an error.
  */
-export function extractObservables(pattern: unknown): ExtractResult {
-  const parsed = parsePattern(pattern);
+export function extractObservables(pattern: unknown, limits: PatternLimits = DEFAULT_PATTERN_LIMITS): ExtractResult {
+  const parsed = parsePattern(pattern, limits);
   if (!parsed.ok) return parsed;
   const observables: Observable[] = [];
   const skipped: Rejection[] = [];
@@ -137,16 +169,17 @@ function valueOf(target: Target, where: string, literal: Literal): Outcome {
 
 const skip = (code: string, detail: string): Outcome => ({ ok: false, rejection: { code, detail } });
 
-const VALUE_PATHS: Record<string, ObservableType> = {
-  'ipv4-addr': 'ipv4',
-  'ipv6-addr': 'ipv6',
-  'domain-name': 'domain',
-  hostname: 'hostname', // OpenCTI custom SCO
-  url: 'url',
-  'email-addr': 'email',
-};
+// Maps: object types and hash names come from the pattern, so `constructor` must find nothing.
+const VALUE_PATHS = new Map<string, ObservableType>([
+  ['ipv4-addr', 'ipv4'],
+  ['ipv6-addr', 'ipv6'],
+  ['domain-name', 'domain'],
+  ['hostname', 'hostname'], // OpenCTI custom SCO
+  ['url', 'url'],
+  ['email-addr', 'email'],
+]);
 
-const FILE_HASHES: Record<string, ObservableType> = { MD5: 'md5', SHA1: 'sha1', SHA256: 'sha256' };
+const FILE_HASHES = new Map<string, ObservableType>([['MD5', 'md5'], ['SHA1', 'sha1'], ['SHA256', 'sha256']]);
 
 /** Which observable a path holds, or null when Defender cannot use it. */
 function targetOf(path: ObjectPath): Target | null {
@@ -158,7 +191,7 @@ function targetOf(path: ObjectPath): Target | null {
   // Object types are lower-case in STIX; OpenCTI's display names (IPv4-Addr) are tolerated.
   const objectType = path.objectType.toLowerCase();
   const [first, second] = keys;
-  if (keys.length === 1 && first === 'value') return VALUE_PATHS[objectType] ?? null;
+  if (keys.length === 1 && first === 'value') return VALUE_PATHS.get(objectType) ?? null;
   if (keys.length !== 2 || second === undefined) return null;
   if (first === 'hashes') return hashTarget(objectType, second);
   if (second !== 'value') return null;
@@ -170,7 +203,7 @@ function targetOf(path: ObjectPath): Target | null {
 /** Hash keys compare case-insensitively and with or without the dash (`'SHA-256'`, `SHA256`, `sha256`). */
 function hashTarget(objectType: string, key: string): ObservableType | null {
   const algorithm = key.toUpperCase().replace(/-/g, '');
-  if (objectType === 'file') return FILE_HASHES[algorithm] ?? null;
+  if (objectType === 'file') return FILE_HASHES.get(algorithm) ?? null;
   if (objectType === 'x509-certificate' && algorithm === 'SHA1') return 'cert-sha1';
   return null;
 }
