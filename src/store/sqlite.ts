@@ -64,7 +64,14 @@ function toDeadLetter(r: DeadLetterRow): DeadLetter {
   };
 }
 
-/** `x IN ${IN_JSON}` with one parameter, a JSON array: any length, one compiled statement. */
+/** SQLite limits bound parameters; chunk IN lists well below it. */
+function chunks<T>(items: T[], size = 500): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** `x IN ${IN_JSON}` with one parameter, a JSON array: any length, one compiled statement (the claim lookups of every batch). */
 const IN_JSON = '(SELECT value FROM json_each(?))';
 
 export class SqliteStore implements Store {
@@ -254,9 +261,13 @@ export class SqliteStore implements Store {
   }
 
   async getSinkIds(sink: string, keys: string[]): Promise<Map<string, string>> {
-    const rows = this.sql(`SELECT key, external_id FROM sink_ids WHERE sink = ? AND key IN ${IN_JSON}`).all(sink, JSON.stringify(keys)) as
-      { key: string; external_id: string }[];
-    return new Map(rows.map((r) => [r.key, r.external_id]));
+    const out = new Map<string, string>();
+    for (const part of chunks([...new Set(keys)])) {
+      const rows = this.db.prepare(`SELECT key, external_id FROM sink_ids WHERE sink = ? AND key IN (${part.map(() => '?').join(',')})`)
+        .all(sink, ...part) as { key: string; external_id: string }[];
+      for (const r of rows) out.set(r.key, r.external_id);
+    }
+    return out;
   }
 
   async countSinkIds(sink: string): Promise<number> {
@@ -300,8 +311,9 @@ export class SqliteStore implements Store {
         rows = this.sql(`SELECT * FROM dead_letters WHERE replayed_at IS NULL ${sink ? 'AND sink = ?' : ''} ORDER BY id`)
           .all(...(sink ? [sink] : [])) as DeadLetterRow[];
       } else {
-        rows = this.sql(`SELECT * FROM dead_letters WHERE replayed_at IS NULL AND id IN ${IN_JSON} ORDER BY id`)
-          .all(JSON.stringify(ids)) as DeadLetterRow[];
+        rows = chunks(ids).flatMap((part) => this.db.prepare(
+          `SELECT * FROM dead_letters WHERE replayed_at IS NULL AND id IN (${part.map(() => '?').join(',')}) ORDER BY id`,
+        ).all(...part) as DeadLetterRow[]);
       }
       const mark = this.sql('UPDATE dead_letters SET replayed_at = ? WHERE id = ?');
       const now = Date.now();
@@ -347,8 +359,8 @@ export class SqliteStore implements Store {
   async countDecisions(filter: { source: string; since: number; fresh?: boolean; outcomes?: string[] }): Promise<number> {
     const outcomes = filter.outcomes ?? [];
     const sql = `SELECT COUNT(*) AS n FROM guard_decisions WHERE source = ? AND at >= ?${filter.fresh ? ' AND fresh = 1' : ''}
-      ${outcomes.length ? `AND outcome IN ${IN_JSON}` : ''}`;
-    return (this.sql(sql).get(filter.source, filter.since, ...(outcomes.length ? [JSON.stringify(outcomes)] : [])) as { n: number }).n;
+      ${outcomes.length ? `AND outcome IN (${outcomes.map(() => '?').join(',')})` : ''}`;
+    return (this.db.prepare(sql).get(filter.source, filter.since, ...outcomes) as { n: number }).n;
   }
 
   async pruneDecisions(before: number): Promise<number> {
