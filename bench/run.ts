@@ -1,5 +1,6 @@
 // npm run bench: core-path throughput, Defender convergence (calls and time under the documented,
-// time-scaled limits) and memory. Prints a table and writes bench/results.json.
+// time-scaled limits), the flows' own benches and memory (of this process, and of the built service
+// run as its own process). Prints a table and writes bench/results.json.
 // Figures on a shared 2-core machine vary by ±20 % between runs: compare ratios, not absolutes.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,7 @@ import { benchMapping } from './mapping.js';
 import { uploadSentinel } from './sentinel.js';
 import { benchMisp } from './misp.js';
 import { benchAlertsToIris } from './alerts-iris.js';
+import { serviceRss } from './service-rss.js';
 
 const log = createLogger('error');
 
@@ -74,8 +76,11 @@ async function main() {
   results['misp'] = misp;
   const alertsIris = await benchAlertsToIris(Number(process.env['BENCH_ALERTS'] ?? 2000));
   results['alertsToIris'] = alertsIris;
+  // Before the service bench: its simulator holds the whole stream in this process.
   const rssMb = Math.round(process.resourceUsage().maxRSS / 1024);
   results['peakRssMb'] = rssMb;
+  const service = await serviceRss(Number(process.env['BENCH_RSS_EVENTS'] ?? 200_000), Number(process.env['BENCH_RSS_INDICATORS'] ?? 50_000));
+  results['serviceRss'] = service;
 
   const rows: [string, string, string][] = [
     ['core path (parse→map→route→outbox)', `${core.eventsPerSecond.toLocaleString()} events/s`, 'target ≥ 20,000 on one core'],
@@ -95,7 +100,9 @@ async function main() {
     ['  a tenth changes', `${alertsIris.changed.seconds.toFixed(1)} s`, `${alertsIris.changed.queued} queued, ${alertsIris.changed.irisCalls} IRIS calls (get + update each)`],
     ['  nothing changes', `${alertsIris.idle.irisCalls} IRIS calls`, `${alertsIris.idle.read} re-read in the overlap, ${alertsIris.idle.queued} queued`],
     ['  IRIS holds', `${alertsIris.irisAlerts}`, 'must equal the number of alerts'],
-    ['peak RSS', `${rssMb} MiB`, 'whole bench process'],
+    ['peak RSS', `${rssMb} MiB`, 'whole bench process, before the service bench'],
+    [`service peak RSS (${service.events.toLocaleString()} stream events, ${service.distinct.toLocaleString()} indicators)`, `${service.peakMiB} MiB`,
+      `target ≤ 200; \`threatbridge run\` as a process, dry run, SQLite; ${service.baselineMiB} MiB connected, read in ${service.seconds.toFixed(0)} s (${service.eventsPerSecond.toLocaleString()} events/s)`],
   ];
   const width = Math.max(...rows.map((r) => r[0].length));
   for (const [a, b, c] of rows) console.log(`${a.padEnd(width)}  ${b.padEnd(22)}  ${c}`);

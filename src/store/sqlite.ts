@@ -71,9 +71,14 @@ function chunks<T>(items: T[], size = 500): T[][] {
   return out;
 }
 
+/** `x IN ${IN_JSON}` with one parameter, a JSON array: any length, one compiled statement (the claim lookups of every batch). */
+const IN_JSON = '(SELECT value FROM json_each(?))';
+
 export class SqliteStore implements Store {
   readonly engine = 'sqlite' as const;
   private readonly db: Database.Database;
+  /** Compiled statements by SQL text: compiling costs more than running a one-row statement. */
+  private readonly statements = new Map<string, Database.Statement>();
   private seq: number;
 
   /**
@@ -93,7 +98,13 @@ export class SqliteStore implements Store {
     this.migrate();
     // One service process owns a SQLite store: leases left by a previous (crashed) run are void.
     if (options.owner) this.db.exec('UPDATE outbox SET lease_until = NULL');
-    this.seq = (this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM outbox').get() as { s: number }).s;
+    this.seq = (this.sql('SELECT COALESCE(MAX(seq), 0) AS s FROM outbox').get() as { s: number }).s;
+  }
+
+  private sql(text: string): Database.Statement {
+    let statement = this.statements.get(text);
+    if (!statement) this.statements.set(text, (statement = this.db.prepare(text)));
+    return statement;
   }
 
   /**
@@ -107,20 +118,20 @@ export class SqliteStore implements Store {
 
   private migrate(): void {
     this.db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
-    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined;
+    const row = this.sql("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined;
     const current = row ? Number(row.value) : 0;
     if (current > SCHEMA_VERSION) {
       throw new Error(`state store schema ${current} is newer than this version of ThreatBridge (${SCHEMA_VERSION}); upgrade the service`);
     }
     this.db.transaction(() => {
       for (let v = current; v < SCHEMA_VERSION; v++) this.db.exec(MIGRATIONS[v]!);
-      this.db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+      this.sql("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
         .run(String(SCHEMA_VERSION));
     })();
   }
 
   async getCheckpoint(source: string): Promise<Checkpoint | null> {
-    const row = this.db.prepare('SELECT position, state FROM checkpoints WHERE source = ?').get(source) as
+    const row = this.sql('SELECT position, state FROM checkpoints WHERE source = ?').get(source) as
       | { position: string; state: string } | undefined;
     return row ? { position: row.position, state: JSON.parse(row.state) } : null;
   }
@@ -130,11 +141,11 @@ export class SqliteStore implements Store {
   }
 
   async resetCheckpoint(source: string): Promise<boolean> {
-    return this.db.prepare('DELETE FROM checkpoints WHERE source = ?').run(source).changes > 0;
+    return this.sql('DELETE FROM checkpoints WHERE source = ?').run(source).changes > 0;
   }
 
   private writeCheckpoint(source: string, cp: Checkpoint): void {
-    this.db.prepare(`INSERT INTO checkpoints (source, position, state, updated_at) VALUES (?, ?, ?, ?)
+    this.sql(`INSERT INTO checkpoints (source, position, state, updated_at) VALUES (?, ?, ?, ?)
       ON CONFLICT(source) DO UPDATE SET position = excluded.position, state = excluded.state, updated_at = excluded.updated_at`)
       .run(source, cp.position, json(cp.state), Date.now());
   }
@@ -146,26 +157,24 @@ export class SqliteStore implements Store {
         found.set(`${r.key}\u0000${r.source_id}`, { key: r.key, sourceId: r.source_id, change: JSON.parse(r.change), updatedAt: r.updated_at });
       }
     };
-    for (const part of chunks([...new Set(sourceIds)])) {
-      add(this.db.prepare(`SELECT * FROM claims WHERE source_id IN (${part.map(() => '?').join(',')})`).all(...part) as never);
-    }
+    // One statement per lookup whatever the batch size: the list travels as one JSON parameter.
+    if (sourceIds.length > 0) add(this.sql(`SELECT * FROM claims WHERE source_id IN ${IN_JSON}`).all(JSON.stringify(sourceIds)) as never);
     for (const prefix of new Set(sourcePrefixes)) {
-      add(this.db.prepare('SELECT * FROM claims WHERE source_id >= ? AND source_id < ?').all(prefix, `${prefix}\uffff`) as never);
+      add(this.sql('SELECT * FROM claims WHERE source_id >= ? AND source_id < ?').all(prefix, `${prefix}\uffff`) as never);
     }
-    const bySource = [...found.values()].map((c) => c.key);
-    for (const part of chunks([...new Set([...keys, ...bySource])])) {
-      add(this.db.prepare(`SELECT * FROM claims WHERE key IN (${part.map(() => '?').join(',')})`).all(...part) as never);
-    }
+    const wanted = new Set(keys);
+    for (const c of found.values()) wanted.add(c.key);
+    if (wanted.size > 0) add(this.sql(`SELECT * FROM claims WHERE key IN ${IN_JSON}`).all(JSON.stringify([...wanted])) as never);
     return [...found.values()];
   }
 
   async commit(unit: CommitUnit): Promise<void> {
     const now = Date.now();
-    const upsertClaim = this.db.prepare(`INSERT INTO claims (key, source_id, change, updated_at) VALUES (?, ?, ?, ?)
+    const upsertClaim = this.sql(`INSERT INTO claims (key, source_id, change, updated_at) VALUES (?, ?, ?, ?)
       ON CONFLICT(key, source_id) DO UPDATE SET change = excluded.change, updated_at = excluded.updated_at`);
-    const deleteClaim = this.db.prepare('DELETE FROM claims WHERE key = ? AND source_id = ?');
+    const deleteClaim = this.sql('DELETE FROM claims WHERE key = ? AND source_id = ?');
     // A newer operation supersedes the waiting one; the lease stays so an in-flight older op finishes first.
-    const putOp = this.db.prepare(`INSERT INTO outbox (sink, key, seq, op, payload, source_ref, attempts, next_attempt_at, enqueued_at)
+    const putOp = this.sql(`INSERT INTO outbox (sink, key, seq, op, payload, source_ref, attempts, next_attempt_at, enqueued_at)
       VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)
       ON CONFLICT(sink, key) DO UPDATE SET seq = excluded.seq, op = excluded.op, payload = excluded.payload,
         source_ref = excluded.source_ref, attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = NULL,
@@ -183,10 +192,10 @@ export class SqliteStore implements Store {
 
   async claimDue(sink: string, limit: number, now: number, leaseMs: number): Promise<OutboxItem[]> {
     return this.db.transaction(() => {
-      const rows = this.db.prepare(`SELECT sink, key, seq, op, payload, source_ref, attempts, enqueued_at, unconfirmed_send FROM outbox
+      const rows = this.sql(`SELECT sink, key, seq, op, payload, source_ref, attempts, enqueued_at, unconfirmed_send FROM outbox
         WHERE sink = ? AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
         ORDER BY next_attempt_at, seq LIMIT ?`).all(sink, now, now, limit) as OutboxRow[];
-      const lease = this.db.prepare('UPDATE outbox SET lease_until = ?, unconfirmed_send = 1 WHERE sink = ? AND key = ?');
+      const lease = this.sql('UPDATE outbox SET lease_until = ?, unconfirmed_send = 1 WHERE sink = ? AND key = ?');
       for (const r of rows) lease.run(now + leaseMs, r.sink, r.key);
       return rows.map(toOutboxItem);
     })();
@@ -194,11 +203,11 @@ export class SqliteStore implements Store {
 
   async ack(items: { item: OutboxItem; externalId: string | null }[]): Promise<void> {
     const now = Date.now();
-    const done = this.db.prepare('DELETE FROM outbox WHERE sink = ? AND key = ? AND seq = ?');
-    const release = this.db.prepare('UPDATE outbox SET lease_until = NULL WHERE sink = ? AND key = ?');
-    const setId = this.db.prepare(`INSERT INTO sink_ids (sink, key, external_id, updated_at) VALUES (?, ?, ?, ?)
+    const done = this.sql('DELETE FROM outbox WHERE sink = ? AND key = ? AND seq = ?');
+    const release = this.sql('UPDATE outbox SET lease_until = NULL WHERE sink = ? AND key = ?');
+    const setId = this.sql(`INSERT INTO sink_ids (sink, key, external_id, updated_at) VALUES (?, ?, ?, ?)
       ON CONFLICT(sink, key) DO UPDATE SET external_id = excluded.external_id, updated_at = excluded.updated_at`);
-    const dropId = this.db.prepare('DELETE FROM sink_ids WHERE sink = ? AND key = ?');
+    const dropId = this.sql('DELETE FROM sink_ids WHERE sink = ? AND key = ?');
     this.db.transaction(() => {
       for (const { item, externalId } of items) {
         if (item.op === 'delete') dropId.run(item.sink, item.key);
@@ -210,7 +219,7 @@ export class SqliteStore implements Store {
 
   async setSinkIds(sink: string, entries: { key: string; externalId: string }[]): Promise<void> {
     const now = Date.now();
-    const setId = this.db.prepare(`INSERT INTO sink_ids (sink, key, external_id, updated_at) VALUES (?, ?, ?, ?)
+    const setId = this.sql(`INSERT INTO sink_ids (sink, key, external_id, updated_at) VALUES (?, ?, ?, ?)
       ON CONFLICT(sink, key) DO UPDATE SET external_id = excluded.external_id, updated_at = excluded.updated_at`);
     this.db.transaction(() => {
       for (const e of entries) setId.run(sink, e.key, e.externalId, now);
@@ -218,9 +227,9 @@ export class SqliteStore implements Store {
   }
 
   async retry(items: OutboxItem[], nextAttemptAt: number, error: string): Promise<void> {
-    const again = this.db.prepare(`UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, last_error = ?
+    const again = this.sql(`UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, last_error = ?
       WHERE sink = ? AND key = ? AND seq = ?`);
-    const release = this.db.prepare('UPDATE outbox SET lease_until = NULL WHERE sink = ? AND key = ?');
+    const release = this.sql('UPDATE outbox SET lease_until = NULL WHERE sink = ? AND key = ?');
     this.db.transaction(() => {
       for (const item of items) {
         if (again.run(nextAttemptAt, error.slice(0, 2000), item.sink, item.key, item.seq).changes === 0) release.run(item.sink, item.key);
@@ -230,8 +239,8 @@ export class SqliteStore implements Store {
 
   async deadLetter(items: { item: OutboxItem; reason: string }[]): Promise<void> {
     const now = Date.now();
-    const done = this.db.prepare('DELETE FROM outbox WHERE sink = ? AND key = ? AND seq = ?');
-    const release = this.db.prepare('UPDATE outbox SET lease_until = NULL WHERE sink = ? AND key = ?');
+    const done = this.sql('DELETE FROM outbox WHERE sink = ? AND key = ? AND seq = ?');
+    const release = this.sql('UPDATE outbox SET lease_until = NULL WHERE sink = ? AND key = ?');
     this.db.transaction(() => {
       for (const { item, reason } of items) {
         // Only the operation that failed is dead; a newer one for the same key still gets its chance.
@@ -246,7 +255,7 @@ export class SqliteStore implements Store {
   }
 
   async nextDueAt(sink: string): Promise<number | null> {
-    const row = this.db.prepare(`SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at THEN lease_until
+    const row = this.sql(`SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at THEN lease_until
       ELSE next_attempt_at END) AS t FROM outbox WHERE sink = ?`).get(sink) as { t: number | null };
     return row.t;
   }
@@ -262,24 +271,24 @@ export class SqliteStore implements Store {
   }
 
   async countSinkIds(sink: string): Promise<number> {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM sink_ids WHERE sink = ?').get(sink) as { n: number }).n;
+    return (this.sql('SELECT COUNT(*) AS n FROM sink_ids WHERE sink = ?').get(sink) as { n: number }).n;
   }
 
   async listSinkIds(sink: string): Promise<{ key: string; externalId: string; updatedAt: number }[]> {
-    const rows = this.db.prepare('SELECT key, external_id, updated_at FROM sink_ids WHERE sink = ? ORDER BY key').all(sink) as
+    const rows = this.sql('SELECT key, external_id, updated_at FROM sink_ids WHERE sink = ? ORDER BY key').all(sink) as
       { key: string; external_id: string; updated_at: number }[];
     return rows.map((r) => ({ key: r.key, externalId: r.external_id, updatedAt: r.updated_at }));
   }
 
   async outboxStats(now: number): Promise<OutboxStats[]> {
-    const rows = this.db.prepare(`SELECT sink, COUNT(*) AS pending, SUM(CASE WHEN next_attempt_at <= ? THEN 1 ELSE 0 END) AS due,
+    const rows = this.sql(`SELECT sink, COUNT(*) AS pending, SUM(CASE WHEN next_attempt_at <= ? THEN 1 ELSE 0 END) AS due,
       MIN(enqueued_at) AS oldest FROM outbox GROUP BY sink`).all(now) as { sink: string; pending: number; due: number; oldest: number | null }[];
     return rows.map((r) => ({ sink: r.sink, pending: r.pending, due: r.due, oldestEnqueuedAt: r.oldest }));
   }
 
   private insertDeadLetters(items: DeadLetterInput[], now: number): void {
     if (items.length === 0) return;
-    const ins = this.db.prepare(`INSERT INTO dead_letters (sink, key, op, payload, source_ref, reason, attempts, created_at)
+    const ins = this.sql(`INSERT INTO dead_letters (sink, key, op, payload, source_ref, reason, attempts, created_at)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
     for (const d of items) {
       ins.run(d.sink, d.key, d.op, json(d.payload), d.sourceRef ? json(d.sourceRef) : null, d.reason.slice(0, 4000), d.attempts ?? 0, now);
@@ -292,21 +301,21 @@ export class SqliteStore implements Store {
     if (filter.sink) { where.push('sink = ?'); args.push(filter.sink); }
     if (!filter.includeReplayed) where.push('replayed_at IS NULL');
     const sql = `SELECT * FROM dead_letters ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
-    return (this.db.prepare(sql).all(...args, filter.limit ?? 1000) as DeadLetterRow[]).map(toDeadLetter);
+    return (this.sql(sql).all(...args, filter.limit ?? 1000) as DeadLetterRow[]).map(toDeadLetter);
   }
 
   async takeDeadLetters(ids: number[] | 'all', sink?: string): Promise<DeadLetter[]> {
     return this.db.transaction(() => {
       let rows: DeadLetterRow[];
       if (ids === 'all') {
-        rows = this.db.prepare(`SELECT * FROM dead_letters WHERE replayed_at IS NULL ${sink ? 'AND sink = ?' : ''} ORDER BY id`)
+        rows = this.sql(`SELECT * FROM dead_letters WHERE replayed_at IS NULL ${sink ? 'AND sink = ?' : ''} ORDER BY id`)
           .all(...(sink ? [sink] : [])) as DeadLetterRow[];
       } else {
         rows = chunks(ids).flatMap((part) => this.db.prepare(
           `SELECT * FROM dead_letters WHERE replayed_at IS NULL AND id IN (${part.map(() => '?').join(',')}) ORDER BY id`,
         ).all(...part) as DeadLetterRow[]);
       }
-      const mark = this.db.prepare('UPDATE dead_letters SET replayed_at = ? WHERE id = ?');
+      const mark = this.sql('UPDATE dead_letters SET replayed_at = ? WHERE id = ?');
       const now = Date.now();
       for (const r of rows) mark.run(now, r.id);
       return rows.map(toDeadLetter);
@@ -315,7 +324,7 @@ export class SqliteStore implements Store {
 
   async enqueue(ops: SinkOp[]): Promise<number> {
     const now = Date.now();
-    const ins = this.db.prepare(`INSERT INTO outbox (sink, key, seq, op, payload, source_ref, attempts, next_attempt_at, enqueued_at)
+    const ins = this.sql(`INSERT INTO outbox (sink, key, seq, op, payload, source_ref, attempts, next_attempt_at, enqueued_at)
       VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT(sink, key) DO NOTHING`);
     return this.db.transaction(() => {
       let n = 0;
@@ -327,7 +336,7 @@ export class SqliteStore implements Store {
   }
 
   async recordDecisions(decisions: GuardDecision[]): Promise<void> {
-    const ins = this.db.prepare(`INSERT INTO guard_decisions (at, sink, key, source, source_ref, wanted, action, outcome, reason, fresh)
+    const ins = this.sql(`INSERT INTO guard_decisions (at, sink, key, source, source_ref, wanted, action, outcome, reason, fresh)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.db.transaction(() => {
       for (const d of decisions) {
@@ -341,7 +350,7 @@ export class SqliteStore implements Store {
     const args: unknown[] = [];
     if (filter.source) { where.push('source = ?'); args.push(filter.source); }
     if (filter.since !== undefined) { where.push('at >= ?'); args.push(filter.since); }
-    const rows = this.db.prepare(`SELECT * FROM guard_decisions ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+    const rows = this.sql(`SELECT * FROM guard_decisions ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY id DESC LIMIT ?`).all(...args, filter.limit ?? 1000) as (Omit<GuardDecision, 'fresh' | 'sourceRef'> & { fresh: number; source_ref: string | null })[];
     return rows.map((r) => ({ at: r.at, sink: r.sink, key: r.key, source: r.source, sourceRef: r.source_ref, wanted: r.wanted,
       action: r.action, outcome: r.outcome, reason: r.reason, fresh: r.fresh === 1 }));
@@ -355,18 +364,18 @@ export class SqliteStore implements Store {
   }
 
   async pruneDecisions(before: number): Promise<number> {
-    return this.db.prepare('DELETE FROM guard_decisions WHERE at < ?').run(before).changes;
+    return this.sql('DELETE FROM guard_decisions WHERE at < ?').run(before).changes;
   }
 
   async listBreakers(): Promise<BreakerState[]> {
-    const rows = this.db.prepare('SELECT source, tripped_at, reason, resumed_at FROM guard_breakers ORDER BY source').all() as
+    const rows = this.sql('SELECT source, tripped_at, reason, resumed_at FROM guard_breakers ORDER BY source').all() as
       { source: string; tripped_at: number; reason: string; resumed_at: number | null }[];
     return rows.map((r) => ({ source: r.source, trippedAt: r.tripped_at, reason: r.reason, resumedAt: r.resumed_at }));
   }
 
   async tripBreaker(state: { source: string; trippedAt: number; reason: string }): Promise<void> {
     // An open breaker keeps its first trip; a released one trips anew.
-    this.db.prepare(`INSERT INTO guard_breakers (source, tripped_at, reason, resumed_at) VALUES (?, ?, ?, NULL)
+    this.sql(`INSERT INTO guard_breakers (source, tripped_at, reason, resumed_at) VALUES (?, ?, ?, NULL)
       ON CONFLICT(source) DO UPDATE SET tripped_at = excluded.tripped_at, reason = excluded.reason, resumed_at = NULL
       WHERE guard_breakers.resumed_at IS NOT NULL`).run(state.source, state.trippedAt, state.reason);
   }
@@ -374,25 +383,25 @@ export class SqliteStore implements Store {
   async resumeBreakers(source: string | null, now = Date.now()): Promise<string[]> {
     return this.db.transaction(() => {
       const rows = (source === null
-        ? this.db.prepare('SELECT source FROM guard_breakers WHERE resumed_at IS NULL').all()
-        : this.db.prepare('SELECT source FROM guard_breakers WHERE resumed_at IS NULL AND source = ?').all(source)) as { source: string }[];
-      const release = this.db.prepare('UPDATE guard_breakers SET resumed_at = ? WHERE source = ?');
+        ? this.sql('SELECT source FROM guard_breakers WHERE resumed_at IS NULL').all()
+        : this.sql('SELECT source FROM guard_breakers WHERE resumed_at IS NULL AND source = ?').all(source)) as { source: string }[];
+      const release = this.sql('UPDATE guard_breakers SET resumed_at = ? WHERE source = ?');
       for (const r of rows) release.run(now, r.source);
       return rows.map((r) => r.source);
     })();
   }
 
   async listHeld(sink: string): Promise<HeldObject[]> {
-    const rows = this.db.prepare(`SELECT s.key, s.external_id, s.updated_at, h.score, h.expires_at FROM sink_ids s
+    const rows = this.sql(`SELECT s.key, s.external_id, s.updated_at, h.score, h.expires_at FROM sink_ids s
       LEFT JOIN held_rank h ON h.sink = s.sink AND h.key = s.key WHERE s.sink = ?`).all(sink) as
       { key: string; external_id: string; updated_at: number; score: number | null; expires_at: number | null }[];
     return rows.map((r) => ({ key: r.key, externalId: r.external_id, score: r.score, expiresAt: r.expires_at, updatedAt: r.updated_at }));
   }
 
   async putHeld(sink: string, objects: HeldObject[]): Promise<void> {
-    const setId = this.db.prepare(`INSERT INTO sink_ids (sink, key, external_id, updated_at) VALUES (?, ?, ?, ?)
+    const setId = this.sql(`INSERT INTO sink_ids (sink, key, external_id, updated_at) VALUES (?, ?, ?, ?)
       ON CONFLICT(sink, key) DO UPDATE SET external_id = excluded.external_id, updated_at = excluded.updated_at`);
-    const setRank = this.db.prepare(`INSERT INTO held_rank (sink, key, score, expires_at) VALUES (?, ?, ?, ?)
+    const setRank = this.sql(`INSERT INTO held_rank (sink, key, score, expires_at) VALUES (?, ?, ?, ?)
       ON CONFLICT(sink, key) DO UPDATE SET score = excluded.score, expires_at = excluded.expires_at`);
     this.db.transaction(() => {
       for (const o of objects) {
@@ -403,8 +412,8 @@ export class SqliteStore implements Store {
   }
 
   async dropHeld(sink: string, keys: string[]): Promise<void> {
-    const dropId = this.db.prepare('DELETE FROM sink_ids WHERE sink = ? AND key = ?');
-    const dropRank = this.db.prepare('DELETE FROM held_rank WHERE sink = ? AND key = ?');
+    const dropId = this.sql('DELETE FROM sink_ids WHERE sink = ? AND key = ?');
+    const dropRank = this.sql('DELETE FROM held_rank WHERE sink = ? AND key = ?');
     this.db.transaction(() => {
       for (const k of keys) { dropId.run(sink, k); dropRank.run(sink, k); }
     })();
@@ -416,7 +425,7 @@ export class SqliteStore implements Store {
   }
 
   async ping(): Promise<void> {
-    this.db.prepare("INSERT INTO meta (key, value) VALUES ('last_ping', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+    this.sql("INSERT INTO meta (key, value) VALUES ('last_ping', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
       .run(String(Date.now()));
   }
 

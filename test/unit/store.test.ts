@@ -203,6 +203,18 @@ for (const engine of ENGINES) {
       expect((await store.loadClaims(['ipv4:1.2.3.4'], [])).map((c) => [c.sourceId, c.updatedAt])).to.deep.equal([['indicator--c', 2]]);
     });
 
+    it('loads claims and sink ids for more keys than one SQL statement can bind (a 10,000-event batch)', async () => {
+      // SQLite binds at most 32,766 parameters per statement: the list must not become one each.
+      const keys = Array.from({ length: 40_000 }, (_, i) => `ipv4:10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`);
+      const change = { observable: { type: 'ipv4', value: '10.0.0.0' } } as never;
+      await store.commit({ source: 'opencti', checkpoint: null, ops: [], deadLetters: [], claimDeletes: [],
+        claimUpserts: [keys[0]!, keys[39_999]!].map((key, i) => ({ key, sourceId: `indicator--${i}`, change, updatedAt: 1 })) });
+      await store.setSinkIds('defender', [{ key: keys[20_000]!, externalId: '77' }]);
+      const ids = keys.map((_, i) => `indicator--${i}`);
+      expect((await store.loadClaims(keys, ids)).map((c) => c.key).sort()).to.deep.equal([keys[0], keys[39_999]].sort());
+      expect([...(await store.getSinkIds('defender', keys)).entries()]).to.deep.equal([[keys[20_000], '77']]);
+    });
+
     it('loads the claims of every source id under a prefix (a MISP event), with the other claims on their keys', async () => {
       const change = { observable: { type: 'domain', value: 'x.example' } } as never;
       await store.commit({ source: 'misp', checkpoint: null, ops: [], deadLetters: [], claimDeletes: [],

@@ -100,9 +100,13 @@ export function resolveAction(input: DefenderActionInput, type: DefenderIndicato
   return null;
 }
 
+let lastTime = { ms: NaN, text: '' };
+
 /** Defender wants second precision: 2020-12-12T00:00:00Z. */
 export function defenderTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  // A batch maps every claim with the same `now`, so most calls ask for the previous instant again.
+  if (ms !== lastTime.ms) lastTime = { ms, text: new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z') };
+  return lastTime.text;
 }
 
 function truncate(text: string, max: number): string {
