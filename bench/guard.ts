@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Observable } from '../src/core/types.js';
 import { BUILTIN_PROTECTED } from '../src/guard/builtin.js';
-import { guardVerdict } from '../src/guard/guard.js';
+import { DEFENDER_GATE_ACTIONS, guardVerdict } from '../src/guard/guard.js';
 import { ProtectedValues } from '../src/guard/protected-values.js';
 import { createLogger } from '../src/observability/logger.js';
 import { Metrics } from '../src/observability/metrics.js';
@@ -31,7 +31,7 @@ function guardThroughput(n: number) {
       default: return { type: 'ipv6', value: `2001:db8:${(i & 0xffff).toString(16)}::1` };
     }
   });
-  const policy = { enabled: true, protectedValues, onProtected: 'audit' as const, specialAddresses: 'audit' as const, paused: new Set<string>() };
+  const policy = { enabled: true, protectedValues, onProtected: 'audit' as const, specialAddresses: 'audit' as const, paused: new Set<string>(), actions: DEFENDER_GATE_ACTIONS };
   const started = process.hrtime.bigint();
   let hits = 0;
   for (const o of input) if (guardVerdict(o, 'Block', { system: 'opencti', id: 'x' }, policy).outcome !== 'allow') hits++;

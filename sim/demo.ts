@@ -18,7 +18,8 @@ export async function runDemo({ events }: { events: number }): Promise<void> {
   const out = (s = '') => process.stdout.write(`${s}\n`);
   out('Starting simulators (OpenCTI live stream, MISP REST + ZeroMQ, Entra ID over HTTPS, Defender indicators API)...');
   const lab = await new Lab({ heartbeatMs: 1000, misp: true }).start();
-  const service = new ServiceProcess(lab.env({ CONNECTOR_LOG_LEVEL: 'info' }));
+  // The shipped TLP default (the lab lets OpenCTI's TLP:RED fixtures through for the flow tests).
+  const service = new ServiceProcess(lab.env({ CONNECTOR_LOG_LEVEL: 'info', GUARD_MAX_TLP: '' }));
   try {
     service.start();
     await service.waitForLog((l) => l.msg === 'stream connected', 20_000);

@@ -101,6 +101,9 @@ export class Lab {
       MICROSOFT_DEFENDER_INTEL_LOGIN_URL: this.entra.url,
       MICROSOFT_DEFENDER_INTEL_BASE_URL: this.defender.url,
       THREATBRIDGE_TIME_SCALE: String(this.options.timeScale ?? 1),
+      // The OpenCTI fixtures mark 7% of indicators TLP:RED at random and the flow tests count every
+      // fixture; the TLP policy's own tests (test/e2e/enforcement) set this back to the default.
+      GUARD_MAX_TLP: 'opencti=red',
       ...(this.misp ? { MISP_URL: this.misp.url, MISP_KEY: LAB_MISP_KEY, MISP_ZMQ_URL: this.misp.zmqUrl, MISP_ZMQ_HEARTBEAT_TIMEOUT: '15' } : {}),
       ...(this.misp && this.curve ? {
         MISP_ZMQ_CURVE_SERVER_KEY: this.curve.server.publicKey, MISP_ZMQ_CURVE_PUBLIC_KEY: this.curve.client.publicKey, MISP_ZMQ_CURVE_SECRET_KEY: this.curve.client.secretKey,

@@ -6,6 +6,7 @@ import pino from 'pino';
 import { flowStatuses } from './config/flows.js';
 import { SECRET_KEYS, type Config } from './config/schema.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import { TlpPolicy } from './guard/tlp.js';
 import { Pipeline } from './core/pipeline.js';
 import { replayAlertLetters } from './flows/alerts-to-iris.js';
 import { indicatorRouter } from './flows/indicator-hub.js';
@@ -175,7 +176,7 @@ program.command('replay').alias('replay-dead-letters').description('re-queue dea
         .map((d) => ({ sink: d.sink, key: d.key, op: d.op as SinkOp['op'], payload: d.payload, sourceRef: d.sourceRef }));
       const requeued = await store.enqueue(ops);
       // Source events are normalised again: a fixed parser or mapping now gets its chance.
-      const pipeline = new Pipeline(store, indicatorRouter(c), log, new Metrics());
+      const pipeline = new Pipeline(store, indicatorRouter(c), log, new Metrics(), new TlpPolicy(c.guard.max_tlp));
       const events = taken.filter((d) => d.sink === 'source:opencti');
       if (events.length && c.opencti.url) {
         const ctx = createContext(c.opencti.url, { maxChars: c.limits.pattern_chars, maxDepth: c.limits.pattern_depth });

@@ -41,6 +41,8 @@ export interface Caller {
   displayName: string;
   /** `Ti.ReadWrite.All`: sees every indicator; plain `Ti.ReadWrite` sees only its own. */
   seesAll: boolean;
+  /** A person in the portal (clientId is then the UPN) rather than an application. */
+  kind?: 'AadApp' | 'User';
 }
 
 export interface StoreOptions {
@@ -105,11 +107,11 @@ export class IndicatorStore {
       action: input.action,
       // `application` "only works for new indicators".
       application: prev ? prev.application : input.application,
-      source: prev?.source ?? caller.displayName,
-      sourceType: prev?.sourceType ?? 'AadApp',
+      source: prev?.source ?? (caller.kind === 'User' ? caller.clientId : caller.displayName),
+      sourceType: prev?.sourceType ?? caller.kind ?? 'AadApp',
       createdBy: prev?.createdBy ?? caller.clientId,
       createdByDisplayName: prev?.createdByDisplayName ?? caller.displayName,
-      createdBySource: prev?.createdBySource ?? 'PublicApi',
+      createdBySource: prev?.createdBySource ?? (caller.kind === 'User' ? 'Portal' : 'PublicApi'),
       severity: input.severity,
       category: input.category,
       title: input.title,

@@ -175,9 +175,13 @@ export class DefenderSimulator {
     return out;
   }
 
-  /** Stores indicators directly (no HTTP, no quota), e.g. to start a benchmark near the cap. Invalid input throws. */
-  seed(tenantId: string, clientId: string, indicators: unknown[], opts: { displayName?: string; seesAll?: boolean } = {}): Indicator[] {
-    const caller: Caller = { tenantId, clientId, displayName: opts.displayName ?? clientId, seesAll: opts.seesAll ?? true };
+  /**
+   * Stores indicators directly (no HTTP, no quota), e.g. to start a benchmark near the cap. Invalid
+   * input throws. `clientId` is the creating application's id, or with `user` a person's UPN (the
+   * portal: sourceType User, createdBy and source the UPN).
+   */
+  seed(tenantId: string, clientId: string, indicators: unknown[], opts: { displayName?: string; seesAll?: boolean; user?: boolean } = {}): Indicator[] {
+    const caller: Caller = { tenantId, clientId, displayName: opts.displayName ?? clientId, seesAll: opts.seesAll ?? true, ...(opts.user ? { kind: 'User' as const } : {}) };
     return indicators.map((raw) => this.storeFor(tenantId).upsert(validateIndicator(raw), caller).indicator);
   }
 

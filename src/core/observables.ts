@@ -357,9 +357,25 @@ function canonicalUrl(value: string): Step<string> {
   const host = canonicalUrlHost(hostport, scheme !== null);
   if (!host.ok) return host;
   const candidate = `${scheme === null ? '' : `${scheme}://`}${userinfo}${host.value}${rest}`;
-  // The final word on syntax is the WHATWG parser browsers use; scheme-less values are read as http.
-  if (!URL.canParse(scheme === null ? `http://${candidate}` : candidate)) return fail('not parseable as a URL');
+  // The final word is the WHATWG parser browsers use, and the guard reads URLs with it too: a value
+  // it reads with another host (`http://evil.example\\@microsoft.com/` is evil.example to a browser,
+  // microsoft.com to a split on '@') would be judged on one host and enforced on another.
+  const read = readUrl(candidate);
+  if (!read) return fail('not parseable as a URL');
+  const ours = splitHostPort(host.value);
+  const ourHost = ours.ok ? ours.value.host.replace(/^\[|\]$/g, '') : host.value;
+  const theirs = read.hostname.replace(/^\[|\]$/g, '');
+  if (theirs !== ourHost) return fail(`ambiguous URL: browsers read host "${theirs}", the authority names "${ourHost}"`);
   return ok(candidate);
+}
+
+/** The one reading of a URL value (WHATWG, as browsers); a scheme-less value is read as http. */
+export function readUrl(value: string): URL | null {
+  try {
+    return new URL(SCHEME_WITH_SLASHES.test(value) ? value : `http://${value}`);
+  } catch {
+    return null;
+  }
 }
 
 function splitUrl(value: string): Step<UrlParts> {

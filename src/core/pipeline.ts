@@ -6,7 +6,9 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Checkpoint, DeadLetterInput, Store } from '../store/types.js';
 import { ClaimSet, observableKey } from './claims.js';
 import type { Router } from './router.js';
-import type { NormalisedEvent, SinkOp } from './types.js';
+import type { NormalisedEvent, SinkOp, SourceRef } from './types.js';
+import type { GuardDecision } from '../store/types.js';
+import type { TlpPolicy } from '../guard/tlp.js';
 
 export interface IngestItem {
   normalised: NormalisedEvent;
@@ -32,10 +34,13 @@ export class Pipeline {
     private readonly router: Router,
     private readonly log: Logger,
     private readonly metrics: Metrics,
+    /** What may leave by TLP, applied before anything is claimed or routed. */
+    private readonly tlp: TlpPolicy | null = null,
   ) {}
 
-  async ingest(source: string, items: IngestItem[], now = Date.now()): Promise<BatchResult> {
+  async ingest(source: string, input: IngestItem[], now = Date.now()): Promise<BatchResult> {
     const timer = this.metrics.batchSeconds.startTimer({ source });
+    const { items, withheld } = this.screenTlp(source, input, now);
     const keys: string[] = [];
     const sourceIds: string[] = [];
     const prefixes: string[] = [];
@@ -54,21 +59,40 @@ export class Pipeline {
       if (item.checkpoint) checkpoint = item.checkpoint;
     }
 
+    const { upserts, deletes } = claims.changes();
+    // A removal nobody claims any more is the withdrawing source's: the withdrawal breaker counts it.
+    const retractedBy = new Map(deletes.map((d) => [d.key, d.sourceId]));
     const ops: SinkOp[] = [];
     for (const key of claims.touched) {
       const on = claims.claimsOn(key);
       for (const decision of this.router.route(key, on, now)) {
-        if (decision.op) ops.push(decision.op);
+        if (decision.op) ops.push(decision.op.op === 'delete' && !decision.op.sourceRef
+          ? { ...decision.op, sourceRef: { system: source as SourceRef['system'], id: retractedBy.get(key) ?? key } } : decision.op);
         if (this.log.isLevelEnabled('debug')) {
           this.log.debug({ source, key, sink: decision.sink, decision: decision.reason, sourceRefs: on.map((c) => c.change.sourceRef.id) }, 'routing decision');
         }
       }
     }
-    const { upserts, deletes } = claims.changes();
     await this.store.commit({ source, checkpoint, claimUpserts: upserts, claimDeletes: deletes, ops, deadLetters });
+    if (withheld.length) await this.store.recordDecisions(withheld);
     for (const op of ops) this.metrics.opsEnqueued.inc({ sink: op.sink, op: op.op });
     timer();
     return { events: items.length, ops, deadLetters: deadLetters.length };
+  }
+
+  private screenTlp(source: string, items: IngestItem[], now: number): { items: IngestItem[]; withheld: GuardDecision[] } {
+    if (!this.tlp) return { items, withheld: [] };
+    const withheld: GuardDecision[] = [];
+    const screened = items.map((item) => {
+      const r = this.tlp!.screen(item.normalised, source, now);
+      for (const d of r.withheld) {
+        this.metrics.guardDecisions.inc({ sink: d.sink, source, outcome: d.outcome });
+        this.log.warn({ source, key: d.key, sourceRef: d.sourceRef, reason: d.reason }, 'TLP policy: indicator stays home');
+      }
+      withheld.push(...r.withheld);
+      return r.withheld.length ? { ...item, normalised: r.event } : item;
+    });
+    return { items: screened, withheld };
   }
 
   private apply(source: string, item: IngestItem, claims: ClaimSet, deadLetters: DeadLetterInput[]): void {

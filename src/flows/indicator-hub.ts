@@ -11,6 +11,8 @@ import { fromSources, Router, type SinkRoute } from '../core/router.js';
 import type { SourceRef } from '../core/types.js';
 import { createDefenderSink, defenderRoute } from '../sinks/defender/index.js';
 import { createSentinelSink, sentinelRoute } from '../sinks/sentinel/index.js';
+import { TlpPolicy } from '../guard/tlp.js';
+import { createGuard, type Guard } from '../guard/index.js';
 import { workerPart, type ServiceContext, type ServicePart } from './parts.js';
 
 export interface IndicatorSink {
@@ -24,13 +26,13 @@ export interface IndicatorSink {
 export type HandlerWrap = (handler: SinkHandler) => SinkHandler;
 
 /** How each indicator sink is built from configuration. */
-const SINK_FACTORIES: Record<IndicatorSinkName, { create(ctx: ServiceContext, wrap: HandlerWrap): IndicatorSink; route(config: Config): SinkRoute }> = {
+const SINK_FACTORIES: Record<IndicatorSinkName, { create(ctx: ServiceContext, guard: Guard, wrap: HandlerWrap): IndicatorSink; route(config: Config): SinkRoute }> = {
   defender: {
-    create: ({ config, store, log, metrics }, wrap) => createDefenderSink(config, store, log, metrics, wrap),
+    create: ({ config, store, log, metrics }, guard, wrap) => createDefenderSink(config, store, log, metrics, guard, wrap),
     route: defenderRoute,
   },
   sentinel: {
-    create: ({ config, store, log, metrics }, wrap) => createSentinelSink(config, store, log, metrics, wrap),
+    create: ({ config, store, log, metrics }, guard, wrap) => createSentinelSink(config, store, log, metrics, guard, wrap),
     route: sentinelRoute,
   },
 };
@@ -64,13 +66,16 @@ export function indicatorRouter(config: Config): Router {
 export class IndicatorHub {
   readonly sinks: IndicatorSink[];
   readonly pipeline: Pipeline;
+  /** One guard for every indicator sink: the same verdicts, breaker and decision log. */
+  private readonly guard: Guard;
 
   constructor(private readonly ctx: ServiceContext) {
+    this.guard = createGuard(ctx.config, ctx.store, ctx.log, ctx.metrics);
     this.sinks = [...sourcesBySink(ctx.config)].map(([sink, systems]) => {
-      const built = SINK_FACTORIES[sink as IndicatorSinkName].create(ctx, reviewWrap(ctx, sink));
+      const built = SINK_FACTORIES[sink as IndicatorSinkName].create(ctx, this.guard, reviewWrap(ctx, sink));
       return { route: fromSources(built.route, systems), worker: built.worker, parts: built.parts };
     });
-    this.pipeline = new Pipeline(ctx.store, new Router(this.sinks.map((s) => s.route)), ctx.log, ctx.metrics);
+    this.pipeline = new Pipeline(ctx.store, new Router(this.sinks.map((s) => s.route)), ctx.log, ctx.metrics, new TlpPolicy(ctx.config.guard.max_tlp));
   }
 
   /** A bounded ingest loop for one source; committed operations wake the sink workers. */
@@ -84,6 +89,7 @@ export class IndicatorHub {
   }
 
   parts(): ServicePart[] {
-    return this.sinks.flatMap((s) => [workerPart(s.route.sink, s.route.sink, s.worker), ...(s.parts ?? [])]);
+    if (this.sinks.length === 0) return [];
+    return [this.guard.part, ...this.sinks.flatMap((s) => [workerPart(s.route.sink, s.route.sink, s.worker), ...(s.parts ?? [])])];
   }
 }

@@ -14,11 +14,38 @@ export interface Cidr {
   text: string;
 }
 
-/** An IPv4 or IPv6 address (IPv4-mapped IPv6 counts as its IPv4 address), or null. */
+/**
+ * An IPv4 or IPv6 address as the guard judges it, or null. An IPv6 address that carries an IPv4
+ * address (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo) reaches that IPv4 host, so it is
+ * judged as that IPv4 address: `64:ff9b::8.8.8.8` is Google's resolver, `2002:a00:1::1` is in 10/8.
+ */
 export function parseIp(text: string): IpValue | null {
+  const ip = parseAddress(text);
+  if (!ip || ip.version === 4) return ip;
+  const embedded = embeddedIpv4(ip.value);
+  return embedded === null ? ip : { version: 4, value: embedded };
+}
+
+const V4_MASK = 0xffffffffn;
+
+/** The IPv4 address an IPv6 address embeds, or null (RFC 4291, 6052, 3056, 4380). */
+export function embeddedIpv4(v6: bigint): bigint | null {
+  // IPv4-compatible ::a.b.c.d (deprecated, still routable by old stacks); :: and ::1 stay IPv6.
+  if (v6 >> 32n === 0n && v6 > 1n) return v6 & V4_MASK;
+  // NAT64 well-known prefix 64:ff9b::/96.
+  if (v6 >> 32n === 0x0064ff9b0000000000000000n) return v6 & V4_MASK;
+  // 6to4 2002:AABB:CCDD::/48: the IPv4 address is the next 32 bits.
+  if (v6 >> 112n === 0x2002n) return (v6 >> 80n) & V4_MASK;
+  // Teredo 2001:0::/32: the client's public IPv4 address is the last 32 bits, inverted.
+  if (v6 >> 96n === 0x20010000n) return (v6 & V4_MASK) ^ V4_MASK;
+  return null;
+}
+
+/** An address as written (IPv4-mapped IPv6 counts as its IPv4 address): CIDR bases use this. */
+function parseAddress(text: string): IpValue | null {
   const raw = text.trim().replace(/^\[|\]$/g, '');
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(raw);
-  if (mapped) return parseIp(mapped[1]!);
+  if (mapped) return parseAddress(mapped[1]!);
   const version = isIpAddress(raw);
   if (version === 4) {
     return { version: 4, value: raw.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n) };
@@ -27,7 +54,7 @@ export function parseIp(text: string): IpValue | null {
     const groups = expandIpv6(raw).split(':');
     const value = groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
     // IPv4-mapped (::ffff:a.b.c.d, however written) is the IPv4 address.
-    if (value >> 32n === 0xffffn) return { version: 4, value: value & 0xffffffffn };
+    if (value >> 32n === 0xffffn) return { version: 4, value: value & V4_MASK };
     return { version: 6, value };
   }
   return null;
@@ -37,7 +64,7 @@ export function parseIp(text: string): IpValue | null {
 export function parseCidr(text: string): Cidr | null {
   const [addr, prefixText, extra] = text.trim().split('/');
   if (extra !== undefined || addr === undefined) return null;
-  const ip = parseIp(addr);
+  const ip = parseAddress(addr);
   if (!ip) return null;
   const bits = ip.version === 4 ? 32 : 128;
   // An IPv4-mapped address with a v6 prefix length: translate the prefix.

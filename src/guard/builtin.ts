@@ -57,6 +57,31 @@ export const BUILTIN_PROTECTED: readonly BuiltinEntry[] = [
   { value: 'windows.com', why: 'Windows services apex domain' },
   { value: 'office.com', why: 'Microsoft 365 apex domain' },
   { value: 'microsoftonline.com', why: 'Entra ID apex domain' },
+  // Microsoft 365 apex domains (Microsoft's "Office 365 URLs and IP address ranges" list): a Block on
+  // one cuts mail, files, meetings or sign-in for every user.
+  { value: 'sharepoint.com', why: 'SharePoint Online and OneDrive for Business' },
+  { value: 'sharepointonline.com', why: 'SharePoint Online content' },
+  { value: 'outlook.com', why: 'Exchange Online / Outlook' },
+  { value: 'office365.com', why: 'Microsoft 365 services' },
+  { value: 'office.net', why: 'Microsoft 365 content delivery' },
+  { value: 'live.com', why: 'Microsoft accounts and OneDrive' },
+  { value: 'onmicrosoft.com', why: 'tenant domains of every Microsoft 365 customer' },
+  { value: 'lync.com', why: 'Teams / Skype for Business' },
+  { value: 'skype.com', why: 'Teams and Skype' },
+  { value: 'msauth.net', why: 'Entra ID sign-in assets' },
+  { value: 'msftauth.net', why: 'Entra ID sign-in assets' },
+  { value: 'msauthimages.net', why: 'Entra ID sign-in branding' },
+  { value: 'msocsp.com', why: 'Microsoft certificate status (OCSP)' },
+  { value: 'msedge.net', why: 'Microsoft edge network (Teams, Office)' },
+  { value: 'cloud.microsoft', why: 'Microsoft 365 apps domain' },
+  { value: 'static.microsoft', why: 'Microsoft 365 static content' },
+
+  // Connectivity tests: a Block makes devices report "no internet" (NCSI, captive-portal checks).
+  { value: 'msftconnecttest.com', why: 'Windows network connectivity status indicator (NCSI)' },
+  { value: 'msftncsi.com', why: 'Windows network connectivity status indicator (legacy)' },
+  { value: 'captive.apple.com', why: 'Apple captive-portal check' },
+  { value: 'connectivitycheck.gstatic.com', why: 'Android/Chrome connectivity check' },
+  { value: 'detectportal.firefox.com', why: 'Firefox captive-portal check' },
 
   // OS update hosts of other platforms managed by the same fleet.
   { value: 'swcdn.apple.com', why: 'macOS software updates' },

@@ -3,6 +3,8 @@
 import { z } from 'zod';
 
 const onHit = z.enum(['audit', 'skip']);
+const tlpLevel = z.string().transform((t) => t.trim().toUpperCase().replace(/^(?!TLP:)/, 'TLP:').replace(/^TLP:WHITE$/, 'TLP:CLEAR'))
+  .pipe(z.enum(['TLP:CLEAR', 'TLP:GREEN', 'TLP:AMBER', 'TLP:AMBER+STRICT', 'TLP:RED']));
 
 export const guardSection = z
   .object({
@@ -20,6 +22,14 @@ export const guardSection = z
       .describe('file of protected values, one per line (# comments); reloaded on change without restart'),
     breaker_max_blocks_per_hour: z.number().int().min(0).default(5000)
       .describe("new enforcing indicators per source per hour before that source's enforcing actions pause (0 = no breaker)"),
+    withdrawal_breaker_percent: z.number().min(0).max(100).default(20)
+      .describe('removals from a sink within an hour, as a percentage of what it holds, above which a source\'s removals wait for `threatbridge resume` (0 = off)'),
+    withdrawal_breaker_min: z.number().int().min(1).default(50)
+      .describe('fewer removals than this within an hour never trip the withdrawal breaker (routine expiry and revocation)'),
+    adopt_foreign: z.boolean().default(false)
+      .describe('overwrite a value another application or a person already holds in Defender (never an Allowed one) (true|false)'),
+    max_tlp: z.partialRecord(z.enum(['opencti', 'misp']), tlpLevel).default({})
+      .describe('per source, the highest TLP that may leave, e.g. "misp=amber"; default amber+strict (TLP:RED never leaves unless set to red)'),
     breaker_poll_seconds: z.number().int().min(1).default(10).describe('seconds between checks for `threatbridge resume`'),
     decisions_retention_days: z.number().int().min(1).default(90).describe('days the decision log (`threatbridge decisions`) is kept'),
   })

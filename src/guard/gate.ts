@@ -6,7 +6,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { GuardDecision, OutboxItem, Store } from '../store/types.js';
 import type { Breaker } from './breaker.js';
-import { ENFORCING_ACTIONS, guardVerdict, type GuardPolicy } from './guard.js';
+import { guardVerdict, type GuardPolicy, type SinkActions } from './guard.js';
 import type { ProtectedList } from './list.js';
 
 export interface GateOptions {
@@ -16,6 +16,12 @@ export interface GateOptions {
   specialAddresses: 'audit' | 'skip';
   /** How long an item paused by the breaker waits before it is looked at again. */
   holdMs: number;
+  /** The sink's action vocabulary: what enforces and what a downgrade sends instead. */
+  actions: SinkActions;
+  /** Removals of more than this share (0–1) of what the sink holds, within the breaker's window, trip it; 0 = off. */
+  withdrawalShare: number;
+  /** Fewer removals than this in the window never trip it (routine expiry and revocation). */
+  withdrawalMin: number;
 }
 
 export interface Screened<P> {
@@ -33,7 +39,13 @@ export function observableOfKey(key: string): Observable {
   return { type: key.slice(0, sep) as ObservableType, value: key.slice(sep + 1) };
 }
 
+const sourceOf = (item: OutboxItem): string => item.sourceRef?.system ?? 'unknown';
+
 export class GuardGate {
+  /** Held by the breaker since the last summary line, per source (one warning per interval, not per item). */
+  private heldSinceSummary = new Map<string, number>();
+  private lastSummary = 0;
+
   constructor(
     private readonly o: GateOptions,
     private readonly list: ProtectedList,
@@ -43,9 +55,25 @@ export class GuardGate {
     private readonly metrics: Metrics,
   ) {}
 
+  get sink(): string {
+    return this.o.sink;
+  }
+
   private policy(): GuardPolicy {
     return { enabled: this.o.enabled, protectedValues: this.list.current, onProtected: this.o.onProtected,
-      specialAddresses: this.o.specialAddresses, paused: this.breaker.paused };
+      specialAddresses: this.o.specialAddresses, paused: this.breaker.paused, actions: this.o.actions };
+  }
+
+  private decision(item: OutboxItem, now: number, wanted: string, action: string, outcome: string, reason: string, fresh: boolean): GuardDecision {
+    const source = sourceOf(item);
+    this.metrics.guardDecisions.inc({ sink: this.o.sink, source, outcome });
+    return { at: now, sink: this.o.sink, key: item.key, source, sourceRef: item.sourceRef?.id ?? null, wanted, action, outcome, reason, fresh };
+  }
+
+  /** Waited in the outbox when the operator released the source: goes now and does not count again. */
+  private released(item: OutboxItem): boolean {
+    const at = this.breaker.releasedAt(sourceOf(item));
+    return at > 0 && item.attempts > 0 && item.enqueuedAt <= at;
   }
 
   /**
@@ -59,59 +87,116 @@ export class GuardGate {
     const out: Screened<P> = { send: [], skip: [], hold: [] };
     const decisions: GuardDecision[] = [];
     const fresh = new Map<string, OutboxItem<P>[]>();
-    const record = (item: OutboxItem<P>, wanted: string, act: string, outcome: string, reason: string, isFresh: boolean) => {
-      const source = item.sourceRef?.system ?? 'unknown';
-      decisions.push({ at: now, sink: this.o.sink, key: item.key, source, sourceRef: item.sourceRef?.id ?? null, wanted, action: act,
-        outcome, reason, fresh: isFresh });
-      this.metrics.guardDecisions.inc({ sink: this.o.sink, source, outcome });
-    };
     const policy = this.policy();
     for (const item of items) {
       const wanted = action(item.payload);
-      if (!ENFORCING_ACTIONS.has(wanted)) { out.send.push(item); continue; }
+      if (!this.o.actions.enforcing.has(wanted)) { out.send.push(item); continue; }
       const verdict = guardVerdict(observableOfKey(item.key), wanted, item.sourceRef, policy);
-      const source = item.sourceRef?.system ?? 'unknown';
+      const source = sourceOf(item);
       if (verdict.outcome === 'allow') {
-        if (!held.has(item.key)) {
-          const list = fresh.get(source) ?? [];
-          list.push(item);
-          fresh.set(source, list);
-        } else {
-          record(item, wanted, wanted, 'allow', verdict.reason, false);
+        if (held.has(item.key)) {
+          decisions.push(this.decision(item, now, wanted, wanted, 'allow', verdict.reason, false));
           out.send.push(item);
+        } else if (this.released(item)) {
+          decisions.push(this.decision(item, now, wanted, wanted, 'allow', 'released by `threatbridge resume`', false));
+          out.send.push(item);
+        } else {
+          fresh.set(source, [...(fresh.get(source) ?? []), item]);
         }
         continue;
       }
       const logFields = { sink: this.o.sink, key: item.key, source, sourceRef: item.sourceRef?.id, url: item.sourceRef?.url, wanted, reason: verdict.reason };
       if (verdict.outcome === 'breaker') {
-        // Logged once per operation, not at every look while it waits.
-        if (item.attempts === 0) { record(item, wanted, 'hold', 'breaker', verdict.reason, !held.has(item.key)); this.log.warn(logFields, 'enforcing action held by the breaker'); }
+        // Recorded once per operation, not at every look while it waits.
+        if (item.attempts === 0) decisions.push(this.decision(item, now, wanted, 'hold', 'breaker', verdict.reason, !held.has(item.key)));
         out.hold.push(item);
       } else if (verdict.outcome === 'skip') {
-        record(item, wanted, 'skip', 'skip', verdict.reason, false);
+        decisions.push(this.decision(item, now, wanted, 'skip', 'skip', verdict.reason, false));
         this.log.warn(logFields, 'guard: protected value not pushed');
         out.skip.push(item);
       } else {
-        record(item, wanted, verdict.action!, 'downgrade', verdict.reason, false);
+        decisions.push(this.decision(item, now, wanted, verdict.action!, 'downgrade', verdict.reason, false));
         this.log.warn({ ...logFields, action: verdict.action }, 'guard: protected value downgraded');
         out.send.push({ ...item, payload: downgrade(item.payload, verdict.action!) });
       }
     }
     for (const [source, list] of fresh) {
-      const room = await this.breaker.admit(source, list.length, now);
+      const room = await this.breaker.admit(source, list.length, now, this.o.sink);
       list.forEach((item, i) => {
         const wanted = action(item.payload);
         if (i < room) {
-          record(item, wanted, wanted, 'allow', 'no protected value touched', true);
+          decisions.push(this.decision(item, now, wanted, wanted, 'allow', 'no protected value touched', true));
           out.send.push(item);
         } else {
-          record(item, wanted, 'hold', 'breaker', `breaker open for source ${source}`, true);
+          decisions.push(this.decision(item, now, wanted, 'hold', 'breaker', `breaker open for source ${source}`, true));
           out.hold.push(item);
         }
       });
     }
-    if (decisions.length) await this.store.recordDecisions(decisions);
-    if (out.hold.length) await this.store.retry(out.hold, now + this.o.holdMs, 'breaker open: waiting for `threatbridge resume`');
+    await this.settle(decisions, out.hold, now);
     return out;
+  }
+
+  /**
+   * Screens removals of objects the sink holds (`held`, `heldCount` of them): while a source's
+   * breaker is open, or when its removals within the window would pass the withdrawal share, they
+   * wait in the outbox until \`threatbridge resume\`. Returns what may be removed now.
+   */
+  async screenRemovals<P>(items: OutboxItem<P>[], held: ReadonlySet<string>, heldCount: number, now = Date.now()): Promise<{ send: OutboxItem<P>[]; hold: OutboxItem<P>[] }> {
+    await this.breaker.refresh(false, now);
+    const out: { send: OutboxItem<P>[]; hold: OutboxItem<P>[] } = { send: [], hold: [] };
+    const decisions: GuardDecision[] = [];
+    const bySource = new Map<string, OutboxItem<P>[]>();
+    for (const item of items) {
+      // Nothing to remove (never created, or someone else's): no harm, no count.
+      if (!held.has(item.key) || !this.o.enabled) { out.send.push(item); continue; }
+      if (this.released(item)) {
+        decisions.push(this.decision(item, now, 'remove', 'remove', 'withdraw', 'released by `threatbridge resume`', false));
+        out.send.push(item);
+        continue;
+      }
+      bySource.set(sourceOf(item), [...(bySource.get(sourceOf(item)) ?? []), item]);
+    }
+    for (const [source, list] of bySource) {
+      let room = list.length;
+      if (this.breaker.paused.has(source)) room = 0;
+      else if (this.o.withdrawalShare > 0) {
+        const done = await this.store.countDecisions({ source, since: this.breaker.windowStart(source, now), fresh: true, outcomes: ['withdraw'], sink: this.o.sink });
+        const total = done + list.length;
+        // Share of what the sink held for us when the window began (held now plus what went since).
+        const share = total / Math.max(1, heldCount + done);
+        if (total >= this.o.withdrawalMin && share > this.o.withdrawalShare) {
+          room = 0;
+          await this.breaker.trip(source, `${total} removals from ${this.o.sink} asked by ${source} within an hour: ${Math.round(share * 100)}% of the ${heldCount + done} it held (limit ${Math.round(this.o.withdrawalShare * 100)}%)`,
+            now, { sink: this.o.sink, removals: total, held: heldCount + done });
+        }
+      }
+      list.forEach((item, i) => {
+        if (i < room) {
+          decisions.push(this.decision(item, now, 'remove', 'remove', 'withdraw', 'no longer asserted by its source', true));
+          out.send.push(item);
+        } else {
+          if (item.attempts === 0) decisions.push(this.decision(item, now, 'remove', 'hold', 'breaker', `breaker open for source ${source}: removal held`, true));
+          out.hold.push(item);
+        }
+      });
+    }
+    await this.settle(decisions, out.hold, now);
+    return out;
+  }
+
+  private async settle(decisions: GuardDecision[], hold: OutboxItem[], now: number): Promise<void> {
+    if (decisions.length) await this.store.recordDecisions(decisions);
+    if (!hold.length) return;
+    await this.store.retry(hold, now + this.o.holdMs, 'breaker open: waiting for `threatbridge resume`');
+    // Counted as recorded: each held operation once (the decision log has one row for it).
+    for (const d of decisions) if (d.outcome === 'breaker') this.heldSinceSummary.set(d.source, (this.heldSinceSummary.get(d.source) ?? 0) + 1);
+    if (now - this.lastSummary < this.o.holdMs || this.heldSinceSummary.size === 0) return;
+    // One line per interval for a cold fill of thousands; the decision log keeps each one.
+    this.lastSummary = now;
+    for (const [source, n] of this.heldSinceSummary) {
+      this.log.warn({ sink: this.o.sink, source, held: n }, `breaker: ${n} more operations of ${source} wait for \`threatbridge resume ${source}\` (see \`threatbridge decisions\`)`);
+    }
+    this.heldSinceSummary = new Map();
   }
 }

@@ -1,34 +1,70 @@
-// Wiring of the guard for one sink: protected list (watched file), breaker (polled for resumes)
-// and the gate the sink's delivery calls; plus the service part that keeps the last two fresh.
+// Wiring of the guard, once for every indicator sink: the protected list (watched file), the
+// breaker (polled for resumes), one gate per sink in its own action vocabulary, and the service
+// part that keeps the list and the breaker fresh and re-checks what the sinks already hold.
 import type { Config } from '../config/schema.js';
 import type { ServicePart } from '../flows/parts.js';
 import { errorFields, type Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Store } from '../store/types.js';
 import { Breaker } from './breaker.js';
-import { GuardGate } from './gate.js';
+import { GuardGate, observableOfKey } from './gate.js';
+import { effectiveClaim } from '../core/claims.js';
+import type { SinkRoute } from '../core/router.js';
 import { ProtectedList } from './list.js';
 import { specialAddress } from './addresses.js';
-import type { Observable } from '../core/types.js';
+import type { Observable, SinkOp } from '../core/types.js';
+import { publicSuffix, type SinkActions } from './guard.js';
 
-/**
- * `recheck(matches)`: the sink re-sends what it holds and the list now protects (so a Block that is
- * already out gets downgraded when its value becomes protected), at start and after each reload.
- */
-export function createGuard(config: Config, sink: string, store: Store, log: Logger, metrics: Metrics,
-  recheck?: (isProtected: (o: Observable) => boolean) => Promise<number>): { gate: GuardGate; part: ServicePart } {
+/** What the guard needs of a sink to re-send what it holds and the list now protects. */
+export interface HeldBySink {
+  /** Keys the sink holds for us. */
+  keys(): Promise<string[]>;
+  route: SinkRoute;
+  /** The wanted action of an upsert payload, in the sink's vocabulary. */
+  action(payload: unknown): string;
+  /** New work is in the outbox. */
+  wake(): void;
+}
+
+export interface Guard {
+  /**
+   * The gate a sink's delivery calls (one per sink, sharing list, breaker and decision log). With
+   * `held`, a Block the sink already holds is sent again through the gate when its value becomes
+   * protected (at start and after each list reload).
+   */
+  gate(sink: string, actions: SinkActions, held?: HeldBySink): GuardGate;
+  part: ServicePart;
+}
+
+/** Routes again the claims of held keys the list now protects; the gate decides on delivery. */
+async function requeueProtected(store: Store, held: HeldBySink, actions: SinkActions, isProtected: (o: Observable) => boolean): Promise<number> {
+  const keys = (await held.keys()).filter((k) => isProtected(observableOfKey(k)));
+  if (keys.length === 0) return 0;
+  const claims = await store.loadClaims(keys, []);
+  const ops = keys.map((k) => held.route.route(k, effectiveClaim(claims.filter((c) => c.key === k)), Date.now()).op)
+    .filter((op): op is SinkOp => op !== null && op.op === 'upsert' && actions.enforcing.has(held.action(op.payload)));
+  const n = await store.enqueue(ops);
+  if (n > 0) held.wake();
+  return n;
+}
+
+export function createGuard(config: Config, store: Store, log: Logger, metrics: Metrics): Guard {
   const g = config.guard;
   const list = new ProtectedList(g, log);
   const pollMs = g.breaker_poll_seconds * 1000;
   const breaker = new Breaker(store, log, metrics, g.breaker_max_blocks_per_hour, pollMs);
-  const gate = new GuardGate({ sink, enabled: g.enabled, onProtected: g.on_protected, specialAddresses: g.special_addresses, holdMs: pollMs },
-    list, breaker, store, log, metrics);
+  const rechecks = new Map<string, { held: HeldBySink; actions: SinkActions }>();
+  const gates = new Map<string, GuardGate>();
   const runRecheck = async () => {
-    if (!recheck || !g.enabled) return;
+    if (!g.enabled) return;
     const values = list.current;
-    const n = await recheck((o) => values.match(o) !== null || ((o.type === 'ipv4' || o.type === 'ipv6') && specialAddress(o.value) !== null))
-      .catch((err) => { log.warn({ sink, ...errorFields(err) }, 'cannot re-check held indicators against the protected list'); return 0; });
-    if (n > 0) log.warn({ sink, requeued: n }, 'indicators already held touch protected values: re-sent through the guard');
+    const isProtected = (o: Observable) => values.match(o) !== null || publicSuffix(o) !== null
+      || ((o.type === 'ipv4' || o.type === 'ipv6') && specialAddress(o.value) !== null);
+    for (const [sink, { held, actions }] of rechecks) {
+      const n = await requeueProtected(store, held, actions, isProtected)
+        .catch((err) => { log.warn({ sink, ...errorFields(err) }, 'cannot re-check held indicators against the protected list'); return 0; });
+      if (n > 0) log.warn({ sink, requeued: n }, 'indicators already held touch protected values: re-sent through the guard');
+    }
   };
   list.onReload = () => { void runRecheck(); };
   let timer: NodeJS.Timeout | null = null;
@@ -36,26 +72,38 @@ export function createGuard(config: Config, sink: string, store: Store, log: Log
   const prune = () => store.pruneDecisions(Date.now() - g.decisions_retention_days * 86_400_000)
     .then((n) => { if (n > 0) log.info({ removed: n, retentionDays: g.decisions_retention_days }, 'old guard decisions pruned'); })
     .catch((err) => log.warn(errorFields(err), 'cannot prune guard decisions'));
-  const part: ServicePart = {
-    name: `${sink}-guard`,
-    kind: 'sink',
-    start: async () => {
-      list.watch();
-      await breaker.refresh(true);
-      if (breaker.paused.size) log.error({ sources: [...breaker.paused] }, 'breaker open: enforcing actions of these sources stay paused until `threatbridge resume`');
-      log.info({ sink, protectedValues: list.current.size, listFile: g.list_file ?? null, breakerPerHour: g.breaker_max_blocks_per_hour }, 'guard ready');
-      timer = setInterval(() => { breaker.refresh(true).catch((err) => log.warn(errorFields(err), 'cannot read breaker state')); }, pollMs);
-      timer.unref();
-      await prune();
-      await runRecheck();
-      pruner = setInterval(() => void prune(), 86_400_000);
-      pruner.unref();
+  return {
+    gate(sink, actions, held) {
+      if (held) rechecks.set(sink, { held, actions });
+      let gate = gates.get(sink);
+      if (!gate) {
+        gate = new GuardGate({ sink, enabled: g.enabled, onProtected: g.on_protected, specialAddresses: g.special_addresses, holdMs: pollMs, actions,
+          withdrawalShare: g.withdrawal_breaker_percent / 100, withdrawalMin: g.withdrawal_breaker_min }, list, breaker, store, log, metrics);
+        gates.set(sink, gate);
+      }
+      return gate;
     },
-    stop: async () => {
-      if (timer) clearInterval(timer);
-      if (pruner) clearInterval(pruner);
-      list.unwatch();
+    part: {
+      name: 'guard',
+      kind: 'sink',
+      start: async () => {
+        list.watch();
+        await breaker.refresh(true);
+        if (breaker.paused.size) log.error({ sources: [...breaker.paused] }, 'breaker open: enforcing actions of these sources stay paused until `threatbridge resume`');
+        log.info({ sinks: [...gates.keys()], protectedValues: list.current.size, listFile: g.list_file ?? null, breakerPerHour: g.breaker_max_blocks_per_hour,
+          withdrawalPercent: g.withdrawal_breaker_percent }, 'guard ready');
+        timer = setInterval(() => { breaker.refresh(true).catch((err) => log.warn(errorFields(err), 'cannot read breaker state')); }, pollMs);
+        timer.unref();
+        await prune();
+        await runRecheck();
+        pruner = setInterval(() => void prune(), 86_400_000);
+        pruner.unref();
+      },
+      stop: async () => {
+        if (timer) clearInterval(timer);
+        if (pruner) clearInterval(pruner);
+        list.unwatch();
+      },
     },
   };
-  return { gate, part };
 }

@@ -3,7 +3,7 @@
 // Block on "microsoft.com" or "com" hits "update.microsoft.com"); IPs match exact or by CIDR; a URL
 // is protected when its host is, or when it falls under a protected URL (same host, same port when
 // the entry names one, path under the entry's path); hashes match exactly.
-import { parseObservable } from '../core/observables.js';
+import { parseObservable, readUrl } from '../core/observables.js';
 import type { Observable } from '../core/types.js';
 import { parseCidr, parseIp, type Cidr } from './addresses.js';
 
@@ -30,15 +30,11 @@ interface UrlEntry {
 
 const HASH = /^(?:[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64})$/i;
 
-/** A URL's host (canonical), effective port ("" when the scheme is unknown) and path. */
+/** A URL's host (canonical), effective port ("" when the scheme is unknown) and path, read by readUrl. */
 export function urlParts(canonical: string): { host: string; port: string; path: string } | null {
   const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(canonical);
-  let u: URL;
-  try {
-    u = new URL(hasScheme ? canonical : `http://${canonical}`);
-  } catch {
-    return null;
-  }
+  const u = readUrl(canonical);
+  if (!u) return null;
   const defaults: Record<string, string> = { 'http:': '80', 'https:': '443', 'ftp:': '21' };
   const port = u.port || (hasScheme ? defaults[u.protocol] ?? '' : '');
   return { host: u.hostname.replace(/^\[|\]$/g, '').toLowerCase(), port, path: decodeURIComponentSafe(u.pathname) };
@@ -81,7 +77,9 @@ export class ProtectedValues {
     if (value === '') return;
     if (HASH.test(value)) { this.hashes.set(value.toLowerCase(), hit); return; }
     if (value.includes('/') && !value.includes('://') && parseCidr(value)) { this.addCidr(parseCidr(value)!, hit); return; }
-    if (parseIp(value)) { this.addCidr(parseCidr(value.replace(/^\[|\]$/g, ''))!, hit); return; }
+    const ip = parseIp(value);
+    // A bare address is kept as the guard reads it (an IPv6 form embedding IPv4 is that IPv4 address).
+    if (ip) { this.addCidr({ version: ip.version, base: ip.value, prefix: ip.version === 4 ? 32 : 128, text: value }, hit); return; }
     if (value.includes('/') || value.includes('://')) {
       const url = parseObservable('url', value);
       const parts = url.ok ? urlParts(url.observable.value) : null;

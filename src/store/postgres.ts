@@ -436,10 +436,10 @@ export class PostgresStore implements Store {
       action: d.action, outcome: d.outcome, reason: d.reason, fresh: d.fresh }));
   }
 
-  async countDecisions(filter: { source: string; since: number; fresh?: boolean; outcomes?: string[] }): Promise<number> {
+  async countDecisions(filter: { source: string; since: number; fresh?: boolean; outcomes?: string[]; sink?: string }): Promise<number> {
     const r = await this.pool.query<{ n: string }>(`SELECT COUNT(*) AS n FROM guard_decisions WHERE source = $1 AND at >= $2
-      AND (NOT $3::boolean OR fresh) AND (cardinality($4::text[]) = 0 OR outcome = ANY($4::text[]))`,
-    [filter.source, filter.since, !!filter.fresh, filter.outcomes ?? []]);
+      AND (NOT $3::boolean OR fresh) AND (cardinality($4::text[]) = 0 OR outcome = ANY($4::text[])) AND ($5::text IS NULL OR sink = $5)`,
+    [filter.source, filter.since, !!filter.fresh, filter.outcomes ?? [], filter.sink ?? null]);
     return Number(r.rows[0]!.n);
   }
 

@@ -356,11 +356,11 @@ export class SqliteStore implements Store {
       action: r.action, outcome: r.outcome, reason: r.reason, fresh: r.fresh === 1 }));
   }
 
-  async countDecisions(filter: { source: string; since: number; fresh?: boolean; outcomes?: string[] }): Promise<number> {
+  async countDecisions(filter: { source: string; since: number; fresh?: boolean; outcomes?: string[]; sink?: string }): Promise<number> {
     const outcomes = filter.outcomes ?? [];
     const sql = `SELECT COUNT(*) AS n FROM guard_decisions WHERE source = ? AND at >= ?${filter.fresh ? ' AND fresh = 1' : ''}
-      ${outcomes.length ? `AND outcome IN (${outcomes.map(() => '?').join(',')})` : ''}`;
-    return (this.db.prepare(sql).get(filter.source, filter.since, ...outcomes) as { n: number }).n;
+      ${filter.sink ? 'AND sink = ?' : ''} ${outcomes.length ? `AND outcome IN (${outcomes.map(() => '?').join(',')})` : ''}`;
+    return (this.db.prepare(sql).get(filter.source, filter.since, ...(filter.sink ? [filter.sink] : []), ...outcomes) as { n: number }).n;
   }
 
   async pruneDecisions(before: number): Promise<number> {
@@ -388,7 +388,9 @@ export class SqliteStore implements Store {
       const release = this.sql('UPDATE guard_breakers SET resumed_at = ? WHERE source = ?');
       for (const r of rows) release.run(now, r.source);
       return rows.map((r) => r.source);
-    })();
+    // IMMEDIATE: a deferred read-then-write beside a busy service fails with "database is locked"
+    // at the upgrade (SQLite does not wait there); taking the write lock first waits busy_timeout.
+    }).immediate();
   }
 
   async listHeld(sink: string): Promise<HeldObject[]> {

@@ -148,7 +148,7 @@ export interface Store {
   /** Newest first. */
   listDecisions(filter?: { source?: string; since?: number; limit?: number }): Promise<GuardDecision[]>;
   /** Decisions of a source since a time, only `fresh` ones when asked and only these outcomes when given. */
-  countDecisions(filter: { source: string; since: number; fresh?: boolean; outcomes?: string[] }): Promise<number>;
+  countDecisions(filter: { source: string; since: number; fresh?: boolean; outcomes?: string[]; sink?: string }): Promise<number>;
   /** Forget decisions older than `before` (retention); returns how many. */
   pruneDecisions(before: number): Promise<number>;
   /** Every source's breaker, open or released. */

@@ -3,6 +3,7 @@
 import { expect } from 'chai';
 import { Lab, LAB_CLIENT, LAB_TENANT } from '../../sim/lab.js';
 import { ServiceProcess, waitFor } from '../../sim/service-process.js';
+import { runCli } from '../support/cli.js';
 import { makeIndicator } from '../../sim/opencti/fixtures.js';
 
 type Indicator = { indicatorValue: string; indicatorType: string; action: string; id: string };
@@ -185,11 +186,3 @@ describe('Guard, breaker, cap and reconciliation end to end', function () {
     expect(again).to.include({ recreated: 0, duplicatesDeleted: 0, unclaimedDeleted: 0, forgotten: 0 });
   });
 });
-
-async function runCli(lab: Lab, args: string[], env: Record<string, string> = {}): Promise<string> {
-  const { execFile } = await import('node:child_process');
-  const { fileURLToPath } = await import('node:url');
-  const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
-  return new Promise((resolve, reject) =>
-    execFile(process.execPath, [cli, ...args], { env: lab.env(env) }, (err, stdout, stderr) => (err ? reject(new Error(stderr || err.message)) : resolve(stdout))));
-}

@@ -98,6 +98,13 @@ describe('config loading', () => {
     expect(msg).to.include('days');
   });
 
+  it('stops on an unknown MISP event filter key, naming it, the closest valid key and the valid keys', () => {
+    const msg = problems({ MISP_EVENT_FILTERS: '[{"org": "CIRCL"}, {"type_atribute": "ip-dst"}]' });
+    expect(msg).to.include('misp.event_filters').and.include('MISP_EVENT_FILTERS');
+    expect(msg).to.include('unknown event filter key "type_atribute" (did you mean "type_attribute"?)');
+    expect(msg).to.include('valid keys: type_attribute, values, not_values, date_from, date_to, last, eventid, uuid, withAttachments, not_tags, org, category, tags, publish_timestamp, published');
+  });
+
   it('rejects legacy-unknown actions and a "live" stream id', () => {
     expect(problems({ MICROSOFT_DEFENDER_INTEL_ACTION: 'Nuke' })).to.include('microsoft_defender_intel.action');
     expect(problems({ CONNECTOR_LIVE_STREAM_ID: 'live' })).to.include('not "live"');

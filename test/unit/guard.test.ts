@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseObservable } from '../../src/core/observables.js';
 import type { Observable, ObservableType } from '../../src/core/types.js';
 import { specialAddress } from '../../src/guard/addresses.js';
-import { guardVerdict, type GuardPolicy } from '../../src/guard/guard.js';
+import { DEFENDER_GATE_ACTIONS, guardVerdict, publicSuffix, type GuardPolicy } from '../../src/guard/guard.js';
 import { fileHashes, ProtectedList } from '../../src/guard/list.js';
 import { ProtectedValues } from '../../src/guard/protected-values.js';
 import { configSchema } from '../../src/config/schema.js';
@@ -96,7 +96,7 @@ describe('guard: protected values', () => {
 describe('guard: verdicts', () => {
   const policy = (over: Partial<GuardPolicy> = {}): GuardPolicy => ({
     enabled: true, protectedValues: new ProtectedList(configSchema.parse({}).guard, createLogger('silent')).current,
-    onProtected: 'audit', specialAddresses: 'audit', paused: new Set(), ...over,
+    onProtected: 'audit', specialAddresses: 'audit', paused: new Set(), actions: DEFENDER_GATE_ACTIONS, ...over,
   });
   const ref = { system: 'opencti' as const, id: 'indicator--1' };
 
@@ -113,6 +113,65 @@ describe('guard: verdicts', () => {
     expect(guardVerdict(obs('ipv4', '8.8.8.8'), 'Block', ref, policy({ enabled: false })).outcome).to.equal('allow');
     expect(guardVerdict(obs('ipv4', '203.0.113.5'), 'Block', ref, policy({ paused: new Set(['opencti']) })).outcome).to.equal('breaker');
     expect(guardVerdict(obs('ipv4', '203.0.113.5'), 'Block', { system: 'misp', id: 'x' }, policy({ paused: new Set(['opencti']) })).outcome).to.equal('allow');
+  });
+
+  it('never blocks a bare public suffix (Public Suffix List, ICANN and private sections), a registrable domain under one still goes', () => {
+    for (const [type, value] of [['domain', 'co.uk'], ['domain', 'CO.JP'], ['domain', 'github.io'], ['hostname', 'com.au'], ['url', 'http://co.uk/x']] as const) {
+      const v = guardVerdict(obs(type, value), 'Block', ref, policy());
+      expect(v, value).to.include({ outcome: 'downgrade', action: 'Audit' });
+      expect(v.reason, value).to.include('public suffix');
+    }
+    expect(guardVerdict(obs('domain', 'co.uk'), 'Block', ref, policy({ onProtected: 'skip' })).outcome).to.equal('skip');
+    for (const value of ['evil.co.uk', 'evil-project.github.io', 'bad.example.com.au']) {
+      expect(guardVerdict(obs('domain', value), 'Block', ref, policy()).outcome, value).to.equal('allow');
+    }
+    expect(publicSuffix(obs('ipv4', '203.0.113.5'))).to.equal(null);
+  });
+
+  it('protects the Microsoft 365 apex domains and connectivity-test hosts, subdomains included', () => {
+    for (const d of ['sharepoint.com', 'contoso.sharepoint.com', 'outlook.com', 'outlook.office365.com', 'live.com', 'contoso.onmicrosoft.com',
+      'www.msftconnecttest.com', 'dns.msftncsi.com', 'teams.cloud.microsoft']) {
+      expect(guardVerdict(obs('domain', d), 'Block', ref, policy()).outcome, d).to.equal('downgrade');
+    }
+  });
+
+  it('judges an IPv6 address that embeds an IPv4 one as that IPv4 address (mapped, compatible, NAT64, 6to4, Teredo)', () => {
+    // Teredo 2001:0:4136:e378:8000:63bf:f5ff:fffe carries client ~f5ff:fffe = 10.0.0.1.
+    for (const v6 of ['64:ff9b::8.8.8.8', '::ffff:8.8.8.8', '2002:808:808::1']) {
+      expect(guardVerdict(obs('ipv6', v6), 'Block', ref, policy()).reason, v6).to.include('8.8.8.8');
+    }
+    for (const v6 of ['::10.0.0.1', '2002:a00:1::1', '64:ff9b::192.168.1.1', '2001:0:4136:e378:8000:63bf:f5ff:fffe', '::ffff:127.0.0.1']) {
+      expect(guardVerdict(obs('ipv6', v6), 'Block', ref, policy()).outcome, v6).to.equal('downgrade');
+      expect(specialAddress(v6), v6).to.be.a('string');
+    }
+    // Public IPv4 behind the same prefixes, and ordinary IPv6 next to them, still go as Block.
+    for (const v6 of ['64:ff9b::203.0.113.7', '2002:cb00:7107::1', '2001:0:4136:e378:8000:63bf:34ff:8ef8', '2001:4861::1', '::1:0:0:1']) {
+      expect(guardVerdict(obs('ipv6', v6), 'Block', ref, policy()).outcome, v6).to.equal('allow');
+    }
+    // A protected CIDR written in IPv6 (6to4 range) still works as a range, and an embedded form as its address.
+    const p = list('2002::/16', '64:ff9b::198.51.100.1');
+    expect(p.match(obs('ipv6', '2002:cb00:7107::1'))).to.equal(null, '6to4 is judged as its IPv4 address');
+    expect(p.match(obs('ipv4', '198.51.100.1'))?.entry).to.equal('64:ff9b::198.51.100.1');
+  });
+
+  it('speaks each sink\'s vocabulary: Sentinel block becomes alert, alert and allow pass', () => {
+    const sentinel = policy({ actions: { enforcing: new Set(['block']), safe: 'alert' } });
+    expect(guardVerdict(obs('ipv4', '8.8.8.8'), 'block', ref, sentinel)).to.include({ outcome: 'downgrade', action: 'alert' });
+    expect(guardVerdict(obs('domain', 'login.microsoftonline.com'), 'block', ref, sentinel)).to.include({ outcome: 'downgrade', action: 'alert' });
+    expect(guardVerdict(obs('ipv4', '10.1.2.3'), 'block', ref, sentinel)).to.include({ outcome: 'downgrade', action: 'alert' });
+    expect(guardVerdict(obs('ipv4', '8.8.8.8'), 'alert', ref, sentinel).outcome).to.equal('allow');
+    expect(guardVerdict(obs('ipv4', '203.0.113.5'), 'block', ref, sentinel).outcome).to.equal('allow');
+  });
+
+  it('refuses a URL that parsers read with different hosts, so mapper and guard judge the same host', () => {
+    for (const raw of ['http://evil.example\\@microsoft.com/', 'https://evil.example\\@login.microsoftonline.com/x']) {
+      const r = parseObservable('url', raw);
+      expect(r.ok, raw).to.equal(false);
+      if (!r.ok) expect(r.rejection.detail).to.include('ambiguous URL');
+    }
+    // A plain user part is read the same way by both: accepted, and judged on its real host.
+    const u = obs('url', 'http://user@microsoft.com/x');
+    expect(guardVerdict(u, 'Block', ref, policy()).outcome).to.equal('downgrade');
   });
 
   it('stops start-up on a missing or bad list file and on bad config entries, naming the key', () => {

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { mispSection } from '../../src/sources/misp/config.js';
+import { TlpPolicy } from '../../src/guard/tlp.js';
 import { EventCache, normaliseZmq, type MispContext } from '../../src/sources/misp/normalise.js';
 
 const NOW = Date.parse('2026-03-10T15:30:00Z');
@@ -127,9 +128,12 @@ describe('MISP ZeroMQ normalisation', () => {
     expect(ok.changes[0]!.tlp).to.equal('TLP:GREEN');
     const red = ctxWith();
     announce(red, ['tlp:red'], { published: true });
-    const held = normaliseZmq('misp_json_attribute', msg({}), red).items[0]!.normalised;
-    expect(held.retractAll).to.equal(true);
-    expect(held.changes).to.deep.equal([]);
+    const redEvent = normaliseZmq('misp_json_attribute', msg({}), red).items[0]!.normalised;
+    expect(redEvent.changes[0]!.tlp, 'the cached event tags apply').to.equal('TLP:RED');
+    // The TLP policy, in front of routing for every source, keeps it in MISP.
+    const held = new TlpPolicy({}).screen(redEvent, 'misp', NOW);
+    expect(held.event.changes).to.deep.equal([]);
+    expect(held.withheld.map((d) => d.outcome)).to.deep.equal(['tlp']);
   });
 
   it('misp_json_attribute edit without its Tag (MISP#2592) asks for a catch-up instead of deciding without the tags', () => {

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { mispSection } from '../../src/sources/misp/config.js';
 import type { MispAttribute, MispEvent } from '../../src/sources/misp/model.js';
 import { decideAttribute, type MispPolicy } from '../../src/sources/misp/policy.js';
+import { TlpPolicy } from '../../src/guard/tlp.js';
 
 const DAY = 86_400_000;
 const NOW = Date.parse('2026-03-10T15:30:00Z');
@@ -13,7 +14,7 @@ const attr = (o: Partial<MispAttribute> = {}): MispAttribute => ({
   timestamp: 1_770_000_000, comment: '', firstSeen: null, lastSeen: null, objectName: null, tags: [], inheritedTags: [], warninglistHit: false, ...o,
 });
 const event = (o: Partial<MispEvent> = {}): MispEvent => ({
-  id: '7', uuid: 'e7', info: 'Campaign X', published: true, publishTimestamp: 0, threatLevelId: '4', orgName: 'CIRCL', distribution: '1', tags: [], ...o,
+  id: '7', uuid: 'e7', info: 'Campaign X', date: '2026-01-15', published: true, publishTimestamp: 0, threatLevelId: '4', orgName: 'CIRCL', distribution: '1', tags: [], ...o,
 });
 const passes = (a: MispAttribute, e: MispEvent | null, p: MispPolicy, now = NOW) => {
   const d = decideAttribute(a, e, p, now);
@@ -86,10 +87,37 @@ describe('MISP policy: decideAttribute', () => {
     expect(passes(attr(), event({ threatLevelId: '2', orgName: 'Other' }), p)).to.equal(false);
     // without the event header org-based filters cannot match
     expect(passes(attr(), null, p)).to.equal(false);
-    // an unknown field never matches
-    expect(passes(attr(), event(), policy({ event_filters: [{ colour: 'red' }] }))).to.equal(false);
+    // an unknown key is refused at start-up (see config.test for the message), never read as "matches nothing"
+    expect(mispSection.safeParse({ event_filters: [{ colour: 'red' }] }).success).to.equal(false);
     // info is a substring match
     expect(passes(attr(), event({ info: 'Big Campaign X wave' }), policy({ event_filters: [{ info: 'campaign x' }] }))).to.equal(true);
+  });
+
+  it('event_filters: every key MISP2Sentinel\'s misp_event_filters supports', () => {
+    const only = (f: Record<string, unknown>, a = attr(), e: MispEvent | null = event()) => passes(a, e, policy({ event_filters: [f] }));
+    const published = NOW / 1000 - 3600; // an hour ago
+    const cases: [Record<string, unknown>, boolean][] = [
+      [{ type_attribute: ['domain', 'ip-dst'] }, true], [{ type_attribute: 'url' }, false],
+      [{ values: ['203.0.113.7'] }, true], [{ values: '203.0.113.8' }, false],
+      [{ not_values: ['203.0.113.7'] }, false], [{ not_values: ['203.0.113.8'] }, true],
+      [{ date_from: '2026-01-15' }, true], [{ date_from: '2026-01-16' }, false],
+      [{ date_to: '2026-01-15' }, true], [{ date_to: '2026-01-14' }, false],
+      [{ eventid: ['7', '8'] }, true], [{ eventid: 9 }, false],
+      [{ uuid: 'E7' }, true], [{ uuid: 'e8' }, false],
+      [{ withAttachments: true }, true],
+      [{ not_tags: ['apt:z'] }, true], [{ not_tags: ['tlp:green'] }, false],
+      [{ org: 'circl' }, true], [{ org: 'Other' }, false],
+      [{ category: 'Network activity' }, true], [{ category: 'Payload delivery' }, false],
+      [{ tags: ['tlp:green', 'x'] }, true], [{ tags: 'x' }, false],
+      [{ published: true }, true], [{ published: false }, false],
+    ];
+    for (const [f, expected] of cases) expect(only(f, attr({ tags: ['tlp:green'] })), JSON.stringify(f)).to.equal(expected);
+    for (const key of ['last', 'publish_timestamp']) {
+      expect(only({ [key]: '2h' }, attr(), event({ publishTimestamp: published })), `${key} inside`).to.equal(true);
+      expect(only({ [key]: '30m' }, attr(), event({ publishTimestamp: published })), `${key} outside`).to.equal(false);
+    }
+    // Event keys need the event header: without it they cannot match.
+    expect(only({ date_from: '2000-01-01' }, attr(), null)).to.equal(false);
   });
 
   it('vetted mode: events with a vetted tag only pass attributes carrying a vetting tag', () => {
@@ -103,19 +131,34 @@ describe('MISP policy: decideAttribute', () => {
     expect(passes(attr(), event(), p)).to.equal(true);
   });
 
-  it('rules: the first match wins, and the default rule keeps tlp:red in MISP', () => {
-    expect(decideAttribute(attr(), event({ tags: ['TLP:RED'] }), policy(), NOW).excluded).to.match(/keeps it in MISP/);
-    expect(decideAttribute(attr({ tags: ['tlp:red'] }), event(), policy(), NOW).excluded).to.match(/keeps it in MISP/);
+  it('rules: the first match wins, and a skip rule keeps an attribute in MISP', () => {
     const p = policy({ rules: [
       { tag: 'tlp:red', action: 'skip' },
       { type: 'ip-dst', action: 'Audit', severity: 'Low' },
       { tag: 'apt:x', action: 'Block', severity: 'High' },
     ] });
+    expect(decideAttribute(attr({ tags: ['tlp:red'] }), event(), p, NOW).excluded).to.match(/keeps it in MISP/);
     expect(hints(attr({ tags: ['apt:x'] }), event(), p)).to.include({ action: 'Audit', severity: 'Low' });
     expect(hints(attr({ type: 'domain', value: 'x.example', tags: ['apt:x'] }), event(), p)).to.include({ action: 'Block', severity: 'High' });
     expect(passes(attr({ tags: ['apt:x', 'tlp:red'] }), event(), p)).to.equal(false);
-    // with no rules at all tlp:red passes
-    expect(passes(attr(), event({ tags: ['tlp:red'] }), policy({ rules: [] }))).to.equal(true);
+  });
+
+  it('TLP:RED stays in MISP by default, whatever the user rules say; only guard.max_tlp loosens it', () => {
+    const screen = (a: MispAttribute, e: MispEvent, p: MispPolicy, max: Record<string, string> = {}) => {
+      const d = decideAttribute(a, e, p, NOW);
+      const normalised = { sourceRef: d.changes[0]!.sourceRef, changes: d.changes, retractAll: false, alsoRetract: [], skipped: [], rejected: null, ignored: null };
+      return new TlpPolicy(max).screen(normalised, 'misp', NOW);
+    };
+    for (const p of [policy(), policy({ rules: [{ tag: 'apt:x', action: 'Block' }] }), policy({ rules: [{ tag: 'tlp:red', action: 'Block' }] })]) {
+      const fromEvent = screen(attr({ tags: ['apt:x'] }), event({ tags: ['TLP:RED'] }), p);
+      expect(fromEvent.event.changes, 'event tag').to.deep.equal([]);
+      expect(fromEvent.withheld[0]).to.include({ outcome: 'tlp', source: 'misp', key: 'ipv4:203.0.113.7' });
+      expect(screen(attr({ tags: ['tlp:red'] }), event(), p).event.changes, 'attribute tag').to.deep.equal([]);
+    }
+    expect(screen(attr(), event({ tags: ['tlp:amber+strict'] }), policy()).event.changes, 'AMBER+STRICT leaves by default').to.have.length(1);
+    expect(screen(attr(), event({ tags: ['tlp:amber+strict'] }), policy(), { misp: 'TLP:AMBER' }).event.changes, 'unless the maximum is AMBER').to.deep.equal([]);
+    expect(screen(attr(), event({ tags: ['tlp:red'] }), policy(), { misp: 'TLP:RED' }).event.changes, 'explicitly loosened').to.have.length(1);
+    expect(screen(attr(), event({ tags: ['tlp:ex:chr'] }), policy()).event.changes, 'an unknown marking ranks as RED').to.deep.equal([]);
   });
 
   it('action from course-of-action tags, unless a rule decides or it is turned off', () => {

@@ -10,17 +10,22 @@ import type { ApiResponse } from '../../net/call.js';
 import type { Logger } from '../../observability/logger.js';
 import { errorFields } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { OutboxItem, Store } from '../../store/types.js';
+import type { GuardDecision, OutboxItem, Store } from '../../store/types.js';
 import { defenderErrorText, type DefenderApi } from '../../microsoft/defender/client.js';
 import type { ImportResult } from '../../microsoft/defender/types.js';
 import type { DefenderIndicatorBody } from './mapper.js';
 import type { GuardGate } from '../../guard/gate.js';
 import type { IndicatorCap, Rank } from './cap.js';
+import type { DefenderHolders, Holder } from './reconcile.js';
 
-/** Optional stages in front of an import: the guard (protected values, breaker) and the cap. */
+/** Optional stages in front of an import: the guard (protected values, breaker), ownership and the cap. */
 export interface DeliveryStages {
   gate?: GuardGate;
   cap?: IndicatorCap;
+  /** Who holds the values we did not create; such a value is left alone unless `adoptForeign`. */
+  holders?: DefenderHolders;
+  /** Overwrite a value another application or a person holds (never an Allowed one). */
+  adoptForeign?: boolean;
 }
 
 const REFUSED_RETRY_MS = 60 * 60_000;
@@ -55,14 +60,20 @@ export class DefenderDelivery implements SinkHandler {
     return this.client.pacer.whenAvailable('import', signal);
   }
 
-  /** The enforcement gate, then the cap: what may be imported now; the rest waits or is removed. */
+  /** Removals through the withdrawal breaker; upserts through ownership, the gate, then the cap. */
   async prepare(items: OutboxItem[], signal: AbortSignal): Promise<{ send: OutboxItem[]; settled: Settled[] }> {
     this.ranks = new Map();
+    let deletes = items.filter((i) => i.op === 'delete');
+    if (deletes.length && this.stages.gate) {
+      // A source removing a large share of what Defender holds for us waits (mass-withdrawal breaker).
+      const ids = await this.store.getSinkIds(this.sink, deletes.map((i) => i.key));
+      deletes = (await this.stages.gate.screenRemovals(deletes, new Set(ids.keys()), await this.store.countSinkIds(this.sink))).send;
+    }
     const upserts = items.filter((i) => i.op === 'upsert');
-    if (upserts.length === 0 || !(this.stages.gate || this.stages.cap)) return { send: items, settled: [] };
+    if (upserts.length === 0 || !(this.stages.gate || this.stages.cap || this.stages.holders)) return { send: [...upserts, ...deletes], settled: [] };
     const ready = await this.screen(upserts, signal);
     // Skipped by the guard: whatever Defender holds for the key goes, like a removal.
-    return { send: [...ready.send, ...items.filter((i) => i.op === 'delete'), ...ready.remove], settled: ready.settled };
+    return { send: [...ready.send, ...deletes, ...ready.remove], settled: ready.settled };
   }
 
   async deliver(items: OutboxItem[]): Promise<Settled[]> {
@@ -76,10 +87,13 @@ export class DefenderDelivery implements SinkHandler {
     const { gate, cap } = this.stages;
     const held = cap ? await cap.active(now) : null;
     const heldKeys = held ? new Set(held.keys()) : new Set((await this.store.getSinkIds(this.sink, items.map((i) => i.key))).keys());
-    let send = items;
+    // Ownership first: a listing that fails delays the items before the guard records anything.
+    const owned = this.stages.holders ? await this.leaveForeign(items, heldKeys, now) : { send: items, settled: [] };
+    let send = owned.send;
     let remove: OutboxItem[] = [];
-    if (gate) {
-      const screened = await gate.screen(items as OutboxItem<DefenderIndicatorBody>[], heldKeys, (p: DefenderIndicatorBody) => p.action,
+    if (gate && send.length) {
+      // Defender requires generateAlert with Audit, so a downgrade keeps asking for an alert.
+      const screened = await gate.screen(send as OutboxItem<DefenderIndicatorBody>[], heldKeys, (p: DefenderIndicatorBody) => p.action,
         (p, action) => {
           const { educateUrl: _dropped, ...rest } = p;
           return { ...rest, action: action as DefenderIndicatorBody['action'], generateAlert: true };
@@ -87,17 +101,60 @@ export class DefenderDelivery implements SinkHandler {
       send = screened.send as OutboxItem[];
       remove = screened.skip.map((i) => ({ ...i, op: 'delete' as const }));
     }
-    if (!cap || !held || send.length === 0) return { send, remove, settled: [] };
+    if (!cap || !held || send.length === 0) return { send, remove, settled: owned.settled };
     const plan = await cap.plan(send, held, now);
     this.ranks = plan.ranks;
     if (plan.evict.length && !(await this.evict(plan.evict, signal))) {
       // Could not free the slots now: the newcomers wait rather than hit Defender's cap.
       const waiting = [...plan.admit.filter((a) => !held.has(a.key)), ...plan.refuse];
-      return { send: plan.admit.filter((a) => held.has(a.key)), remove, settled: all(waiting, { kind: 'retry', reason: 'cap: eviction failed' }) };
+      return { send: plan.admit.filter((a) => held.has(a.key)), remove, settled: [...owned.settled, ...all(waiting, { kind: 'retry', reason: 'cap: eviction failed' })] };
     }
     await cap.report(plan, now);
     const refused = all(plan.refuse, { kind: 'retry', reason: 'cap reached: worth less than every indicator held', notBefore: now + REFUSED_RETRY_MS });
-    return { send: plan.admit, remove, settled: refused };
+    return { send: plan.admit, remove, settled: [...owned.settled, ...refused] };
+  }
+
+  /**
+   * A first write of a value someone else holds (another application, a person) would overwrite
+   * theirs: it is left alone (acknowledged, logged, counted, in the decision log) unless config
+   * allows adopting it, and an Allowed exception is never overwritten.
+   */
+  private async leaveForeign(items: OutboxItem[], heldKeys: ReadonlySet<string>, now: number): Promise<{ send: OutboxItem[]; settled: Settled[] }> {
+    const firsts = items.filter((i) => !heldKeys.has(i.key)).map((i) => i.key);
+    if (firsts.length === 0) return { send: items, settled: [] };
+    let holders;
+    try {
+      holders = await this.stages.holders!.holdersOf(firsts, now);
+    } catch (err) {
+      // Not knowing who holds a value is no licence to overwrite it: the first writes wait.
+      this.log.warn({ sink: this.sink, items: firsts.length, ...errorFields(err) }, 'cannot list who holds these values in Defender; first writes wait');
+      return { send: items.filter((i) => heldKeys.has(i.key)), settled: all(items.filter((i) => !heldKeys.has(i.key)), { kind: 'retry', reason: 'ownership listing failed' }) };
+    }
+    const send: OutboxItem[] = [];
+    const leave: OutboxItem[] = [];
+    const decisions: GuardDecision[] = [];
+    for (const item of items) {
+      const holder = holders.get(item.key);
+      const body = item.payload as DefenderIndicatorBody;
+      if (!holder || (this.stages.adoptForeign && holder.action !== 'Allowed')) {
+        if (holder) decisions.push(this.ownership(item, body, now, body.action, 'adopt', `adopted from ${describe(holder)} (guard.adopt_foreign)`));
+        send.push(item);
+        continue;
+      }
+      const reason = `held by ${describe(holder)}${holder.action === 'Allowed' ? ': an Allowed indicator is never overwritten' : ''}`;
+      decisions.push(this.ownership(item, body, now, 'leave', 'foreign', reason));
+      this.log.warn({ sink: this.sink, key: item.key, sourceRef: item.sourceRef?.id, holder: holder.by, holderAction: holder.action, id: holder.id },
+        'value held by another application or a person: left alone');
+      leave.push(item);
+    }
+    if (decisions.length) await this.store.recordDecisions(decisions);
+    return { send, settled: all(leave, { kind: 'ack', externalId: null }) };
+  }
+
+  private ownership(item: OutboxItem, body: DefenderIndicatorBody, now: number, action: string, outcome: string, reason: string): GuardDecision {
+    const source = item.sourceRef?.system ?? 'unknown';
+    this.metrics.guardDecisions.inc({ sink: this.sink, source, outcome });
+    return { at: now, sink: this.sink, key: item.key, source, sourceRef: item.sourceRef?.id ?? null, wanted: body.action, action, outcome, reason, fresh: false };
   }
 
   /** Removes evicted indicators from Defender and our store; false when Defender could not be reached. */
@@ -226,4 +283,8 @@ export class DefenderDelivery implements SinkHandler {
   private failure(res: ApiResponse, items: OutboxItem[], call: string, setup: Partial<Record<number, string>>): Outcome {
     return answerOutcome(res, attemptOf(items), `Defender ${call}: ${defenderErrorText(res)}`, { ...SETUP_FIXES, ...setup });
   }
+}
+
+function describe(h: Holder): string {
+  return `${h.sourceType === 'User' ? 'a person' : 'another application'} (${h.by}${h.application ? `, application ${h.application}` : ''}; ${h.action} id ${h.id})`;
 }

@@ -7,17 +7,14 @@ import type { Store } from '../../store/types.js';
 import { defenderApi, type DefenderApi } from '../../microsoft/defender/client.js';
 import { timeScale } from '../../net/pacer.js';
 import { DefenderDelivery } from './delivery.js';
-import type { DefenderMapping } from './mapper.js';
+import type { DefenderIndicatorBody, DefenderMapping } from './mapper.js';
 import { DefenderRoute } from './route.js';
-import { createGuard } from '../../guard/index.js';
-import { observableOfKey } from '../../guard/gate.js';
-import { ENFORCING_ACTIONS } from '../../guard/guard.js';
-import { effectiveClaim } from '../../core/claims.js';
-import type { SinkOp } from '../../core/types.js';
+import type { Guard } from '../../guard/index.js';
+import { DEFENDER_GATE_ACTIONS } from '../../guard/guard.js';
 import type { ServicePart } from '../../flows/parts.js';
 import { errorFields } from '../../observability/logger.js';
 import { IndicatorCap } from './cap.js';
-import { DefenderReconciler } from './reconcile.js';
+import { DefenderHolders, DefenderReconciler } from './reconcile.js';
 
 export const DEFENDER_SINK = 'defender';
 
@@ -50,10 +47,25 @@ export function defenderClient(config: Config, log: Logger, metrics: Metrics): D
   return defenderApi(config, { batchCallsPerMinute: d.import_calls_per_minute, callsPerMinute: 90, callsPerHour: d.calls_per_hour }, log, { metrics, label: DEFENDER_SINK });
 }
 
-export function defenderReconciler(config: Config, client: DefenderApi, store: Store, log: Logger, metrics: Metrics): DefenderReconciler {
-  // Every application name we write under: the sink's, and a source's own (misp.application).
-  const applications = [...new Set([config.microsoft_defender_intel.application, ...(config.misp.application ? [config.misp.application] : [])])];
-  return new DefenderReconciler(DEFENDER_SINK, client, store, defenderRoute(config), applications, log, metrics);
+/** Every application name we write under: the sink's, and a source's own (misp.application). */
+function ourApplications(config: Config): Set<string> {
+  return new Set([config.microsoft_defender_intel.application, ...(config.misp.application ? [config.misp.application] : [])]);
+}
+
+/** Who holds the values we did not create, from full listings at most an hour (or a reconcile interval) old. */
+export function defenderHolders(config: Config, client: DefenderApi): DefenderHolders {
+  const apps = ourApplications(config);
+  const clientId = config.microsoft_defender_intel.client_id;
+  const minutes = config.microsoft_defender_intel.reconcile_interval || 60;
+  return new DefenderHolders(() => client.listIndicators(null),
+    (ind) => (ind.application != null && apps.has(ind.application)) || (clientId !== undefined && ind['createdBy'] === clientId),
+    minutes * 60_000 / timeScale());
+}
+
+export function defenderReconciler(config: Config, client: DefenderApi, store: Store, log: Logger, metrics: Metrics,
+  holders = defenderHolders(config, client)): DefenderReconciler {
+  return new DefenderReconciler(DEFENDER_SINK, client, store, defenderRoute(config), holders, log, metrics,
+    { share: config.guard.withdrawal_breaker_percent / 100, min: config.guard.withdrawal_breaker_min });
 }
 
 /** A periodic reconciliation as a service part (none when the interval is 0). */
@@ -80,29 +92,27 @@ function reconcilePart(config: Config, reconciler: DefenderReconciler, log: Logg
   }];
 }
 
-export function createDefenderSink(config: Config, store: Store, log: Logger, metrics: Metrics, wrap: (h: SinkHandler) => SinkHandler = (h) => h) {
+export function createDefenderSink(config: Config, store: Store, log: Logger, metrics: Metrics, guard: Guard,
+  wrap: (h: SinkHandler) => SinkHandler = (h) => h) {
   const d = config.microsoft_defender_intel;
   const client = defenderClient(config, log, metrics);
   const route = defenderRoute(config);
-  const guard = createGuard(config, DEFENDER_SINK, store, log, metrics, async (isProtected) => {
-    // Held indicators the list now protects: route their claims again; the gate decides on delivery.
-    const keys = (await store.listHeld(DEFENDER_SINK)).map((h) => h.key).filter((k) => isProtected(observableOfKey(k)));
-    if (keys.length === 0) return 0;
-    const claims = await store.loadClaims(keys, []);
-    const ops = keys.map((k) => route.route(k, effectiveClaim(claims.filter((c) => c.key === k)), Date.now()).op)
-      .filter((op): op is SinkOp => op !== null && op.op === 'upsert' && ENFORCING_ACTIONS.has((op.payload as { action: string }).action));
-    const n = await store.enqueue(ops);
-    if (n > 0) worker.wake();
-    return n;
+  const gate = guard.gate(DEFENDER_SINK, DEFENDER_GATE_ACTIONS, {
+    keys: async () => (await store.listHeld(DEFENDER_SINK)).map((h) => h.key),
+    route,
+    action: (payload) => (payload as DefenderIndicatorBody).action,
+    wake: () => worker.wake(),
   });
   const cap = new IndicatorCap(DEFENDER_SINK, Math.max(1, d.max_indicators - d.headroom), store, log, metrics);
-  const handler = new DefenderDelivery(DEFENDER_SINK, d.batch_size, client, store, log, metrics, { gate: guard.gate, cap });
+  const holders = defenderHolders(config, client);
+  const handler = new DefenderDelivery(DEFENDER_SINK, d.batch_size, client, store, log, metrics,
+    { gate, cap, holders, adoptForeign: config.guard.adopt_foreign });
   const worker = new DeliveryWorker(store, wrap(handler), log, metrics);
   return {
     route,
     client,
     handler,
     worker,
-    parts: [guard.part, ...reconcilePart(config, defenderReconciler(config, client, store, log, metrics), log)],
+    parts: reconcilePart(config, defenderReconciler(config, client, store, log, metrics, holders), log),
   };
 }

@@ -1,14 +1,15 @@
-// Reconciliation: compare what Defender holds for our application (paged listing) with what the
-// store says it should hold, and repair the drift: re-create what was deleted by hand and is still
-// claimed, delete duplicates (same type and value twice: keep one), forget what expired, delete
-// ours that nobody claims, adopt ours the store lost track of.
+// Reconciliation: list what Defender holds (paged), keep the holders of values we did not create
+// current (so a first write never overwrites another application's or a person's indicator), and
+// compare ours with what the store says we should hold: re-create what was deleted by hand and is
+// still claimed, delete duplicates (same type and value twice: keep one), forget what expired,
+// delete ours that nobody claims, adopt ours the store lost track of.
 import { effectiveClaim, observableKey } from '../../core/claims.js';
 import { parseObservable } from '../../core/observables.js';
 import type { ObservableType, SinkOp } from '../../core/types.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Claim, HeldObject, Store } from '../../store/types.js';
-import { odataString, type DefenderApi } from '../../microsoft/defender/client.js';
+import type { DefenderApi } from '../../microsoft/defender/client.js';
 import type { DefenderIndicator } from '../../microsoft/defender/types.js';
 import { defenderTypeOf } from './mapper.js';
 import { expandIpv6 } from '../../core/observables.js';
@@ -20,6 +21,8 @@ export interface ReconcileReport {
   recreated: number;
   duplicatesDeleted: number;
   unclaimedDeleted: number;
+  /** Unclaimed ones of ours kept because deleting them all would pass the withdrawal breaker. */
+  unclaimedHeld: number;
   adopted: number;
   forgotten: number;
 }
@@ -54,26 +57,83 @@ export function defenderKeyOf(key: string): string | null {
   return defenderKey(type, obsType === 'ipv6' ? expandIpv6(raw) : raw);
 }
 
+/** Who holds a value we did not create: another application or a person. */
+export interface Holder {
+  id: string;
+  action: string;
+  /** createdByDisplayName, else createdBy (an app id or a user principal name). */
+  by: string;
+  application: string | null;
+  sourceType: string;
+}
+
+/**
+ * The holders of the values in Defender that are not ours, from the last full listing; listed
+ * again when older than `maxAgeMs` (the reconciliation refreshes it on each run as well).
+ */
+export class DefenderHolders {
+  private byKey = new Map<string, Holder>();
+  private loadedAt = 0;
+  private loading: Promise<void> | null = null;
+
+  constructor(
+    private readonly listAll: () => Promise<DefenderIndicator[]>,
+    /** Ours: written under one of our application names or by our client id. */
+    private readonly isOurs: (ind: DefenderIndicator) => boolean,
+    private readonly maxAgeMs: number,
+  ) {}
+
+  /** Replace the holders from a full listing; returns the rows that are ours. */
+  update(rows: DefenderIndicator[], now = Date.now()): DefenderIndicator[] {
+    const next = new Map<string, Holder>();
+    const ours: DefenderIndicator[] = [];
+    for (const ind of rows) {
+      if (this.isOurs(ind)) { ours.push(ind); continue; }
+      const key = keyOfIndicator(ind);
+      if (!key) continue;
+      const by = String(ind['createdByDisplayName'] ?? ind['createdBy'] ?? ind['source'] ?? 'unknown');
+      next.set(key, { id: String(ind.id), action: String(ind.action ?? ''), by, application: ind.application ?? null, sourceType: String(ind['sourceType'] ?? '') });
+    }
+    this.byKey = next;
+    this.loadedAt = now;
+    return ours;
+  }
+
+  /** Holders of the given keys that are not us (a listing first when the last one is too old). */
+  async holdersOf(keys: string[], now = Date.now()): Promise<Map<string, Holder>> {
+    if (now - this.loadedAt > this.maxAgeMs) {
+      this.loading ??= this.listAll().then((rows) => { this.update(rows, Date.now()); }).finally(() => { this.loading = null; });
+      await this.loading;
+    }
+    const out = new Map<string, Holder>();
+    for (const k of keys) { const h = this.byKey.get(k); if (h) out.set(k, h); }
+    return out;
+  }
+}
+
 export class DefenderReconciler {
   constructor(
     private readonly sink: string,
     private readonly client: DefenderApi,
     private readonly store: Store,
     private readonly route: DefenderRoute,
-    private readonly applications: string[],
+    private readonly holders: DefenderHolders,
     private readonly log: Logger,
     private readonly metrics: Metrics,
+    /** The withdrawal breaker's limits (guard.withdrawal_breaker_*); share 0 = off. */
+    private readonly withdrawal: { share: number; min: number } = { share: 0, min: 1 },
   ) {}
 
   async run(now = Date.now()): Promise<ReconcileReport> {
     // Paging by $skip under mutation can list a row twice (or miss one): one row per id, and a
     // missed row only costs a harmless re-upsert (Defender upserts on type and value).
-    const rows: DefenderIndicator[] = [];
-    for (const application of this.applications) rows.push(...await this.client.listIndicators(`application eq ${odataString(application)}`));
-    const listed = [...new Map(rows.map((r) => [String(r.id), r])).values()];
+    const all = [...new Map((await this.client.listIndicators(null)).map((r) => [String(r.id), r])).values()];
     const held = await this.store.listHeld(this.sink);
-    const report: ReconcileReport = { listed: listed.length, held: held.length, recreated: 0, duplicatesDeleted: 0, unclaimedDeleted: 0, adopted: 0, forgotten: 0 };
     const heldIds = new Set(held.map((h) => h.externalId));
+    // Ours: under our application names, or recorded by us (an indicator adopted on config's say-so).
+    const ourRows = new Set(this.holders.update(all.filter((r) => !heldIds.has(String(r.id))), now));
+    const listed = all.filter((r) => ourRows.has(r) || heldIds.has(String(r.id)));
+    const report: ReconcileReport = { listed: listed.length, held: held.length, recreated: 0, duplicatesDeleted: 0, unclaimedDeleted: 0, unclaimedHeld: 0, adopted: 0, forgotten: 0 };
 
     // Group what Defender holds by identity; keep one per identity (ours by id, else the oldest).
     const groups = new Map<string, DefenderIndicator[]>();
@@ -82,6 +142,7 @@ export class DefenderReconciler {
       groups.set(k, [...(groups.get(k) ?? []), ind]);
     }
     const toDelete: string[] = [];
+    const unclaimed: { id: string; key: string }[] = [];
     const kept = new Map<string, DefenderIndicator>();
     for (const [k, rows] of groups) {
       const sorted = [...rows].sort((a, b) => Number(a.id) - Number(b.id));
@@ -119,10 +180,13 @@ export class DefenderReconciler {
         adopt.push({ key, externalId: ind.id, score: claim.change.score, expiresAt: Number.isNaN(exp) ? null : exp, updatedAt: now });
         report.adopted++;
       } else {
-        toDelete.push(ind.id);
-        report.unclaimedDeleted++;
+        unclaimed.push({ id: ind.id, key: key ?? defenderKey(ind.indicatorType, ind.indicatorValue) });
       }
     }
+    if (await this.mayWithdraw(unclaimed, listed.length, now)) {
+      toDelete.push(...unclaimed.map((u) => u.id));
+      report.unclaimedDeleted = unclaimed.length;
+    } else report.unclaimedHeld = unclaimed.length;
 
     await this.deleteIds(toDelete);
     if (forget.length) await this.store.dropHeld(this.sink, forget);
@@ -137,6 +201,32 @@ export class DefenderReconciler {
     const drift = report.recreated + report.duplicatesDeleted + report.unclaimedDeleted + report.adopted + report.forgotten;
     this.log[drift > 0 ? 'warn' : 'info']({ sink: this.sink, ...report }, drift > 0 ? 'reconciliation repaired drift' : 'reconciliation: Defender matches the store');
     return report;
+  }
+
+  /**
+   * The withdrawal breaker for reconciliation (source "reconciliation"): deleting more than the
+   * share of ours it found trips it and keeps them; after `threatbridge resume` one pass deletes.
+   */
+  private async mayWithdraw(unclaimed: { id: string; key: string }[], ours: number, now: number): Promise<boolean> {
+    const source = 'reconciliation';
+    if (unclaimed.length === 0 || this.withdrawal.share === 0) return true;
+    const state = (await this.store.listBreakers()).find((b) => b.source === source);
+    const record = (outcome: string, reason: string) => this.store.recordDecisions(unclaimed.map((u) => ({
+      at: now, sink: this.sink, key: u.key, source, sourceRef: u.id, wanted: 'remove', action: outcome === 'withdraw' ? 'remove' : 'hold', outcome, reason, fresh: true })));
+    // Released: resumed within the last day and no pass has deleted since.
+    const released = state?.resumedAt != null && now - state.resumedAt < 86_400_000
+      && await this.store.countDecisions({ source, since: state.resumedAt, outcomes: ['withdraw'], sink: this.sink }) === 0;
+    if (released) { await record('withdraw', 'released by `threatbridge resume`'); return true; }
+    const overShare = unclaimed.length >= this.withdrawal.min && unclaimed.length > this.withdrawal.share * ours;
+    if (state && state.resumedAt === null || overShare) {
+      const reason = `reconciliation would delete ${unclaimed.length} of the ${ours} indicators of ours in Defender that nothing claims (limit ${Math.round(this.withdrawal.share * 100)}%)`;
+      if (!state || state.resumedAt !== null) await this.store.tripBreaker({ source, trippedAt: now, reason });
+      await record('breaker', reason);
+      this.log.error({ sink: this.sink, unclaimed: unclaimed.length, ours }, `${reason}: kept until \`threatbridge resume ${source}\``);
+      return false;
+    }
+    await record('withdraw', 'nothing claims it any more');
+    return true;
   }
 
   private async claimsByKey(keys: string[]): Promise<Map<string, Claim[]>> {

@@ -9,7 +9,8 @@ import { all, answerOutcome, attemptOf, type Settled } from '../../core/outcome.
 import type { Logger } from '../../observability/logger.js';
 import type { OutboxItem, Store } from '../../store/types.js';
 import { sentinelErrorText, UPLOAD_ENDPOINT, type SentinelClient } from '../../microsoft/sentinel/client.js';
-import { parseRecord, revokedVersion, type SentinelRecord, type StixIndicator } from './mapper.js';
+import { parseRecord, revokedVersion, sentinelAction, withSentinelAction, type SentinelRecord, type StixIndicator } from './mapper.js';
+import type { GuardGate } from '../../guard/gate.js';
 import type { SentinelDeletePayload } from './route.js';
 import { indicatorIdFor, stixTime } from './stix.js';
 
@@ -25,6 +26,8 @@ export class SentinelDelivery implements SinkHandler {
     private readonly client: SentinelClient,
     private readonly store: Store,
     private readonly log: Logger,
+    /** The guard (protected values, breakers, decision log) every indicator sink shares. */
+    private readonly gate: GuardGate | null = null,
   ) {}
 
   waitForCapacity(signal: AbortSignal): Promise<void> {
@@ -50,6 +53,18 @@ export class SentinelDelivery implements SinkHandler {
       }
     }
     return [...all(nothingToRevoke, { kind: 'ack', externalId: null }), ...prepared.length ? await this.upload(prepared) : []];
+  }
+
+  /** Through the guard: `block` on a protected value goes as `alert` (or is revoked, with skip); removals pass the breakers. */
+  async prepare(items: OutboxItem[]): Promise<{ send: OutboxItem[]; settled: Settled[] }> {
+    if (!this.gate) return { send: items, settled: [] };
+    const now = Date.now();
+    const held = new Set((await this.store.getSinkIds(this.sink, items.map((i) => i.key))).keys());
+    const upserts = items.filter((i) => i.op === 'upsert') as OutboxItem<StixIndicator>[];
+    const screened = await this.gate.screen(upserts, held, sentinelAction, withSentinelAction, now);
+    const removals = await this.gate.screenRemovals([...items.filter((i) => i.op === 'delete'),
+      ...screened.skip.map((i) => ({ ...i, op: 'delete' as const, payload: { reason: 'protected value (guard)' } }))], held, await this.store.countSinkIds(this.sink), now);
+    return { send: [...screened.send, ...removals.send] as OutboxItem[], settled: [] };
   }
 
   /** The object as a new version of what Sentinel holds: same created, modified now. */

@@ -6,7 +6,9 @@ import type { Metrics } from '../../observability/metrics.js';
 import type { Store } from '../../store/types.js';
 import { sentinelApi } from '../../microsoft/sentinel/client.js';
 import { SentinelDelivery } from './delivery.js';
-import type { SentinelMapping } from './mapper.js';
+import { sentinelAction, type SentinelMapping, type StixIndicator } from './mapper.js';
+import type { Guard } from '../../guard/index.js';
+import type { SinkActions } from '../../guard/guard.js';
 import { SentinelRoute } from './route.js';
 
 export const SENTINEL_SINK = 'sentinel';
@@ -21,8 +23,20 @@ export function sentinelRoute(config: Config): SentinelRoute {
   return new SentinelRoute(sentinelMapping(config));
 }
 
-export function createSentinelSink(config: Config, store: Store, log: Logger, metrics: Metrics, wrap: (h: SinkHandler) => SinkHandler = (h) => h) {
+/** Sentinel's actions as the guard sees them: `block` enforces, a downgrade becomes `alert`. */
+export const SENTINEL_GATE_ACTIONS: SinkActions = { enforcing: new Set(['block']), safe: 'alert' };
+
+export function createSentinelSink(config: Config, store: Store, log: Logger, metrics: Metrics, guard: Guard,
+  wrap: (h: SinkHandler) => SinkHandler = (h) => h) {
   const client = sentinelApi(config, log, metrics, SENTINEL_SINK);
-  const handler = new SentinelDelivery(SENTINEL_SINK, config.sentinel.batch_size, client, store, log);
-  return { route: sentinelRoute(config), client, handler, worker: new DeliveryWorker(store, wrap(handler), log, metrics) };
+  const route = sentinelRoute(config);
+  const gate = guard.gate(SENTINEL_SINK, SENTINEL_GATE_ACTIONS, {
+    keys: async () => (await store.listSinkIds(SENTINEL_SINK)).map((r) => r.key),
+    route,
+    action: (payload) => sentinelAction(payload as StixIndicator),
+    wake: () => worker.wake(),
+  });
+  const handler = new SentinelDelivery(SENTINEL_SINK, config.sentinel.batch_size, client, store, log, gate);
+  const worker = new DeliveryWorker(store, wrap(handler), log, metrics);
+  return { route, client, handler, worker };
 }

@@ -54,6 +54,18 @@ export function actionFor(change: IndicatorChange, m: SentinelMapping): { action
   return { action: 'alert', why: change.score === null ? 'no score' : `score ${change.score}` };
 }
 
+const ACTION_LABEL = /^action:/;
+
+/** The action an object's labels carry (`action:block`), or '' when none. */
+export function sentinelAction(object: StixIndicator): string {
+  return object.labels.find((l) => ACTION_LABEL.test(l))?.slice('action:'.length) ?? '';
+}
+
+/** The object with another action label (a guard downgrade: block → alert). */
+export function withSentinelAction(object: StixIndicator, action: string): StixIndicator {
+  return { ...object, labels: [...object.labels.filter((l) => !ACTION_LABEL.test(l)), `action:${action}`] };
+}
+
 function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }

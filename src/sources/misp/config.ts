@@ -2,9 +2,11 @@
 import { z } from 'zod';
 import { httpUrl, indicatorTargets, observableType } from '../../config/fields.js';
 import { DEFENDER_ACTIONS } from '../../microsoft/defender/types.js';
+import { unknownFilterKey } from './filters.js';
 
 const severity = z.enum(['Informational', 'Low', 'Medium', 'High']);
-const stringOrList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+const scalar = z.union([z.string().min(1), z.number(), z.boolean()]);
+const filterValue = z.union([scalar, z.array(scalar).min(1)]);
 
 /** A routing rule: attributes carrying `tag` (and of `type`, when given) get `action`, or never leave (`skip`). */
 const rule = z
@@ -52,13 +54,18 @@ export const mispSection = z
     publish_timestamp: timeWindow.optional().describe('only events published within this window, e.g. 2d (as MISP2Defender)'),
     tags_include: z.array(z.string().min(1)).default([]).describe('attributes (event or attribute tags) must carry one of these tags'),
     tags_exclude: z.array(z.string().min(1)).default([]).describe('attributes carrying any of these tags never leave'),
-    event_filters: z.array(z.record(z.string(), stringOrList)).default([])
-      .describe('JSON list of filters; an attribute passes when one filter matches: every field (tags, type, category, org, info, threat_level_id, distribution) must match, a list value is an OR'),
+    event_filters: z.array(z.record(z.string(), filterValue).superRefine((entry, ctx) => {
+      for (const key of Object.keys(entry)) {
+        const why = unknownFilterKey(key);
+        if (why) ctx.addIssue({ code: 'custom', message: why, path: [key] });
+      }
+    })).default([])
+      .describe('JSON list of filters (misp_event_filters); an attribute passes when one filter matches: every key must match, a list value is an OR. Keys: type_attribute, values, not_values, date_from, date_to, last, eventid, uuid, withAttachments, not_tags, org, category, tags, publish_timestamp, published (also type, tag, info, threat_level_id, distribution)'),
     vetted_event_tags: z.array(z.string().min(1)).default([])
       .describe('events carrying one of these tags only pass attributes carrying a vetted tag'),
     vetted_attribute_tags: z.array(z.string().min(1)).default(['course-of-action:active="deny"']).describe('tags that vet an attribute'),
-    rules: z.array(rule).default([{ tag: 'tlp:red', action: 'skip' }])
-      .describe('JSON list of {tag?, type?, action: skip|Audit|Warn|Block|…, severity?}; the first match wins'),
+    rules: z.array(rule).default([])
+      .describe('JSON list of {tag?, type?, action: skip|Audit|Warn|Block|…, severity?}; the first match wins (TLP is guard.max_tlp\'s, whatever a rule says)'),
     action_from_tags: z.boolean().default(true)
       .describe('course-of-action tags pick the action: active deny/degrade/disrupt/deceive → Block, passive/detect/discover → Audit'),
     action: z.enum(DEFENDER_ACTIONS).optional().describe('action when no rule or tag decides; unset = the sink\'s own choice'),

@@ -31,6 +31,8 @@ export interface MispEvent {
   id: string;
   uuid: string;
   info: string;
+  /** The event's date (YYYY-MM-DD, MISP Event.date); '' when absent. */
+  date: string;
   published: boolean;
   /** epoch seconds; 0 when never published */
   publishTimestamp: number;
@@ -117,6 +119,7 @@ export function readEvent(raw: unknown, extraTags: unknown = undefined): MispEve
     id,
     uuid,
     info: str(raw['info']),
+    date: /^\d{4}-\d{2}-\d{2}/.test(str(raw['date'])) ? str(raw['date']).slice(0, 10) : '',
     published: flag(raw['published']),
     publishTimestamp: int(raw['publish_timestamp']),
     threatLevelId: str(raw['threat_level_id']),

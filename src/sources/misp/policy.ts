@@ -6,6 +6,7 @@ import { attributeObservables } from './attribute-types.js';
 import type { MispRule } from './config.js';
 import type { MispAttribute, MispEvent } from './model.js';
 import { CLAIM_TEXT, claimLabels, clip } from '../../core/raw-copy.js';
+import { passesEventFilters, windowStart } from './filters.js';
 
 export type MispPolicy = Config['misp'] & { url: string };
 
@@ -28,36 +29,9 @@ export function eventSourcePrefix(eventId: string): string {
   return `misp:${eventId}:`;
 }
 
-/** "2d" / "12h" / "30m" / "45s" or epoch seconds → milliseconds back from now (epoch → absolute). */
-export function windowStart(window: string, now: number): number {
-  const m = /^(\d+)([dhms])$/.exec(window);
-  if (!m) return Number(window) * 1000;
-  const unit = { d: DAY, h: 3_600_000, m: 60_000, s: 1000 }[m[2] as 'd' | 'h' | 'm' | 's'];
-  return now - Number(m[1]) * unit;
-}
-
 function hasAny(tags: Set<string>, wanted: string[]): string | null {
   for (const w of wanted) if (tags.has(lower(w))) return w;
   return null;
-}
-
-function matchesFilter(filter: Record<string, string | string[]>, attr: MispAttribute, event: MispEvent | null, tags: Set<string>): boolean {
-  for (const [field, wanted] of Object.entries(filter)) {
-    const options = (Array.isArray(wanted) ? wanted : [wanted]).map(lower);
-    let ok: boolean;
-    switch (field) {
-      case 'tags': case 'tag': ok = options.some((o) => tags.has(o)); break;
-      case 'type': ok = options.includes(lower(attr.type)); break;
-      case 'category': ok = options.includes(lower(attr.category)); break;
-      case 'org': ok = !!event && options.includes(lower(event.orgName)); break;
-      case 'info': ok = !!event && options.some((o) => lower(event.info).includes(o)); break;
-      case 'threat_level_id': ok = !!event && options.includes(event.threatLevelId); break;
-      case 'distribution': ok = !!event && options.includes(event.distribution); break;
-      default: ok = false; // an unknown field never matches: better nothing than everything
-    }
-    if (!ok) return false;
-  }
-  return true;
 }
 
 function ruleFor(rules: MispRule[], attr: MispAttribute, tags: Set<string>): MispRule | null {
@@ -106,7 +80,7 @@ export function decideAttribute(attr: MispAttribute, event: MispEvent | null, p:
   const excludedBy = hasAny(tags, p.tags_exclude);
   if (excludedBy) return out(`tag ${excludedBy} is excluded`);
   if (p.tags_include.length > 0 && !hasAny(tags, p.tags_include)) return out('carries none of tags_include');
-  if (p.event_filters.length > 0 && !p.event_filters.some((f) => matchesFilter(f, attr, event, tags))) return out('matches no event filter');
+  if (!passesEventFilters(p.event_filters, attr, event, tags, now)) return out('matches no event filter');
   if (p.vetted_event_tags.length > 0 && hasAny(new Set(eventTags.map(lower)), p.vetted_event_tags)
     && !hasAny(new Set(attr.tags.map(lower)), p.vetted_attribute_tags)) {
     return out('event needs vetted attributes and this one carries no vetted tag');
