@@ -1,7 +1,7 @@
 // Wiring of the guard for one sink: protected list (watched file), breaker (polled for resumes)
 // and the gate the sink's delivery calls; plus the service part that keeps the last two fresh.
 import type { Config } from '../config/schema.js';
-import type { ServicePart } from '../flows/parts.js';
+import type { ServicePart } from '../core/parts.js';
 import { errorFields, type Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Store } from '../store/types.js';

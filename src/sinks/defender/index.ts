@@ -14,7 +14,7 @@ import { observableOfKey } from '../../guard/gate.js';
 import { ENFORCING_ACTIONS } from '../../guard/guard.js';
 import { effectiveClaim } from '../../core/claims.js';
 import type { SinkOp } from '../../core/types.js';
-import type { ServicePart } from '../../flows/parts.js';
+import type { ServicePart } from '../../core/parts.js';
 import { errorFields } from '../../observability/logger.js';
 import { IndicatorCap } from './cap.js';
 import { DefenderReconciler } from './reconcile.js';
