@@ -10,7 +10,8 @@ import { createLogger } from '../src/observability/logger.js';
 import { Metrics } from '../src/observability/metrics.js';
 import { CarSimulator } from '../sim/car/server.js';
 import { CarClient } from '../src/sinks/car/client.js';
-import { CarDelivery, machineKey } from '../src/sinks/car/delivery.js';
+import { CarDelivery } from '../src/sinks/car/delivery.js';
+import { machineKey } from '../src/sinks/car/route.js';
 import { machineSnapshot } from '../src/sources/defender-assets/snapshot.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 

@@ -12,7 +12,7 @@ import { createLogger } from '../src/observability/logger.js';
 import { Metrics } from '../src/observability/metrics.js';
 import { IndicatorCap } from '../src/sinks/defender/cap.js';
 import { SqliteStore } from '../src/store/sqlite.js';
-import type { OutboxItem } from '../src/store/types.js';
+import type { OutboxItem } from '../src/core/types.js';
 
 function guardThroughput(n: number) {
   const entries = [

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// threatbridge run | check-config | status | dead-letters | replay | reset-checkpoint (the demo is `npm run demo`, from a clone)
+// The threatbridge command line: run the service, check its configuration, and look after its state (status, dead letters, replay, checkpoints, indicators, decisions, breakers, reconciliation).
 import { setFlagsFromString } from 'node:v8';
 import { Command } from 'commander';
 import pino from 'pino';
@@ -8,8 +8,8 @@ import { SECRET_KEYS, type Config } from './config/schema.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { TlpPolicy } from './guard/tlp.js';
 import { Pipeline } from './core/pipeline.js';
-import { replayAlertLetters } from './flows/alerts-to-iris.js';
-import { indicatorRouter } from './flows/indicator-hub.js';
+import { replayAlertLetters } from './flows/defender-alerts.js';
+import { activeRouter } from './flows/hub.js';
 import { createLogger, errorFields, scrubSecrets } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { registerConfigSecrets, runOnce, startService } from './service.js';
@@ -176,7 +176,7 @@ program.command('replay').alias('replay-dead-letters').description('re-queue dea
         .map((d) => ({ sink: d.sink, key: d.key, op: d.op as SinkOp['op'], payload: d.payload, sourceRef: d.sourceRef }));
       const requeued = await store.enqueue(ops);
       // Source events are normalised again: a fixed parser or mapping now gets its chance.
-      const pipeline = new Pipeline(store, indicatorRouter(c), log, new Metrics(), new TlpPolicy(c.guard.max_tlp));
+      const pipeline = new Pipeline(store, activeRouter(c), log, new Metrics(), { rawCopyBytes: c.limits.raw_copy_bytes, screen: new TlpPolicy(c.guard.max_tlp), decisions: store });
       const events = taken.filter((d) => d.sink === 'source:opencti');
       if (events.length && c.opencti.url) {
         const ctx = createContext(c.opencti.url, { maxChars: c.limits.pattern_chars, maxDepth: c.limits.pattern_depth });
@@ -188,7 +188,7 @@ program.command('replay').alias('replay-dead-letters').description('re-queue dea
       const mispInput = taken.filter((d) => d.sink === 'source:misp');
       if (mispInput.length) await pipeline.ingest('misp', replayMispInput(c, mispInput.map((d) => d.payload)));
       const alertLetters = taken.filter((d) => d.sink.startsWith('source:defender_alerts'));
-      if (alertLetters.length) await replayAlertLetters(c, store, alertLetters);
+      if (alertLetters.length) await replayAlertLetters(c, pipeline, alertLetters);
       print({ taken: taken.length, requeuedOperations: requeued, reprocessedEvents: events.length + mispInput.length + alertLetters.length, supersededByNewer: ops.length - requeued });
     } finally {
       log.flush();
@@ -197,7 +197,7 @@ program.command('replay').alias('replay-dead-letters').description('re-queue dea
   });
 
 program.command('reset-checkpoint').description('forget where a source stopped (its next start replays as a first start)')
-  .argument('<source>', 'opencti or misp')
+  .argument('<source>', 'opencti, misp, defender_alerts or defender_assets')
   .action(async (source: string) => {
     const store = await openStore(config());
     try {

@@ -1,15 +1,11 @@
-// Wires the configured flows together and runs them: indicator sources feed the shared indicator
-// hub (claims → router → outbox → sink workers); alert and asset flows bring their own parts.
-// Start-up refuses a configuration that cannot work.
-import { activeFlows, activeSources, flowProblems } from './config/flows.js';
+// Runs the configured flows: every source feeds the hub (changes → router → outbox → sink
+// workers), see flows/. Start-up refuses a configuration that cannot work.
+import { activeFlows, flowProblems } from './config/flows.js';
 import { ConfigError, requireKeys } from './config/load.js';
 import { SECRET_KEYS, type Config } from './config/schema.js';
-import { IndicatorHub } from './flows/indicator-hub.js';
-import { mispPart } from './flows/misp.js';
-import { alertsToIrisParts } from './flows/alerts-to-iris.js';
-import { openctiPart } from './flows/opencti.js';
-import type { OnceSummary, ServiceContext, ServicePart } from './flows/parts.js';
-import { defenderAssetsPart } from './flows/assets-to-car.js';
+import type { OnceSummary } from './core/parts.js';
+import type { ServiceContext } from './flows/parts.js';
+import { serviceParts } from './flows/sources.js';
 import { HealthServer } from './observability/health.js';
 import { errorFields, registerSecret, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -41,14 +37,6 @@ export function warnInsecureTls(config: Config, log: Logger): void {
   }
 }
 
-/** Sources whose part is built by a flow module; indicator sources get the hub. */
-const SOURCE_PARTS: Record<string, (ctx: ServiceContext, hub: IndicatorHub) => ServicePart | ServicePart[]> = {
-  opencti: openctiPart,
-  misp: mispPart,
-  defender_alerts: (ctx) => alertsToIrisParts(ctx),
-  defender_assets: defenderAssetsPart,
-};
-
 export async function startService(config: Config, log: Logger): Promise<RunningService> {
   registerConfigSecrets(config);
   const problems = flowProblems(config);
@@ -65,12 +53,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     throw new ConfigError([`store.dir [env STORE_DIR]: cannot open the state store in ${config.store.dir} (${(err as Error).message}); make the directory writable`]);
   }
   const ctx: ServiceContext = { config, store, log, metrics };
-  const hub = new IndicatorHub(ctx);
-  const parts: ServicePart[] = [...hub.parts()];
-  for (const source of activeSources(config)) {
-    const build = SOURCE_PARTS[source];
-    if (build) parts.push(...[build(ctx, hub)].flat());
-  }
+  const parts = serviceParts(ctx);
   const sources = parts.filter((p) => p.kind === 'source');
   const sinks = parts.filter((p) => p.kind === 'sink');
 
@@ -137,12 +120,7 @@ export async function runOnce(config: Config, log: Logger): Promise<OnceReport> 
   const store = await openStore(config);
   try {
     const ctx: ServiceContext = { config, store, log, metrics: new Metrics() };
-    const hub = new IndicatorHub(ctx);
-    const parts: ServicePart[] = [];
-    for (const source of activeSources(config)) {
-      const build = SOURCE_PARTS[source];
-      if (build) parts.push(...[build(ctx, hub)].flat());
-    }
+    const parts = serviceParts(ctx);
     const summaries: OnceSummary[] = [];
     const skipped: string[] = [];
     for (const p of parts.filter((x) => x.kind === 'source')) {

@@ -1,8 +1,7 @@
 // Several source objects can assert the same observable (an indicator and its observable, MISP
 // and OpenCTI). Each assertion is a claim; the sinks get the strongest live claim, and an
 // observable is removed from a sink only when nobody claims it any more.
-import type { IndicatorChange, Observable } from './types.js';
-import type { Claim } from '../store/types.js';
+import type { Claim, IndicatorChange, Observable } from './types.js';
 
 /** Key of an observable across sources; hostname and domain are one thing to every sink. */
 export function observableKey(o: Observable): string {
@@ -82,10 +81,6 @@ export class ClaimSet {
 
   claimsOn(key: string): Claim[] {
     return [...(this.byKey.get(key)?.values() ?? [])];
-  }
-
-  effective(key: string): Claim | null {
-    return effectiveClaim(this.byKey.get(key)?.values() ?? []);
   }
 
   changes(): { upserts: Claim[]; deletes: { key: string; sourceId: string }[] } {

@@ -6,8 +6,9 @@ import { sleep } from '../net/sleep.js';
 import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { OutboxItem, Store } from '../store/types.js';
+import type { OutboxStore } from '../store/types.js';
 import { all, attemptOf, type Settled } from './outcome.js';
+import type { OutboxItem } from './types.js';
 
 export interface SinkHandler {
   readonly sink: string;
@@ -49,7 +50,7 @@ export class DeliveryWorker {
   setupProblem: string | null = null;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: OutboxStore,
     private readonly handler: SinkHandler,
     private readonly log: Logger,
     private readonly metrics: Metrics,

@@ -2,7 +2,7 @@
 // words, and the core settles them the same way (src/core/delivery.ts): store, log, count, back
 // off, bisect.
 import { decide } from '../net/retry.js';
-import type { OutboxItem } from '../store/types.js';
+import type { OutboxItem } from './types.js';
 
 export type Outcome =
   /** Delivered. `externalId`: the sink's id for the key (null: none, or forget it); `counted`: the delivered metric's op label (default: the operation's). */

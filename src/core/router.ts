@@ -1,8 +1,9 @@
-// Pure, config-driven routing: for each observable key whose claims changed, what every sink
-// must do now. A key nobody claims any more is removed from the sinks that hold it.
-import type { Claim } from '../store/types.js';
+// Pure, config-driven routing, the one place changes become sink operations. Indicator sinks get,
+// for each observable key whose claims changed, what they must hold now (a key nobody claims any
+// more is removed from the sinks that hold it); record sinks get the operations a record change
+// of a type they know asks for.
 import { effectiveClaim } from './claims.js';
-import type { SinkOp, SourceRef } from './types.js';
+import type { Claim, RecordChange, SinkOp, SourceRef } from './types.js';
 
 export interface RouteDecision {
   sink: string;
@@ -11,12 +12,20 @@ export interface RouteDecision {
   reason: string;
 }
 
-/** One sink's routing policy. */
+/** An indicator sink's routing policy (claims on an observable key → what the sink holds). */
 export interface SinkRoute {
   readonly sink: string;
   route(key: string, claim: Claim | null, now: number): RouteDecision;
   /** Claims this sink listens to (its sources' `targets`); all when absent. */
   accepts?(claim: Claim): boolean;
+}
+
+/** A record sink's routing policy: the operations one change of a record type it knows asks for. */
+export interface RecordRoute {
+  readonly sink: string;
+  /** The record types (RecordChange.type) this sink takes. */
+  readonly types: readonly string[];
+  route(change: RecordChange, now: number): SinkOp[];
 }
 
 /** The same route, fed only by claims of the given source systems. */
@@ -30,10 +39,11 @@ export function fromSources(route: SinkRoute, systems: Iterable<SourceRef['syste
 }
 
 export class Router {
-  constructor(private readonly routes: SinkRoute[]) {}
+  constructor(private readonly routes: SinkRoute[], private readonly records: RecordRoute[] = []) {}
 
-  get sinks(): string[] {
-    return this.routes.map((r) => r.sink);
+  /** The operations of every record sink that takes this record type. */
+  routeRecord(change: RecordChange, now: number): SinkOp[] {
+    return this.records.filter((r) => r.types.includes(change.type)).flatMap((r) => r.route(change, now));
   }
 
   /** `claims`: every live claim on the key; each sink follows the strongest one it accepts. */

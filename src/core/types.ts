@@ -1,5 +1,6 @@
-// The small set of internal types every source produces and every sink consumes.
-// Sources never talk to sinks: they emit these, the router turns them into sink operations.
+// The domain types the core moves around: what sources produce (changes), what sinks receive
+// (operations), and the records the store keeps for them. Every layer may import this file; it
+// imports nothing.
 
 /** Observable kinds ThreatBridge understands, whatever the source calls them. */
 export type ObservableType =
@@ -102,14 +103,74 @@ export interface SinkOp<P = unknown> {
   sourceRef: SourceRef | null;
 }
 
-/** A source event with its resume position. */
-export interface PositionedEvent<E> {
-  event: E;
-  /** Opaque position the source resumes from (SSE id, ZMQ seq, timestamp). */
+/**
+ * A change to one record a source owns outright (a Defender alert, a machine): no claims are
+ * involved, every sink whose route knows the record type turns it into operations.
+ */
+export interface RecordChange<T = unknown> {
+  kind: 'record';
+  /** What the record is, e.g. "defender-alert", "machine"; routes dispatch on it. */
+  type: string;
+  /** Stable id of the record in its source system. */
+  id: string;
+  op: 'upsert' | 'delete';
+  record: T;
+}
+
+/** What one source event becomes: indicator claims (OpenCTI, MISP) or a record change (pollers). */
+export type SourceChange = NormalisedEvent | RecordChange;
+
+export const isRecordChange = (c: SourceChange): c is RecordChange => (c as RecordChange).kind === 'record';
+
+/** Where a source resumes. */
+export interface Checkpoint {
   position: string;
+  /** Source-specific resume state (OpenCTI: {start_from, recover_until}). */
+  state: Record<string, unknown>;
+}
+
+/** What one source object asserts about one observable key. */
+export interface Claim {
+  key: string;
+  sourceId: string;
+  change: IndicatorChange;
+  updatedAt: number;
+}
+
+export interface DeadLetterInput {
+  sink: string;
+  key: string;
+  op: string;
+  payload: unknown;
+  sourceRef: SourceRef | null;
+  reason: string;
+  attempts?: number;
+}
+
+export interface DeadLetter extends DeadLetterInput {
+  id: number;
+  createdAt: number;
+  replayedAt: number | null;
+}
+
+/** Everything one batch of source events changes, written in one transaction. */
+export interface CommitUnit {
+  source: string;
+  checkpoint: Checkpoint | null;
+  claimUpserts: Claim[];
+  claimDeletes: { key: string; sourceId: string }[];
+  ops: SinkOp[];
+  deadLetters: DeadLetterInput[];
+}
+
+/** An operation leased from the outbox. */
+export interface OutboxItem<P = unknown> extends SinkOp<P> {
+  seq: number;
+  attempts: number;
+  enqueuedAt: number;
   /**
-   * False when committing this position would skip events that share it and are still to come
-   * (OpenCTI dependency events reuse their parent's id and precede it).
+   * An operation for this key was handed to the sink before and never confirmed (a crash or a
+   * timeout mid-call): the sink may hold what it sent even though no external id was recorded.
    */
-  positionFinal: boolean;
+  unconfirmedSend: boolean;
 }

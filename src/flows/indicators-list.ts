@@ -11,7 +11,7 @@ import { defenderClient } from '../sinks/defender/index.js';
 import { defenderTypeOf } from '../sinks/defender/mapper.js';
 import { parseRecord } from '../sinks/sentinel/mapper.js';
 import { SENTINEL_SINK } from '../sinks/sentinel/index.js';
-import type { Store } from '../store/types.js';
+import type { SinkIdStore, Store } from '../store/types.js';
 
 export interface ListedIndicator {
   type: string;
@@ -38,7 +38,7 @@ const matchesValue = (value: string, wanted?: string) => !wanted || value.toLowe
 /** `--type` as an observable type (ipv4, domain, sha256…); hostname counts as domain like everywhere else. */
 const keyType = (t: string) => (t === 'hostname' ? 'domain' : t);
 
-export async function listSentinel(store: Store, filter: ListFilter): Promise<IndicatorListing> {
+export async function listSentinel(store: SinkIdStore, filter: ListFilter): Promise<IndicatorListing> {
   const rows = await store.listSinkIds(SENTINEL_SINK);
   const indicators: ListedIndicator[] = [];
   for (const r of rows) {

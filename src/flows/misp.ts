@@ -1,10 +1,11 @@
-// MISP (ZeroMQ + REST) → indicator hub. Reads only while this replica holds the source lock.
+// MISP (ZeroMQ + REST) → the hub. Reads only while this replica holds the source lock.
 import { MISP_SOURCE, MispSource } from '../sources/misp/source.js';
-import type { IndicatorHub } from './indicator-hub.js';
-import type { ServiceContext, ServicePart } from './parts.js';
+import type { Hub } from './hub.js';
+import type { ServicePart } from '../core/parts.js';
+import type { ServiceContext } from './parts.js';
 import { leadingSourcePart } from './source-leadership.js';
 
-export function mispPart(ctx: ServiceContext, hub: IndicatorHub): ServicePart {
+export function mispPart(ctx: ServiceContext, hub: Hub): ServicePart {
   let source: MispSource | null = null;
   const ingest = hub.ingestLoop(MISP_SOURCE, { pause: () => source?.pause(), resume: () => source?.resume() });
   const s = (source = new MispSource(ctx.config, ctx.store, ingest, ctx.log, ctx.metrics));

@@ -1,10 +1,11 @@
-// OpenCTI live stream → indicator hub. Reads only while this replica holds the source lock.
+// OpenCTI live stream → the hub. Reads only while this replica holds the source lock.
 import { OpenCtiSource, SOURCE } from '../sources/opencti/source.js';
-import type { IndicatorHub } from './indicator-hub.js';
-import type { ServiceContext, ServicePart } from './parts.js';
+import type { Hub } from './hub.js';
+import type { ServicePart } from '../core/parts.js';
+import type { ServiceContext } from './parts.js';
 import { leadingSourcePart } from './source-leadership.js';
 
-export function openctiPart(ctx: ServiceContext, hub: IndicatorHub): ServicePart {
+export function openctiPart(ctx: ServiceContext, hub: Hub): ServicePart {
   let source: OpenCtiSource | null = null;
   const ingest = hub.ingestLoop(SOURCE, { pause: () => source?.pause(), resume: () => source?.resume() });
   const s = (source = new OpenCtiSource(ctx.config, ctx.store, ingest, ctx.log, ctx.metrics));

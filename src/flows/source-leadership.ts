@@ -5,8 +5,9 @@
 import { errorFields, type Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { IngestLoop } from '../core/ingest-loop.js';
-import type { SourceLock, Store } from '../store/types.js';
-import type { ServiceContext, ServicePart } from './parts.js';
+import type { SourceLock, SourceLockStore, Store } from '../store/types.js';
+import type { ServicePart } from '../core/parts.js';
+import type { ServiceContext } from './parts.js';
 
 export interface LeaderHooks {
   /** Begin reading (resume from the stored checkpoint). */
@@ -23,7 +24,7 @@ export class SourceLeadership {
   private announcedStandby = false;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: SourceLockStore & Pick<Store, 'engine'>,
     private readonly source: string,
     private readonly retryMs: number,
     private readonly log: Logger,
@@ -110,7 +111,8 @@ export class SourceLeadership {
 /** What a hub-fed source part needs from its source: start/stop reading and say whether it is healthy. */
 export interface LeadingSource {
   start(): Promise<void>;
-  stop(): Promise<void> | void;
+  /** Stop reading, within `boundMs`. */
+  stop(boundMs: number): Promise<void> | void;
   /** null when healthy while reading, else why not. */
   health(): string | null;
 }
@@ -120,15 +122,20 @@ export interface LeadingSource {
  * ingest loop holds whenever it stops reading (shutdown or a lost lock).
  */
 export function leadingSourcePart(
-  ctx: ServiceContext, name: string, source: LeadingSource, ingest: IngestLoop, notStoredHint: string,
+  ctx: ServiceContext, name: string, source: LeadingSource, ingest: IngestLoop | IngestLoop[], notStoredHint: string,
 ): ServicePart {
+  const loops = [ingest].flat();
   const storeQueued = async (boundMs: number) => {
-    const drained = await ingest.drain(boundMs);
-    if (!drained) ctx.log.warn({ source: name, queued: ingest.size }, notStoredHint);
+    const drained = await Promise.all(loops.map((l) => l.drain(boundMs)));
+    if (drained.includes(false)) ctx.log.warn({ source: name, queued: loops.reduce((n, l) => n + l.size, 0) }, notStoredHint);
   };
   const leadership = new SourceLeadership(ctx.store, name, ctx.config.store.source_lock_retry * 1000, ctx.log, {
     start: () => source.start(),
-    stepDown: async () => { await source.stop(); await storeQueued(ctx.config.connector.shutdown_timeout * 1000); },
+    stepDown: async () => {
+      const bound = ctx.config.connector.shutdown_timeout * 1000;
+      await source.stop(bound);
+      await storeQueued(bound);
+    },
   }, ctx.metrics);
   return {
     name,
@@ -136,13 +143,15 @@ export function leadingSourcePart(
     start: () => leadership.start(),
     stop: async (boundMs) => {
       const wasActive = leadership.active;
-      await source.stop();
+      await source.stop(boundMs);
       if (wasActive) await storeQueued(boundMs);
-      ingest.stop();
+      for (const l of loops) l.stop();
       await leadership.stop();
     },
     health: async () => {
-      if (ingest.lastError) return `cannot commit: ${ingest.lastError}`;
+      // The store failing holds the source: say so, naming it.
+      const failing = loops.find((l) => l.lastError);
+      if (failing) return `cannot store what it read: ${failing.lastError}`;
       if (!leadership.active) return null; // standby: ready to take over
       return source.health();
     },

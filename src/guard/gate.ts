@@ -1,10 +1,10 @@
 // The guard in front of a sink's outbox: every upsert whose action enforces is checked against
 // the protected list and the breaker before it leaves, whichever source asked for it. Each check
 // of an enforcing action is written to the decision log (`threatbridge decisions`).
-import type { Observable, ObservableType } from '../core/types.js';
+import type { Observable, ObservableType, OutboxItem } from '../core/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { GuardDecision, OutboxItem, Store } from '../store/types.js';
+import type { GuardDecision, Store } from '../store/types.js';
 import type { Breaker } from './breaker.js';
 import { guardVerdict, type GuardPolicy, type SinkActions } from './guard.js';
 import type { ProtectedList } from './list.js';

@@ -2,7 +2,7 @@
 // breaker (polled for resumes), one gate per sink in its own action vocabulary, and the service
 // part that keeps the list and the breaker fresh and re-checks what the sinks already hold.
 import type { Config } from '../config/schema.js';
-import type { ServicePart } from '../flows/parts.js';
+import type { ServicePart } from '../core/parts.js';
 import { errorFields, type Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Store } from '../store/types.js';

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import type { SinkHandler } from '../core/delivery.js';
 import { all, type Settled } from '../core/outcome.js';
 import type { Logger } from '../observability/logger.js';
-import type { OutboxItem } from '../store/types.js';
+import type { OutboxItem } from '../core/types.js';
 
 export class RecordingHandler implements SinkHandler {
   readonly sink: string;

@@ -4,11 +4,9 @@
 // that die with the replica holding them, and one reader per source through a session advisory lock.
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import type { SinkOp } from '../core/types.js';
-import type {
-  BreakerState, Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, GuardDecision, HeldObject, OutboxItem, OutboxStats,
-  SourceLock, Store,
-} from './types.js';
+import type { Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, OutboxItem, SinkOp } from '../core/types.js';
+import { refusedData } from './errors.js';
+import type { BreakerState, GuardDecision, HeldObject, OutboxStats, SourceLock, Store } from './types.js';
 
 const SCHEMA_VERSION = 3;
 
@@ -549,6 +547,10 @@ export class PostgresStore implements Store {
         first.map((o) => jsonOrNull(o.sourceRef)), now]);
       return r.rowCount ?? 0;
     });
+  }
+
+  refusedData(err: unknown): boolean {
+    return refusedData(err);
   }
 
   async ping(): Promise<void> {

@@ -3,10 +3,9 @@
 import Database from 'better-sqlite3';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SinkOp } from '../core/types.js';
-import type {
-  BreakerState, Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, GuardDecision, HeldObject, OutboxItem, OutboxStats, SourceLock, Store,
-} from './types.js';
+import type { Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, OutboxItem, SinkOp } from '../core/types.js';
+import { refusedData } from './errors.js';
+import type { BreakerState, GuardDecision, HeldObject, OutboxStats, SourceLock, Store } from './types.js';
 
 const SCHEMA_VERSION = 3;
 
@@ -424,6 +423,10 @@ export class SqliteStore implements Store {
   /** One process owns a SQLite file, so it is always the reader. */
   async acquireSourceLock(): Promise<SourceLock | null> {
     return { lost: new Promise<string>(() => undefined), release: async () => undefined };
+  }
+
+  refusedData(err: unknown): boolean {
+    return refusedData(err);
   }
 
   async ping(): Promise<void> {

@@ -1,57 +1,7 @@
-// The state store: one async interface, engines behind it (SQLite embedded, PostgreSQL shared).
-// Async even for SQLite so that both engines serve the same callers.
-import type { IndicatorChange, SinkOp, SourceRef } from '../core/types.js';
-
-export interface Checkpoint {
-  position: string;
-  /** Source-specific resume state (OpenCTI: {start_from, recover_until}). */
-  state: Record<string, unknown>;
-}
-
-/** What one source object asserts about one observable key. */
-export interface Claim {
-  key: string;
-  sourceId: string;
-  change: IndicatorChange;
-  updatedAt: number;
-}
-
-export interface DeadLetterInput {
-  sink: string;
-  key: string;
-  op: string;
-  payload: unknown;
-  sourceRef: SourceRef | null;
-  reason: string;
-  attempts?: number;
-}
-
-export interface DeadLetter extends DeadLetterInput {
-  id: number;
-  createdAt: number;
-  replayedAt: number | null;
-}
-
-/** Everything one batch of source events changes, written in one transaction. */
-export interface CommitUnit {
-  source: string;
-  checkpoint: Checkpoint | null;
-  claimUpserts: Claim[];
-  claimDeletes: { key: string; sourceId: string }[];
-  ops: SinkOp[];
-  deadLetters: DeadLetterInput[];
-}
-
-export interface OutboxItem<P = unknown> extends SinkOp<P> {
-  seq: number;
-  attempts: number;
-  enqueuedAt: number;
-  /**
-   * An operation for this key was handed to the sink before and never confirmed (a crash or a
-   * timeout mid-call): the sink may hold what it sent even though no external id was recorded.
-   */
-  unconfirmedSend: boolean;
-}
+// The state store, as roles (one interface per concern) that callers depend on one by one; the
+// engines (SQLite embedded, PostgreSQL shared) implement them all as `Store`. Async even for
+// SQLite so that both engines serve the same callers.
+import type { Checkpoint, Claim, CommitUnit, DeadLetter, OutboxItem, SinkOp } from '../core/types.js';
 
 export interface OutboxStats {
   sink: string;
@@ -104,19 +54,28 @@ export interface SourceLock {
   release(): Promise<void>;
 }
 
-export interface Store {
-  readonly engine: 'sqlite' | 'postgres';
+/** Where each source resumes. */
+export interface CheckpointStore {
   getCheckpoint(source: string): Promise<Checkpoint | null>;
   setCheckpoint(source: string, checkpoint: Checkpoint): Promise<void>;
   /** Forget where a source stopped: its next start begins as a first start. */
   resetCheckpoint(source: string): Promise<boolean>;
+}
+
+/** Claims, and the one transaction that stores a batch of source events (claims, operations, dead letters, checkpoint). */
+export interface ClaimStore {
   /**
    * Claims on the given keys, plus every claim made by the given source ids or by source ids
    * starting with one of `sourcePrefixes` (a MISP event's attributes), plus every claim on their keys.
    */
   loadClaims(keys: string[], sourceIds: string[], sourcePrefixes?: string[]): Promise<Claim[]>;
   commit(unit: CommitUnit): Promise<void>;
+  /** True when a failed commit was refused for the values written (not a store outage): see store/errors.ts. */
+  refusedData(err: unknown): boolean;
+}
 
+/** Operations waiting for their sink. */
+export interface OutboxStore {
   /** Lease up to `limit` due operations of a sink (oldest first); a leased key is not handed out twice. */
   claimDue(sink: string, limit: number, now: number, leaseMs: number): Promise<OutboxItem[]>;
   /** Done: remove the row if it still holds this seq, record or forget the sink id. */
@@ -127,7 +86,13 @@ export interface Store {
   deadLetter(items: { item: OutboxItem; reason: string }[]): Promise<void>;
   /** Earliest time a not-leased operation of this sink becomes due, or null when none waits. */
   nextDueAt(sink: string): Promise<number | null>;
+  /** Put operations back in the outbox unless a newer one for the same key waits. */
+  enqueue(ops: SinkOp[]): Promise<number>;
+  outboxStats(now: number): Promise<OutboxStats[]>;
+}
 
+/** What each sink holds for us: its ids by key, and what ranks them under a cap. */
+export interface SinkIdStore {
   getSinkIds(sink: string, keys: string[]): Promise<Map<string, string>>;
   /** Record sink ids ahead of an ack (what a sink may already hold while an operation is still in flight). */
   setSinkIds(sink: string, entries: { key: string; externalId: string }[]): Promise<void>;
@@ -135,15 +100,24 @@ export interface Store {
   countSinkIds(sink: string): Promise<number>;
   /** Every recorded (key, sink id) of a sink, by key (read-back where the sink API has no query). */
   listSinkIds(sink: string): Promise<{ key: string; externalId: string; updatedAt: number }[]>;
+  /** Everything the sink holds for us (its recorded ids) with score and expiry when known. */
+  listHeld(sink: string): Promise<HeldObject[]>;
+  /** Record (or re-record) objects the sink holds: id in sink_ids plus their rank. */
+  putHeld(sink: string, objects: HeldObject[]): Promise<void>;
+  /** Forget objects the sink no longer holds (evicted, expired, deleted by hand). */
+  dropHeld(sink: string, keys: string[]): Promise<void>;
+}
 
-  outboxStats(now: number): Promise<OutboxStats[]>;
+/** What could not be used or delivered, kept for `threatbridge dead-letters` and `replay`. */
+export interface DeadLetterStore {
   listDeadLetters(filter?: { sink?: string; includeReplayed?: boolean; limit?: number }): Promise<DeadLetter[]>;
   /** Mark dead letters replayed and hand them back to the caller, which re-queues them. */
   takeDeadLetters(ids: number[] | 'all', sink?: string): Promise<DeadLetter[]>;
-  /** Put operations back in the outbox unless a newer one for the same key waits. */
-  enqueue(ops: SinkOp[]): Promise<number>;
+}
 
-  /** Guard audit trail (append only). */
+/** The guard's audit trail and breakers. */
+export interface DecisionLog {
+  /** Append only. */
   recordDecisions(decisions: GuardDecision[]): Promise<void>;
   /** Newest first. */
   listDecisions(filter?: { source?: string; since?: number; limit?: number }): Promise<GuardDecision[]>;
@@ -157,15 +131,17 @@ export interface Store {
   tripBreaker(state: { source: string; trippedAt: number; reason: string }): Promise<void>;
   /** Release one source, or every open one when null; returns the sources released. */
   resumeBreakers(source: string | null, now?: number): Promise<string[]>;
-  /** Everything the sink holds for us (its recorded ids) with score and expiry when known. */
-  listHeld(sink: string): Promise<HeldObject[]>;
-  /** Record (or re-record) objects the sink holds: id in sink_ids plus their rank. */
-  putHeld(sink: string, objects: HeldObject[]): Promise<void>;
-  /** Forget objects the sink no longer holds (evicted, expired, deleted by hand). */
-  dropHeld(sink: string, keys: string[]): Promise<void>;
+}
+
+/** One reader per source among replicas. */
+export interface SourceLockStore {
   /** Try to become the one active reader of a source (PostgreSQL: session advisory lock; SQLite: one process owns the file). */
   acquireSourceLock(source: string): Promise<SourceLock | null>;
+}
 
+/** An engine: every role, plus its lifecycle. */
+export interface Store extends CheckpointStore, ClaimStore, OutboxStore, SinkIdStore, DeadLetterStore, DecisionLog, SourceLockStore {
+  readonly engine: 'sqlite' | 'postgres';
   /** Cheap write probe for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;

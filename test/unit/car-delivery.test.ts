@@ -11,10 +11,10 @@ import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { CarSimulator } from '../../sim/car/server.js';
 import { CarClient } from '../../src/sinks/car/client.js';
-import { alertKey, CarDelivery, machineKey, MODEL_STATE_KEY } from '../../src/sinks/car/delivery.js';
+import { CarDelivery } from '../../src/sinks/car/delivery.js';
+import { alertKey, machineKey, MODEL_STATE_KEY, type CarOpPayload } from '../../src/sinks/car/route.js';
 import { alertSnapshot, machineSnapshot } from '../../src/sources/defender-assets/snapshot.js';
 import type { Machine } from '../../src/microsoft/defender/types.js';
-import type { CarOpPayload } from '../../src/sources/defender-assets/types.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 
 const log = createLogger('silent');

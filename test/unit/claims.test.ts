@@ -26,17 +26,17 @@ describe('claims', () => {
     set.replace('indicator--1', [ch('1.1.1.1', 80)], 1);
     set.replace('ipv4-addr--2', [ch('1.1.1.1', 30)], 2);
     set.retract('indicator--1');
-    expect(set.effective('ipv4:1.1.1.1')?.sourceId).to.equal('ipv4-addr--2');
+    expect(effectiveClaim(set.claimsOn('ipv4:1.1.1.1'))?.sourceId).to.equal('ipv4-addr--2');
     set.retract('ipv4-addr--2');
-    expect(set.effective('ipv4:1.1.1.1')).to.equal(null);
+    expect(effectiveClaim(set.claimsOn('ipv4:1.1.1.1'))).to.equal(null);
     expect([...set.touched]).to.deep.equal(['ipv4:1.1.1.1']);
   });
 
   it('drops claims an updated object no longer makes', () => {
     const set = new ClaimSet([{ key: 'ipv4:1.1.1.1', sourceId: 'i', change: ch('1.1.1.1', 50), updatedAt: 0 }]);
     set.replace('i', [ch('2.2.2.2', 50)], 1);
-    expect(set.effective('ipv4:1.1.1.1')).to.equal(null);
-    expect(set.effective('ipv4:2.2.2.2')?.sourceId).to.equal('i');
+    expect(effectiveClaim(set.claimsOn('ipv4:1.1.1.1'))).to.equal(null);
+    expect(effectiveClaim(set.claimsOn('ipv4:2.2.2.2'))?.sourceId).to.equal('i');
     const { upserts, deletes } = set.changes();
     expect(upserts.map((u) => u.key)).to.deep.equal(['ipv4:2.2.2.2']);
     expect(deletes).to.deep.equal([{ key: 'ipv4:1.1.1.1', sourceId: 'i' }]);

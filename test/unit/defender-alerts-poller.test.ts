@@ -15,11 +15,16 @@ import { evidence, type AlertStore } from '../../sim/defender/alerts.js';
 import type { TokenProvider } from '../../src/microsoft/token.js';
 import { DefenderApi } from '../../src/microsoft/defender/client.js';
 import { defenderAlertsSection, tenantCredentials } from '../../src/sources/defender-alerts/config.js';
-import type { DefenderAlertChange } from '../../src/sources/defender-alerts/normalise.js';
+import type { DefenderAlertChange } from '../../src/core/records.js';
 import { DefenderAlertsPoller } from '../../src/sources/defender-alerts/poller.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { configSchema } from '../../src/config/schema.js';
-import { replayAlertLetters } from '../../src/flows/alerts-to-iris.js';
+import { replayAlertLetters } from '../../src/flows/defender-alerts.js';
+import { Pipeline } from '../../src/core/pipeline.js';
+import { Router } from '../../src/core/router.js';
+import { heldAlerts } from '../../src/sinks/iris/index.js';
+import { irisRoute } from '../../src/sinks/iris/route.js';
+import { recordIngest } from '../support/ingest.js';
 
 const TENANT = 'tenant-a';
 const log = createLogger('silent');
@@ -48,8 +53,9 @@ describe('Defender alerts poller', () => {
   const tokens = { getToken: async () => 'token' } as unknown as TokenProvider;
   const poller = (cfg: Record<string, unknown> = {}) => {
     const client = new DefenderApi({ baseUrl: sim.url, timeoutMs: 5000, verifyTls: true, callsPerMinute: 100, callsPerHour: 1500, tokens, log, metrics: { metrics: new Metrics(), label: 'defender_alerts' }, tenantId: TENANT, waitOut: 4 });
-    return new DefenderAlertsPoller('defender_alerts', TENANT, 'iris', defenderAlertsSection.parse({ page_size: 2, ...cfg }), client, store, log, new Metrics(), () => undefined);
+    return new DefenderAlertsPoller('defender_alerts', TENANT, defenderAlertsSection.parse({ page_size: 2, ...cfg }), client, deps(), log, new Metrics());
   };
+  const deps = () => ({ checkpoints: store, ingest: recordIngest(store, 'defender_alerts', [irisRoute('iris')]), held: heldAlerts(store) });
   const queued = async () => {
     const items = await store.claimDue('iris', 1000, Date.now(), 1);
     return items.map((i) => i.payload as DefenderAlertChange);
@@ -130,11 +136,26 @@ describe('Defender alerts poller', () => {
     const taken = await store.takeDeadLetters('all');
     expect(taken.map((d) => [d.sink, d.key, d.reason.split(':')[0]])).to.deep.equal([['source:defender_alerts', 'unknown', 'missing_id']]);
     const config = configSchema.parse({ microsoft_defender_intel: { tenant_id: TENANT } });
-    expect(await replayAlertLetters(config, store, taken)).to.equal(0);
+    const pipeline = new Pipeline(store, new Router([], [irisRoute('iris')]), log, new Metrics());
+    expect(await replayAlertLetters(config, pipeline, taken)).to.equal(0);
     expect((await store.listDeadLetters()).map((d) => d.key)).to.deep.equal(['unknown']);
     const fixed = { ...taken[0]!, payload: { ...(taken[0]!.payload as object), id: 'da-fixed' } };
-    expect(await replayAlertLetters(config, store, [fixed])).to.equal(1);
+    expect(await replayAlertLetters(config, pipeline, [fixed])).to.equal(1);
     expect((await queued()).map((c) => c.id).sort()).to.deep.equal(['da-fixed', good.id].sort());
+  });
+
+  it('polls again after a stop and a start (the source lock lost and regained)', async () => {
+    const p = poller();
+    p.start();
+    await p.stop();
+    const a = alerts.add(TENANT, {});
+    p.start();
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline && (await store.outboxStats(Date.now())).find((x) => x.sink === 'iris')?.pending !== 1) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await p.stop();
+    expect((await queued()).map((c) => c.id)).to.deep.equal([a.id]);
   });
 
   it('uses a tenant\'s own application when both its client id and secret are given, and names the missing half', () => {
@@ -153,7 +174,7 @@ describe('Defender alerts poller', () => {
     const machine = nock(host).get(`/api/machines/${machineId}`).once()
       .reply(200, { id: machineId, osPlatform: 'WindowsServer2022', lastIpAddress: '10.1.2.3', lastExternalIpAddress: '203.0.113.10', riskScore: 'High', machineTags: ['tier0'] });
     const client = new DefenderApi({ baseUrl: host, timeoutMs: 5000, verifyTls: true, callsPerMinute: 100, callsPerHour: 1500, tokens, log, metrics: { metrics: new Metrics(), label: 'defender_alerts' }, tenantId: TENANT, waitOut: 4 });
-    const p = new DefenderAlertsPoller('defender_alerts', TENANT, 'iris', defenderAlertsSection.parse({}), client, store, log, new Metrics(), () => undefined);
+    const p = new DefenderAlertsPoller('defender_alerts', TENANT, defenderAlertsSection.parse({}), client, deps(), log, new Metrics());
     try {
       expect((await p.pollOnce()).queued).to.equal(2);
       expect(machine.isDone()).to.equal(true);

@@ -13,7 +13,9 @@ import { Lab, LAB_CLIENT, LAB_SECRET, LAB_TENANT } from '../../sim/lab.js';
 import { DEFENDER_SCOPE, TokenProvider } from '../../src/microsoft/token.js';
 import { DefenderApi } from '../../src/microsoft/defender/client.js';
 import { DefenderAssetsPoller } from '../../src/sources/defender-assets/poller.js';
-import type { CarOpPayload } from '../../src/sources/defender-assets/types.js';
+import { heldMachines } from '../../src/sinks/car/index.js';
+import { carRoute, type CarOpPayload } from '../../src/sinks/car/route.js';
+import { recordIngest } from '../support/ingest.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 
 const log = createLogger('silent');
@@ -33,7 +35,8 @@ describe('Defender assets poller (against the Defender simulator)', function () 
     const tokens = new TokenProvider({ loginUrl: lab.entra.url, tenantId: LAB_TENANT, clientId, clientSecret,
       scope: DEFENDER_SCOPE, verifyTls: false, timeoutMs: 10_000, log });
     const client = new DefenderApi({ baseUrl: lab.defender.url, timeoutMs: 10_000, verifyTls: false, callsPerMinute: 90, callsPerHour: 1400, timeScale: 60, tokens, log, waitOut: 4 });
-    return { client, poller: new DefenderAssetsPoller(config, client, store, log, new Metrics(), () => undefined) };
+    const deps = { checkpoints: store, ingest: recordIngest(store, 'defender_assets', [carRoute('car')]), held: heldMachines(store), savePointLost: async () => null };
+    return { client, poller: new DefenderAssetsPoller(config, client, deps, log) };
   }
 
   it('reads a 300-machine fleet with a handful of list calls and defers per-machine calls beyond the run budget', async () => {

@@ -11,7 +11,7 @@ import type { SinkOp } from '../../src/core/types.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
-import type { OutboxItem } from '../../src/store/types.js';
+import type { OutboxItem } from '../../src/core/types.js';
 
 const log = createLogger('silent');
 const op = (key: string): SinkOp => ({ sink: 's', key, op: 'upsert', payload: { key }, sourceRef: null });

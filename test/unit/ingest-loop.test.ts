@@ -48,3 +48,24 @@ describe('ingest loop', () => {
     loop.stop();
   });
 });
+
+describe('ingest loop: pollers waiting for their items to be stored', () => {
+  it('resolves once the items are stored, and a shutdown signal ends the wait while the store is down, keeping them queued', async () => {
+    const pipeline = new FlakyPipeline();
+    pipeline.failing = false;
+    const loop = new IngestLoop('test', pipeline as unknown as Pipeline, { batchSize: 2, batchMs: 5, queueSize: 100 }, createLogger('silent'));
+    await loop.store([item(1), item(2), item(3)]);
+    expect(pipeline.committed).to.deep.equal(['1-0', '2-0', '3-0']);
+
+    pipeline.failing = true;
+    const abort = new AbortController();
+    const waiting = loop.store([item(4)], abort.signal);
+    setTimeout(() => abort.abort(), 50);
+    expect(await waiting.then(() => 'stored', (e: Error) => e.message)).to.match(/stopped before/);
+    expect(loop.size).to.equal(1);
+    pipeline.failing = false;
+    expect(await loop.drain(5000)).to.equal(true);
+    expect(pipeline.committed.at(-1)).to.equal('4-0');
+    loop.stop();
+  });
+});

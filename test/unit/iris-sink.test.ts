@@ -15,9 +15,10 @@ import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { IrisSimulator } from '../../sim/iris/server.js';
 import { evidence } from '../../sim/defender/alerts.js';
-import { normaliseAlert, type DefenderAlertChange } from '../../src/sources/defender-alerts/normalise.js';
+import type { DefenderAlertChange } from '../../src/core/records.js';
+import { normaliseAlert } from '../../src/sources/defender-alerts/normalise.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
-import type { OutboxItem } from '../../src/store/types.js';
+import type { OutboxItem } from '../../src/core/types.js';
 
 const log = createLogger('silent');
 const TENANT = 't-1';

@@ -4,7 +4,7 @@ import { ApiCaller, fixedHeaders } from '../../net/call.js';
 import type { HttpResponse } from '../../net/http.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { CarNode } from '../../sources/defender-assets/types.js';
+import type { CarNode } from '../../core/records.js';
 import { registerSecret } from '../../observability/logger.js';
 
 export interface CarClientOptions {

@@ -17,17 +17,15 @@
 // reasons of its own).
 import type { SinkHandler } from '../../core/delivery.js';
 import { all, answerOutcome, attemptOf, type Outcome, type Settled } from '../../core/outcome.js';
+import type { AlertSnapshot, CarNode, MachineSnapshot } from '../../core/records.js';
+import type { OutboxItem } from '../../core/types.js';
 import type { HttpResponse } from '../../net/http.js';
 import { sleep } from '../../net/sleep.js';
 import type { Logger } from '../../observability/logger.js';
-import type { OutboxItem, Store } from '../../store/types.js';
-import type { AlertSnapshot, CarNode, CarOpPayload, MachineSnapshot } from '../../sources/defender-assets/types.js';
+import type { Store } from '../../store/types.js';
 import { carErrorText, type CarClient, type SourceInfo } from './client.js';
 import { assetIdsOf, inFlightState, pages, parseDelivered, planImport, type ImportPlan } from './plan.js';
-
-export const MODEL_STATE_KEY = 'model-state';
-export const machineKey = (id: string) => `machine:${id}`;
-export const alertKey = (id: string) => `alert:${id}`;
+import { machineKey, MODEL_STATE_KEY, type CarOpPayload } from './route.js';
 
 export interface CarDeliveryOptions {
   source: SourceInfo;

@@ -1,13 +1,20 @@
-// Wiring of the CAR sink from configuration: client, delivery handler, worker.
+// Wiring of the CAR sink from configuration: route, client, delivery handler, worker.
 import type { Config } from '../../config/schema.js';
 import { DeliveryWorker } from '../../core/delivery.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { Store } from '../../store/types.js';
+import type { SinkIdStore, Store } from '../../store/types.js';
 import { CarClient } from './client.js';
-import { CarDelivery, MODEL_STATE_KEY } from './delivery.js';
+import { CarDelivery } from './delivery.js';
+import { carRoute, machineKey, MODEL_STATE_KEY } from './route.js';
 
 export const CAR_SINK = 'car';
+
+/** Of these Defender machine ids, those CAR holds from us. */
+export const heldMachines = (store: SinkIdStore) => async (machineIds: string[]): Promise<Set<string>> => {
+  const ids = await store.getSinkIds(CAR_SINK, machineIds.map(machineKey));
+  return new Set(machineIds.filter((id) => ids.has(machineKey(id))));
+};
 
 export function createCarSink(config: Config, store: Store, log: Logger, metrics: Metrics, pollBaseMs?: number) {
   const c = config.car;
@@ -26,7 +33,14 @@ export function createCarSink(config: Config, store: Store, log: Logger, metrics
     importTimeoutMs: c.import_timeout * 1000,
     ...(pollBaseMs !== undefined ? { pollBaseMs } : {}),
   });
-  return { client, handler, worker: new DeliveryWorker(store, handler, log, metrics) };
+  return {
+    route: carRoute(CAR_SINK),
+    client,
+    handler,
+    worker: new DeliveryWorker(store, handler, log, metrics),
+    held: heldMachines(store),
+    savePointLost: () => lostSavePoint(client, store, c.source),
+  };
 }
 
 /**
@@ -34,7 +48,7 @@ export function createCarSink(config: Config, store: Store, log: Logger, metrics
  * IBM framework's reset after a failure): the next run must import everything. Null otherwise,
  * including when CAR cannot be asked now.
  */
-export async function lostSavePoint(client: CarClient, store: Store, source: string): Promise<string | null> {
+export async function lostSavePoint(client: CarClient, store: SinkIdStore, source: string): Promise<string | null> {
   const confirmed = (await store.getSinkIds(CAR_SINK, [MODEL_STATE_KEY])).get(MODEL_STATE_KEY);
   if (!confirmed) return null;
   const res = await client.getSource(source).catch(() => null);

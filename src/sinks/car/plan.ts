@@ -3,7 +3,7 @@
 // were delivered before and are no longer wanted are disabled by PATCH; that diff is computed at
 // delivery time against what CAR actually holds, so a snapshot that superseded an undelivered one
 // still disables the right edges.
-import type { AlertSnapshot, CarNode, MachineSnapshot } from '../../sources/defender-assets/types.js';
+import type { AlertSnapshot, CarNode, MachineSnapshot } from '../../core/records.js';
 
 /** What CAR holds from us for one machine (edge targets), stored as JSON in sink_ids. */
 export interface DeliveredState {

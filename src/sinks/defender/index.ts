@@ -11,7 +11,7 @@ import type { DefenderIndicatorBody, DefenderMapping } from './mapper.js';
 import { DefenderRoute } from './route.js';
 import type { Guard } from '../../guard/index.js';
 import { DEFENDER_GATE_ACTIONS } from '../../guard/guard.js';
-import type { ServicePart } from '../../flows/parts.js';
+import type { ServicePart } from '../../core/parts.js';
 import { errorFields } from '../../observability/logger.js';
 import { IndicatorCap } from './cap.js';
 import { DefenderHolders, DefenderReconciler } from './reconcile.js';

@@ -5,10 +5,10 @@
 // delete ours that nobody claims, adopt ours the store lost track of.
 import { effectiveClaim, observableKey } from '../../core/claims.js';
 import { parseObservable } from '../../core/observables.js';
-import type { ObservableType, SinkOp } from '../../core/types.js';
+import type { Claim, ObservableType, SinkOp } from '../../core/types.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { Claim, HeldObject, Store } from '../../store/types.js';
+import type { HeldObject, Store } from '../../store/types.js';
 import type { DefenderApi } from '../../microsoft/defender/client.js';
 import type { DefenderIndicator } from '../../microsoft/defender/types.js';
 import { defenderTypeOf } from './mapper.js';

@@ -1,7 +1,6 @@
 // Defender's routing policy: a claim becomes an import (upsert) or a removal.
 import type { RouteDecision, SinkRoute } from '../../core/router.js';
-import type { Claim } from '../../store/types.js';
-import type { ObservableType } from '../../core/types.js';
+import type { Claim, ObservableType } from '../../core/types.js';
 import { expandIpv6 } from '../../core/observables.js';
 import { defenderTypeOf, mapToDefender, type DefenderMapping } from './mapper.js';
 

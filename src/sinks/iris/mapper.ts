@@ -1,7 +1,7 @@
 // Pure mapping of a Defender alert to IRIS's /alerts/add and /alerts/update bodies: a readable
 // description (story, evidence, recommended actions, link), severity by name, tags, context, the raw
 // alert as source content, IOCs and the affected machine as an asset.
-import type { DefenderAlertChange } from '../../sources/defender-alerts/normalise.js';
+import type { DefenderAlertChange } from '../../core/records.js';
 import type { AssetKind, IocKind, IrisRefs } from './reference.js';
 
 export interface IrisMapping {

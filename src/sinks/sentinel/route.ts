@@ -1,7 +1,7 @@
 // Sentinel's routing policy: a claim becomes an upload of its STIX indicator, a key nobody claims
 // (or a claim that expired or scores too low) becomes a revocation of what Sentinel holds.
 import type { RouteDecision, SinkRoute } from '../../core/router.js';
-import type { Claim } from '../../store/types.js';
+import type { Claim } from '../../core/types.js';
 import { mapToSentinel, type SentinelMapping, type StixIndicator } from './mapper.js';
 
 /** Payload of a delete: the delivery revokes the recorded object (nothing to do if none was uploaded). */

@@ -1,26 +1,9 @@
 // A Defender alert (as /api/alerts returns it with $expand=evidence) → DefenderAlertChange, the
 // system-neutral form sinks map from. Pure and total: malformed input is a Rejection, never a throw.
+import type { AlertFile, AlertMachine, AlertProcess, AlertRegistry, AlertUser, DefenderAlertChange } from '../../core/records.js';
 import type { Rejection } from '../../core/types.js';
 
-export interface AlertFile { fileName: string | null; filePath: string | null; sha1: string | null; sha256: string | null }
-export interface AlertProcess { fileName: string | null; filePath: string | null; commandLine: string | null; processId: number | null; parentFileName: string | null; createdAt: string | null }
-export interface AlertUser { accountName: string | null; domainName: string | null; userPrincipalName: string | null; userSid: string | null }
-/** The affected machine; the details come from /api/machines/{id} when the app may read machines. */
-export interface AlertMachine {
-  id: string | null;
-  dnsName: string | null;
-  rbacGroupName: string | null;
-  osPlatform?: string | null;
-  osVersion?: string | null;
-  lastIpAddress?: string | null;
-  lastExternalIpAddress?: string | null;
-  healthStatus?: string | null;
-  riskScore?: string | null;
-  exposureLevel?: string | null;
-  machineTags?: string[];
-}
-
-/** Machine entity fields worth showing in IRIS (design/apis/microsoft.md §5). */
+/** Machine entity fields worth showing in IRIS (Defender's machine resource type). */
 export function machineDetails(raw: unknown): Partial<AlertMachine> {
   if (typeof raw !== 'object' || raw === null) return {};
   const m = raw as Record<string, unknown>;
@@ -31,40 +14,6 @@ export function machineDetails(raw: unknown): Partial<AlertMachine> {
     machineTags: Array.isArray(m.machineTags) ? (m.machineTags as unknown[]).map(str).filter((t): t is string => t !== null) : [],
     ...(str(m.rbacGroupName) ? { rbacGroupName: str(m.rbacGroupName) } : {}),
   };
-}
-
-export interface AlertRegistry { key: string; valueName: string | null; value: string | null }
-
-export interface DefenderAlertChange {
-  tenantId: string;
-  id: string;
-  title: string;
-  description: string;
-  severity: string;
-  status: string;
-  classification: string | null;
-  determination: string | null;
-  category: string | null;
-  detectionSource: string | null;
-  threatName: string | null;
-  threatFamilyName: string | null;
-  incidentId: string | null;
-  assignedTo: string | null;
-  alertCreationTime: string | null;
-  firstEventTime: string | null;
-  lastEventTime: string | null;
-  lastUpdateTime: string;
-  resolvedTime: string | null;
-  machine: AlertMachine | null;
-  relatedUser: { userName: string; domainName: string | null } | null;
-  mitreTechniques: string[];
-  evidence: { files: AlertFile[]; processes: AlertProcess[]; ips: string[]; urls: string[]; users: AlertUser[]; registry: AlertRegistry[] };
-  comments: { comment: string; createdBy: string | null; createdTime: string | null }[];
-  /** Only Graph-style payloads carry it; MDE's alert entity has none. */
-  recommendedActions: string | null;
-  /** The alert in the Defender portal. */
-  link: string;
-  raw: Record<string, unknown>;
 }
 
 const str = (v: unknown): string | null => (typeof v === 'string' && v.trim() !== '' ? v.trim().toWellFormed() : null);

@@ -1,23 +1,23 @@
-// Polls one tenant's Defender alerts by lastUpdateTime and turns each new or changed alert into an
-// IRIS operation in the outbox (key = Defender alert id, so a newer version supersedes a waiting
-// one). Each page's operations are committed; the checkpoint (the time the poll started) is
-// committed with the last page, so a crash re-reads at most one poll. Every poll re-reads an
-// overlap window before the checkpoint (late or clock-skewed updates); alerts seen with the same
-// lastUpdateTime are skipped, and the outbox and id map make any re-read harmless anyway.
+// Polls one tenant's Defender alerts by lastUpdateTime and hands each new or changed alert to the
+// ingest loop as a record change (the alert sink's route keys it by alert id, so a newer version
+// supersedes a waiting one). Each page is stored before the next is read; the checkpoint (the time
+// the poll started) is stored after the last page, so a crash re-reads at most one poll. Every poll
+// re-reads an overlap window before the checkpoint (late or clock-skewed updates); alerts seen with
+// the same lastUpdateTime are skipped, and keyed outbox rows make any re-read harmless anyway.
 //
-// Which alerts go to IRIS: those passing the status filter and severity floor, plus every alert
-// already sent (recorded IRIS id, or queued by an earlier poll), so that a resolved or downgraded
-// alert still updates its IRIS alert.
-import type { SinkOp } from '../../core/types.js';
+// Which alerts go on: those passing the status filter and severity floor, plus every alert already
+// sent (held by the sink, or queued by an earlier poll), so that a resolved or downgraded alert
+// still updates what the sink made of it.
+import { ignoredEvent, normaliseSafely, rejectedEvent, type IngestItem } from '../../core/pipeline.js';
+import { RECORD_TYPES, type DefenderAlertChange } from '../../core/records.js';
+import { isRecordChange, type RecordChange, type SourceChange } from '../../core/types.js';
 import { errorFields, type Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { DeadLetterInput, Store } from '../../store/types.js';
+import type { CheckpointStore } from '../../store/types.js';
 import type { DefenderApi } from '../../microsoft/defender/client.js';
 import type { Machine } from '../../microsoft/defender/types.js';
 import type { DefenderAlertsConfig } from './config.js';
-import { DEFAULT_LIMITS } from '../../config/limits.js';
-import { cutJson } from '../../core/raw-copy.js';
-import { idText, machineDetails, normaliseAlert, severityRank, type DefenderAlertChange } from './normalise.js';
+import { idText, machineDetails, normaliseAlert, severityRank } from './normalise.js';
 
 export interface PollerState {
   /** alert id → lastUpdateTime already handled, for alerts inside the overlap window. */
@@ -37,11 +37,21 @@ export interface PollResult {
 const QUEUED_TTL_MS = 14 * 24 * 3600_000;
 const MACHINE_TTL_MS = 3600_000;
 
+/** What a poller reads from and writes to. */
+export interface PollerDeps {
+  checkpoints: CheckpointStore;
+  /** The core's ingest loop of this source: `store` resolves once the items are committed. */
+  ingest: { store(items: IngestItem[], signal?: AbortSignal): Promise<void> };
+  /** Of these alert ids, those the sink already holds. */
+  held(ids: string[]): Promise<Set<string>>;
+}
+
 export class DefenderAlertsPoller {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
   private stopped = true;
-  private readonly abort = new AbortController();
+  /** Renewed at each start: the source lock can stop and start a poller again. */
+  private abort = new AbortController();
   private failures = 0;
   lastError: string | null = null;
   lastPollAt: number | null = null;
@@ -52,18 +62,17 @@ export class DefenderAlertsPoller {
   constructor(
     readonly source: string,
     private readonly tenantId: string,
-    private readonly sink: string,
     private readonly cfg: DefenderAlertsConfig,
     private readonly client: DefenderApi,
-    private readonly store: Store,
+    private readonly deps: PollerDeps,
     private readonly log: Logger,
     private readonly metrics: Metrics,
-    private readonly onQueued: () => void,
     private readonly now: () => number = Date.now,
   ) {}
 
   start(): void {
     this.stopped = false;
+    if (this.abort.signal.aborted) this.abort = new AbortController();
     this.schedule(0);
   }
 
@@ -125,7 +134,7 @@ export class DefenderAlertsPoller {
   /** One poll: read every alert updated since the checkpoint (minus the overlap) and queue what IRIS needs. */
   async pollOnce(): Promise<PollResult> {
     const started = this.now();
-    const cp = await this.store.getCheckpoint(this.source);
+    const cp = await this.deps.checkpoints.getCheckpoint(this.source);
     const state: PollerState = {
       // Keyed by alert ids from Defender: no prototype, so an id `constructor` finds nothing.
       seen: Object.assign(Object.create(null) as Record<string, string>, (cp?.state as Partial<PollerState> | undefined)?.seen),
@@ -141,53 +150,49 @@ export class DefenderAlertsPoller {
     const statuses = new Set(this.cfg.statuses.map((s) => s.toLowerCase()));
 
     await this.client.alertsUpdatedSince(from, this.cfg.page_size, async (rows) => {
-      const ops: SinkOp[] = [];
-      const dead: DeadLetterInput[] = [];
-      const changes: DefenderAlertChange[] = [];
+      const items: IngestItem[] = [];
+      const changes: { change: DefenderAlertChange; raw: unknown }[] = [];
       for (const raw of rows) {
         result.read++;
-        const n = normaliseAlert(raw, this.tenantId, this.cfg.portal_url);
-        if ('rejected' in n) {
+        const n = readAlert(raw, this.tenantId, this.cfg.portal_url);
+        if (!isRecordChange(n)) {
           result.rejected++;
-          dead.push({ sink: `source:${this.source}`, key: idText((raw as { id?: unknown } | null)?.id) ?? 'unknown', op: 'upsert', payload: cutJson(raw, DEFAULT_LIMITS.raw_copy_bytes), sourceRef: null, reason: `${n.rejected.code}: ${n.rejected.detail}` });
+          items.push({ normalised: n, raw, event: 'alert', checkpoint: null, position: idText((raw as { id?: unknown } | null)?.id) ?? 'unknown' });
           continue;
         }
-        if (state.seen[n.change.id] === n.change.lastUpdateTime) {
+        const change = n.record as DefenderAlertChange;
+        if (state.seen[change.id] === change.lastUpdateTime) {
           result.skipped++;
           continue;
         }
-        changes.push(n.change);
+        changes.push({ change, raw });
       }
-      const known = await this.store.getSinkIds(this.sink, changes.map((c) => c.id));
-      for (const c of changes) {
+      const held = await this.deps.held(changes.map(({ change }) => change.id));
+      for (const { change: c, raw } of changes) {
         state.seen[c.id] = c.lastUpdateTime;
         const wanted = statuses.has(c.status.toLowerCase()) && severityRank(c.severity) >= floor;
-        if (!wanted && !known.has(c.id) && state.queued[c.id] === undefined) {
+        if (!wanted && !held.has(c.id) && state.queued[c.id] === undefined) {
           result.skipped++;
           continue;
         }
-        if (!known.has(c.id)) state.queued[c.id] = state.queued[c.id] ?? started;
+        if (!held.has(c.id)) state.queued[c.id] = state.queued[c.id] ?? started;
         await this.addMachineDetails(c);
-        ops.push({ sink: this.sink, key: c.id, op: 'upsert', payload: c, sourceRef: null });
+        items.push({ normalised: alertChange(c), raw, event: 'alert', checkpoint: null, position: c.id });
+        result.queued++;
       }
-      result.queued += ops.length;
-      // Store each page at once (the checkpoint moves only with the last one).
-      await this.store.commit({ source: this.source, checkpoint: null, claimUpserts: [], claimDeletes: [], ops, deadLetters: dead });
-      for (const o of ops) this.metrics.opsEnqueued.inc({ sink: this.sink, op: 'upsert' });
-      for (const d of dead) this.metrics.deadLettered.inc({ sink: d.sink, reason: 'rejected' });
-      this.metrics.events.inc({ source: this.source, event: 'alert', outcome: 'read' }, rows.length);
-      if (ops.length > 0) this.onQueued();
+      // Each page is stored before the next is read (the checkpoint moves only after the last one).
+      await this.deps.ingest.store(items, this.abort.signal);
     }, this.abort.signal);
 
-    // Forget what the next poll cannot see again, and queued ids IRIS has acknowledged since.
+    // Forget what the next poll cannot see again, and queued ids the sink holds since.
     const nextFrom = started - this.cfg.overlap_seconds * 1000;
     for (const [id, t] of Object.entries(state.seen)) if (Date.parse(t) < nextFrom) delete state.seen[id];
-    const acked = await this.store.getSinkIds(this.sink, Object.keys(state.queued));
+    const acked = await this.deps.held(Object.keys(state.queued));
     for (const [id, at] of Object.entries(state.queued)) if (acked.has(id) || started - at > QUEUED_TTL_MS) delete state.queued[id];
-    await this.store.commit({
-      source: this.source, checkpoint: { position: new Date(started).toISOString(), state: state as unknown as Record<string, unknown> },
-      claimUpserts: [], claimDeletes: [], ops: [], deadLetters: [],
-    });
+    await this.deps.ingest.store([{
+      normalised: ignoredEvent('poll done'), raw: null, event: 'poll', position: new Date(started).toISOString(),
+      checkpoint: { position: new Date(started).toISOString(), state: state as unknown as Record<string, unknown> },
+    }], this.abort.signal);
     this.lastError = null;
     this.lastPollAt = this.now();
     this.metrics.sourceConnected.set({ source: this.source }, 1);
@@ -195,3 +200,14 @@ export class DefenderAlertsPoller {
     return result;
   }
 }
+
+/** One raw alert as the change it asks for: a record change, or a rejection to dead-letter (never a throw). */
+export function readAlert(raw: unknown, tenantId: string, portalUrl: string): SourceChange {
+  return normaliseSafely(() => {
+    const r = normaliseAlert(raw, tenantId, portalUrl);
+    return 'rejected' in r ? rejectedEvent(r.rejected.code, r.rejected.detail) : alertChange(r.change);
+  });
+}
+
+const alertChange = (change: DefenderAlertChange): RecordChange<DefenderAlertChange> =>
+  ({ kind: 'record', type: RECORD_TYPES.alert, id: change.id, op: 'upsert', record: change });

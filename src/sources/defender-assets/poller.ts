@@ -1,7 +1,8 @@
 // The Defender assets poller: an initial import, then incremental runs on an interval. Each run
-// reads what changed (machines by lastSeen, alerts by lastUpdateTime), builds snapshots and
-// commits the CAR operations together with the new checkpoint in one transaction: a crash
-// anywhere re-reads from the last committed run, and nothing read is lost.
+// reads what changed (machines by lastSeen, alerts by lastUpdateTime), builds snapshots and hands
+// them to the ingest loop as record changes, the run's end last with the new checkpoint: a crash
+// anywhere re-reads from the last completed run (what was stored meanwhile is keyed, so storing it
+// again only supersedes it), and nothing read is lost.
 //
 // Call planning under the documented quotas: machines, CVE pairs, CVE details and alerts come
 // from paged list calls (a handful per run, whatever the fleet size); logon users need one call
@@ -9,19 +10,28 @@
 // the next run (their accounts stay as CAR has them meanwhile); addresses come from the machine's
 // `ipAddresses`, and only machines without them are looked up by advanced hunting, 150 ids per query.
 import type { Config } from '../../config/schema.js';
-import type { SinkOp } from '../../core/types.js';
+import { ignoredEvent, type IngestItem } from '../../core/pipeline.js';
+import { RECORD_TYPES, type AddressSnapshot, type AssetsRunEnd, type MachineGone } from '../../core/records.js';
+import type { RecordChange } from '../../core/types.js';
 import { errorFields, type Logger } from '../../observability/logger.js';
-import type { Metrics } from '../../observability/metrics.js';
-import type { Store } from '../../store/types.js';
-import { alertKey, machineKey, MODEL_STATE_KEY } from '../../sinks/car/delivery.js';
+import type { CheckpointStore } from '../../store/types.js';
 import { DefenderApiError, odataDate, type DefenderApi } from '../../microsoft/defender/client.js';
 import type { LogonUser, Machine, MachineVulnerability, Vulnerability } from '../../microsoft/defender/types.js';
 import { TokenError } from '../../microsoft/token.js';
 import { alertSnapshot, huntedAddresses, isExpiredInactive, machineSnapshot } from './snapshot.js';
-import type { AddressSnapshot, CarOpPayload } from './types.js';
 
 export const SOURCE = 'defender_assets';
-export const CAR_SINK = 'car';
+
+/** What the poller reads from and writes to. */
+export interface AssetsPollerDeps {
+  checkpoints: CheckpointStore;
+  /** The core's ingest loop of this source: `store` resolves once the items are committed. */
+  ingest: { store(items: IngestItem[]): Promise<void> };
+  /** Of these machine ids, those the asset sink holds (only those are deleted there). */
+  held(machineIds: string[]): Promise<Set<string>>;
+  /** The confirmed save point the asset sink no longer holds, if so (then everything is imported again). */
+  savePointLost(): Promise<string | null>;
+}
 
 interface PollerState {
   /** Start of the last committed run (epoch ms); absent before the initial import. */
@@ -56,12 +66,8 @@ export class DefenderAssetsPoller {
   constructor(
     private readonly config: Config,
     private readonly client: DefenderApi,
-    private readonly store: Store,
+    private readonly deps: AssetsPollerDeps,
     private readonly log: Logger,
-    private readonly metrics: Metrics,
-    private readonly onCommitted: () => void,
-    /** The confirmed save point CAR no longer holds, if so (then everything is imported again). */
-    private readonly savePointLost: () => Promise<string | null> = async () => null,
   ) {}
 
   start(): void {
@@ -112,11 +118,11 @@ export class DefenderAssetsPoller {
   /** One run: read, build, commit ops + checkpoint. */
   async runOnce(now = Date.now()): Promise<RunSummary> {
     const cfg = this.config.defender_assets;
-    const checkpoint = await this.store.getCheckpoint(SOURCE);
+    const checkpoint = await this.deps.checkpoints.getCheckpoint(SOURCE);
     let state = (checkpoint?.state ?? {}) as PollerState;
     let resyncedFor = state.resyncedFor;
     if (typeof state.lastRunMs === 'number') {
-      const lost = await this.savePointLost();
+      const lost = await this.deps.savePointLost();
       if (lost && lost !== state.resyncedFor) {
         this.log.warn({ source: SOURCE, savePoint: lost }, 'CAR no longer holds our save point (reset or rebuilt): importing everything again');
         state = {};
@@ -186,7 +192,8 @@ export class DefenderAssetsPoller {
       ? await this.optional('advanced hunting', 'AdvancedQuery.Read.All', () => this.huntAddresses(withoutAddresses)) ?? new Map<string, AddressSnapshot[]>()
       : new Map<string, AddressSnapshot[]>();
 
-    const ops: SinkOp<CarOpPayload>[] = [];
+    const changes: RecordChange[] = [];
+    const change = <T>(type: string, id: string, op: 'upsert' | 'delete', record: T): RecordChange<T> => ({ kind: 'record', type, id, op, record });
     for (const m of machines) {
       const snapshot = machineSnapshot(m, {
         users: cfg.include_users ? users.get(m.id) ?? null : null,
@@ -195,7 +202,7 @@ export class DefenderAssetsPoller {
         vulnerabilityDetails: details,
         hunted: hunted.get(m.id) ?? [],
       });
-      ops.push({ sink: CAR_SINK, key: machineKey(m.id), op: 'upsert', payload: { kind: 'machine', snapshot }, sourceRef: null });
+      changes.push(change(RECORD_TYPES.machine, m.id, 'upsert', snapshot));
     }
 
     let alerts = 0;
@@ -208,30 +215,31 @@ export class DefenderAssetsPoller {
       for (const a of read ?? []) {
         const snapshot = alertSnapshot(a);
         if (!snapshot) continue;
-        ops.push({ sink: CAR_SINK, key: alertKey(a.id), op: 'upsert', payload: { kind: 'alert', snapshot }, sourceRef: null });
+        changes.push(change(RECORD_TYPES.machineAlert, a.id, 'upsert', snapshot));
         alerts++;
       }
     }
 
-    // The 15-day rule: machines CAR holds from us that are Inactive and unseen for inactive_days.
+    // The 15-day rule: machines the sink holds from us that are Inactive and unseen for inactive_days.
     const cutoff = now - cfg.inactive_days * 86_400_000;
-    const candidates = new Map<string, string>();
-    for (const m of [...expired, ...await this.client.inactiveMachines(cutoff)]) if (m?.id) candidates.set(machineKey(m.id), m.id);
-    const known = await this.store.getSinkIds(CAR_SINK, [...candidates.keys()]);
-    for (const [key, id] of candidates) {
-      if (!known.has(key)) continue;
-      ops.push({ sink: CAR_SINK, key, op: 'delete', payload: { kind: 'delete-machine', machineId: id, reason: `Inactive and not seen for ${cfg.inactive_days} days` }, sourceRef: null });
+    const candidates = new Set<string>();
+    for (const m of [...expired, ...await this.client.inactiveMachines(cutoff)]) if (m?.id) candidates.add(m.id);
+    const held = await this.deps.held([...candidates]);
+    let deleted = 0;
+    for (const id of candidates) {
+      if (!held.has(id)) continue;
+      changes.push(change<MachineGone>(RECORD_TYPES.machine, id, 'delete', { reason: `Inactive and not seen for ${cfg.inactive_days} days` }));
+      deleted++;
     }
-    const deleted = ops.filter((o) => o.op === 'delete').length;
 
-    ops.push({ sink: CAR_SINK, key: MODEL_STATE_KEY, op: 'upsert', payload: { kind: 'model-state', modelStateId: String(now) }, sourceRef: null });
+    changes.push(change<AssetsRunEnd>(RECORD_TYPES.assetsRun, String(now), 'upsert', { runId: String(now) }));
     const next: PollerState = { lastRunMs: now, usersPending, vulnsPending, ...(alertsSince !== undefined ? { alertsSince } : {}),
       ...(resyncedFor !== undefined ? { resyncedFor } : {}) };
     this.checkStopped();
-    await this.store.commit({ source: SOURCE, checkpoint: { position: String(now), state: next as Record<string, unknown> }, claimUpserts: [], claimDeletes: [], ops, deadLetters: [] });
-    for (const o of ops) this.metrics.opsEnqueued.inc({ sink: CAR_SINK, op: o.op });
-    this.metrics.events.inc({ source: SOURCE, event: 'machine', outcome: 'stored' }, machines.length);
-    this.onCommitted();
+    const items: IngestItem[] = changes.map((c) => ({ normalised: c, raw: c.record, event: c.type, checkpoint: null, position: c.id }));
+    // The run's end carries the checkpoint: stored last, so the run counts only once all of it is stored.
+    items[items.length - 1]!.checkpoint = { position: String(now), state: next as Record<string, unknown> };
+    await this.deps.ingest.store(items);
     const summary = { initial, machines: machines.length, deleted, alerts, usersDeferred: usersPending.length };
     this.log.info({ source: SOURCE, ...summary, calls: { ...this.client.calls } }, initial ? 'initial Defender assets import stored' : 'incremental Defender assets run stored');
     return summary;

@@ -1,8 +1,8 @@
 // Pure builder: Defender entities → what CAR should hold per machine and per alert. Total on its
 // input: odd or missing fields are skipped, never thrown on.
 import { isIP } from 'node:net';
+import type { AccountSnapshot, AddressSnapshot, AlertSnapshot, MachineSnapshot, VulnerabilitySnapshot } from '../../core/records.js';
 import type { DefenderAlert, LogonUser, Machine, MachineVulnerability, Vulnerability } from '../../microsoft/defender/types.js';
-import type { AccountSnapshot, AddressSnapshot, AlertSnapshot, MachineSnapshot, VulnerabilitySnapshot } from './types.js';
 
 // Maps: the keys are Defender's strings.
 const RISK = new Map([['none', 0], ['informational', 1], ['low', 3], ['medium', 5], ['high', 8]]);

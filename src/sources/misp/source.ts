@@ -4,7 +4,7 @@
 // `full_sync_interval` a full pass withdraws what MISP no longer holds (hard deletes are
 // invisible to incremental REST). The watermark advances in the same transaction as the effects.
 import type { Config } from '../../config/schema.js';
-import type { IngestItem } from '../../core/pipeline.js';
+import { normaliseSafely, rejectedEvent, safeListener, type IngestItem } from '../../core/pipeline.js';
 import type { IngestLoop } from '../../core/ingest-loop.js';
 import type { NormalisedEvent } from '../../core/types.js';
 import { errorFields, type Logger } from '../../observability/logger.js';
@@ -75,7 +75,7 @@ export class MispSource {
         maxMessageBytes: config.limits.zmq_message_bytes,
         ...(m.zmq_curve_server_key && m.zmq_curve_public_key && m.zmq_curve_secret_key
           ? { curve: { serverKey: m.zmq_curve_server_key, publicKey: m.zmq_curve_public_key, secretKey: m.zmq_curve_secret_key } } : {}),
-        onMessage: (topic, payload) => this.onZmq(topic, payload),
+        onMessage: safeListener(this.log, MISP_SOURCE, (topic, payload) => this.onZmq(topic, payload)),
         onGap: (reason) => this.requestCatchUp(reason),
       })
       : null;
@@ -133,7 +133,8 @@ export class MispSource {
       return;
     }
     this.activeSinceCatchUp = true;
-    const { items, catchUp } = normaliseZmq(topic, payload, this.ctx);
+    const { items, catchUp } = normaliseSafely(() => normaliseZmq(topic, payload, this.ctx),
+      (normalised) => ({ items: [asItem(topic)(normalised)], catchUp: false }));
     if (catchUp) this.requestCatchUp(`${topic} hint`);
     this.noteFreshness(topic, payload, items);
     const raw = { topic: cutText(topic, 200), payload: cutText(payload, this.config.limits.raw_copy_bytes) };
@@ -237,8 +238,7 @@ export class MispSource {
       for (const row of page) {
         const attr = readAttribute(row);
         if (!attr) {
-          this.push({ normalised: { sourceRef: null, changes: [], retractAll: false, alsoRetract: [], skipped: [], ignored: null,
-            rejected: { code: 'malformed_attribute', detail: 'restSearch row without uuid or event_id' } }, event: 'rest.attribute' }, row, null);
+          this.push({ normalised: rejectedEvent('malformed_attribute', 'restSearch row without uuid or event_id'), event: 'rest.attribute' }, row, null);
           continue;
         }
         rows++;
@@ -246,11 +246,12 @@ export class MispSource {
         const f = this.fresh.get(attr.uuid);
         if (f && (f.timestamp > attr.timestamp || (f.removedAt !== null && f.removedAt >= fetchedAt && f.timestamp >= attr.timestamp))) continue;
         if (mode === 'removed' || attr.deleted) {
-          this.push(attributeItem({ ...attr, deleted: true }, null, this.ctx, 'rest.deleted'), row, null);
+          this.push(normaliseSafely(() => attributeItem({ ...attr, deleted: true }, null, this.ctx, 'rest.deleted'), asItem('rest.deleted')), row, null);
           continue;
         }
         seen.push(`misp:${attr.eventId}:${attr.uuid}`);
-        const item = attributeItem(attr, this.restEvent(row), this.ctx, kind === 'full' ? 'rest.full' : 'rest.attribute');
+        const event = kind === 'full' ? 'rest.full' : 'rest.attribute';
+        const item = normaliseSafely(() => attributeItem(attr, this.restEvent(row), this.ctx, event), asItem(event));
         this.push(await this.withOtx(item), row, null);
       }
       await this.room();
@@ -352,3 +353,6 @@ export class MispSource {
     while (this.running && this.ingest.size > limit) await sleep(20);
   }
 }
+
+/** A normaliser's throw as the item it stands for: one rejected event. */
+const asItem = (event: string) => (normalised: NormalisedEvent): MispItem => ({ normalised, event });

@@ -1,11 +1,12 @@
 // The OpenCTI live stream as a source: resume state, stream connection, normalisation, registration.
 // Resume state has pycti's shape {start_from, recover_until} so that it reads the same in the UI.
 import type { Config } from '../../config/schema.js';
-import type { IngestItem } from '../../core/pipeline.js';
+import { normaliseSafely, safeListener, type IngestItem } from '../../core/pipeline.js';
 import type { IngestLoop } from '../../core/ingest-loop.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { Checkpoint, Store } from '../../store/types.js';
+import type { Store } from '../../store/types.js';
+import type { Checkpoint } from '../../core/types.js';
 import { ConnectorApi } from './connector-api.js';
 import { cutText } from '../../core/raw-copy.js';
 import { createContext, normaliseEvent, oversizeEvent, type NormaliseContext } from './normalise.js';
@@ -80,7 +81,7 @@ export class OpenCtiSource {
       maxEventBytes: this.config.limits.sse_event_bytes,
       position: () => this.lastReceived,
       recoverUntil: () => this.recoverParam(),
-      onMessage: (m) => this.onMessage(m),
+      onMessage: safeListener(this.log, SOURCE, (m) => this.onMessage(m)),
       log: this.log,
       metrics: this.metrics,
     });
@@ -125,7 +126,7 @@ export class OpenCtiSource {
       normalised: m.oversizeBytes !== undefined ? oversizeEvent(m.oversizeBytes, limits.sse_event_bytes)
         : m.name === 'heartbeat' || m.name === 'no-recover'
           ? { sourceRef: null, changes: [], retractAll: false, alsoRetract: [], skipped: [], rejected: null, ignored: m.name }
-          : normaliseEvent(m.name, m.data, this.ctx),
+          : normaliseSafely(() => normaliseEvent(m.name, m.data, this.ctx)),
       raw: { event: m.name, id: m.id, data: cutText(m.data, limits.raw_copy_bytes) },
       event: m.name,
       checkpoint,

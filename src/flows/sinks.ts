@@ -1,0 +1,57 @@
+// Every sink ThreatBridge can feed, by the name flows use (config/flows.ts). A sink is one folder
+// under src/sinks/ that exports its route (pure: change → operations) and a factory for its
+// delivery worker; this table is the one place the service learns about it.
+import type { Config } from '../config/schema.js';
+import type { DeliveryWorker, SinkHandler } from '../core/delivery.js';
+import type { ServicePart } from '../core/parts.js';
+import type { Guard } from '../guard/index.js';
+import type { RecordRoute, SinkRoute } from '../core/router.js';
+import { CAR_SINK, createCarSink } from '../sinks/car/index.js';
+import { carRoute } from '../sinks/car/route.js';
+import { createDefenderSink, defenderRoute } from '../sinks/defender/index.js';
+import { createIrisSink, IRIS_SINK } from '../sinks/iris/index.js';
+import { irisRoute } from '../sinks/iris/route.js';
+import { createSentinelSink, sentinelRoute } from '../sinks/sentinel/index.js';
+import type { ServiceContext } from './parts.js';
+
+/** A sink built from configuration. */
+export interface BuiltSink {
+  route: SinkRoute | RecordRoute;
+  worker: DeliveryWorker;
+  /** The worker's part, when the sink needs more than start and stop (IRIS: set-up check and health). */
+  part?: ServicePart;
+  /** Companion parts (guard, reconciliation). */
+  parts?: ServicePart[];
+  /** Record sinks: of these record ids, those the sink holds for us (the sources keep following them). */
+  held?(ids: string[]): Promise<Set<string>>;
+  /** The save point the sink confirmed and no longer holds (it was reset): its source sends everything again. */
+  savePointLost?(): Promise<string | null>;
+  /** What the delivery did since start (`run --once` summaries). */
+  counts?(): { created: number; updated: number; deadLettered: number };
+}
+
+export interface SinkModule {
+  /** The route alone, without clients (replay). */
+  route(config: Config): SinkRoute | RecordRoute;
+  /** `wrap`: dry run and review file around the handler (indicator sinks); `guard`: the one enforcement gate of every indicator sink. */
+  create(ctx: ServiceContext, wrap: (handler: SinkHandler) => SinkHandler, guard: Guard): BuiltSink;
+}
+
+export const SINKS: Record<string, SinkModule> = {
+  defender: {
+    route: defenderRoute,
+    create: ({ config, store, log, metrics }, wrap, guard) => createDefenderSink(config, store, log, metrics, guard, wrap),
+  },
+  sentinel: {
+    route: sentinelRoute,
+    create: ({ config, store, log, metrics }, wrap, guard) => createSentinelSink(config, store, log, metrics, guard, wrap),
+  },
+  [IRIS_SINK]: {
+    route: () => irisRoute(IRIS_SINK),
+    create: ({ config, store, log, metrics }) => createIrisSink(config, store, log, metrics),
+  },
+  [CAR_SINK]: {
+    route: () => carRoute(CAR_SINK),
+    create: ({ config, store, log, metrics }) => createCarSink(config, store, log, metrics),
+  },
+};
