@@ -1,9 +1,10 @@
 // The MISP → Defender flow for the fault suite: analysts add attributes to events and publish them,
 // then edit, soft-delete and hard-delete some; Defender (simulator) must end holding each live
 // attribute's value once, titled after its event, and none of the removed ones.
+import type { Interruption } from '../../sim/send-log.js';
 import { Lab } from '../../sim/lab.js';
 import type { MispSimulator } from '../../sim/misp/server.js';
-import { defenderHeld, defenderWrites, diagnoseStore } from './defender-sink.js';
+import { defenderHeld, defenderRepeats, defenderWrites, diagnoseStore } from './defender-sink.js';
 import { rng, type FaultFlow } from './harness.js';
 
 const ATTRIBUTES_PER_EVENT = 50;
@@ -110,6 +111,8 @@ export class MispDefenderFlow implements FaultFlow {
   sinkState(): Map<string, string[]> { return defenderHeld(this.lab.defender, 'title'); }
 
   sinkWrites(): number { return defenderWrites(this.lab.defender); }
+
+  repeatedSends(interruptions: readonly Interruption[]): number { return defenderRepeats(this.lab.defender, interruptions); }
 
   diagnose(keys: string[], env: NodeJS.ProcessEnv): string {
     return diagnoseStore(keys, env, (value) => `want ${this.want.get(value) ?? 'absent'}; defender ${JSON.stringify(this.sinkState().get(value) ?? [])}`);

@@ -1,15 +1,18 @@
 // The OpenCTI → Defender (or → Sentinel) flow for the fault suite: indicators are created, rescored
 // and deleted in OpenCTI (simulator); the sink must end holding each live one once, with what its
 // last score maps to (Defender: severity; Sentinel: confidence), and none of the deleted ones.
+import type { Interruption } from '../../sim/send-log.js';
 import { Lab, type LabOptions } from '../../sim/lab.js';
 import { makeIndicator } from '../../sim/opencti/fixtures.js';
 import type { StixObject } from '../../sim/opencti/stix.js';
-import { severityForScore } from '../../src/sinks/defender/mapper.js';
-import { defenderHeld, defenderWrites, diagnoseStore } from './defender-sink.js';
+import { defenderHeld, defenderRepeats, defenderWrites, diagnoseStore } from './defender-sink.js';
 import { rng, type FaultFlow } from './harness.js';
-import { sentinelHeld, sentinelWrites } from './sentinel-sink.js';
+import { sentinelHeld, sentinelRepeats, sentinelWrites } from './sentinel-sink.js';
 
-const SCORES = [15, 45, 85]; // one per severity band: Low, Medium, High
+// One score per severity band of the seed connector (1–29 Low, 30–59 Medium, ≥60 High), and the
+// Defender severity each must end as: the oracle is this table, not the service's mapper.
+const SEVERITY_OF_SCORE: Record<number, string> = { 15: 'Low', 45: 'Medium', 85: 'High' };
+const SCORES = Object.keys(SEVERITY_OF_SCORE).map(Number);
 
 function withScore(ind: StixObject, score: number): StixObject {
   const ext = structuredClone((ind as unknown as { extensions: Record<string, Record<string, unknown>> }).extensions);
@@ -72,7 +75,7 @@ export class OpenCtiFlow implements FaultFlow {
   }
 
   expected(): Map<string, string> {
-    const state = (score: number) => this.sink === 'defender' ? severityForScore(score) : String(score);
+    const state = (score: number) => this.sink === 'defender' ? SEVERITY_OF_SCORE[score]! : String(score);
     return new Map([...this.want].map(([value, score]) => [value, state(score)]));
   }
 
@@ -82,6 +85,10 @@ export class OpenCtiFlow implements FaultFlow {
 
   sinkWrites(): number {
     return this.sink === 'defender' ? defenderWrites(this.lab.defender) : sentinelWrites(this.lab.sentinel!);
+  }
+
+  repeatedSends(interruptions: readonly Interruption[]): number {
+    return this.sink === 'defender' ? defenderRepeats(this.lab.defender, interruptions) : sentinelRepeats(this.lab.sentinel!, interruptions);
   }
 
   diagnose(keys: string[], env: NodeJS.ProcessEnv): string {
