@@ -1,12 +1,12 @@
 // What a sink simulator received, item by item. A sink that upserts by key (Defender by type and
-// value, Sentinel by STIX id, CAR by asset key) hides an item sent twice, so tests that promise "no
-// duplicates" count what the service SENT here rather than what the store kept.
+// value, Sentinel by STIX id) hides an item sent twice, so tests that promise "no duplicates" count
+// what the service SENT here rather than what the store kept.
 //
 // A send REPEATS when the previous send of the same key carried the same content, its answer reached
 // the service, and nothing removed the key in between: the service already knew it was applied and
 // sent it again anyway. Not a repeat: an update (different content), a re-send after the key was
-// deleted, a retry after an answer was lost (a dropped connection, a client timeout, or a kill -9 of
-// the service before it could record the answer: see `repeats`).
+// deleted, a retry after an answer was lost (a dropped connection, a client timeout, or a kill -9 or
+// full disk that kept the service from recording the answer: see `repeats`).
 
 export interface Send {
   /** Sink key, e.g. `tenant␀IpAddress␀10.0.0.1`. */
