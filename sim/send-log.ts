@@ -1,6 +1,6 @@
 // What a sink simulator received, item by item. A sink that upserts by key (Defender by type and
-// value, Sentinel by STIX id) hides an item sent twice, so tests that promise "no duplicates" count
-// what the service SENT here rather than what the store kept.
+// value, Sentinel by STIX id, CAR by node key and edge ends) hides an item sent twice, so tests that
+// promise "no duplicates" count what the service SENT here rather than what the store kept.
 //
 // A send REPEATS when the previous send of the same key carried the same content, its answer reached
 // the service, and nothing removed the key in between: the service already knew it was applied and

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { CarSimulator } from '../../sim/car/server.js';
 import { assetData, type DefenderAssetData } from '../../sim/defender/asset-routes.js';
 import { Lab } from '../../sim/lab.js';
+import type { Interruption } from '../../sim/send-log.js';
 import type { Machine } from '../../src/microsoft/defender/types.js';
 import { rng, type FaultFlow } from './harness.js';
 
@@ -182,6 +183,11 @@ export class DefenderCarFlow implements FaultFlow {
     for (const e of this.car.edges.values()) if (!e.active && e.type in disabled) disabled[e.type]!++;
     const assetDeletes = this.car.requestLog.filter((r) => r.method === 'DELETE' && r.path.endsWith('/asset') && r.status === 200).length;
     return { assetDeletes, disabled };
+  }
+
+  /** Nodes and edges CAR applied again from one import sent twice (its graph upserts and would hide them). */
+  repeatedSends(interruptions: readonly Interruption[]): number {
+    return this.car.sends.repeats({ interruptions }).length;
   }
 
   /** Accepted imports, edge PATCHes and deletes. */
