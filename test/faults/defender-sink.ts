@@ -22,9 +22,12 @@ export function defenderWrites(defender: DefenderSimulator): number {
     .reduce((n, e) => n + (e.items ?? 1), 0);
 }
 
-/** Indicators sent again unchanged after Defender's answer reached the service (sim/send-log.ts). */
-export function defenderRepeats(defender: DefenderSimulator, interruptions: readonly Interruption[]): number {
-  return defender.sends.repeats({ interruptions }).length;
+/**
+ * Indicators sent again unchanged after Defender's answer reached the service (sim/send-log.ts), except
+ * values the source itself re-emitted unchanged (`reemitted`, lower-case as Defender keys them).
+ */
+export function defenderRepeats(defender: DefenderSimulator, interruptions: readonly Interruption[], reemitted: ReadonlySet<string>): number {
+  return defender.sends.repeats({ interruptions }).filter((s) => !reemitted.has(s.key.split('\u0000').at(-1)!)).length;
 }
 
 /** What the SQLite store knows of keys that did not converge (printed when a run fails). */

@@ -17,6 +17,9 @@ export class MispDefenderFlow implements FaultFlow {
   readonly name = 'misp -> defender';
   readonly lab: Lab;
   private readonly live: LiveAttribute[] = [];
+  private readonly published = new Set<string>();
+  /** Values a publish re-emitted after an earlier one (see publish). */
+  private readonly reemitted = new Set<string>();
   private readonly want = new Map<string, string>();
   private readonly titles = new Map<string, string>();
   private readonly unpublished = new Set<string>();
@@ -98,6 +101,13 @@ export class MispDefenderFlow implements FaultFlow {
   }
 
   private publish(eventId: string): void {
+    // A publish re-emits every attribute of the event: one published before may be sent again unchanged (not a duplicate).
+    for (const a of this.live) {
+      if (a.eventId !== eventId) continue;
+      const value = a.value.toLowerCase();
+      if (this.published.has(value)) this.reemitted.add(value);
+      this.published.add(value);
+    }
     this.misp.publish(eventId);
     this.unpublished.delete(eventId);
   }
@@ -112,7 +122,7 @@ export class MispDefenderFlow implements FaultFlow {
 
   sinkWrites(): number { return defenderWrites(this.lab.defender); }
 
-  repeatedSends(interruptions: readonly Interruption[]): number { return defenderRepeats(this.lab.defender, interruptions); }
+  repeatedSends(interruptions: readonly Interruption[]): number { return defenderRepeats(this.lab.defender, interruptions, this.reemitted); }
 
   diagnose(keys: string[], env: NodeJS.ProcessEnv): string {
     return diagnoseStore(keys, env, (value) => `want ${this.want.get(value) ?? 'absent'}; defender ${JSON.stringify(this.sinkState().get(value) ?? [])}`);

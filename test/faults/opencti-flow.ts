@@ -27,6 +27,8 @@ export class OpenCtiFlow implements FaultFlow {
   private readonly want = new Map<string, number>();
   private readonly random: () => number;
   private ipCounter = 0;
+  /** Values rescored to the score they had: OpenCTI re-emits them, and the sink is sent them again unchanged (not a duplicate). */
+  private readonly reemitted = new Set<string>();
 
   constructor(seed: number, private readonly total: number, labOptions: LabOptions = {}, private readonly shares = { create: 0.6, update: 0.25 },
     private readonly sink: 'defender' | 'sentinel' = 'defender') {
@@ -64,6 +66,7 @@ export class OpenCtiFlow implements FaultFlow {
     const entry = this.live[at]!;
     if (phase < this.shares.create + this.shares.update) {
       const score = SCORES[Math.floor(this.random() * SCORES.length)]!;
+      if (this.want.get(entry.value) === score) this.reemitted.add(entry.value);
       entry.ind = withScore(entry.ind, score);
       this.lab.opencti.update(entry.ind);
       this.want.set(entry.value, score);
@@ -88,7 +91,8 @@ export class OpenCtiFlow implements FaultFlow {
   }
 
   repeatedSends(interruptions: readonly Interruption[]): number {
-    return this.sink === 'defender' ? defenderRepeats(this.lab.defender, interruptions) : sentinelRepeats(this.lab.sentinel!, interruptions);
+    return this.sink === 'defender' ? defenderRepeats(this.lab.defender, interruptions, this.reemitted)
+      : sentinelRepeats(this.lab.sentinel!, interruptions, this.reemitted);
   }
 
   diagnose(keys: string[], env: NodeJS.ProcessEnv): string {

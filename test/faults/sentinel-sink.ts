@@ -21,7 +21,8 @@ export function sentinelWrites(sentinel: SentinelSimulator): number {
   return sentinel.requestLog.filter((e) => e.status === 200).reduce((n, e) => n + e.objects, 0);
 }
 
-/** Objects uploaded again unchanged after Sentinel's answer reached the service (sim/send-log.ts). */
-export function sentinelRepeats(sentinel: SentinelSimulator, interruptions: readonly Interruption[]): number {
-  return sentinel.sends.repeats({ interruptions }).length;
+/** Objects uploaded again unchanged after Sentinel's answer reached the service (sim/send-log.ts), except values the source re-emitted unchanged. */
+export function sentinelRepeats(sentinel: SentinelSimulator, interruptions: readonly Interruption[], reemitted: ReadonlySet<string>): number {
+  const valueOf = (content: string) => SINGLE_VALUE.exec(String((JSON.parse(content) as { pattern?: unknown }).pattern))?.[1];
+  return sentinel.sends.repeats({ interruptions }).filter((s) => !reemitted.has(valueOf(s.content) ?? '')).length;
 }
