@@ -9,6 +9,7 @@ import type http from 'node:http';
 import { parsePattern } from '../src/sources/opencti/stix-pattern/index.js';
 import type { EntraSimulator } from './entra.js';
 import { BodyTooLargeError, LoopbackServer, readBody, sendJson, type TlsMaterial } from './loopback.js';
+import { SendLog } from './send-log.js';
 
 export const SENTINEL_API_VERSIONS = ['2024-02-01-preview'];
 const AUDIENCES = ['https://management.azure.com', 'https://management.azure.com/', 'https://management.core.windows.net', 'https://management.core.windows.net/'];
@@ -64,6 +65,8 @@ export class SentinelSimulator {
   private readonly windows = new Map<string, number[]>();
   private readonly injected: Injected[] = [];
   readonly requestLog: SentinelRequestLogEntry[] = [];
+  /** Every object accepted, keyed `workspace␀sourcesystem␀id`: what the service sent, not what the store kept. */
+  readonly sends = new SendLog();
 
   constructor(private readonly opts: SentinelSimulatorOptions) {}
 
@@ -105,6 +108,7 @@ export class SentinelSimulator {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://sim');
+    const arrived = Date.now();
     const m = /^\/workspaces\/([^/]+)\/threat-intelligence-stix-objects:upload$/.exec(url.pathname);
     let workspaceId = '';
     let objects = 0;
@@ -142,12 +146,17 @@ export class SentinelSimulator {
       objects = body.stixobjects.length;
       if (objects > (this.opts.maxObjects ?? MAX_OBJECTS)) throw new ApiError(400, `Too many objects: ${objects}. At most ${this.opts.maxObjects ?? MAX_OBJECTS} per request.`);
       const errors: { recordIndex: number; errorMessages: string[] }[] = [];
+      const sent: { key: string; content: string }[] = [];
       body.stixobjects.forEach((raw, index) => {
         const messages = validate(raw);
         if (messages.length) { errors.push({ recordIndex: index, errorMessages: messages }); return; }
-        this.store(workspaceId, body.sourcesystem as string, raw as StoredObject['object']);
+        const object = raw as StoredObject['object'];
+        this.store(workspaceId, body.sourcesystem as string, object);
+        sent.push({ key: `${workspaceId}\u0000${body.sourcesystem as string}\u0000${object.id}`, content: JSON.stringify(raw) });
       });
       log(200, errors.length);
+      // A client that gave up (its timeout) closed the socket: it never sees this answer.
+      this.sends.record(sent, arrived, !res.destroyed);
       if (errors.length === 0) { res.writeHead(200, { 'Content-Length': '0' }); res.end(); return; }
       sendJson(res, 200, { errors });
     } catch (err) {

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import { LoopbackServer, readBody, sendJson, type TlsMaterial } from '../loopback.js';
+import { SendLog } from '../send-log.js';
 
 export interface CarSimOptions {
   apiKey: string;
@@ -66,6 +67,12 @@ export class CarSimulator {
   readonly sources = new Map<string, Record<string, unknown>>();
   readonly jobs = new Map<string, Job>();
   readonly requestLog: CarRequest[] = [];
+  /**
+   * Every node and edge of an accepted import, keyed `collection|key` or `edge|from|to`, with the
+   * import's report in the content: each delivery (and each retry of one) is a new report, so only an
+   * import sent twice repeats.
+   */
+  readonly sends = new SendLog();
   private down: 'reset' | 503 | null = null;
   private failures: { count: number; status: number; match: string }[] = [];
   private jobErrors = 0;
@@ -180,6 +187,7 @@ export class CarSimulator {
     if (typeof source?.['_key'] !== 'string' || !source['_key']) errors.push({ keyword: 'required', dataPath: '.source', message: "should have required property '_key'" });
     if (typeof report?.['timestamp'] !== 'number') errors.push({ keyword: 'required', dataPath: '.report', message: "should have required property 'timestamp'" });
     const writes: (() => void)[] = [];
+    const sent: { key: string; content: string }[] = [];
     const src = String(source?.['_key'] ?? '');
     for (const [name, value] of Object.entries(b)) {
       if (name === 'source' || name === 'report') continue;
@@ -191,6 +199,7 @@ export class CarSimulator {
           if (name === 'ipaddress' && typeof n['_key'] === 'string' && !IP_RE.test(n['_key'])) errors.push({ keyword: 'pattern', dataPath: `.${name}[${i}]._key`, message: 'should match pattern "^[a-fA-F0-9:\\.]+$"' });
           if (name === 'macaddress' && typeof n['_key'] === 'string' && !MAC_RE.test(n['_key'])) errors.push({ keyword: 'pattern', dataPath: `.${name}[${i}]._key`, message: 'should match the MAC pattern' });
           const key = String(KEY_COLLECTIONS.has(name) ? n['_key'] : n['external_id'] ?? n['_key']);
+          sent.push({ key: `${name}|${key}`, content: JSON.stringify({ report, node: n }) });
           writes.push(() => {
             const coll = this.nodes.get(name) ?? new Map<string, Record<string, unknown>>();
             this.nodes.set(name, coll);
@@ -203,6 +212,7 @@ export class CarSimulator {
           const from = endpoint(e, 'from');
           const to = endpoint(e, 'to');
           if (!from || !to) { errors.push({ keyword: 'required', dataPath: `.${name}[${i}]`, message: 'an edge needs _from/_from_external_id and _to/_to_external_id' }); return; }
+          sent.push({ key: `${name}|${from}|${to}`, content: JSON.stringify({ report, edge: e }) });
           writes.push(() => {
             const k = `${name}|${src}|${from}|${to}`;
             this.edges.set(k, { ...(this.edges.get(k) ?? {}), ...e, type: name, source: src, from, to, active: e['active'] !== false, report: e['report'], timestamp: e['timestamp'] });
@@ -217,6 +227,8 @@ export class CarSimulator {
     const id = this.jobId();
     const error = this.jobErrors > 0 ? (this.jobErrors--, 'data_mal_formed') : null;
     const stuck = this.stuckJobs > 0 ? (this.stuckJobs--, true) : false;
+    // Recorded when accepted: real CAR runs every accepted job, polled or not.
+    this.sends.record(sent, Date.now(), true);
     this.jobs.set(id, { id, polls: stuck ? -Infinity : 0, error, apply: error || stuck ? null : () => writes.forEach((w) => w()) });
     return [200, { id, status: 'INPROGRESS', message: 'Check the status of the import by calling the endpoint GET /importstatus/{uuid} or GET /importstatus?ids=uuid#1, uuid#2, etc' }];
   }

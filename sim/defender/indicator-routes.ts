@@ -2,7 +2,7 @@
 
 import { MdeError } from './errors.js';
 import { validateIndicator, INDICATOR_ACTIONS, INDICATOR_TYPES, SEVERITIES } from './indicator-validation.js';
-import type { Caller, IndicatorStore } from './indicators.js';
+import { indicatorKey, type Caller, type IndicatorStore } from './indicators.js';
 import { ODataError, parseQuery, queryWithSkip, runQuery, type EntitySchema } from './odata.js';
 import type { Route, RouteContext, RouteResult } from './routing.js';
 
@@ -55,9 +55,11 @@ export function indicatorRoutes(deps: IndicatorRouteDeps): Route[] {
 }
 
 async function submit(ctx: RouteContext, store: IndicatorStore): Promise<RouteResult> {
-  const input = validateIndicator(await ctx.body());
+  const raw = await ctx.body();
+  const input = validateIndicator(raw);
   const { indicator } = store.upsert(input, ctx.caller);
-  return { status: 200, body: { '@odata.context': `${ctx.baseUrl}/api/$metadata#Indicators/$entity`, ...indicator }, items: 1 };
+  const sent = [{ key: indicatorKey(input.indicatorType, input.indicatorValue), content: JSON.stringify(raw) }];
+  return { status: 200, body: { '@odata.context': `${ctx.baseUrl}/api/$metadata#Indicators/$entity`, ...indicator }, items: 1, sent };
 }
 
 async function importIndicators(ctx: RouteContext, store: IndicatorStore): Promise<RouteResult> {
@@ -70,16 +72,19 @@ async function importIndicators(ctx: RouteContext, store: IndicatorStore): Promi
     throw new MdeError(400, 'MaximumBatchSizeExceeded', `Maximum batch size exceeded. Received: ${items.length}, allowed: ${MAX_BATCH}.`);
   }
   if (items.length === 0) throw new MdeError(400, 'InvalidInput', 'Indicators list is empty.');
+  const sent: { key: string; content: string }[] = [];
   const value = items.map((raw: unknown) => {
     try {
-      const { indicator } = store.upsert(validateIndicator(raw), ctx.caller);
+      const input = validateIndicator(raw);
+      const { indicator } = store.upsert(input, ctx.caller);
+      sent.push({ key: indicatorKey(input.indicatorType, input.indicatorValue), content: JSON.stringify(raw) });
       return { id: indicator.id, indicator: indicator.indicatorValue, isFailed: false, failureReason: null };
     } catch (err) {
       if (!(err instanceof MdeError)) throw err;
       return { id: null, indicator: rawValue(raw), isFailed: true, failureReason: err.message };
     }
   });
-  return { status: 200, body: { '@odata.context': `${ctx.baseUrl}/api/$metadata#Collection(microsoft.windowsDefenderATP.api.ImportIndicatorResult)`, value }, items: items.length };
+  return { status: 200, body: { '@odata.context': `${ctx.baseUrl}/api/$metadata#Collection(microsoft.windowsDefenderATP.api.ImportIndicatorResult)`, value }, items: items.length, sent };
 }
 
 function list(ctx: RouteContext, store: IndicatorStore, pageSize: number): RouteResult {

@@ -52,6 +52,8 @@ export interface StoreOptions {
   now: () => number;
   /** Ids are unique across tenants, like the real numeric ids. */
   nextId: () => string;
+  /** Called with indicatorKey() whenever an indicator leaves the store. */
+  onRemoved?: (key: string) => void;
 }
 
 interface Entry {
@@ -199,6 +201,7 @@ export class IndicatorStore {
     // A duplicate (see duplicate()) does not own the key; the original keeps it.
     if (this.byKey.get(key) === e.ind.id) this.byKey.delete(key);
     this.adjustCount(wasActive, false, null);
+    this.opts.onRemoved?.(key);
   }
 
   /**

@@ -22,14 +22,14 @@ export const DEFENDER_QUOTAS: Readonly<Record<string, readonly Quota[]>> = {
   'alerts.list': [{ limit: 100, windowMs: MINUTE }, { limit: 1500, windowMs: HOUR }],
 };
 
-/** Simulated milliseconds: real elapsed time multiplied by `timeScale`. */
+/** Simulated milliseconds: real elapsed time multiplied by `timeScale`, or what `source` says (tests). */
 export class ScaledClock {
   private readonly origin = performance.now();
-  constructor(readonly timeScale = 1) {
+  constructor(readonly timeScale = 1, private readonly source?: () => number) {
     if (!(timeScale > 0)) throw new Error('timeScale must be > 0');
   }
   now(): number {
-    return (performance.now() - this.origin) * this.timeScale;
+    return this.source ? this.source() : (performance.now() - this.origin) * this.timeScale;
   }
   /** Real whole seconds (at least 1) a client must wait for `simMs` simulated milliseconds to pass. */
   realSeconds(simMs: number): number {

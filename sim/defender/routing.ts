@@ -22,6 +22,8 @@ export interface RouteResult {
   headers?: Record<string, string>;
   /** Items carried by the request or response, for the request log. */
   items?: number;
+  /** Items the request wrote (key within the tenant, content as received), for the send log. */
+  sent?: { key: string; content: string }[];
 }
 
 export interface Route {

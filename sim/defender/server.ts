@@ -15,6 +15,7 @@ import { validateIndicator } from './indicator-validation.js';
 import { IndicatorStore, type Caller, type Indicator } from './indicators.js';
 import { DEFENDER_QUOTAS, RateLimiter, ScaledClock, type Quota } from './ratelimit.js';
 import { matchRoute, type Route } from './routing.js';
+import { SendLog } from '../send-log.js';
 
 /** Token audiences of the WindowsDefenderATP resource (current and legacy scope). */
 export const MDE_AUDIENCES: readonly string[] = ['https://api.securitycenter.microsoft.com', 'https://securitycenter.onmicrosoft.com/windowsatpservice'];
@@ -32,6 +33,12 @@ export interface DefenderSimulatorOptions {
   port?: number;
   /** Simulated time runs this many times faster for rate-limit windows (60: a minute lasts a second). Default 1. */
   timeScale?: number;
+  /**
+   * Simulated ms for the rate-limit windows, for tests that move time by hand instead of waiting
+   * (no timing flakes on a loaded machine). Default: real time × timeScale. Retry-After stays in
+   * real seconds (simulated time / timeScale).
+   */
+  limitClock?: () => number;
   /** false disables throttling; an object overrides the quotas of the endpoints it names. */
   rateLimits?: boolean | Record<string, Quota[]>;
   /** Active indicators per tenant; default 15,000. */
@@ -84,10 +91,12 @@ export class DefenderSimulator {
   private baseUrl = ''; // kept after stop() so in-flight requests can still build URLs
   /** Every /api request, oldest first. */
   readonly requestLog: RequestLogEntry[] = [];
+  /** Every indicator written, keyed `tenant␀type␀value` (lower-cased): what the service sent, not what the store kept. */
+  readonly sends = new SendLog();
 
   constructor(private readonly opts: DefenderSimulatorOptions) {
     this.now = opts.now ?? Date.now;
-    const clock = new ScaledClock(opts.timeScale ?? 1);
+    const clock = new ScaledClock(opts.timeScale ?? 1, opts.limitClock);
     const quotas = typeof opts.rateLimits === 'object' ? { ...DEFENDER_QUOTAS, ...opts.rateLimits } : DEFENDER_QUOTAS;
     this.limiter = opts.rateLimits === false ? null : new RateLimiter(quotas, clock);
     this.routes = [
@@ -203,6 +212,7 @@ export class DefenderSimulator {
   reset(): void {
     for (const s of this.stores.values()) s.clear();
     this.requestLog.length = 0;
+    this.sends.clear();
     this.limiter?.reset();
     this.faults.clear();
   }
@@ -217,6 +227,7 @@ export class DefenderSimulator {
         capError: this.opts.capError ?? { status: 400, code: 'BadRequest' },
         now: this.now,
         nextId: () => String(++this.lastId),
+        onRemoved: (key) => this.sends.removed(`${tenantId}\u0000${key}`),
       });
       this.stores.set(tenantId, store);
     }
@@ -295,14 +306,19 @@ export class DefenderSimulator {
       return replyError(new MdeError(500, 'InternalServerError', ''));
     }
     entry.items = result.items ?? null;
+    const sent = (result.sent ?? []).map((s) => ({ key: `${caller.tenantId}\u0000${s.key}`, content: s.content }));
     if (this.faults.takeDrop(route.endpoint)) {
       // The change is applied; only the answer is lost (tests idempotent retries).
       entry.fault = 'dropped';
       req.socket.destroy();
+      this.sends.record(sent, entry.time, false);
       return;
     }
     const isOData = result.body !== undefined && entry.method === 'GET';
+    // A client that gave up (its timeout) closed the socket: it never sees this answer.
+    const answered = !res.destroyed;
     reply(result.status, result.body, { ...(isOData ? { 'OData-Version': '4.0' } : {}), ...result.headers }, isOData ? ODATA_JSON : undefined);
+    this.sends.record(sent, entry.time, answered);
   }
 
   private authenticate(req: http.IncomingMessage, route: Route): Caller | MdeError {

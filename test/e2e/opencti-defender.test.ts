@@ -78,6 +78,7 @@ describe('OpenCTI → Defender end to end', function () {
   });
 
   it('loses and duplicates nothing across kill -9 and restart mid-stream', async () => {
+    let killedAt = 0;
     start({ PIPELINE_BATCH_SIZE: '50' });
     await waitFor(() => lab.opencti.connections > 0, 'stream connected');
     const expected = new Set<string>();
@@ -87,6 +88,7 @@ describe('OpenCTI → Defender end to end', function () {
       expected.add(ip);
       if (i === 300) {
         await waitFor(() => held().length > 0, 'some delivered before the crash');
+        killedAt = Date.now();
         await service.kill9();
       }
     }
@@ -95,6 +97,11 @@ describe('OpenCTI → Defender end to end', function () {
     const values = held().map((i) => i.indicatorValue);
     expect(new Set(values).size).to.equal(values.length);
     expect([...expected].every((ip) => values.includes(ip))).to.equal(true);
+    // What was SENT, not what Defender kept (its import upserts by value, hiding a second send):
+    // only the answers the kill may have cut off can be sent again.
+    expect(lab.defender.sends.repeats({ interruptions: [killedAt] }).map((s) => s.key), 'indicators sent again unchanged').to.deep.equal([]);
+    const imports = lab.defender.requestLog.filter((e) => e.endpoint === 'indicators.import' && e.status === 200);
+    expect(imports.every((e) => e.items! <= 500)).to.equal(true);
   });
 
   it('pauses the stream when its queue is full and resumes without loss', async () => {
@@ -104,6 +111,7 @@ describe('OpenCTI → Defender end to end', function () {
     await waitFor(() => held().length === 400, 'all 400 indicators', 60_000);
     expect(service.lines.some((l) => l.msg === 'ingest queue full; pausing the stream')).to.equal(true);
     expect(new Set(held().map((i) => i.indicatorValue)).size).to.equal(400);
+    expect(lab.defender.sends.repeats().map((s) => s.key), 'indicators sent again unchanged').to.deep.equal([]);
   });
 
   it('rides out 429 and 5xx bursts and token revocation without losing work, and never logs a secret', async () => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { CarSimulator } from '../../sim/car/server.js';
 import { assetData, type DefenderAssetData } from '../../sim/defender/asset-routes.js';
 import { Lab } from '../../sim/lab.js';
-import { accountsOf, alertSnapshot, isExpiredInactive, machineAddresses } from '../../src/sources/defender-assets/snapshot.js';
+import type { Interruption } from '../../sim/send-log.js';
 import type { Machine } from '../../src/microsoft/defender/types.js';
 import { rng, type FaultFlow } from './harness.js';
 
@@ -18,6 +18,15 @@ const CAR_KEY = 'car-fault-key';
 const CAR_PASSWORD = 'car-fault-password';
 
 const sorted = (xs: Iterable<string>) => [...new Set(xs)].sort();
+/**
+ * What CAR must show for one machine, kept as the run changes the estate (the oracle: written from the
+ * CAR mapping in the API facts and doc/defender-car.md, not from the service's snapshot functions):
+ * the asset named after the DNS name, an edge to its one private address (no public one is set),
+ * to the account of its logged-on user (`domain\name`, Defender's user id), to each open alert;
+ * none once it is Inactive past the 15-day rule.
+ */
+interface MachineModel { name: string; ip: string; account: string; alerts: Set<string>; expired: boolean }
+
 /** One comparable string per asset: its name and the targets of its active edges. */
 const describe = (name: string, ips: string[], accounts: string[], alerts: string[]) =>
   JSON.stringify({ name, ip: sorted(ips), acc: sorted(accounts), alerts: sorted(alerts) });
@@ -33,6 +42,7 @@ export class DefenderCarFlow implements FaultFlow {
   /** Machines that ever had an alert: kept active, so no alert edge can outlive its asset's delete. */
   private readonly alerted = new Set<string>();
   private readonly openAlerts: { id: string; machineId: string; raisedAt: number }[] = [];
+  private readonly model = new Map<string, MachineModel>();
   private machineCounter = 0;
   private ipCounter = 0;
   private userCounter = 0;
@@ -89,19 +99,25 @@ export class DefenderCarFlow implements FaultFlow {
     if (r < 0.55) {
       // A new lease: same NIC, new address.
       const mac = m.ipAddresses?.[0]?.macAddress ?? null;
-      this.data.updateMachine(m.id, { ipAddresses: [{ ipAddress: this.nextIp(), macAddress: mac, operationalStatus: 'Up' }] });
+      const ip = this.nextIp();
+      this.data.updateMachine(m.id, { ipAddresses: [{ ipAddress: ip, macAddress: mac, operationalStatus: 'Up' }] });
+      this.model.get(m.id)!.ip = ip;
     } else if (r < 0.7) {
-      this.data.logonUsers.set(m.id, [this.user()]);
+      const user = this.user();
+      this.data.logonUsers.set(m.id, [user]);
+      this.model.get(m.id)!.account = user.id;
       // The machine reports again, which is what makes the poller read its users.
       this.data.updateMachine(m.id, {});
     } else if (r < 0.8 && !this.alerted.has(m.id)) {
       // Gone for longer than the rule allows: the service must delete it from CAR.
       m.healthStatus = 'Inactive';
       m.lastSeen = new Date(Date.now() - (INACTIVE_DAYS + 1) * 86_400_000).toISOString();
+      this.model.get(m.id)!.expired = true;
       this.live.splice(at, 1);
     } else if (r < 0.9 || !this.openAlerts.some((a) => a.raisedAt < i - 300)) {
       const id = `da63800000000${String(this.alertCounter++).padStart(7, '0')}_1`;
       this.data.setAlert({ id, machineId: m.id, title: `fault alert ${id}`, severity: 'High', status: 'New' });
+      this.model.get(m.id)!.alerts.add(id);
       this.alerted.add(m.id);
       this.openAlerts.push({ id, machineId: m.id, raisedAt: i });
     } else {
@@ -110,6 +126,7 @@ export class DefenderCarFlow implements FaultFlow {
       const [a] = this.pick(old);
       const k = this.openAlerts.indexOf(a);
       this.data.setAlert({ id: a.id, machineId: a.machineId, status: 'Resolved' });
+      this.model.get(a.machineId)!.alerts.delete(a.id);
       this.openAlerts.splice(k, 1);
     }
   }
@@ -121,29 +138,22 @@ export class DefenderCarFlow implements FaultFlow {
 
   private addMachine(): void {
     const n = this.machineCounter++;
+    const name = `ws${n.toString(36)}.corp.example`;
+    const ip = this.nextIp();
     const m = this.data.addMachine({
-      computerDnsName: `ws${n.toString(36)}.corp.example`,
-      ipAddresses: [{ ipAddress: this.nextIp(), macAddress: `0050${n.toString(16).padStart(8, '0')}`, operationalStatus: 'Up' }],
+      computerDnsName: name,
+      ipAddresses: [{ ipAddress: ip, macAddress: `0050${n.toString(16).padStart(8, '0')}`, operationalStatus: 'Up' }],
     });
-    this.data.logonUsers.set(m.id, [this.user()]);
+    const user = this.user();
+    this.data.logonUsers.set(m.id, [user]);
+    this.model.set(m.id, { name, ip, account: user.id, alerts: new Set(), expired: false });
     this.live.push(m);
   }
 
-  /** Derived from the Defender data itself with the service's own mapping functions. */
+  /** The model the run kept (see MachineModel). */
   expected(): Map<string, string> {
-    const now = Date.now();
-    const alerts = new Map<string, string[]>();
-    for (const a of this.data.alerts.values()) {
-      const s = alertSnapshot(a);
-      if (s?.active) alerts.set(s.machineId, [...(alerts.get(s.machineId) ?? []), s.alertId]);
-    }
     const out = new Map<string, string>();
-    for (const m of this.data.machines.values()) {
-      if (isExpiredInactive(m, now, INACTIVE_DAYS)) continue;
-      const ips = machineAddresses(m).flatMap((a) => (a.ip ? [a.ip] : []));
-      const accounts = accountsOf(this.data.logonUsers.get(m.id) ?? []).map((a) => String(a.account['external_id']));
-      out.set(m.id, describe(m.computerDnsName ?? m.id, ips, accounts, alerts.get(m.id) ?? []));
-    }
+    for (const [id, m] of this.model) if (!m.expired) out.set(id, describe(m.name, [m.ip], [m.account], [...m.alerts]));
     return out;
   }
 
@@ -173,6 +183,11 @@ export class DefenderCarFlow implements FaultFlow {
     for (const e of this.car.edges.values()) if (!e.active && e.type in disabled) disabled[e.type]!++;
     const assetDeletes = this.car.requestLog.filter((r) => r.method === 'DELETE' && r.path.endsWith('/asset') && r.status === 200).length;
     return { assetDeletes, disabled };
+  }
+
+  /** Nodes and edges CAR applied again from one import sent twice (its graph upserts and would hide them). */
+  repeatedSends(interruptions: readonly Interruption[]): number {
+    return this.car.sends.repeats({ interruptions }).length;
   }
 
   /** Accepted imports, edge PATCHes and deletes. */

@@ -8,14 +8,14 @@ import { defenderAlerts } from '../../sim/defender/alert-routes.js';
 import type { AlertStore } from '../../sim/defender/alerts.js';
 import { IrisSimulator } from '../../sim/iris/server.js';
 import { Lab, LAB_CLIENT, LAB_SECRET, LAB_TENANT } from '../../sim/lab.js';
-import { createLogger } from '../../src/observability/logger.js';
-import { Metrics } from '../../src/observability/metrics.js';
-import { IrisClient } from '../../src/sinks/iris/client.js';
-import { irisSection } from '../../src/sinks/iris/config.js';
-import { loadIrisRefs, type IrisRefs } from '../../src/sinks/iris/reference.js';
 import { rng, type FaultFlow } from './harness.js';
 
 const SEVERITIES = ['Informational', 'Low', 'Medium', 'High'];
+// The oracle, from the IRIS API facts (a fresh 2.4 install, the simulator's default layout), not from
+// the service's id lookup: Defender's severity names are IRIS's; new alerts are New, resolved ones Closed.
+const IRIS_SEVERITY_ID: Record<string, number> = { Medium: 1, Informational: 3, Low: 4, High: 5 };
+const IRIS_STATUS_NEW = 2;
+const IRIS_STATUS_CLOSED = 6;
 
 interface LiveAlert { id: string; title: string; severity: string; resolved: boolean; version: number }
 
@@ -25,7 +25,6 @@ export class DefenderIrisFlow implements FaultFlow {
   readonly iris = new IrisSimulator();
   private alerts!: AlertStore;
   private apiKey = '';
-  private refs!: IrisRefs;
   private readonly live: LiveAlert[] = [];
   private readonly random: () => number;
 
@@ -40,10 +39,6 @@ export class DefenderIrisFlow implements FaultFlow {
     this.alerts = defenderAlerts(this.lab.defender);
     await this.iris.start();
     this.apiKey = this.iris.addUser('threatbridge', ['alerts_read', 'alerts_write', 'customers_read'], [1]).apiKey;
-    // The service's own id lookup, so expected severity and status ids follow the same mapping.
-    const log = createLogger('silent');
-    const client = new IrisClient({ url: this.iris.url, apiKey: this.apiKey, verifyTls: true, timeoutMs: 5000, sink: 'iris', log, metrics: new Metrics() });
-    this.refs = await loadIrisRefs(client, irisSection.parse({ url: this.iris.url, api_key: this.apiKey, customer_id: 1 }), log);
   }
 
   async stop(): Promise<void> {
@@ -103,8 +98,8 @@ export class DefenderIrisFlow implements FaultFlow {
   }
 
   expected(): Map<string, string> {
-    return new Map(this.live.map((a) => [a.id, this.state(a.title, this.refs.severityId(a.severity),
-      a.resolved ? this.refs.resolvedStatusId : this.refs.newStatusId)]));
+    return new Map(this.live.map((a) => [a.id, this.state(a.title, IRIS_SEVERITY_ID[a.severity]!,
+      a.resolved ? IRIS_STATUS_CLOSED : IRIS_STATUS_NEW)]));
   }
 
   sinkState(): Map<string, string[]> {

@@ -1,8 +1,10 @@
 // What the Defender simulator holds, as the fault suite compares it: value → one entry per indicator
-// (two entries for one value are a duplicate), and how many items the service wrote.
+// (two entries for one value are a duplicate), how many items the service wrote, and how many of
+// those repeated an answered send (the import upserts by value, so the held state cannot show them).
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import type { DefenderSimulator } from '../../sim/defender.js';
+import type { Interruption } from '../../sim/send-log.js';
 
 type HeldIndicator = { indicatorValue: string } & Record<string, unknown>;
 
@@ -18,6 +20,14 @@ export function defenderHeld(defender: DefenderSimulator, field: string): Map<st
 export function defenderWrites(defender: DefenderSimulator): number {
   return defender.requestLog.filter((e) => e.status === 200 && e.endpoint !== null && e.method !== 'GET')
     .reduce((n, e) => n + (e.items ?? 1), 0);
+}
+
+/**
+ * Indicators sent again unchanged after Defender's answer reached the service (sim/send-log.ts), except
+ * values the source itself re-emitted unchanged (`reemitted`, lower-case as Defender keys them).
+ */
+export function defenderRepeats(defender: DefenderSimulator, interruptions: readonly Interruption[], reemitted: ReadonlySet<string>): number {
+  return defender.sends.repeats({ interruptions }).filter((s) => !reemitted.has(s.key.split('\u0000').at(-1)!)).length;
 }
 
 /** What the SQLite store knows of keys that did not converge (printed when a run fails). */

@@ -1,9 +1,10 @@
 // The MISP → Defender flow for the fault suite: analysts add attributes to events and publish them,
 // then edit, soft-delete and hard-delete some; Defender (simulator) must end holding each live
 // attribute's value once, titled after its event, and none of the removed ones.
+import type { Interruption } from '../../sim/send-log.js';
 import { Lab } from '../../sim/lab.js';
 import type { MispSimulator } from '../../sim/misp/server.js';
-import { defenderHeld, defenderWrites, diagnoseStore } from './defender-sink.js';
+import { defenderHeld, defenderRepeats, defenderWrites, diagnoseStore } from './defender-sink.js';
 import { rng, type FaultFlow } from './harness.js';
 
 const ATTRIBUTES_PER_EVENT = 50;
@@ -16,6 +17,9 @@ export class MispDefenderFlow implements FaultFlow {
   readonly name = 'misp -> defender';
   readonly lab: Lab;
   private readonly live: LiveAttribute[] = [];
+  private readonly published = new Set<string>();
+  /** Values a publish re-emitted after an earlier one (see publish). */
+  private readonly reemitted = new Set<string>();
   private readonly want = new Map<string, string>();
   private readonly titles = new Map<string, string>();
   private readonly unpublished = new Set<string>();
@@ -97,6 +101,13 @@ export class MispDefenderFlow implements FaultFlow {
   }
 
   private publish(eventId: string): void {
+    // A publish re-emits every attribute of the event: one published before may be sent again unchanged (not a duplicate).
+    for (const a of this.live) {
+      if (a.eventId !== eventId) continue;
+      const value = a.value.toLowerCase();
+      if (this.published.has(value)) this.reemitted.add(value);
+      this.published.add(value);
+    }
     this.misp.publish(eventId);
     this.unpublished.delete(eventId);
   }
@@ -110,6 +121,8 @@ export class MispDefenderFlow implements FaultFlow {
   sinkState(): Map<string, string[]> { return defenderHeld(this.lab.defender, 'title'); }
 
   sinkWrites(): number { return defenderWrites(this.lab.defender); }
+
+  repeatedSends(interruptions: readonly Interruption[]): number { return defenderRepeats(this.lab.defender, interruptions, this.reemitted); }
 
   diagnose(keys: string[], env: NodeJS.ProcessEnv): string {
     return diagnoseStore(keys, env, (value) => `want ${this.want.get(value) ?? 'absent'}; defender ${JSON.stringify(this.sinkState().get(value) ?? [])}`);

@@ -70,5 +70,6 @@ describe('fault suite: MISP → Defender', function () {
       },
     });
     expect(flow.misp.requests.filter((r) => r.status === 500).length, 'catch-ups hit the failing REST').to.be.greaterThan(0);
+    expect(flow.lab.defender.requestLog.filter((e) => e.fault === 'down').length, 'deliveries hit the Defender outage').to.be.greaterThan(0);
   });
 });

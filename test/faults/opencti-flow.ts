@@ -1,15 +1,18 @@
 // The OpenCTI → Defender (or → Sentinel) flow for the fault suite: indicators are created, rescored
 // and deleted in OpenCTI (simulator); the sink must end holding each live one once, with what its
 // last score maps to (Defender: severity; Sentinel: confidence), and none of the deleted ones.
+import type { Interruption } from '../../sim/send-log.js';
 import { Lab, type LabOptions } from '../../sim/lab.js';
 import { makeIndicator } from '../../sim/opencti/fixtures.js';
 import type { StixObject } from '../../sim/opencti/stix.js';
-import { severityForScore } from '../../src/sinks/defender/mapper.js';
-import { defenderHeld, defenderWrites, diagnoseStore } from './defender-sink.js';
+import { defenderHeld, defenderRepeats, defenderWrites, diagnoseStore } from './defender-sink.js';
 import { rng, type FaultFlow } from './harness.js';
-import { sentinelHeld, sentinelWrites } from './sentinel-sink.js';
+import { sentinelHeld, sentinelRepeats, sentinelWrites } from './sentinel-sink.js';
 
-const SCORES = [15, 45, 85]; // one per severity band: Low, Medium, High
+// One score per severity band of the seed connector (1–29 Low, 30–59 Medium, ≥60 High), and the
+// Defender severity each must end as: the oracle is this table, not the service's mapper.
+const SEVERITY_OF_SCORE: Record<number, string> = { 15: 'Low', 45: 'Medium', 85: 'High' };
+const SCORES = Object.keys(SEVERITY_OF_SCORE).map(Number);
 
 function withScore(ind: StixObject, score: number): StixObject {
   const ext = structuredClone((ind as unknown as { extensions: Record<string, Record<string, unknown>> }).extensions);
@@ -24,6 +27,8 @@ export class OpenCtiFlow implements FaultFlow {
   private readonly want = new Map<string, number>();
   private readonly random: () => number;
   private ipCounter = 0;
+  /** Values rescored to the score they had: OpenCTI re-emits them, and the sink is sent them again unchanged (not a duplicate). */
+  private readonly reemitted = new Set<string>();
 
   constructor(seed: number, private readonly total: number, labOptions: LabOptions = {}, private readonly shares = { create: 0.6, update: 0.25 },
     private readonly sink: 'defender' | 'sentinel' = 'defender') {
@@ -63,6 +68,7 @@ export class OpenCtiFlow implements FaultFlow {
     const entry = this.live[at]!;
     if (phase < this.shares.create + this.shares.update) {
       const score = SCORES[Math.floor(this.random() * SCORES.length)]!;
+      if (this.want.get(entry.value) === score) this.reemitted.add(entry.value);
       entry.ind = withScore(entry.ind, score);
       this.lab.opencti.update(entry.ind);
       this.want.set(entry.value, score);
@@ -74,7 +80,7 @@ export class OpenCtiFlow implements FaultFlow {
   }
 
   expected(): Map<string, string> {
-    const state = (score: number) => this.sink === 'defender' ? severityForScore(score) : String(score);
+    const state = (score: number) => this.sink === 'defender' ? SEVERITY_OF_SCORE[score]! : String(score);
     return new Map([...this.want].map(([value, score]) => [value, state(score)]));
   }
 
@@ -84,6 +90,11 @@ export class OpenCtiFlow implements FaultFlow {
 
   sinkWrites(): number {
     return this.sink === 'defender' ? defenderWrites(this.lab.defender) : sentinelWrites(this.lab.sentinel!);
+  }
+
+  repeatedSends(interruptions: readonly Interruption[]): number {
+    return this.sink === 'defender' ? defenderRepeats(this.lab.defender, interruptions, this.reemitted)
+      : sentinelRepeats(this.lab.sentinel!, interruptions, this.reemitted);
   }
 
   diagnose(keys: string[], env: NodeJS.ProcessEnv): string {

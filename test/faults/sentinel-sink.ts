@@ -1,5 +1,7 @@
 // What the Sentinel simulator holds, as the fault suite compares it: the observable value of each
 // live (unrevoked) STIX indicator → its confidence; two live objects for one value are a duplicate.
+// Its store is keyed by id and would hide an object uploaded twice: the send log counts those.
+import type { Interruption } from '../../sim/send-log.js';
 import type { SentinelSimulator } from '../../sim/sentinel.js';
 
 const SINGLE_VALUE = /^\[[a-z0-9-]+:[a-z_.]+ = '((?:[^'\\]|\\.)*)'\]$/;
@@ -17,4 +19,10 @@ export function sentinelHeld(sentinel: SentinelSimulator): Map<string, string[]>
 /** Objects in accepted upload calls. */
 export function sentinelWrites(sentinel: SentinelSimulator): number {
   return sentinel.requestLog.filter((e) => e.status === 200).reduce((n, e) => n + e.objects, 0);
+}
+
+/** Objects uploaded again unchanged after Sentinel's answer reached the service (sim/send-log.ts), except values the source re-emitted unchanged. */
+export function sentinelRepeats(sentinel: SentinelSimulator, interruptions: readonly Interruption[], reemitted: ReadonlySet<string>): number {
+  const valueOf = (content: string) => SINGLE_VALUE.exec(String((JSON.parse(content) as { pattern?: unknown }).pattern))?.[1];
+  return sentinel.sends.repeats({ interruptions }).filter((s) => !reemitted.has(valueOf(s.content) ?? '')).length;
 }

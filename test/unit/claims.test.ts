@@ -19,6 +19,14 @@ describe('claims', () => {
       { key: 'k', sourceId: 'c', change: ch('1.1.1.1', null), updatedAt: 9 },
     ]);
     expect(best?.sourceId).to.equal('b');
+    // A tie on score goes to the newest claim, in whichever order the claims come.
+    const older = { key: 'k', sourceId: 'older', change: ch('1.1.1.1', 80), updatedAt: 3 };
+    const newer = { key: 'k', sourceId: 'newer', change: ch('1.1.1.1', 80), updatedAt: 7 };
+    expect(effectiveClaim([older, newer])?.sourceId).to.equal('newer');
+    expect(effectiveClaim([newer, older])?.sourceId).to.equal('newer');
+    const unscoredOld = { key: 'k', sourceId: 'unscored-old', change: ch('1.1.1.1', null), updatedAt: 1 };
+    const unscoredNew = { key: 'k', sourceId: 'unscored-new', change: ch('1.1.1.1', null), updatedAt: 2 };
+    expect(effectiveClaim([unscoredOld, unscoredNew])?.sourceId).to.equal('unscored-new');
   });
 
   it('keeps an observable while another object still claims it', () => {

@@ -175,6 +175,22 @@ describe('IRIS sink', () => {
       expect((await store.getSinkIds('iris', ['da7'])).get('da7')).to.equal('3');
     });
 
+    it('checks the alert source for equality: the same reference from a source whose name contains ours is not our alert', async () => {
+      // IRIS's alert_source filter is ILIKE '%v%': 'Microsoft Defender' also matches 'Microsoft Defender for Cloud'.
+      const c = client();
+      const theirs = await c.addAlert({ alert_title: 'theirs', alert_severity_id: 1, alert_status_id: 2, alert_customer_id: 1,
+        alert_source: 'Microsoft Defender for Cloud', alert_source_ref: 'da9' });
+      expect(theirs.ok).to.equal(true);
+      const h = handler();
+      await queue(change('da9'));
+      await drain(h);
+      expect(h.counts).to.include({ created: 1, updated: 0 });
+      const held = iris.alertList().filter((a) => a.alert_source_ref === 'da9');
+      expect(held.map((a) => [a.alert_id, a.alert_source])).to.deep.equal([[1, 'Microsoft Defender for Cloud'], [2, 'Microsoft Defender']]);
+      expect(held[0]!.alert_title).to.equal('theirs', 'the other source\'s alert is left alone');
+      expect((await store.getSinkIds('iris', ['da9'])).get('da9')).to.equal('2');
+    });
+
     it('updates the alert IRIS already holds when the id map is empty (fresh store or lost answer)', async () => {
       const first = handler();
       await queue(change('da8'));

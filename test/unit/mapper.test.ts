@@ -35,6 +35,10 @@ describe('Defender mapping', () => {
 
   it('always asks for an alert with Audit (Defender rejects Audit without it)', () => {
     for (const score of [0, 45]) expect(upsert(change('domain', 'evil.com', score)).generateAlert).to.equal(true);
+    // Even when the source's config turns alerts off, which it does for the other actions.
+    const quiet = { hints: { generateAlert: false } };
+    expect(upsert(change('domain', 'evil.com', 45, quiet))).to.include({ action: 'Audit', generateAlert: true });
+    expect(upsert(change('domain', 'evil.com', 90, quiet))).to.include({ action: 'Block', generateAlert: false });
   });
 
   it('never asks for an alert with Allowed (Defender does not alert on it)', () => {

@@ -416,50 +416,88 @@ describe('sim: Defender indicators API', function () {
   });
 
   describe('rate limits', () => {
+    // Windows on a clock the test moves by hand: no assertion depends on how fast this machine is.
+    let simNow = 0;
+    const limitClock = () => simNow;
+    beforeEach(() => { simNow = 0; });
+
     it('answers 429 TooManyRequests with Retry-After past the documented 30/min import quota', async () => {
-      const limited = await startSim({ rateLimits: true, timeScale: 12 }); // a simulated minute lasts five seconds
+      const limited = await startSim({ rateLimits: true, timeScale: 12, limitClock }); // a simulated minute lasts five real seconds
       const statuses: number[] = [];
       for (let i = 0; i < 31; i++) statuses.push((await call(limited, 'POST', '/api/indicators/import', { Indicators: ips(1, i) })).status);
       expect(statuses.slice(0, 30).every((s) => s === 200)).to.equal(true);
       expect(statuses[30]).to.equal(429);
+      simNow = 30_000;
       const throttled = await call(limited, 'POST', '/api/indicators/import', { Indicators: ips(1, 99) });
       expect(throttled.status).to.equal(429);
       expect(throttled.data.error.code).to.equal('TooManyRequests');
-      const retryAfter = Number(throttled.headers['retry-after']);
-      expect(retryAfter).to.be.within(1, 5); // real seconds, scaled down from the one-minute window
+      // Real seconds: the 30 s left of the simulated minute, scaled down ×12, rounded up.
+      expect(throttled.headers['retry-after']).to.equal('3');
       expect(limited.find('IpAddress', ips(1, 99)[0]?.indicatorValue as string)).to.equal(undefined);
       // Other endpoints and other apps have their own quotas.
       expect((await call(limited, 'GET', '/api/indicators')).status).to.equal(200);
       expect((await call(limited, 'POST', '/api/indicators/import', { Indicators: ips(1, 200) }, await token(APP_OWN))).status).to.equal(200);
-      await new Promise((r) => setTimeout(r, retryAfter * 1000));
+      simNow = 60_001; // the first 30 have left the sliding minute
       expect((await call(limited, 'POST', '/api/indicators/import', { Indicators: ips(1, 99) })).status).to.equal(200);
     });
 
     it('counts throttled requests, so hammering keeps the rate high', async () => {
-      // 2 per simulated minute; timeScale 60 makes the window one real second.
-      const limited = await startSim({ rateLimits: { 'indicators.list': [{ limit: 2, windowMs: 60_000 }] }, timeScale: 60 });
+      const limited = await startSim({ rateLimits: { 'indicators.list': [{ limit: 2, windowMs: 60_000 }] }, limitClock });
       const get = async (): Promise<number> => (await call(limited, 'GET', '/api/indicators')).status;
-      const start = Date.now();
       expect([await get(), await get(), await get()]).to.deep.equal([200, 200, 429]);
-      while (Date.now() - start < 700) {
-        expect(await get()).to.equal(429);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      await new Promise((r) => setTimeout(r, Math.max(0, 1100 - (Date.now() - start))));
+      for (simNow = 10_000; simNow <= 50_000; simNow += 10_000) expect(await get()).to.equal(429);
+      simNow = 61_000;
       // The first two are out of the window, but the 429s sent meanwhile still count.
       expect(await get()).to.equal(429);
-      await new Promise((r) => setTimeout(r, 1100));
+      simNow = 121_001; // every request so far is out of the window
       expect(await get()).to.equal(200);
     });
 
     it('lets a client that honours Retry-After through on its retry', async () => {
-      const limited = await startSim({ rateLimits: { 'indicators.submit': [{ limit: 1, windowMs: 120_000 }] }, timeScale: 60 });
+      const limited = await startSim({ rateLimits: { 'indicators.submit': [{ limit: 1, windowMs: 120_000 }] }, timeScale: 60, limitClock });
       expect((await call(limited, 'POST', '/api/indicators', ind())).status).to.equal(200);
       const denied = await call(limited, 'POST', '/api/indicators', ind());
       expect(denied.status).to.equal(429);
-      expect(denied.headers['retry-after']).to.equal('2');
-      await new Promise((r) => setTimeout(r, 2000));
+      expect(denied.headers['retry-after']).to.equal('2'); // two simulated minutes at ×60
+      simNow = 2 * 60_000; // Retry-After's 2 real seconds, at ×60
       expect((await call(limited, 'POST', '/api/indicators', ind())).status).to.equal(200);
+    });
+  });
+
+  describe('send log', () => {
+    const key = (value: string) => `${TENANT}\u0000IpAddress\u0000${value}`;
+
+    it('counts an item sent again unchanged, but not an update, a re-send after a delete, or one across an interruption', async () => {
+      const [a] = ips(1);
+      expect((await call(sim, 'POST', '/api/indicators/import', { Indicators: [a] })).status).to.equal(200);
+      // An update (new content), then the same update again: only the second is a repeat.
+      const update = { ...a, severity: 'Low' };
+      expect((await call(sim, 'POST', '/api/indicators/import', { Indicators: [update] })).status).to.equal(200);
+      expect(sim.sends.repeats()).to.deep.equal([]);
+      await call(sim, 'POST', '/api/indicators/import', { Indicators: [update] });
+      expect(sim.sends.repeats().map((r) => r.key)).to.deep.equal([key('10.0.0.1')]);
+      // Deleted (here by hand), then sent again with the same content: the store changed in between.
+      sim.deleteByHand(sim.find('IpAddress', '10.0.0.1')!.id);
+      await call(sim, 'POST', '/api/indicators/import', { Indicators: [update] });
+      expect(sim.sends.repeats()).to.have.length(1);
+      // A send after an interruption soon after the answer: its answer may have been lost with the process.
+      const [b] = ips(1, 5);
+      await call(sim, 'POST', '/api/indicators/import', { Indicators: [b] });
+      const crash = Date.now();
+      await call(sim, 'POST', '/api/indicators', b);
+      expect(sim.sends.repeats({ interruptions: [crash] })).to.have.length(1);
+      expect(sim.sends.repeats().map((r) => r.key)).to.deep.equal([key('10.0.0.1'), key('10.0.0.6')]);
+      expect(sim.sends.repeats({ interruptions: [crash], graceMs: -1 }), 'an interruption long after the answer excuses nothing')
+        .to.have.length(2);
+      expect(sim.sends.perKey().get(key('10.0.0.1'))).to.equal(4);
+    });
+
+    it('records only the items Defender applied', async () => {
+      const bad = ind({ indicatorValue: 'not an ip' });
+      await call(sim, 'POST', '/api/indicators/import', { Indicators: [bad, ...ips(1)] });
+      sim.failNext(1, 503, { endpoint: 'indicators.import' });
+      await call(sim, 'POST', '/api/indicators/import', { Indicators: ips(1) });
+      expect(sim.sends.sends.map((s) => s.key)).to.deep.equal([key('10.0.0.1')]);
     });
   });
 
@@ -518,6 +556,11 @@ describe('sim: Defender indicators API', function () {
       expect(retry.data.value.map((v: { id: string }) => v.id)).to.deep.equal(ids);
       expect(sim.indicators()).to.have.length(2);
       expect(sim.requestLog.map((e) => e.fault)).to.deep.equal(['dropped', null]);
+      expect(sim.sends.repeats(), 'a retry after a lost answer is not a repeat').to.deep.equal([]);
+      // Sent again once the answer was in: two repeats, although the store still holds two indicators.
+      expect((await call(sim, 'POST', '/api/indicators/import', { Indicators: ips(2) })).status).to.equal(200);
+      expect(sim.sends.repeats().map((r) => r.key)).to.deep.equal([`${TENANT}\u0000IpAddress\u000010.0.0.1`, `${TENANT}\u0000IpAddress\u000010.0.0.2`]);
+      expect(sim.indicators()).to.have.length(2);
     });
 
     it('setLatency delays answers', async () => {

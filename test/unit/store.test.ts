@@ -25,6 +25,8 @@ interface Engine {
   fresh(): string;
   open(where: string): Promise<Store>;
   dispose(where: string): Promise<void>;
+  /** From another connection: every later insert or update of `table` fails (a trigger), to break a commit midway. */
+  breakWrites(where: string, table: 'outbox' | 'checkpoints'): Promise<void>;
 }
 
 const ENGINES: Engine[] = [
@@ -34,6 +36,13 @@ const ENGINES: Engine[] = [
     // The service's view: it owns the file and voids a crashed run's leases.
     open: async (dir) => new SqliteStore(dir, undefined, { owner: true }),
     dispose: async () => undefined,
+    breakWrites: async (dir, table) => {
+      const db = new Database(join(dir, 'threatbridge.db'));
+      for (const event of ['INSERT', 'UPDATE']) {
+        db.exec(`CREATE TRIGGER fail_${table}_${event} BEFORE ${event} ON ${table} BEGIN SELECT RAISE(ABORT, 'injected failure'); END`);
+      }
+      db.close();
+    },
   },
   {
     name: 'postgres',
@@ -41,6 +50,16 @@ const ENGINES: Engine[] = [
     fresh: freshSchemaName,
     open: (schema) => PostgresStore.open({ url: TEST_PG_URL, schema }),
     dispose: dropSchema,
+    breakWrites: async (schema, table) => {
+      const client = new pg.Client({ connectionString: TEST_PG_URL });
+      await client.connect();
+      try {
+        await client.query(`CREATE FUNCTION "${schema}".fail_${table}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$`);
+        await client.query(`CREATE TRIGGER fail_${table} BEFORE INSERT OR UPDATE ON "${schema}".${table} FOR EACH ROW EXECUTE FUNCTION "${schema}".fail_${table}()`);
+      } finally {
+        await client.end();
+      }
+    },
   },
 ];
 
@@ -70,6 +89,27 @@ for (const engine of ENGINES) {
       expect(due[0]!.sourceRef).to.deep.equal({ system: 'opencti', id: 'src-ipv4:1.2.3.4' });
       expect(await store.resetCheckpoint('opencti')).to.equal(true);
       expect(await store.getCheckpoint('opencti')).to.equal(null);
+    });
+
+    // The transaction itself: a failure between the operations and the checkpoint leaves neither, whichever
+    // of the two is written first (a checkpoint written outside the transaction fails one of these).
+    it('keeps the old checkpoint when writing the operations fails', async () => {
+      await commit(store, [op('a', 'upsert')], '1-0');
+      await engine.breakWrites(where, 'outbox');
+      let failed = false;
+      await commit(store, [op('b', 'upsert')], '2-0').catch(() => { failed = true; });
+      expect(failed, 'the commit reports the failure').to.equal(true);
+      expect(await store.getCheckpoint('opencti')).to.deep.equal({ position: '1-0', state: { start_from: '1-0' } });
+    });
+
+    it('writes no operation when writing the checkpoint fails', async () => {
+      await commit(store, [op('a', 'upsert')], '1-0');
+      await engine.breakWrites(where, 'checkpoints');
+      let failed = false;
+      await commit(store, [op('b', 'upsert'), op('a', 'delete')], '2-0').catch(() => { failed = true; });
+      expect(failed, 'the commit reports the failure').to.equal(true);
+      const due = await store.claimDue('defender', 10, Date.now(), 1000);
+      expect(due.map((d) => [d.key, d.op])).to.deep.equal([['a', 'upsert']]);
     });
 
     it('lets a newer operation supersede a waiting one for the same key', async () => {
