@@ -10,7 +10,7 @@ import { HealthServer } from './observability/health.js';
 import { errorFields, registerSecret, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { openStore } from './store/index.js';
-import type { Store } from './store/types.js';
+import type { Store } from './core/store.js';
 
 export interface RunningService {
   healthPort: number | null;

@@ -6,7 +6,7 @@ import { sleep } from '../net/sleep.js';
 import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { OutboxStore } from '../store/types.js';
+import type { OutboxStore } from './store.js';
 import { all, attemptOf, type Settled } from './outcome.js';
 import type { OutboxItem } from './types.js';
 

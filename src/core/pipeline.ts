@@ -8,7 +8,7 @@
 // loop then holds the source and retries).
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ClaimStore, DecisionLog, GuardDecision } from '../store/types.js';
+import type { ClaimStore, DecisionLog, GuardDecision } from './store.js';
 import { ClaimSet, observableKey } from './claims.js';
 import { cutJson } from './raw-copy.js';
 import type { Router } from './router.js';

@@ -11,7 +11,7 @@ import { defenderClient } from '../sinks/defender/index.js';
 import { defenderTypeOf } from '../sinks/defender/mapper.js';
 import { parseRecord } from '../sinks/sentinel/mapper.js';
 import { SENTINEL_SINK } from '../sinks/sentinel/index.js';
-import type { SinkIdStore, Store } from '../store/types.js';
+import type { SinkIdStore, Store } from '../core/store.js';
 
 export interface ListedIndicator {
   type: string;

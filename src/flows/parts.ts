@@ -2,7 +2,7 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { Store } from '../store/types.js';
+import type { Store } from '../core/store.js';
 
 export interface ServiceContext {
   config: Config;

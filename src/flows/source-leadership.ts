@@ -5,7 +5,7 @@
 import { errorFields, type Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { IngestLoop } from '../core/ingest-loop.js';
-import type { SourceLock, SourceLockStore, Store } from '../store/types.js';
+import type { SourceLock, SourceLockStore, Store } from '../core/store.js';
 import type { ServicePart } from '../core/parts.js';
 import type { ServiceContext } from './parts.js';
 

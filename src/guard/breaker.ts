@@ -5,7 +5,7 @@
 // the store to notice a resume made by the CLI (another process).
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { Store } from '../store/types.js';
+import type { Store } from '../core/store.js';
 
 export const HOUR_MS = 3_600_000;
 

@@ -4,7 +4,7 @@
 import type { Observable, ObservableType, OutboxItem } from '../core/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { GuardDecision, Store } from '../store/types.js';
+import type { GuardDecision, Store } from '../core/store.js';
 import type { Breaker } from './breaker.js';
 import { guardVerdict, type GuardPolicy, type SinkActions } from './guard.js';
 import type { ProtectedList } from './list.js';

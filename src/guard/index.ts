@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { ServicePart } from '../core/parts.js';
 import { errorFields, type Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { Store } from '../store/types.js';
+import type { Store } from '../core/store.js';
 import { Breaker } from './breaker.js';
 import { GuardGate, observableOfKey } from './gate.js';
 import { effectiveClaim } from '../core/claims.js';

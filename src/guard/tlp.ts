@@ -4,7 +4,7 @@
 // (TLP:EX:CHR, a typo) ranks as TLP:RED: it stays home unless the source may send RED.
 import type { NormalisedEvent } from '../core/types.js';
 import { observableKey } from '../core/claims.js';
-import type { GuardDecision } from '../store/types.js';
+import type { GuardDecision } from '../core/store.js';
 
 export const TLP_ORDER = ['TLP:CLEAR', 'TLP:GREEN', 'TLP:AMBER', 'TLP:AMBER+STRICT', 'TLP:RED'] as const;
 export const DEFAULT_MAX_TLP = 'TLP:AMBER+STRICT';

@@ -3,9 +3,9 @@ import type { Config } from '../config/schema.js';
 import { registerSecret } from '../observability/logger.js';
 import { PostgresStore } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
-import type { Store } from './types.js';
+import type { Store } from '../core/store.js';
 
-export type { Store } from './types.js';
+export type { Store } from '../core/store.js';
 
 /** Opens the configured engine and applies its migrations; `owner` = the service process (not a CLI command). */
 export async function openStore(config: Config, options: { owner?: boolean } = {}): Promise<Store> {

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, OutboxItem, SinkOp } from '../core/types.js';
 import { refusedData } from './errors.js';
-import type { BreakerState, GuardDecision, HeldObject, OutboxStats, SourceLock, Store } from './types.js';
+import type { BreakerState, GuardDecision, HeldObject, OutboxStats, SourceLock, Store } from '../core/store.js';
 
 const SCHEMA_VERSION = 3;
 

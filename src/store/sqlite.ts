@@ -5,7 +5,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, OutboxItem, SinkOp } from '../core/types.js';
 import { refusedData } from './errors.js';
-import type { BreakerState, GuardDecision, HeldObject, OutboxStats, SourceLock, Store } from './types.js';
+import type { BreakerState, GuardDecision, HeldObject, OutboxStats, SourceLock, Store } from '../core/store.js';
 
 const SCHEMA_VERSION = 3;
 

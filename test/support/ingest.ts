@@ -5,7 +5,7 @@ import { Pipeline } from '../../src/core/pipeline.js';
 import { Router, type RecordRoute } from '../../src/core/router.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
-import type { ClaimStore } from '../../src/store/types.js';
+import type { ClaimStore } from '../../src/core/store.js';
 
 export function recordIngest(store: ClaimStore, source: string, routes: RecordRoute[]): IngestLoop {
   const log = createLogger('silent');

@@ -14,7 +14,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import type { OutboxItem } from '../../src/core/types.js';
-import type { Store } from '../../src/store/types.js';
+import type { Store } from '../../src/core/store.js';
 
 type Body = { action: string };
 const ip = (n: number) => `ipv4:203.0.${Math.floor(n / 250)}.${(n % 250) + 1}`;

@@ -11,7 +11,7 @@ import { compareValue, IndicatorCap } from '../../src/sinks/defender/cap.js';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import type { OutboxItem } from '../../src/core/types.js';
-import type { GuardDecision, Store } from '../../src/store/types.js';
+import type { GuardDecision, Store } from '../../src/core/store.js';
 import { dropSchema, freshSchemaName, requirePostgres, TEST_PG_URL } from '../support/postgres.js';
 
 const log = createLogger('silent');

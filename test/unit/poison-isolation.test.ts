@@ -9,7 +9,7 @@ import { configSchema } from '../../src/config/schema.js';
 import { IngestLoop } from '../../src/core/ingest-loop.js';
 import { normaliseSafely, Pipeline, type IngestItem } from '../../src/core/pipeline.js';
 import { Router, type RecordRoute, type SinkRoute } from '../../src/core/router.js';
-import type { ClaimStore } from '../../src/store/types.js';
+import type { ClaimStore } from '../../src/core/store.js';
 import type { CommitUnit, IndicatorChange } from '../../src/core/types.js';
 import { leadingSourcePart } from '../../src/flows/source-leadership.js';
 import { createLogger } from '../../src/observability/logger.js';

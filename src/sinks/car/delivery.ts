@@ -22,7 +22,7 @@ import type { OutboxItem } from '../../core/types.js';
 import type { HttpResponse } from '../../net/http.js';
 import { sleep } from '../../net/sleep.js';
 import type { Logger } from '../../observability/logger.js';
-import type { Store } from '../../store/types.js';
+import type { Store } from '../../core/store.js';
 import { carErrorText, type CarClient, type SourceInfo } from './client.js';
 import { assetIdsOf, inFlightState, pages, parseDelivered, planImport, type ImportPlan } from './plan.js';
 import { machineKey, MODEL_STATE_KEY, type CarOpPayload } from './route.js';

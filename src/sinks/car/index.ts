@@ -3,7 +3,7 @@ import type { Config } from '../../config/schema.js';
 import { DeliveryWorker } from '../../core/delivery.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { SinkIdStore, Store } from '../../store/types.js';
+import type { SinkIdStore, Store } from '../../core/store.js';
 import { CarClient } from './client.js';
 import { CarDelivery } from './delivery.js';
 import { carRoute, machineKey, MODEL_STATE_KEY } from './route.js';

@@ -8,7 +8,7 @@
 import { effectiveClaim } from '../../core/claims.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { GuardDecision, HeldObject, Store } from '../../store/types.js';
+import type { GuardDecision, HeldObject, Store } from '../../core/store.js';
 import type { OutboxItem } from '../../core/types.js';
 import type { DefenderIndicatorBody } from './mapper.js';
 

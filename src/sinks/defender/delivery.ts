@@ -11,7 +11,7 @@ import type { Logger } from '../../observability/logger.js';
 import { errorFields } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { OutboxItem } from '../../core/types.js';
-import type { GuardDecision, Store } from '../../store/types.js';
+import type { GuardDecision, Store } from '../../core/store.js';
 import { defenderErrorText, type DefenderApi } from '../../microsoft/defender/client.js';
 import type { ImportResult } from '../../microsoft/defender/types.js';
 import type { DefenderIndicatorBody } from './mapper.js';

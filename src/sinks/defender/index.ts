@@ -3,7 +3,7 @@ import type { Config } from '../../config/schema.js';
 import { DeliveryWorker, type SinkHandler } from '../../core/delivery.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { Store } from '../../store/types.js';
+import type { Store } from '../../core/store.js';
 import { defenderApi, type DefenderApi } from '../../microsoft/defender/client.js';
 import { timeScale } from '../../net/pacer.js';
 import { DefenderDelivery } from './delivery.js';

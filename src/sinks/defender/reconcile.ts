@@ -8,7 +8,7 @@ import { parseObservable } from '../../core/observables.js';
 import type { Claim, ObservableType, SinkOp } from '../../core/types.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { HeldObject, Store } from '../../store/types.js';
+import type { HeldObject, Store } from '../../core/store.js';
 import type { DefenderApi } from '../../microsoft/defender/client.js';
 import type { DefenderIndicator } from '../../microsoft/defender/types.js';
 import { defenderTypeOf } from './mapper.js';

@@ -12,7 +12,7 @@ import type { Logger } from '../../observability/logger.js';
 import { errorFields } from '../../observability/logger.js';
 import type { DefenderAlertChange } from '../../core/records.js';
 import type { OutboxItem } from '../../core/types.js';
-import type { Store } from '../../store/types.js';
+import type { Store } from '../../core/store.js';
 import { irisErrorText, isEntitlementError, type IrisAnswer, type IrisClient } from './client.js';
 import type { IrisConfig } from './config.js';
 import { irisCreateBody, irisUpdateBody } from './mapper.js';

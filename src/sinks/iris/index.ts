@@ -4,7 +4,7 @@ import { DeliveryWorker } from '../../core/delivery.js';
 import { workerPart, type ServicePart } from '../../core/parts.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { SinkIdStore, Store } from '../../store/types.js';
+import type { SinkIdStore, Store } from '../../core/store.js';
 import { IrisClient } from './client.js';
 import { IrisDelivery } from './delivery.js';
 import { irisRoute } from './route.js';

@@ -8,7 +8,7 @@ import type { SinkHandler } from '../../core/delivery.js';
 import { all, answerOutcome, attemptOf, type Settled } from '../../core/outcome.js';
 import type { OutboxItem } from '../../core/types.js';
 import type { Logger } from '../../observability/logger.js';
-import type { Store } from '../../store/types.js';
+import type { Store } from '../../core/store.js';
 import { sentinelErrorText, UPLOAD_ENDPOINT, type SentinelClient } from '../../microsoft/sentinel/client.js';
 import { parseRecord, revokedVersion, sentinelAction, withSentinelAction, type SentinelRecord, type StixIndicator } from './mapper.js';
 import type { GuardGate } from '../../guard/gate.js';

@@ -3,7 +3,7 @@ import type { Config } from '../../config/schema.js';
 import { DeliveryWorker, type SinkHandler } from '../../core/delivery.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { Store } from '../../store/types.js';
+import type { Store } from '../../core/store.js';
 import { sentinelApi } from '../../microsoft/sentinel/client.js';
 import { SentinelDelivery } from './delivery.js';
 import { sentinelAction, type SentinelMapping, type StixIndicator } from './mapper.js';

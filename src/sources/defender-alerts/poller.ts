@@ -13,7 +13,7 @@ import { RECORD_TYPES, type DefenderAlertChange } from '../../core/records.js';
 import { isRecordChange, type RecordChange, type SourceChange } from '../../core/types.js';
 import { errorFields, type Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { CheckpointStore } from '../../store/types.js';
+import type { CheckpointStore } from '../../core/store.js';
 import type { DefenderApi } from '../../microsoft/defender/client.js';
 import type { Machine } from '../../microsoft/defender/types.js';
 import type { DefenderAlertsConfig } from './config.js';

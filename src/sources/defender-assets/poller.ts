@@ -14,7 +14,7 @@ import { ignoredEvent, type IngestItem } from '../../core/pipeline.js';
 import { RECORD_TYPES, type AddressSnapshot, type AssetsRunEnd, type MachineGone } from '../../core/records.js';
 import type { RecordChange } from '../../core/types.js';
 import { errorFields, type Logger } from '../../observability/logger.js';
-import type { CheckpointStore } from '../../store/types.js';
+import type { CheckpointStore } from '../../core/store.js';
 import { DefenderApiError, odataDate, type DefenderApi } from '../../microsoft/defender/client.js';
 import type { LogonUser, Machine, MachineVulnerability, Vulnerability } from '../../microsoft/defender/types.js';
 import { TokenError } from '../../microsoft/token.js';

@@ -9,7 +9,7 @@ import type { IngestLoop } from '../../core/ingest-loop.js';
 import type { NormalisedEvent } from '../../core/types.js';
 import { errorFields, type Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { Store } from '../../store/types.js';
+import type { Store } from '../../core/store.js';
 import { SUPPORTED_MISP_TYPES } from './attribute-types.js';
 import { readAttribute, readEvent, isObject, type MispEvent } from './model.js';
 import { cutText } from '../../core/raw-copy.js';

@@ -5,7 +5,7 @@ import { normaliseSafely, safeListener, type IngestItem } from '../../core/pipel
 import type { IngestLoop } from '../../core/ingest-loop.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { Store } from '../../store/types.js';
+import type { Store } from '../../core/store.js';
 import type { Checkpoint } from '../../core/types.js';
 import { ConnectorApi } from './connector-api.js';
 import { cutText } from '../../core/raw-copy.js';

@@ -1,7 +1,7 @@
 // The state store, as roles (one interface per concern) that callers depend on one by one; the
 // engines (SQLite embedded, PostgreSQL shared) implement them all as `Store`. Async even for
 // SQLite so that both engines serve the same callers.
-import type { Checkpoint, Claim, CommitUnit, DeadLetter, OutboxItem, SinkOp } from '../core/types.js';
+import type { Checkpoint, Claim, CommitUnit, DeadLetter, OutboxItem, SinkOp } from './types.js';
 
 export interface OutboxStats {
   sink: string;
