@@ -169,7 +169,7 @@ export class DeliveryWorker {
     const now = Date.now();
     const acks: { item: OutboxItem; externalId: string | null }[] = [];
     const dead: { item: OutboxItem; reason: string }[] = [];
-    const later = new Map<string, { items: OutboxItem[]; reason: string; notBefore?: number; setup: boolean }>();
+    const later = new Map<string, { items: OutboxItem[]; reason: string; notBefore?: number; setup: boolean; logged: boolean }>();
     const counted = new Map<string, number>();
     for (const { item, outcome: o } of settled) {
       if (o.kind === 'ack') {
@@ -181,8 +181,9 @@ export class DeliveryWorker {
       } else {
         const setup = o.kind === 'wait-for-setup';
         const notBefore = o.kind === 'retry' ? o.notBefore : undefined;
-        const key = `${o.kind}\u0000${o.reason}\u0000${notBefore ?? ''}`;
-        const group = later.get(key) ?? { items: [], reason: o.reason, setup, ...(notBefore !== undefined ? { notBefore } : {}) };
+        const logged = o.kind === 'retry' && o.logged === true;
+        const key = `${o.kind}\u0000${o.reason}\u0000${notBefore ?? ''}\u0000${logged}`;
+        const group = later.get(key) ?? { items: [], reason: o.reason, setup, logged, ...(notBefore !== undefined ? { notBefore } : {}) };
         group.items.push(item);
         later.set(key, group);
       }
@@ -205,7 +206,7 @@ export class DeliveryWorker {
         this.setupProblem = g.reason;
         this.setupWaitUntil = Math.max(this.setupWaitUntil, at);
         this.log.error(fields, 'the sink refuses our set-up; delivery waits until it is fixed');
-      } else {
+      } else if (!g.logged) {
         this.log.warn(fields, 'delivery will retry');
       }
     }

@@ -7,8 +7,12 @@ import type { OutboxItem } from './types.js';
 export type Outcome =
   /** Delivered. `externalId`: the sink's id for the key (null: none, or forget it); `counted`: the delivered metric's op label (default: the operation's). */
   | { kind: 'ack'; externalId: string | null; counted?: string }
-  /** Not now (outage, throttling, an item waiting its turn): again at `notBefore` (epoch ms), else after backoff. */
-  | { kind: 'retry'; reason: string; notBefore?: number }
+  /**
+   * Not now (outage, throttling, an item waiting its turn): again at `notBefore` (epoch ms), else
+   * after backoff. `logged`: whoever decided it logs it already (the guard's one summary line per
+   * interval for thousands held by its breaker), so the core does not log each batch again.
+   */
+  | { kind: 'retry'; reason: string; notBefore?: number; logged?: boolean }
   /** The sink refuses us (credentials, permissions, a wrong path or id): the items are fine, the set-up is not. The reason says what to fix; the whole sink waits. */
   | { kind: 'wait-for-setup'; reason: string }
   /** Rejected for good: a dead letter with the reason; `code` labels the dead-letter metric. */

@@ -1,10 +1,13 @@
 // The guard in front of a sink's outbox: every upsert whose action enforces is checked against
 // the protected list and the breaker before it leaves, whichever source asked for it. Each check
-// of an enforcing action is written to the decision log (`threatbridge decisions`).
+// of an enforcing action is written to the decision log (`threatbridge decisions`). What the
+// breaker holds is handed back to the sink's delivery, which answers it as a `retry` outcome: the
+// core settles it like every other delay (the gate never writes to the outbox).
 import type { Observable, ObservableType, OutboxItem } from '../core/types.js';
+import type { Outcome } from '../core/outcome.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { GuardDecision, Store } from '../core/store.js';
+import type { DecisionLog, GuardDecision } from '../core/store.js';
 import type { Breaker } from './breaker.js';
 import { guardVerdict, type GuardPolicy, type SinkActions } from './guard.js';
 import type { ProtectedList } from './list.js';
@@ -29,9 +32,13 @@ export interface Screened<P> {
   send: OutboxItem<P>[];
   /** Items not to push at all (any copy the sink holds is to be removed). */
   skip: OutboxItem<P>[];
-  /** Paused by the breaker: they wait in the outbox. */
+  /** Paused by the breaker: the delivery answers them `holdAs` (they wait in the outbox). */
   hold: OutboxItem<P>[];
+  /** The outcome for what is held: again after the hold interval, logged by the gate's summary line. */
+  holdAs: HoldOutcome;
 }
+
+export type HoldOutcome = Extract<Outcome, { kind: 'retry' }>;
 
 /** Observable of an outbox key (`type:value`, see observableKey). */
 export function observableOfKey(key: string): Observable {
@@ -50,7 +57,7 @@ export class GuardGate {
     private readonly o: GateOptions,
     private readonly list: ProtectedList,
     readonly breaker: Breaker,
-    private readonly store: Store,
+    private readonly store: DecisionLog,
     private readonly log: Logger,
     private readonly metrics: Metrics,
   ) {}
@@ -84,7 +91,7 @@ export class GuardGate {
   async screen<P>(items: OutboxItem<P>[], held: ReadonlySet<string>, action: (p: P) => string,
     downgrade: (p: P, action: string) => P, now = Date.now()): Promise<Screened<P>> {
     await this.breaker.refresh(false, now);
-    const out: Screened<P> = { send: [], skip: [], hold: [] };
+    const out: Screened<P> = { send: [], skip: [], hold: [], holdAs: this.holdAs(now) };
     const decisions: GuardDecision[] = [];
     const fresh = new Map<string, OutboxItem<P>[]>();
     const policy = this.policy();
@@ -142,9 +149,9 @@ export class GuardGate {
    * breaker is open, or when its removals within the window would pass the withdrawal share, they
    * wait in the outbox until \`threatbridge resume\`. Returns what may be removed now.
    */
-  async screenRemovals<P>(items: OutboxItem<P>[], held: ReadonlySet<string>, heldCount: number, now = Date.now()): Promise<{ send: OutboxItem<P>[]; hold: OutboxItem<P>[] }> {
+  async screenRemovals<P>(items: OutboxItem<P>[], held: ReadonlySet<string>, heldCount: number, now = Date.now()): Promise<Omit<Screened<P>, 'skip'>> {
     await this.breaker.refresh(false, now);
-    const out: { send: OutboxItem<P>[]; hold: OutboxItem<P>[] } = { send: [], hold: [] };
+    const out: Omit<Screened<P>, 'skip'> = { send: [], hold: [], holdAs: this.holdAs(now) };
     const decisions: GuardDecision[] = [];
     const bySource = new Map<string, OutboxItem<P>[]>();
     for (const item of items) {
@@ -185,10 +192,14 @@ export class GuardGate {
     return out;
   }
 
+  /** Held items are looked at again after the hold interval; the summary line below is their log. */
+  private holdAs(now: number): HoldOutcome {
+    return { kind: 'retry', reason: 'breaker open: waiting for `threatbridge resume`', notBefore: now + this.o.holdMs, logged: true };
+  }
+
   private async settle(decisions: GuardDecision[], hold: OutboxItem[], now: number): Promise<void> {
     if (decisions.length) await this.store.recordDecisions(decisions);
     if (!hold.length) return;
-    await this.store.retry(hold, now + this.o.holdMs, 'breaker open: waiting for `threatbridge resume`');
     // Counted as recorded: each held operation once (the decision log has one row for it).
     for (const d of decisions) if (d.outcome === 'breaker') this.heldSinceSummary.set(d.source, (this.heldSinceSummary.get(d.source) ?? 0) + 1);
     if (now - this.lastSummary < this.o.holdMs || this.heldSinceSummary.size === 0) return;

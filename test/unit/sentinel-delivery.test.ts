@@ -17,6 +17,11 @@ import { SentinelClient } from '../../src/microsoft/sentinel/client.js';
 import { SentinelDelivery } from '../../src/sinks/sentinel/delivery.js';
 import { mapToSentinel, type SentinelMapping } from '../../src/sinks/sentinel/mapper.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
+import { configSchema } from '../../src/config/schema.js';
+import { Breaker } from '../../src/guard/breaker.js';
+import { GuardGate } from '../../src/guard/gate.js';
+import { ProtectedList } from '../../src/guard/list.js';
+import { SENTINEL_GATE_ACTIONS } from '../../src/sinks/sentinel/index.js';
 
 const WS = '0f0e0d0c-0b0a-4909-8807-060504030201';
 const SECRET = 'sentinel-test-secret-value';
@@ -53,7 +58,7 @@ describe('Sentinel delivery against the upload API simulator', function () {
     await entra.stop();
   });
 
-  function setup(options: { workspace?: string; scope?: string; batchSize?: number } = {}) {
+  function setup(options: { workspace?: string; scope?: string; batchSize?: number; gate?: (store: SqliteStore) => GuardGate } = {}) {
     store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-sd-')));
     auditDir = mkdtempSync(join(tmpdir(), 'tb-audit-'));
     const metrics = new Metrics();
@@ -62,7 +67,7 @@ describe('Sentinel delivery against the upload API simulator', function () {
     const client = new SentinelClient({ host: sentinel.url, workspaceId: options.workspace ?? WS, apiVersion: '2024-02-01-preview',
       sourceSystem: 'ThreatBridge', timeoutMs: 10_000, verifyTls: false, requestsPerMinute: 100, sink: 'sentinel', tokens,
       audit: new AuditLog(auditDir), log, metrics });
-    worker = new DeliveryWorker(store, new SentinelDelivery('sentinel', options.batchSize ?? 100, client, store, log), log, metrics);
+    worker = new DeliveryWorker(store, new SentinelDelivery('sentinel', options.batchSize ?? 100, client, store, log, options.gate?.(store) ?? null), log, metrics);
   }
   afterEach(async () => store.close());
 
@@ -119,6 +124,29 @@ describe('Sentinel delivery against the upload API simulator', function () {
     expect(await store.countSinkIds('sentinel')).to.equal(2);
     expect(uploads().map((u) => u.status)).to.deep.equal([429, 503, 503, 200]);
     expect(await store.listDeadLetters({ sink: 'sentinel' })).to.deep.equal([]);
+  });
+
+  it('leaves what the breaker holds waiting in the outbox for the hold interval, settled by the core, then sends it after resume', async () => {
+    let breaker!: Breaker;
+    setup({ gate: (s) => {
+      breaker = new Breaker(s, log, new Metrics(), 2, 1000);
+      return new GuardGate({ sink: 'sentinel', enabled: true, onProtected: 'audit', specialAddresses: 'audit', holdMs: 2000,
+        actions: SENTINEL_GATE_ACTIONS, withdrawalShare: 0.2, withdrawalMin: 10 }, new ProtectedList(configSchema.parse({}).guard, log), breaker, s, log, new Metrics());
+    } });
+    reset();
+    // Score 70 maps to action:block, which enforces: 2 new ones an hour, the other 3 wait.
+    await enqueue(['h1', 'h2', 'h3', 'h4', 'h5'].map((h) => upsert(`${h}.example.org`, 70)));
+    await worker.drainOnce();
+    expect(uploads().map((u) => u.objects)).to.deep.equal([2]);
+    expect((await store.outboxStats(Date.now()))[0]).to.include({ sink: 'sentinel', pending: 3, due: 0 });
+    expect((await store.nextDueAt('sentinel'))! - Date.now()).to.be.within(1000, 2000);
+    await store.resumeBreakers(null, Date.now());
+    await breaker.refresh(true);
+    const again = await store.claimDue('sentinel', 100, Date.now() + 2000, 60_000);
+    expect(again.map((i) => i.attempts), 'retried once by the core').to.deep.equal([1, 1, 1]);
+    await worker.deliver(again);
+    expect(uploads().map((u) => u.objects)).to.deep.equal([2, 3]);
+    expect(await store.countSinkIds('sentinel')).to.equal(5);
   });
 
   it('updates keep one object with the first created; revocation re-uploads it revoked; unknown keys cost no call', async () => {

@@ -65,16 +65,19 @@ export class DefenderDelivery implements SinkHandler {
   async prepare(items: OutboxItem[], signal: AbortSignal): Promise<{ send: OutboxItem[]; settled: Settled[] }> {
     this.ranks = new Map();
     let deletes = items.filter((i) => i.op === 'delete');
+    const heldDeletes: Settled[] = [];
     if (deletes.length && this.stages.gate) {
       // A source removing a large share of what Defender holds for us waits (mass-withdrawal breaker).
       const ids = await this.store.getSinkIds(this.sink, deletes.map((i) => i.key));
-      deletes = (await this.stages.gate.screenRemovals(deletes, new Set(ids.keys()), await this.store.countSinkIds(this.sink))).send;
+      const screened = await this.stages.gate.screenRemovals(deletes, new Set(ids.keys()), await this.store.countSinkIds(this.sink));
+      deletes = screened.send;
+      heldDeletes.push(...all(screened.hold, screened.holdAs));
     }
     const upserts = items.filter((i) => i.op === 'upsert');
-    if (upserts.length === 0 || !(this.stages.gate || this.stages.cap || this.stages.holders)) return { send: [...upserts, ...deletes], settled: [] };
+    if (upserts.length === 0 || !(this.stages.gate || this.stages.cap || this.stages.holders)) return { send: [...upserts, ...deletes], settled: heldDeletes };
     const ready = await this.screen(upserts, signal);
     // Skipped by the guard: whatever Defender holds for the key goes, like a removal.
-    return { send: [...ready.send, ...deletes, ...ready.remove], settled: ready.settled };
+    return { send: [...ready.send, ...deletes, ...ready.remove], settled: [...heldDeletes, ...ready.settled] };
   }
 
   async deliver(items: OutboxItem[]): Promise<Settled[]> {
@@ -92,6 +95,7 @@ export class DefenderDelivery implements SinkHandler {
     const owned = this.stages.holders ? await this.leaveForeign(items, heldKeys, now) : { send: items, settled: [] };
     let send = owned.send;
     let remove: OutboxItem[] = [];
+    const settled = [...owned.settled];
     if (gate && send.length) {
       // Defender requires generateAlert with Audit, so a downgrade keeps asking for an alert.
       const screened = await gate.screen(send as OutboxItem<DefenderIndicatorBody>[], heldKeys, (p: DefenderIndicatorBody) => p.action,
@@ -101,18 +105,19 @@ export class DefenderDelivery implements SinkHandler {
         }, now);
       send = screened.send as OutboxItem[];
       remove = screened.skip.map((i) => ({ ...i, op: 'delete' as const }));
+      settled.push(...all(screened.hold as OutboxItem[], screened.holdAs));
     }
-    if (!cap || !held || send.length === 0) return { send, remove, settled: owned.settled };
+    if (!cap || !held || send.length === 0) return { send, remove, settled };
     const plan = await cap.plan(send, held, now);
     this.ranks = plan.ranks;
     if (plan.evict.length && !(await this.evict(plan.evict, signal))) {
       // Could not free the slots now: the newcomers wait rather than hit Defender's cap.
       const waiting = [...plan.admit.filter((a) => !held.has(a.key)), ...plan.refuse];
-      return { send: plan.admit.filter((a) => held.has(a.key)), remove, settled: [...owned.settled, ...all(waiting, { kind: 'retry', reason: 'cap: eviction failed' })] };
+      return { send: plan.admit.filter((a) => held.has(a.key)), remove, settled: [...settled, ...all(waiting, { kind: 'retry', reason: 'cap: eviction failed' })] };
     }
     await cap.report(plan, now);
     const refused = all(plan.refuse, { kind: 'retry', reason: 'cap reached: worth less than every indicator held', notBefore: now + REFUSED_RETRY_MS });
-    return { send: plan.admit, remove, settled: [...owned.settled, ...refused] };
+    return { send: plan.admit, remove, settled: [...settled, ...refused] };
   }
 
   /**

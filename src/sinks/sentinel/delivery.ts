@@ -65,7 +65,9 @@ export class SentinelDelivery implements SinkHandler {
     const screened = await this.gate.screen(upserts, held, sentinelAction, withSentinelAction, now);
     const removals = await this.gate.screenRemovals([...items.filter((i) => i.op === 'delete'),
       ...screened.skip.map((i) => ({ ...i, op: 'delete' as const, payload: { reason: 'protected value (guard)' } }))], held, await this.store.countSinkIds(this.sink), now);
-    return { send: [...screened.send, ...removals.send] as OutboxItem[], settled: [] };
+    // What the breaker holds waits in the outbox: the core settles it as a retry.
+    return { send: [...screened.send, ...removals.send] as OutboxItem[],
+      settled: [...all(screened.hold as OutboxItem[], screened.holdAs), ...all(removals.hold as OutboxItem[], removals.holdAs)] };
   }
 
   /** The object as a new version of what Sentinel holds: same created, modified now. */
