@@ -95,6 +95,11 @@ export class MispSightingsDelivery implements SinkHandler {
     const seen = Math.floor(Date.parse(p.lastSeen) / 1000);
     const res = await this.client.add({ uuid, source, timestamp: Number.isFinite(seen) ? seen : Math.floor(Date.now() / 1000), type: '0' }, signal);
     if (res.status !== 200) return this.failed(res, item.attempts, 'sightings/add');
+    // Some MISP versions answer a refused sighting with 200 and the reason in the body.
+    const body = res.data as { saved?: unknown; message?: unknown } | null;
+    if (body && (body.saved === false || (typeof body.message === 'string' && /^Could not add/i.test(body.message)))) {
+      return { kind: 'dead', reason: `MISP sightings/add refused: ${messageOf(res.data)}`, code: 'misp_refused' };
+    }
     const row = sightingRows(res.data)[0];
     const id = row && (typeof row.id === 'string' || typeof row.id === 'number') ? String(row.id) : 'sent';
     this.counts.created++;
