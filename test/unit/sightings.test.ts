@@ -26,6 +26,10 @@ import { normaliseAlert } from '../../src/sources/defender-alerts/normalise.js';
 import { readAlert } from '../../src/sources/defender-alerts/poller.js';
 import { createContext, normaliseEvent } from '../../src/sources/opencti/normalise.js';
 import { PostgresStore } from '../../src/store/postgres.js';
+import { activeFlows, flowStatuses } from '../../src/config/flows.js';
+import { loadConfig } from '../../src/config/load.js';
+import { irisDescription } from '../../src/sinks/iris/mapper.js';
+import { writeFileSync } from 'node:fs';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { customTiAlert, evidence } from '../../sim/defender/alerts.js';
 import { MispSimulator } from '../../sim/misp/server.js';
@@ -274,6 +278,38 @@ describe('sightings: MISP delivery against the simulator', () => {
     misp.setRestDown(true);
     expect((await delivery().deliver([item(payload('da-1'))], new AbortController().signal))[0]!.outcome.kind).to.equal('retry');
     expect(misp.sightings.sightings).to.have.length(0);
+  });
+});
+
+describe('sightings: switches and IRIS', () => {
+  const cfg = (env: Record<string, string>) => {
+    const file = join(mkdtempSync(join(tmpdir(), 'tb-sight-cfg-')), 'config.yml');
+    writeFileSync(file, '');
+    return loadConfig({ file, env: {
+      MICROSOFT_DEFENDER_INTEL_TENANT_ID: 't', MICROSOFT_DEFENDER_INTEL_CLIENT_ID: 'c', MICROSOFT_DEFENDER_INTEL_CLIENT_SECRET: 's',
+      OPENCTI_URL: 'http://opencti:8080', OPENCTI_TOKEN: 'tok', CONNECTOR_ID: '11111111-2222-4333-8444-555555555555', CONNECTOR_LIVE_STREAM_ID: 'x', ...env,
+    } });
+  };
+  const names = (flows: { name: string }[]) => flows.map((f) => f.name);
+
+  it('is off by default; each platform is its own switch and names the keys it lacks', () => {
+    expect(names(activeFlows(cfg({})))).to.not.include.members(['defender_alerts -> opencti-sightings']);
+    expect(names(activeFlows(cfg({})))).to.not.include('defender_alerts -> misp-sightings');
+    expect(names(activeFlows(cfg({ SIGHTINGS_OPENCTI_ENABLED: 'true' })))).to.include('defender_alerts -> opencti-sightings');
+    const misp = flowStatuses(cfg({ SIGHTINGS_MISP_ENABLED: 'true' })).find((f) => f.sink === 'misp-sightings')!;
+    expect(misp).to.include({ wanted: true });
+    expect(misp.missing).to.deep.equal(['misp.url', 'misp.key']);
+  });
+
+  it('the IRIS alert of a CustomTI alert names the indicator and links to it', () => {
+    const a = { ...alert({}), hits: [
+      { key: 'ipv4:203.0.113.9', value: '203.0.113.9', system: 'opencti' as const, sourceId: 'indicator--a', url: 'https://octi/dashboard/id/x', title: 'C2 server', matchedBy: 'evidence' as const },
+      { key: 'ipv4:203.0.113.9', value: '203.0.113.9', system: 'misp' as const, sourceId: 'misp:4:u', url: 'https://misp/events/view/4', title: 'MISP C2', matchedBy: 'evidence' as const },
+    ] };
+    const text = irisDescription(a);
+    expect(text).to.include('C2 server (203.0.113.9) from OpenCTI: https://octi/dashboard/id/x');
+    expect(text).to.include('MISP C2 (203.0.113.9) from MISP: https://misp/events/view/4');
+    expect(irisDescription(alert({}))).to.not.include('Indicator that fired');
   });
 });
 
