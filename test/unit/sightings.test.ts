@@ -127,6 +127,10 @@ describe('sightings: matching an alert to the claims', () => {
         const hits = await findHits(alert({ title: 'Emotet C2 URL', evidence: [] }), store);
         expect(hits.map((h) => [h.sourceId, h.matchedBy])).to.deep.equal([['indicator--t', 'title']]);
         expect(await findHits(alert({ title: 'Something else', evidence: [] }), store)).to.deep.equal([]);
+        // A title several values share names none of them.
+        await commit([claim({ type: 'ipv4', value: '192.0.2.7' }, 'misp', 'misp:9:4cf76d64-4855-4b6a-9b7e-2f0c8d1a0a12', 'Event 9'),
+          claim({ type: 'ipv4', value: '192.0.2.8' }, 'misp', 'misp:9:4cf76d64-4855-4b6a-9b7e-2f0c8d1a0a13', 'Event 9')]);
+        expect(await findHits(alert({ title: 'Event 9', evidence: [] }), store)).to.deep.equal([]);
       });
     });
   }

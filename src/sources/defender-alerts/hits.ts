@@ -69,6 +69,9 @@ export async function findHits(a: DefenderAlertChange, store: HitLookup): Promis
   if (claims.length === 0 && a.title) {
     claims = await store.claimsByTitle([a.title], MAX_HITS);
     by = 'title';
+    // A title shared by several values (a MISP event's info on each of its attributes) does not
+    // say which one fired: no hit rather than a sighting on every one.
+    if (new Set(claims.map((c) => c.key)).size > 1) claims = [];
   }
   const seen = new Set<string>();
   return claims
