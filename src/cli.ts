@@ -9,6 +9,7 @@ import { ConfigError, loadConfig } from './config/load.js';
 import { TlpPolicy } from './guard/tlp.js';
 import { Pipeline } from './core/pipeline.js';
 import { replayAlertLetters } from './flows/defender-alerts.js';
+import { listHits } from './sinks/sightings.js';
 import { activeRouter } from './flows/hub.js';
 import { createLogger, errorFields, scrubSecrets } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -188,7 +189,7 @@ program.command('replay').alias('replay-dead-letters').description('re-queue dea
       const mispInput = taken.filter((d) => d.sink === 'source:misp');
       if (mispInput.length) await pipeline.ingest('misp', replayMispInput(c, mispInput.map((d) => d.payload)));
       const alertLetters = taken.filter((d) => d.sink.startsWith('source:defender_alerts'));
-      if (alertLetters.length) await replayAlertLetters(c, pipeline, alertLetters);
+      if (alertLetters.length) await replayAlertLetters(c, pipeline, alertLetters, store);
       print({ taken: taken.length, requeuedOperations: requeued, reprocessedEvents: events.length + mispInput.length + alertLetters.length, supersededByNewer: ops.length - requeued });
     } finally {
       log.flush();
@@ -248,6 +249,24 @@ program.command('decisions').description('audit trail of enforcement decisions (
       for (const d of rows) {
         print(`${new Date(d.at).toISOString()} ${d.outcome} ${d.sink} ${d.key} ${d.wanted}→${d.action} source=${d.source}${d.sourceRef ? ` ref=${d.sourceRef}` : ''}\n    ${d.reason}`);
       }
+    } finally {
+      await store.close();
+    }
+  });
+
+program.command('hits').description('recent Defender custom-indicator alerts matched to pushed indicators, as sighted in OpenCTI and MISP')
+  .option('--since <time>', 'ISO time or a duration like 2h, 30m, 7d')
+  .option('--limit <n>', 'at most n (newest first)', '100')
+  .option('--json', 'JSON output')
+  .action(async (opts: { since?: string; limit: string; json?: boolean }) => {
+    const since = opts.since === undefined ? undefined : parseSince(opts.since);
+    if (since !== undefined && Number.isNaN(since)) fail(new Error(`--since: "${opts.since}" is neither an ISO time nor a duration like 2h`));
+    const store = await openStore(config());
+    try {
+      const rows = await listHits(store, { since, limit: Number(opts.limit) });
+      if (opts.json) { print({ hits: rows }); return; }
+      if (rows.length === 0) { print('no hits'); return; }
+      for (const d of rows) print(`${new Date(d.at).toISOString()} ${d.sink} ${d.key} ${d.action} ref=${d.sourceRef ?? ''}\n    ${d.reason}`);
     } finally {
       await store.close();
     }

@@ -134,3 +134,21 @@ export class AlertStore {
     this.byTenant.clear();
   }
 }
+
+/**
+ * What Defender raises when a custom indicator (Audit/alerting) fires on a device: detection source
+ * `CustomTI`, the indicator's title and severity, and the value as evidence of its kind (Ip, Url,
+ * File). The alert carries no indicator id (microsoft.md §4).
+ */
+export function customTiAlert(indicator: { indicatorValue: string; indicatorType: string; title?: string | null; severity?: string | null }, fields: Partial<Alert> = {}): Partial<Alert> {
+  const v = indicator.indicatorValue;
+  const ev = indicator.indicatorType === 'IpAddress' ? evidence({ entityType: 'Ip', ipAddress: v })
+    : indicator.indicatorType === 'Url' || indicator.indicatorType === 'DomainName' ? evidence({ entityType: 'Url', url: v })
+      : indicator.indicatorType === 'FileSha256' ? evidence({ entityType: 'File', sha256: v, fileName: 'sample.exe', filePath: 'C:\\Users\\Public' })
+        : evidence({ entityType: 'File', sha1: v, fileName: 'sample.exe', filePath: 'C:\\Users\\Public' });
+  return {
+    detectionSource: 'CustomTI', category: 'SuspiciousActivity', title: indicator.title ?? v,
+    severity: indicator.severity ?? 'Medium', description: `A custom indicator matched activity on the device.`,
+    evidence: [ev], ...fields,
+  };
+}

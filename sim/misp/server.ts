@@ -6,6 +6,7 @@ import * as zmq from 'zeromq';
 import { LoopbackServer, readBody, sendJson } from '../loopback.js';
 import { attributeRow, eventHeader, fullEvent, MispData, type NewAttribute, type SimAttribute } from './data.js';
 import { searchAttributes } from './rest-search.js';
+import { MispSightings } from './sightings.js';
 
 export interface MispSimulatorOptions {
   key: string;
@@ -29,6 +30,8 @@ export interface ZmqPublished {
 
 export class MispSimulator {
   readonly data = new MispData();
+  /** Sightings added over REST (issue 17). */
+  readonly sightings = new MispSightings(this.data);
   private readonly http: LoopbackServer;
   private pub: zmq.Publisher | null = null;
   private zmqPort = 0;
@@ -207,7 +210,8 @@ export class MispSimulator {
       return fail(403, 'Authentication failed. Please make sure you pass the API key of an API enabled user along in the Authorization header.');
     }
     if (this.down) return fail(500, 'An Internal Error Has Occurred.');
-    if (path !== '/attributes/restSearch' && path !== '/events/restSearch') return fail(404, 'Not Found');
+    const sightings = path === '/sightings/add' || path === '/sightings/restSearch' || path.startsWith('/sightings/restSearch/');
+    if (path !== '/attributes/restSearch' && path !== '/events/restSearch' && !sightings) return fail(404, 'Not Found');
     if (req.method === 'GET' && [...url.searchParams.keys()].length === 0) return fail(400, 'Restsearch queries using GET and no parameters are not allowed.');
     if (req.method !== 'POST') return fail(405, 'Method Not Allowed');
     let body: Record<string, unknown>;
@@ -217,6 +221,11 @@ export class MispSimulator {
       if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Error('not an object');
     } catch {
       return fail(400, 'Invalid JSON input. Make sure that the JSON input is a correctly formatted JSON string.');
+    }
+    if (sightings) {
+      const reply = path === '/sightings/add' ? this.sightings.add(body) : this.sightings.search(body, path.split('/')[3] ?? null);
+      this.requests.push({ path, body, status: reply.status });
+      return sendJson(res, reply.status, reply.body);
     }
     if (this.o.searchLimit !== undefined && ++this.searches > this.o.searchLimit) {
       return fail(429, 'Rate limit exceeded.', { 'X-Rate-Limit-Limit': String(this.o.searchLimit), 'X-Rate-Limit-Remaining': '0', 'X-Rate-Limit-Reset': '1' });

@@ -7,6 +7,7 @@ import { LoopbackServer } from '../loopback.js';
 import { createMessage, defaultOrigin, deleteMessage, liveBody, mergeMessage, updateMessage, type Origin } from './bodies.js';
 import { EventLog, type LogEntry, type NewEntry } from './event-log.js';
 import { AUTH_REQUIRED, ConnectorApi, type ConnectorRecord } from './graphql.js';
+import { SightingsApi, SightingsError } from './sightings.js';
 import { comparePatch } from './json-patch.js';
 import { bumped, ObjectStore, updatedAtOf, withPlatformFields } from './object-store.js';
 import { SseConnection, type StreamHost, type StreamRequest, type StreamSettings } from './sse-connection.js';
@@ -116,6 +117,8 @@ export class OpenCtiSimulator {
   private readonly eventLog: EventLog;
   private readonly store = new ObjectStore();
   private readonly graphql: ConnectorApi;
+  /** Sightings, identities and external references written over GraphQL (issue 17). */
+  readonly sightings: SightingsApi;
   private readonly settings: StreamSettings;
   private readonly streams: Set<string>;
   private readonly stopped: Set<string>;
@@ -143,6 +146,8 @@ export class OpenCtiSimulator {
       cacheTtlMs: o.dependencyCacheTtlMs ?? 3_600_000,
     };
     this.graphql = new ConnectorApi({ version: o.version ?? '6.8.10', refuseRegistration: o.refuseRegistration ?? false });
+    // A sighting written over GraphQL is published on the stream, as the platform does.
+    this.sightings = new SightingsApi((id) => this.get(id), (event, obj) => (event === 'create' || !this.store.get(obj.id) ? this.create(obj) : this.update(obj)));
     this.server = new LoopbackServer((req, res) => this.route(req, res), {
       port: o.port,
       onError: (err, req) => this.o.log?.(`[opencti-sim] ${req.method ?? ''} ${req.url ?? ''} failed: ${(err as Error).message}`),
@@ -444,6 +449,22 @@ export class OpenCtiSimulator {
       parsed = JSON.parse(text);
     } catch {
       parsed = null;
+    }
+    const req2 = parsed as { query?: unknown; variables?: unknown } | null;
+    const fields = typeof req2?.query === 'string' ? this.sightings.handles(req2.query) : null;
+    if (fields && typeof req2?.query === 'string') {
+      const vars = req2.variables && typeof req2.variables === 'object' ? req2.variables as Record<string, unknown> : {};
+      const data: Record<string, unknown> = {};
+      const errors: unknown[] = [];
+      for (const f of fields) {
+        try {
+          data[f] = this.sightings.run(f, req2.query, vars);
+        } catch (err) {
+          data[f] = null;
+          errors.push({ message: (err as Error).message, path: [f], extensions: { code: err instanceof SightingsError ? err.code : 'INTERNAL_SERVER_ERROR' } });
+        }
+      }
+      return json(res, 200, errors.length > 0 ? { errors, data } : { data });
     }
     const reply = this.graphql.handle(parsed);
     json(res, reply.status, reply.body);

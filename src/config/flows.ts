@@ -115,6 +115,18 @@ const OTHER_FLOWS: { source: string; sink: string; wanted(c: Config): boolean; r
       ...microsoftCredentialKeys(c),
     ],
   },
+  {
+    source: 'defender_alerts',
+    sink: 'opencti-sightings',
+    wanted: (c) => c.defender_alerts.enabled && c.sightings.opencti_enabled,
+    required: (c) => [['opencti.url', c.opencti.url], ['opencti.token', c.opencti.token], ...microsoftCredentialKeys(c)],
+  },
+  {
+    source: 'defender_alerts',
+    sink: 'misp-sightings',
+    wanted: (c) => c.defender_alerts.enabled && c.sightings.misp_enabled,
+    required: (c) => [['misp.url', c.misp.url], ['misp.key', c.misp.key], ...microsoftCredentialKeys(c)],
+  },
 ];
 
 /** Flows that are wanted and fully configured. */

@@ -14,6 +14,7 @@ import { IRIS_SECRET_KEYS, irisSection } from '../sinks/iris/config.js';
 import { guardSection } from '../guard/config.js';
 import { CAR_SECRET_KEYS, carSection } from '../sinks/car/config.js';
 import { defenderAssetsSection } from '../sources/defender-assets/config.js';
+import { sightingsSection } from './sightings.js';
 
 export { DEFENDER_ACTIONS, type DefenderActionInput } from '../microsoft/defender/types.js';
 
@@ -90,6 +91,7 @@ export const configSchema = z
     guard: guardSection,
     defender_assets: defenderAssetsSection,
     car: carSection,
+    sightings: sightingsSection,
   })
   .strict();
 

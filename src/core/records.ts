@@ -34,6 +34,26 @@ export interface AlertMachine {
 
 export interface AlertRegistry { key: string; valueName: string | null; value: string | null }
 
+/**
+ * An indicator ThreatBridge pushed that a custom-indicator (CustomTI) alert fired on: the value the
+ * alert named and the source object that asserted it (a claim), found when the alert is polled.
+ */
+export interface IndicatorHit {
+  /** The observable key (claims.ts observableKey), e.g. "ipv4:203.0.113.7". */
+  key: string;
+  /** The canonical value. */
+  value: string;
+  system: 'opencti' | 'misp';
+  /** The claim's source id: an OpenCTI STIX id, or misp:<event id>:<attribute uuid>. */
+  sourceId: string;
+  /** The object in its platform. */
+  url: string | null;
+  /** The indicator's title, as sent to Defender. */
+  title: string;
+  /** How it was matched: a value in the evidence, or the alert title (Audit indicators). */
+  matchedBy: 'evidence' | 'title';
+}
+
 export interface DefenderAlertChange {
   tenantId: string;
   id: string;
@@ -64,6 +84,8 @@ export interface DefenderAlertChange {
   /** The alert in the Defender portal. */
   link: string;
   raw: Record<string, unknown>;
+  /** CustomTI alerts: the pushed indicators it fired on (absent before matching, or none found). */
+  hits?: IndicatorHit[];
 }
 
 /** A CAR node: required identity fields plus whatever else the collection accepts. */

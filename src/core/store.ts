@@ -74,6 +74,15 @@ export interface ClaimStore {
   refusedData(err: unknown): boolean;
 }
 
+/** Claims an alert may have fired on (Defender alerts → sightings). */
+export interface HitLookup extends Pick<ClaimStore, 'loadClaims'> {
+  /**
+   * Claims whose title (what the sinks were given as the indicator's title) is one of `titles`, at
+   * most `limit`: matching a Defender alert of an Audit indicator, which names it only by title.
+   */
+  claimsByTitle(titles: string[], limit: number): Promise<Claim[]>;
+}
+
 /** Operations waiting for their sink. */
 export interface OutboxStore {
   /** Lease up to `limit` due operations of a sink (oldest first); a leased key is not handed out twice. */
@@ -140,7 +149,7 @@ export interface SourceLockStore {
 }
 
 /** An engine: every role, plus its lifecycle. */
-export interface Store extends CheckpointStore, ClaimStore, OutboxStore, SinkIdStore, DeadLetterStore, DecisionLog, SourceLockStore {
+export interface Store extends CheckpointStore, ClaimStore, HitLookup, OutboxStore, SinkIdStore, DeadLetterStore, DecisionLog, SourceLockStore {
   readonly engine: 'sqlite' | 'postgres';
   /** Cheap write probe for /readyz. */
   ping(): Promise<void>;

@@ -6,8 +6,11 @@ import type { ServicePart } from '../core/parts.js';
 import type { Pipeline } from '../core/pipeline.js';
 import { isRecordChange } from '../core/types.js';
 import type { DeadLetter } from '../core/types.js';
+import type { IndicatorHit } from '../core/records.js';
+import type { HitLookup } from '../core/store.js';
 import { defenderApi } from '../microsoft/defender/client.js';
 import { tenantCredentials } from '../sources/defender-alerts/config.js';
+import { attachHits } from '../sources/defender-alerts/hits.js';
 import { DefenderAlertsPoller, readAlert } from '../sources/defender-alerts/poller.js';
 import type { Hub } from './hub.js';
 import type { ServiceContext } from './parts.js';
@@ -24,6 +27,8 @@ export function defenderAlertsPart(ctx: ServiceContext, hub: Hub): ServicePart {
   const sinks = hub.sinksOf(ALERTS_SOURCE);
   const held = hub.heldBy(ALERTS_SOURCE);
 
+  const countHit = (h: IndicatorHit) => metrics.indicatorHits.inc({ platform: h.system, matched_by: h.matchedBy });
+
   const tenants = a.tenant_ids.length > 0 ? [...new Set(a.tenant_ids)] : [d.tenant_id!];
   const pollers = tenants.map((tenantId) => {
     let app: { clientId: string; clientSecret: string };
@@ -37,7 +42,9 @@ export function defenderAlertsPart(ctx: ServiceContext, hub: Hub): ServicePart {
     // A checkpoint (and an ingest loop) per tenant.
     const source = tenants.length === 1 ? ALERTS_SOURCE : `${ALERTS_SOURCE}:${tenantId}`;
     const ingest = hub.ingestLoop(ALERTS_SOURCE, { storedAs: source });
-    return { ingest, poller: new DefenderAlertsPoller(source, tenantId, a, alerts, { checkpoints: store, ingest, held }, log, metrics) };
+    // CustomTI alerts carry the indicators they fired on (sightings sinks, IRIS) before they are stored.
+    const matched = { store: async (items: Parameters<typeof ingest.store>[0], signal?: AbortSignal) => ingest.store(await attachHits(items, store, countHit), signal) };
+    return { ingest, poller: new DefenderAlertsPoller(source, tenantId, a, alerts, { checkpoints: store, ingest: matched, held }, log, metrics) };
   });
 
   const part = leadingSourcePart(ctx, ALERTS_SOURCE, {
@@ -85,14 +92,15 @@ export function defenderAlertsPart(ctx: ServiceContext, hub: Hub): ServicePart {
  * through the pipeline, so each is queued for its sinks or dead-lettered again with the current
  * reason. Returns how many were queued.
  */
-export async function replayAlertLetters(config: ServiceContext['config'], pipeline: Pipeline, letters: DeadLetter[]): Promise<number> {
+export async function replayAlertLetters(config: ServiceContext['config'], pipeline: Pipeline, letters: DeadLetter[], claims?: HitLookup): Promise<number> {
   let queued = 0;
   for (const d of letters) {
     const source = d.sink.slice('source:'.length);
     const tenant = source.includes(':') ? source.slice(source.lastIndexOf(':') + 1) : config.microsoft_defender_intel.tenant_id ?? '';
     const change = readAlert(d.payload, tenant, config.defender_alerts.portal_url);
     if (isRecordChange(change)) queued++;
-    await pipeline.ingest(source, [{ normalised: change, raw: d.payload, event: d.op, checkpoint: null, position: d.key }]);
+    const items = [{ normalised: change, raw: d.payload, event: d.op, checkpoint: null, position: d.key }];
+    await pipeline.ingest(source, claims ? await attachHits(items, claims) : items);
   }
   return queued;
 }

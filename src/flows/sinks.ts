@@ -11,6 +11,10 @@ import { carRoute } from '../sinks/car/route.js';
 import { createDefenderSink, defenderRoute } from '../sinks/defender/index.js';
 import { createIrisSink, IRIS_SINK } from '../sinks/iris/index.js';
 import { irisRoute } from '../sinks/iris/route.js';
+import { createMispSightingsSink, MISP_SIGHTINGS_SINK } from '../sinks/misp-sightings/index.js';
+import { mispSightingsRoute } from '../sinks/misp-sightings/route.js';
+import { createOpenctiSightingsSink, OPENCTI_SIGHTINGS_SINK } from '../sinks/opencti-sightings/index.js';
+import { openctiSightingsRoute } from '../sinks/opencti-sightings/route.js';
 import { createSentinelSink, sentinelRoute } from '../sinks/sentinel/index.js';
 import type { ServiceContext } from './parts.js';
 
@@ -53,5 +57,13 @@ export const SINKS: Record<string, SinkModule> = {
   [CAR_SINK]: {
     route: () => carRoute(CAR_SINK),
     create: ({ config, store, log, metrics }) => createCarSink(config, store, log, metrics),
+  },
+  [OPENCTI_SIGHTINGS_SINK]: {
+    route: () => openctiSightingsRoute(OPENCTI_SIGHTINGS_SINK),
+    create: ({ config, store, log, metrics }) => createOpenctiSightingsSink(config, store, log, metrics),
+  },
+  [MISP_SIGHTINGS_SINK]: {
+    route: () => mispSightingsRoute(MISP_SIGHTINGS_SINK),
+    create: ({ config, store, log, metrics }) => createMispSightingsSink(config, store, log, metrics),
   },
 };

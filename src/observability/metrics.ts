@@ -110,6 +110,10 @@ export class Metrics {
     labelNames: ['source'] as const, buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [this.registry],
   }));
 
+  readonly indicatorHits = new BoundedCounter(new Counter({
+    name: 'threatbridge_indicator_hits_total', help: 'Defender custom-indicator alerts matched to a pushed indicator, per platform that asserted it',
+    labelNames: ['platform', 'matched_by'] as const, registers: [this.registry],
+  }));
   readonly guardDecisions = new BoundedCounter(new Counter({
     name: 'threatbridge_guard_decisions_total', help: 'Enforcing actions checked by the guard, by outcome (allow, downgrade, skip, breaker)',
     labelNames: ['sink', 'source', 'outcome'] as const, registers: [this.registry],

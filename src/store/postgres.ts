@@ -271,6 +271,14 @@ export class PostgresStore implements Store {
     return r.rows.map((row) => ({ key: row.key, sourceId: row.source_id, change: row.change, updatedAt: row.updated_at }));
   }
 
+  async claimsByTitle(titles: string[], limit: number): Promise<Claim[]> {
+    if (titles.length === 0) return [];
+    // A scan, but only for CustomTI alerts no evidence value matched (rare).
+    const r = await this.pool.query<{ key: string; source_id: string; change: Claim['change']; updated_at: number }>(
+      `SELECT key, source_id, change, updated_at FROM claims WHERE change->>'title' = ANY($1::text[]) LIMIT $2`, [titles, limit]);
+    return r.rows.map((row) => ({ key: row.key, sourceId: row.source_id, change: row.change, updatedAt: Number(row.updated_at) }));
+  }
+
   async commit(unit: CommitUnit): Promise<void> {
     const now = Date.now();
     await this.tx(async (c) => {

@@ -167,6 +167,14 @@ export class SqliteStore implements Store {
     return [...found.values()];
   }
 
+  async claimsByTitle(titles: string[], limit: number): Promise<Claim[]> {
+    if (titles.length === 0) return [];
+    // A scan, but only for CustomTI alerts no evidence value matched (rare).
+    const rows = this.sql(`SELECT * FROM claims WHERE json_extract(change, '$.title') IN ${IN_JSON} LIMIT ?`)
+      .all(JSON.stringify(titles), limit) as { key: string; source_id: string; change: string; updated_at: number }[];
+    return rows.map((r) => ({ key: r.key, sourceId: r.source_id, change: JSON.parse(r.change), updatedAt: r.updated_at }));
+  }
+
   async commit(unit: CommitUnit): Promise<void> {
     const now = Date.now();
     const upsertClaim = this.sql(`INSERT INTO claims (key, source_id, change, updated_at) VALUES (?, ?, ?, ?)

@@ -51,6 +51,11 @@ export function irisDescription(a: DefenderAlertChange): string {
   if (a.relatedUser) lines.push(`User: ${a.relatedUser.domainName ? `${a.relatedUser.domainName}\\` : ''}${a.relatedUser.userName}`);
   if (a.incidentId) lines.push(`Defender incident: ${a.incidentId}`);
   if (a.mitreTechniques.length) lines.push(`MITRE ATT&CK: ${a.mitreTechniques.join(', ')}`);
+  // A custom-indicator alert: which pushed indicator fired, and where it lives (doc/sightings.md).
+  if (a.hits?.length) {
+    lines.push('', 'Indicator that fired (pushed by ThreatBridge):');
+    for (const h of a.hits) lines.push(`- ${h.title} (${h.value}) from ${h.system === 'opencti' ? 'OpenCTI' : 'MISP'}${h.url ? `: ${h.url}` : ` ${h.sourceId}`}`);
+  }
 
   lines.push('', 'Timeline:');
   const story: [string | null, string][] = [

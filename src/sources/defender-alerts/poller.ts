@@ -18,6 +18,7 @@ import type { DefenderApi } from '../../microsoft/defender/client.js';
 import type { Machine } from '../../microsoft/defender/types.js';
 import type { DefenderAlertsConfig } from './config.js';
 import { idText, machineDetails, normaliseAlert, severityRank } from './normalise.js';
+import { createHash } from 'node:crypto';
 
 export interface PollerState {
   /** alert id → lastUpdateTime already handled, for alerts inside the overlap window. */
@@ -156,6 +157,10 @@ export class DefenderAlertsPoller {
         result.read++;
         const n = readAlert(raw, this.tenantId, this.cfg.portal_url);
         if (!isRecordChange(n)) {
+          // Re-read in every overlap window: dead-letter a malformed alert once, not once per poll.
+          const seenAs = rejectedKey(raw);
+          if (state.seen[seenAs.key] !== undefined) { result.skipped++; continue; }
+          state.seen[seenAs.key] = seenAs.at ?? new Date(started).toISOString();
           result.rejected++;
           items.push({ normalised: n, raw, event: 'alert', checkpoint: null, position: idText((raw as { id?: unknown } | null)?.id) ?? 'unknown' });
           continue;
@@ -211,3 +216,16 @@ export function readAlert(raw: unknown, tenantId: string, portalUrl: string): So
 
 const alertChange = (change: DefenderAlertChange): RecordChange<DefenderAlertChange> =>
   ({ kind: 'record', type: RECORD_TYPES.alert, id: change.id, op: 'upsert', record: change });
+
+/** A malformed alert's entry in `seen`: a digest of its content, and its lastUpdateTime when readable. */
+function rejectedKey(raw: unknown): { key: string; at: string | null } {
+  let text: string;
+  try {
+    text = JSON.stringify(raw) ?? String(typeof raw);
+  } catch {
+    text = String(typeof raw);
+  }
+  const t = (raw as { lastUpdateTime?: unknown } | null)?.lastUpdateTime;
+  const at = typeof t === 'string' && !Number.isNaN(Date.parse(t)) ? t : null;
+  return { key: `rejected:${createHash('sha256').update(text).digest('hex').slice(0, 32)}${at ?? ''}`, at };
+}
