@@ -25,10 +25,16 @@ export interface TokenProviderOptions {
 
 export class TokenError extends Error {
   readonly code = 'token_failed';
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * `message` says what is wrong without identifiers (it reaches /readyz and the status page);
+   * `detail` names the tenant, the client and Entra's answer, for the logs (errorFields).
+   */
+  constructor(message: string, options?: { cause?: unknown; detail?: string }) {
     super(message, options);
     this.name = 'TokenError';
+    if (options?.detail) this.detail = options.detail;
   }
+  readonly detail?: string;
 }
 
 function networkModule(http: HttpClient, plainHttpOrigin: string | null, metrics?: Metrics): INetworkModule {
@@ -109,9 +115,11 @@ export class TokenProvider {
       const e = err as { errorCode?: string; errorMessage?: string; message?: string };
       // The message reaches /readyz and the status page: what is wrong, without the tenant, the
       // client or Entra's text (trace and correlation ids). Logs get those from the cause and fields.
-      this.options.log.debug({ system: 'entra', tenantId: this.options.tenantId, clientId: this.options.clientId, errorCode: e.errorCode,
-        entra: (e.errorMessage ?? e.message ?? '').split('\n')[0] }, 'Entra ID token request failed');
-      throw new TokenError(tokenProblem(e.errorCode, e.errorMessage ?? e.message ?? ''), { cause: err });
+      // msal's message carries AADSTS codes and trace ids, never the secret.
+      const first = (e.errorMessage ?? e.message ?? 'unknown error').split('\n')[0];
+      throw new TokenError(tokenProblem(e.errorCode, e.errorMessage ?? e.message ?? ''), {
+        cause: err, detail: `client ${this.options.clientId} in tenant ${this.options.tenantId}: ${e.errorCode ?? ''} ${first}`.trim(),
+      });
     }
   }
 }
@@ -119,13 +127,15 @@ export class TokenProvider {
 /** What a failed token request means, in words without identifiers (OAuth error codes are a closed set). */
 export function tokenProblem(errorCode: string | undefined, text: string): string {
   const aadsts = /AADSTS(\d+)/.exec(text)?.[1];
+  const http = /\bHTTP (\d{3})\b/.exec(text)?.[1];
   const code = /^[a-z_]{1,40}$/.test(errorCode ?? '') ? errorCode! : 'unknown_error';
   const hint = aadsts === '90002' || aadsts === '90023' ? 'the tenant id is not known to Entra ID'
     : aadsts === '700016' ? 'the client id is not known in this tenant'
       : aadsts === '7000215' || aadsts === '7000222' || code === 'invalid_client' ? 'the client secret is wrong or expired'
         : code === 'unauthorized_client' ? 'the application may not use client credentials here'
           : code === 'invalid_scope' || aadsts === '500011' ? 'the API (scope) is not available to the application'
-            : 'see the log for details';
+            : code === 'invalid_response' && http ? `HTTP ${http} instead of a token answer (a proxy or an outage?)`
+              : 'see the log for details';
   return `Entra ID token request refused (${code}${aadsts ? `, AADSTS${aadsts}` : ''}): ${hint}`;
 }
 
