@@ -92,7 +92,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     if (!isLoopback(c.metrics_host) && !c.status_token) {
       log.warn({ host: c.metrics_host }, 'health port bound beyond loopback without connector.status_token (CONNECTOR_STATUS_TOKEN): /status answers only on this host');
     }
-    log.debug({ host: c.metrics_host, port: healthPort, metrics: c.expose_metrics }, 'health endpoints listening');
+    log.info({ host: c.metrics_host, port: healthPort, metrics: c.expose_metrics }, 'health endpoints listening');
   } catch (err) {
     await store.close();
     throw new ConfigError([`connector.metrics_port [env CONNECTOR_METRICS_PORT]: cannot listen on ${config.connector.metrics_host}:${config.connector.metrics_port} (${(err as Error).message}); choose a free port`]);

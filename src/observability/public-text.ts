@@ -9,12 +9,13 @@ const ENTRA_TRAILER = /\s*(Trace ID|Correlation ID|Timestamp):.*$/gis;
 /** Control characters (terminal escapes included) and lone surrogates: shown as U+FFFD. */
 const UNPRINTABLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
-export function publicText(text: string, max = 300): string {
+/** `keepIds`: object keys and dead-letter reasons on the status page (behind its token) keep their ids. */
+export function publicText(text: string, max = 300, keepIds = false): string {
   let out = scrubSecrets(String(text))
     .replace(ENTRA_TRAILER, '')
     .replace(URL_CREDENTIALS, '$1[REDACTED]@')
-    .replace(GUID, '[id]')
     .replace(UNPRINTABLE, '\ufffd');
+  if (!keepIds) out = out.replace(GUID, '[id]');
   if (out.length > max) out = `${out.slice(0, max - 1)}…`;
   return out;
 }

@@ -82,7 +82,7 @@ export function renderStatus(m: StatusModel, refreshSeconds: number): string {
   const totalDead = m.deadLetters.bySink.reduce((n, d) => n + d.count, 0);
   const deadCounts = m.deadLetters.bySink.map((d) => `${esc(d.sink)}: ${esc(d.count)}`).join(', ');
   const dead = table('dead-letters', ['Id', 'Where', 'Event / operation', 'Key', 'Reason', 'Age'], m.deadLetters.recent.map((d) => [
-    esc(d.id), esc(d.sink), esc(publicText(d.op, 60)), `<code>${esc(publicText(d.key, 120))}</code>`, problem(d.reason), esc(age(since(now, d.createdAt))),
+    esc(d.id), esc(d.sink), esc(publicText(d.op, 60)), `<code>${esc(publicText(d.key, 200, true))}</code>`, esc(publicText(d.reason, 300, true)), esc(age(since(now, d.createdAt))),
   ]), 'No open dead letter.');
   const caps = table('caps', ['Sink', 'Held for us', 'Budget (cap − headroom)', 'Cap', 'Used'], m.caps.map((c) => [
     esc(c.sink), esc(c.held.toLocaleString('en-US')), esc(c.budget.toLocaleString('en-US')), esc(c.max.toLocaleString('en-US')),
