@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import { Pipeline, type IngestItem } from '../../src/core/pipeline.js';
 import { Router, type SinkRoute } from '../../src/core/router.js';
 import { TlpPolicy } from '../../src/guard/tlp.js';
-import { TokenProvider } from '../../src/microsoft/token.js';
+import { msalLine, TokenProvider } from '../../src/microsoft/token.js';
+import { LogLevel } from '@azure/msal-node';
+import { DefenderApi } from '../../src/microsoft/defender/client.js';
+import { DefenderSimulator, MDE_AUDIENCES } from '../../sim/defender/server.js';
 import { HealthServer } from '../../src/observability/health.js';
 import { esc } from '../../src/observability/html.js';
 import { Metrics } from '../../src/observability/metrics.js';
@@ -133,6 +136,24 @@ describe('skip reasons: one debug line per decision, nothing at info', () => {
   });
 });
 
+describe("msal's free-text log lines", () => {
+  it('become structured lines at trace (warnings) or debug (errors), with the text and correlation id as fields', () => {
+    const msg = '[Mon, 07 Dec 2026 17:00:00 GMT] : [0f9b2c1e-0000-4000-8000-000000000001] : @azure/msal-node@3.8.0 : Warning - No client info in response';
+    const { log, lines } = capturingLogger('trace');
+    msalLine(log, LogLevel.Warning, msg);
+    msalLine(log, LogLevel.Error, '[Mon, 07 Dec 2026 17:00:00 GMT] : @azure/msal-node@3.8.0 : Error - network failure');
+    msalLine(log, LogLevel.Warning, 'not in the usual shape');
+    expect(lines.map((l) => [l.level, l.msg, l['system'], l['msalLevel'], l['correlationId']])).to.deep.equal([
+      ['trace', 'msal: No client info in response', 'entra', 'Warning', '0f9b2c1e-0000-4000-8000-000000000001'],
+      ['debug', 'msal: network failure', 'entra', 'Error', undefined],
+      ['trace', 'msal: not in the usual shape', 'entra', 'Warning', undefined],
+    ]);
+    const quiet = capturingLogger('info');
+    msalLine(quiet.log, LogLevel.Warning, msg);
+    expect(quiet.lines).to.deep.equal([]);
+  });
+});
+
 describe('text shown outside the logs', () => {
   it('publicText drops GUIDs, URL credentials, Entra trace trailers, registered secrets and control characters', () => {
     registerSecret('sup3r-secret-value');
@@ -246,6 +267,19 @@ describe('metrics of issue 16', () => {
       const v = (await metrics.sinkRequests.get()).values.map((x) => x.labels);
       expect(v).to.deep.include({ sink: 'entra', endpoint: 'token', status: '200' });
     } finally { await srv.close(); }
+  });
+
+  it('a machine-details 404 is counted as the machine endpoint of the part that asked, not as an alerts listing', async () => {
+    const sim = new DefenderSimulator({ entra: { tokenInfo: () => ({ tenantId: 't', clientId: 'app', roles: ['Alert.Read.All', 'Machine.Read.All'], audience: MDE_AUDIENCES[0]!, displayName: 'app' }) } });
+    await sim.start();
+    const metrics = new Metrics();
+    try {
+      const client = new DefenderApi({ baseUrl: sim.url, timeoutMs: 5000, verifyTls: true, callsPerMinute: 100, callsPerHour: 1500, tokens: { getToken: async () => 'token' } as unknown as TokenProvider,
+        log: capturingLogger('silent').log, metrics: { metrics, label: 'defender_alerts' }, tenantId: 't' });
+      expect(await client.machine('f'.repeat(40))).to.equal(null);
+      const labels = (await metrics.sinkRequests.get()).values.map((x) => x.labels);
+      expect(labels).to.deep.equal([{ sink: 'defender_alerts', endpoint: 'machine', status: '404' }]);
+    } finally { await sim.stop(); }
   });
 
   it('MISP REST calls are counted under misp/search', async () => {
