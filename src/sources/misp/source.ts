@@ -202,6 +202,8 @@ export class MispSource {
         else await this.sync('catch-up', started);
         this.lastError = null;
         this.lastSyncAt = Date.now();
+        // REST only (no ZeroMQ): what we hold is as old as the last completed sync.
+        if (!this.feed) this.metrics.activity.polled(MISP_SOURCE, started);
         this.reportReach();
       } catch (err) {
         if (!this.running) break;
@@ -254,6 +256,7 @@ export class MispSource {
           continue;
         }
         rows++;
+        this.metrics.activity.event(MISP_SOURCE);
         maxSeen = Math.max(maxSeen ?? 0, attr.timestamp);
         const f = this.fresh.get(attr.uuid);
         if (f && (f.timestamp > attr.timestamp || (f.removedAt !== null && f.removedAt >= fetchedAt && f.timestamp >= attr.timestamp))) continue;
