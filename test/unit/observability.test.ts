@@ -239,6 +239,30 @@ describe('health port', () => {
     } finally { await h.stop(); }
   });
 
+  it('hostile requests to /status cost a 4xx each, never a 500 or the server', async () => {
+    const token = 'status-token-0123456789';
+    const h = new HealthServer(new Metrics(), [], false, async () => {}, { model, token });
+    const port = await h.start(0, '0.0.0.0');
+    const base = `http://127.0.0.1:${port}`;
+    try {
+      const statuses: number[] = [];
+      for (const [path, headers] of [
+        ['/status?token=%ED%A0%80&refresh=abc', {}],
+        ['/status?token=' + 'x'.repeat(20_000), {}],
+        ['/status?__proto__=1&constructor=2&refresh=-5', {}],
+        ['/status', { Cookie: 'tb_status=' + 'z'.repeat(64) + '; tb_status=__proto__' }],
+        ['/status', { Cookie: '=;;=tb_status;' + 'a'.repeat(8000) }],
+        ['/status', { Authorization: 'Bearer ' + 'y'.repeat(8000) }],
+        ['/status', { Authorization: 'Basic Zm9vOmJhcg==' }],
+        ['//status/../status?%zz', {}],
+      ] as [string, Record<string, string>][]) {
+        statuses.push((await fetch(`${base}${path}`, { headers, redirect: 'manual' })).status);
+      }
+      expect(statuses.every((s) => s >= 400 && s < 500), String(statuses)).to.equal(true);
+      expect((await fetch(`${base}/status?refresh=abc`, { headers: { Authorization: `Bearer ${token}` } })).status).to.equal(200);
+    } finally { await h.stop(); }
+  });
+
   it('bound beyond loopback without a token: only loopback peers see /status', async function () {
     const external = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
     const h = new HealthServer(new Metrics(), [], false, async () => {}, { model });
