@@ -81,7 +81,7 @@ export class MispSource {
       })
       : null;
     this.otx = m.otx_exclude && config.otx.api_key
-      ? new OtxLookup({ url: config.otx.url, apiKey: config.otx.api_key, cacheMs: config.otx.cache_hours * 3_600_000, timeoutMs: 15_000, log })
+      ? new OtxLookup({ url: config.otx.url, apiKey: config.otx.api_key, cacheMs: config.otx.cache_hours * 3_600_000, timeoutMs: 15_000, log, metrics })
       : null;
   }
 
