@@ -6,7 +6,8 @@ import { SECRET_KEYS, type Config } from './config/schema.js';
 import type { OnceSummary } from './core/parts.js';
 import type { ServiceContext } from './flows/parts.js';
 import { serviceParts } from './flows/sources.js';
-import { HealthServer } from './observability/health.js';
+import { HealthServer, isLoopback } from './observability/health.js';
+import { statusModel } from './observability/status-model.js';
 import { errorFields, registerSecret, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { openStore } from './store/index.js';
@@ -57,12 +58,18 @@ export async function startService(config: Config, log: Logger): Promise<Running
   const sources = parts.filter((p) => p.kind === 'source');
   const sinks = parts.filter((p) => p.kind === 'sink');
 
+  const sinkNames = sinks.flatMap((p) => p.sinks ?? []);
+  const flows = activeFlows(config).map((f) => f.name);
+  const storeName = config.store.engine === 'postgres' ? `postgres (schema ${config.store.schema})` : `sqlite (${config.store.dir})`;
+  const c = config.connector;
+  // Every part shows on /metrics and /status from the start, before it has anything to report.
+  for (const p of sources) metrics.activity.known(p.name);
   const health = new HealthServer(metrics, [
     ...parts.filter((p) => p.health).map((p) => ({ name: p.name, check: () => p.health!() })),
     { name: 'store', check: async () => { await store.ping(); return null; } },
-  ], config.connector.expose_metrics, async () => {
+  ], c.expose_metrics, async () => {
     // An empty outbox has no row per sink: zero every known sink first.
-    for (const sink of sinks.flatMap((p) => p.sinks ?? [])) {
+    for (const sink of sinkNames) {
       metrics.outboxPending.set({ sink }, 0);
       metrics.outboxOldestSeconds.set({ sink }, 0);
     }
@@ -70,11 +77,22 @@ export async function startService(config: Config, log: Logger): Promise<Running
       metrics.outboxPending.set({ sink: s.sink }, s.pending);
       metrics.outboxOldestSeconds.set({ sink: s.sink }, s.oldestEnqueuedAt ? (Date.now() - s.oldestEnqueuedAt) / 1000 : 0);
     }
+  }, {
+    token: c.status_token,
+    model: () => statusModel({
+      metrics, store, flows, storeName, sources: sources.map((p) => p.name), sinks: sinkNames,
+      caps: sinkNames.includes('defender')
+        ? [{ sink: 'defender', max: config.microsoft_defender_intel.max_indicators, budget: Math.max(1, config.microsoft_defender_intel.max_indicators - config.microsoft_defender_intel.headroom) }]
+        : [],
+    }),
   });
   let healthPort: number | null = null;
   try {
-    healthPort = await health.start(config.connector.metrics_port, config.connector.metrics_host);
-    log.info({ port: healthPort, metrics: config.connector.expose_metrics }, 'health endpoints listening');
+    healthPort = await health.start(c.metrics_port, c.metrics_host);
+    if (!isLoopback(c.metrics_host) && !c.status_token) {
+      log.warn({ host: c.metrics_host }, 'health port bound beyond loopback without connector.status_token (CONNECTOR_STATUS_TOKEN): /status answers only on this host');
+    }
+    log.info({ host: c.metrics_host, port: healthPort, metrics: c.expose_metrics }, 'health endpoints listening');
   } catch (err) {
     await store.close();
     throw new ConfigError([`connector.metrics_port [env CONNECTOR_METRICS_PORT]: cannot listen on ${config.connector.metrics_host}:${config.connector.metrics_port} (${(err as Error).message}); choose a free port`]);
@@ -83,7 +101,11 @@ export async function startService(config: Config, log: Logger): Promise<Running
   // Sinks first, so the first committed operations find a worker.
   for (const p of sinks) await p.start();
   for (const p of sources) await p.start();
-  log.info({ flows: activeFlows(config).map((f) => f.name) }, 'ThreatBridge started');
+  metrics.reach.attach(log, c.unreachable_after * 1000);
+  // The one line a healthy start prints at the default level: what runs, where state is, where to look.
+  log.info({ flows, sources: sources.map((p) => p.name), sinks: sinkNames, store: storeName,
+    health: `http://${c.metrics_host.includes(':') ? `[${c.metrics_host}]` : c.metrics_host}:${healthPort}`, dryRun: c.dry_run },
+  `ThreatBridge started: ${flows.join(', ')}; store ${storeName}; status page on port ${healthPort}`);
 
   let stopping: Promise<void> | null = null;
   return {
@@ -94,6 +116,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       const half = Math.floor(bound / 2);
       await Promise.all(sources.map((p) => p.stop(half).catch((err) => log.warn({ part: p.name, ...errorFields(err) }, 'source stop failed'))));
       await Promise.all(sinks.map((p) => p.stop(half).catch((err) => log.warn({ part: p.name, ...errorFields(err) }, 'sink stop failed'))));
+      metrics.reach.detach();
       await health.stop().catch((err) => log.warn(errorFields(err), 'health server close failed'));
       await store.close();
       log.info('stopped');

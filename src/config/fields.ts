@@ -11,7 +11,7 @@ export const httpUrl = z
 export const logLevel = z
   .string()
   .transform((s) => s.toLowerCase())
-  .pipe(z.enum(['debug', 'info', 'warn', 'error']));
+  .pipe(z.enum(['trace', 'debug', 'info', 'warn', 'error']));
 
 export const observableType = z.enum(OBSERVABLE_TYPES as [string, ...string[]]);
 

@@ -25,7 +25,7 @@ export const configSchema = z
       .object({
         id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID').optional().describe('a UUID v4 that identifies this connector in OpenCTI'),
         name: z.string().min(1).default('ThreatBridge').describe('name shown in OpenCTI'),
-        log_level: logLevel.default('error').describe('one of debug, info, warn, error'),
+        log_level: logLevel.default('info').describe('one of trace, debug, info, warn, error (info: start, stop, outages and recoveries; debug adds every skip and routing decision)'),
         live_stream_id: z
           .string()
           .min(1)
@@ -51,7 +51,10 @@ export const configSchema = z
         register: z.boolean().default(true).describe('register and ping in OpenCTI (true|false)'),
         expose_metrics: z.boolean().default(false).describe('serve Prometheus metrics on /metrics (true|false)'),
         metrics_port: z.number().int().min(0).max(65535).default(9095).describe('port of /metrics, /healthz, /readyz'),
-        metrics_host: z.string().default('0.0.0.0').describe('address the metrics/health server binds'),
+        metrics_host: z.string().min(1).default('127.0.0.1').describe('address the health port binds: 127.0.0.1 (this host only) by default; 0.0.0.0 in a container so that probes and Prometheus reach it'),
+        status_token: z.string().min(16, 'must be at least 16 characters').optional()
+          .describe('token for the /status page when the health port is bound beyond loopback (sent as "Authorization: Bearer …" or once as ?token=); without it the page answers only on loopback'),
+        unreachable_after: z.number().int().min(1).default(60).describe('seconds a source or sink may be unreachable before an error is logged (and a line when it recovers)'),
         shutdown_timeout: z.number().int().min(1).default(20).describe('seconds to flush in-flight work on SIGTERM'),
         dry_run: z.boolean().default(false).describe('read and map everything but send nothing to the sinks (true|false)'),
         write_parsed_indicators: z.string().min(1).optional()
@@ -109,4 +112,5 @@ export const SECRET_KEYS: readonly string[] = [
   ...DEFENDER_ALERTS_SECRET_KEYS,
   ...CAR_SECRET_KEYS,
   'store.url',
+  'connector.status_token',
 ];

@@ -24,6 +24,9 @@ export interface SinkHandler {
   waitForCapacity?(signal: AbortSignal): Promise<void>;
 }
 
+/** Retry reasons (net/retry.ts `decide`) that mean the sink did not really answer. */
+const UNREACHABLE = /server error \(\d+\)|no answer/;
+
 export interface DeliveryOptions {
   leaseMs?: number;
   idlePollMs?: number;
@@ -133,6 +136,9 @@ export class DeliveryWorker {
     } catch (err) {
       // A call without an answer (network, timeout), or a bug: what is not settled yet waits.
       this.lastError = (err as Error).message;
+      this.metrics.reach.down('sink', this.sink, this.lastError);
+      // No token (refused credentials) is the set-up's fault: /readyz shows it until a delivery succeeds.
+      if ((err as { code?: unknown }).code === 'token_failed') this.setupProblem = this.lastError;
       const open = items.filter((i) => !done.has(i));
       const after = backoffMs(attemptOf(open));
       this.log.warn({ sink: this.sink, items: open.length, retryInMs: after, ...errorFields(err) }, 'delivery failed; will retry');
@@ -169,7 +175,7 @@ export class DeliveryWorker {
     const now = Date.now();
     const acks: { item: OutboxItem; externalId: string | null }[] = [];
     const dead: { item: OutboxItem; reason: string }[] = [];
-    const later = new Map<string, { items: OutboxItem[]; reason: string; notBefore?: number; setup: boolean; logged: boolean }>();
+    const later = new Map<string, { items: OutboxItem[]; reason: string; notBefore?: number; setup: boolean; logged: boolean; unreachable: boolean }>();
     const counted = new Map<string, number>();
     for (const { item, outcome: o } of settled) {
       if (o.kind === 'ack') {
@@ -182,8 +188,9 @@ export class DeliveryWorker {
         const setup = o.kind === 'wait-for-setup';
         const notBefore = o.kind === 'retry' ? o.notBefore : undefined;
         const logged = o.kind === 'retry' && o.logged === true;
-        const key = `${o.kind}\u0000${o.reason}\u0000${notBefore ?? ''}\u0000${logged}`;
-        const group = later.get(key) ?? { items: [], reason: o.reason, setup, logged, ...(notBefore !== undefined ? { notBefore } : {}) };
+        const unreachable = o.kind === 'retry' && o.unreachable === true;
+        const key = `${o.kind}\u0000${o.reason}\u0000${notBefore ?? ''}\u0000${logged}\u0000${unreachable}`;
+        const group = later.get(key) ?? { items: [], reason: o.reason, setup, logged, unreachable, ...(notBefore !== undefined ? { notBefore } : {}) };
         group.items.push(item);
         later.set(key, group);
       }
@@ -192,15 +199,20 @@ export class DeliveryWorker {
       await this.store.ack(acks);
       for (const [op, n] of counted) this.metrics.delivered.inc({ sink: this.sink, op }, n);
       this.setupProblem = null;
+      this.metrics.reach.up('sink', this.sink);
     }
     if (dead.length) {
       await this.store.deadLetter(dead);
+      this.metrics.reach.up('sink', this.sink); // a refusal is an answer
       for (const d of dead) this.log.warn({ sink: this.sink, key: d.item.key, sourceRef: d.item.sourceRef?.id, reason: d.reason }, 'operation rejected, kept as dead letter');
     }
     for (const g of later.values()) {
       const at = g.setup ? now + setupWaitMs(attemptOf(g.items)) : g.notBefore ?? now + backoffMs(attemptOf(g.items));
       await this.store.retry(g.items, at, g.reason);
       const fields = { sink: this.sink, items: g.items.length, keys: g.items.slice(0, 10).map((i) => i.key), retryInMs: at - now, error: g.reason };
+      // An outage (5xx, no answer) or a refused set-up makes the sink unreachable; throttling and
+      // items waiting their turn do not.
+      if (!acks.length && (g.setup || g.unreachable || UNREACHABLE.test(g.reason))) this.metrics.reach.down('sink', this.sink, g.reason);
       if (g.setup) {
         // Not the items' fault: nothing of this sink goes out until then (a fixed set-up and a restart deliver at once).
         this.setupProblem = g.reason;

@@ -11,8 +11,10 @@ export type Outcome =
    * Not now (outage, throttling, an item waiting its turn): again at `notBefore` (epoch ms), else
    * after backoff. `logged`: whoever decided it logs it already (the guard's one summary line per
    * interval for thousands held by its breaker), so the core does not log each batch again.
+   * `unreachable`: the sink did not really answer (no answer, 5xx), which the status page and the
+   * unreachable log line count; throttling and waiting turns do not.
    */
-  | { kind: 'retry'; reason: string; notBefore?: number; logged?: boolean }
+  | { kind: 'retry'; reason: string; notBefore?: number; logged?: boolean; unreachable?: boolean }
   /** The sink refuses us (credentials, permissions, a wrong path or id): the items are fine, the set-up is not. The reason says what to fix; the whole sink waits. */
   | { kind: 'wait-for-setup'; reason: string }
   /** Rejected for good: a dead letter with the reason; `code` labels the dead-letter metric. */
@@ -44,7 +46,9 @@ export interface FailedAnswer {
  */
 export function answerOutcome(res: FailedAnswer, attempt: number, what: string, setup: Partial<Record<number, string>>): Outcome {
   const verdict = decide(res.status, res.headers, attempt);
-  if (verdict.kind === 'retry') return { kind: 'retry', reason: `${what}: ${verdict.reason}`, notBefore: Date.now() + (res.retryAfterMs ?? verdict.afterMs) };
+  if (verdict.kind === 'retry') {
+    return { kind: 'retry', reason: `${what}: ${verdict.reason}`, notBefore: Date.now() + (res.retryAfterMs ?? verdict.afterMs), ...(verdict.throttled ? {} : { unreachable: true }) };
+  }
   const fix = setup[res.status];
   if (fix) return { kind: 'wait-for-setup', reason: `${what}: refused (${res.status}); ${fix}` };
   return { kind: 'dead', reason: `${what}: rejected (${res.status})`, code: `http_${res.status}` };

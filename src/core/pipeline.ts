@@ -243,22 +243,27 @@ export class Pipeline {
       this.metrics.events.inc({ source, event: item.event, outcome });
       if (isRecordChange(n)) return;
       const ref = n.sourceRef?.id;
+      // Skip reasons at debug, one line per decision (issue 16); the metrics count them all.
       for (const s of n.skipped) {
         this.metrics.skipped.inc({ source, reason: s.code });
-        this.log.info({ source, event: item.event, position: item.position, sourceRef: ref, reason: s.code, detail: s.detail }, 'observable skipped');
+        this.log.debug({ source, event: item.event, position: item.position, sourceRef: ref, reason: s.code, detail: s.detail }, 'observable skipped');
+      }
+      if (n.withdrawn && outcome !== 'dead_letter') {
+        this.log.debug({ source, event: item.event, position: item.position, sourceRef: ref, reason: n.withdrawn }, 'nothing asserted');
       }
       if (outcome === 'dead_letter' && n.rejected) {
         this.metrics.deadLettered.inc({ sink: `source:${source}`, reason: n.rejected.code });
         this.log.warn({ source, event: item.event, position: item.position, sourceRef: ref, reason: n.rejected.code, detail: n.rejected.detail },
           'event rejected, kept as dead letter');
-      } else if (outcome === 'ignored' && this.log.isLevelEnabled('debug')) {
-        this.log.debug({ source, event: item.event, position: item.position, sourceRef: ref, reason: n.ignored }, 'event ignored');
+      } else if (outcome === 'ignored' && this.log.isLevelEnabled('trace')) {
+        // Heartbeats, identities, markings, "poll done": noise except when tracing.
+        this.log.trace({ source, event: item.event, position: item.position, sourceRef: ref, reason: n.ignored }, 'event ignored');
       }
     });
     for (const op of built.unit.ops) this.metrics.opsEnqueued.inc({ sink: op.sink, op: op.op });
     for (const d of built.withheld) {
       this.metrics.guardDecisions.inc({ sink: d.sink, source, outcome: d.outcome });
-      this.log.warn({ source, key: d.key, sourceRef: d.sourceRef, reason: d.reason }, 'TLP policy: indicator stays home');
+      this.log.debug({ source, key: d.key, sourceRef: d.sourceRef, reason: d.reason }, 'TLP policy: indicator stays home');
     }
   }
 }

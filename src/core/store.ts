@@ -122,6 +122,13 @@ export interface DeadLetterStore {
   listDeadLetters(filter?: { sink?: string; includeReplayed?: boolean; limit?: number }): Promise<DeadLetter[]>;
   /** Mark dead letters replayed and hand them back to the caller, which re-queues them. */
   takeDeadLetters(ids: number[] | 'all', sink?: string): Promise<DeadLetter[]>;
+  /** Open dead letters counted per sink, and the newest `limit` without their payloads (the status page). */
+  deadLetterSummary(limit: number): Promise<DeadLetterSummary>;
+}
+
+export interface DeadLetterSummary {
+  bySink: { sink: string; count: number }[];
+  recent: Omit<DeadLetter, 'payload'>[];
 }
 
 /** The guard's audit trail and breakers. */

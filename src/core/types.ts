@@ -78,6 +78,8 @@ export interface NormalisedEvent {
   changes: IndicatorChange[];
   /** The object no longer asserts anything: remove all its claims. */
   retractAll: boolean;
+  /** Why it asserts nothing when that is a decision, not a delete (revoked, a filter or rule): one debug line. */
+  withdrawn?: string;
   /** Other source objects that stopped asserting anything (merged into this one). */
   alsoRetract: string[];
   /**

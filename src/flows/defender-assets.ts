@@ -28,7 +28,7 @@ export function defenderAssetsPart(ctx: ServiceContext, hub: Hub): ServicePart {
       }
       return null;
     },
-  }, log);
+  }, log, metrics);
   return leadingSourcePart(ctx, SOURCE, {
     start: async () => poller.start(),
     stop: (boundMs) => poller.stop(boundMs),

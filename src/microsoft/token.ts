@@ -6,6 +6,7 @@ import { ConfidentialClientApplication, LogLevel, type INetworkModule, type Netw
 import type { Config } from '../config/schema.js';
 import { createHttpClient, HttpError, type HttpClient } from '../net/http.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 
 export const DEFENDER_SCOPE = 'https://api.securitycenter.microsoft.com/.default';
 
@@ -18,23 +19,42 @@ export interface TokenProviderOptions {
   verifyTls: boolean;
   timeoutMs: number;
   log: Logger;
+  /** Token calls counted as threatbridge_sink_requests_total{sink="entra", endpoint="token"}. */
+  metrics?: Metrics;
 }
 
 export class TokenError extends Error {
   readonly code = 'token_failed';
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * `message` says what is wrong without identifiers (it reaches /readyz and the status page);
+   * `detail` names the tenant, the client and Entra's answer, for the logs (errorFields).
+   */
+  constructor(message: string, options?: { cause?: unknown; detail?: string }) {
     super(message, options);
     this.name = 'TokenError';
+    if (options?.detail) this.detail = options.detail;
   }
+  readonly detail?: string;
 }
 
-function networkModule(http: HttpClient, plainHttpOrigin: string | null): INetworkModule {
+function networkModule(http: HttpClient, plainHttpOrigin: string | null, metrics?: Metrics): INetworkModule {
   // msal insists on https; a plain-http login URL (a loopback simulator) is reached as configured.
   const asMsal = plainHttpOrigin ? `https://${new URL(plainHttpOrigin).host}` : null;
   const target = (url: string) => (asMsal && url.startsWith(`${asMsal}/`) ? `${plainHttpOrigin}${url.slice(asMsal.length)}` : url);
   const call = async <T>(method: 'GET' | 'POST', msalUrl: string, options?: NetworkRequestOptions) => {
     const url = target(msalUrl);
-    const res = await http.request<T>({ method, url, headers: options?.headers, data: options?.body, responseType: 'json', transformResponse: [(d: string) => { try { return JSON.parse(d); } catch { return d; } }] });
+    const end = metrics?.sinkLatency.startTimer({ sink: 'entra', endpoint: 'token' });
+    let res;
+    try {
+      res = await http.request<T>({ method, url, headers: options?.headers, data: options?.body, responseType: 'json', transformResponse: [(d: string) => { try { return JSON.parse(d); } catch { return d; } }] });
+    } catch (err) {
+      metrics?.sinkRequests.inc({ sink: 'entra', endpoint: 'token', status: 'error' });
+      throw err;
+    } finally {
+      end?.();
+    }
+    metrics?.sinkRequests.inc({ sink: 'entra', endpoint: 'token', status: String(res.status) });
+    if (res.status === 429) metrics?.sinkThrottled.inc({ sink: 'entra' });
     // msal reads the body as an object: an empty or non-JSON answer (a proxy's error page) becomes
     // an error it can report with the status and the start of the text.
     const body = typeof res.data === 'object' && res.data !== null ? res.data
@@ -73,11 +93,11 @@ export class TokenProvider {
         }),
       },
       system: {
-        networkClient: networkModule(http, plainHttp ? login.origin : null),
+        networkClient: networkModule(http, plainHttp ? login.origin : null, options.metrics),
         loggerOptions: {
           piiLoggingEnabled: false,
           logLevel: LogLevel.Warning,
-          loggerCallback: (_level, message) => options.log.debug({ system: 'entra' }, message),
+          loggerCallback: (level, message) => msalLine(options.log, level, message),
         },
       },
     });
@@ -93,11 +113,44 @@ export class TokenProvider {
       if (err instanceof TokenError) throw err;
       if (err instanceof HttpError) throw new TokenError(`cannot reach Entra ID: ${err.message}`, { cause: err });
       const e = err as { errorCode?: string; errorMessage?: string; message?: string };
+      // The message reaches /readyz and the status page: what is wrong, without the tenant, the
+      // client or Entra's text (trace and correlation ids). Logs get those from the cause and fields.
       // msal's message carries AADSTS codes and trace ids, never the secret.
       const first = (e.errorMessage ?? e.message ?? 'unknown error').split('\n')[0];
-      throw new TokenError(`Entra ID token request failed for client ${this.options.clientId} in tenant ${this.options.tenantId}: ${e.errorCode ?? ''} ${first}`.trim(), { cause: err });
+      throw new TokenError(tokenProblem(e.errorCode, e.errorMessage ?? e.message ?? ''), {
+        cause: err, detail: `client ${this.options.clientId} in tenant ${this.options.tenantId}: ${e.errorCode ?? ''} ${first}`.trim(),
+      });
     }
   }
+}
+
+/** What a failed token request means, in words without identifiers (OAuth error codes are a closed set). */
+export function tokenProblem(errorCode: string | undefined, text: string): string {
+  const aadsts = /AADSTS(\d+)/.exec(text)?.[1];
+  const http = /\bHTTP (\d{3})\b/.exec(text)?.[1];
+  const code = /^[a-z_]{1,40}$/.test(errorCode ?? '') ? errorCode! : 'unknown_error';
+  const hint = aadsts === '90002' || aadsts === '90023' ? 'the tenant id is not known to Entra ID'
+    : aadsts === '700016' ? 'the client id is not known in this tenant'
+      : aadsts === '7000215' || aadsts === '7000222' || code === 'invalid_client' ? 'the client secret is wrong or expired'
+        : code === 'unauthorized_client' ? 'the application may not use client credentials here'
+          : code === 'invalid_scope' || aadsts === '500011' ? 'the API (scope) is not available to the application'
+            : code === 'invalid_response' && http ? `HTTP ${http} instead of a token answer (a proxy or an outage?)`
+              : 'see the log for details';
+  return `Entra ID token request refused (${code}${aadsts ? `, AADSTS${aadsts}` : ''}): ${hint}`;
+}
+
+/**
+ * msal's own log lines ("[date] : [correlation] : @azure/msal-node@v : Warning - text") as
+ * structured lines: its warnings are expected in the client-credentials flow ("No client info in
+ * response": there is no user) and its errors come back to us as a TokenError we log ourselves, so
+ * they go to debug and trace rather than repeating at warn.
+ */
+export function msalLine(log: Logger, level: LogLevel, message: string): void {
+  const m = /^\[([^\]]*)\]\s*:\s*(?:\[([^\]]*)\]\s*:\s*)?(\S+)\s*:\s*(\w+)\s*-\s*([\s\S]*)$/.exec(message);
+  const text = (m ? m[5]! : message).trim();
+  const fields = { system: 'entra', msalLevel: LogLevel[level] ?? String(level), ...(m?.[2] ? { correlationId: m[2] } : {}) };
+  if (level === LogLevel.Error) log.debug(fields, `msal: ${text}`);
+  else log.trace(fields, `msal: ${text}`);
 }
 
 /** An Entra application in one tenant. */
@@ -123,14 +176,15 @@ export function sentinelCredentials(config: Config): EntraApp & { loginUrl: stri
  * Tokens for a Microsoft API from configuration: Defender's (the configured app, or `app` for
  * another tenant of the alerts flow) or Sentinel's (its own credentials where set, else Defender's).
  */
-export function microsoftTokens(config: Config, api: 'defender' | 'sentinel', log: Logger, app?: EntraApp): TokenProvider {
+export function microsoftTokens(config: Config, api: 'defender' | 'sentinel', log: Logger, app?: EntraApp, metrics?: Metrics): TokenProvider {
+  const counted = metrics ? { metrics } : {};
   if (api === 'sentinel') {
     const s = config.sentinel;
-    return new TokenProvider({ ...sentinelCredentials(config), scope: s.scope, verifyTls: s.verify_cert, timeoutMs: s.request_timeout * 1000, log });
+    return new TokenProvider({ ...sentinelCredentials(config), scope: s.scope, verifyTls: s.verify_cert, timeoutMs: s.request_timeout * 1000, log, ...counted });
   }
   const d = config.microsoft_defender_intel;
   return new TokenProvider({
     loginUrl: d.login_url, tenantId: app?.tenantId ?? d.tenant_id!, clientId: app?.clientId ?? d.client_id!, clientSecret: app?.clientSecret ?? d.client_secret!,
-    scope: d.scope ?? DEFENDER_SCOPE, verifyTls: d.ssl_verify, timeoutMs: d.request_timeout * 1000, log,
+    scope: d.scope ?? DEFENDER_SCOPE, verifyTls: d.ssl_verify, timeoutMs: d.request_timeout * 1000, log, ...counted,
   });
 }

@@ -46,8 +46,10 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
 export function errorFields(err: unknown): Record<string, unknown> {
   if (!(err instanceof Error)) return { error: String(err) };
   const out: Record<string, unknown> = { error: err.message, errorName: err.name };
-  const e = err as Error & { code?: unknown; status?: unknown; cause?: unknown };
+  const e = err as Error & { code?: unknown; status?: unknown; cause?: unknown; detail?: unknown };
   if (e.code !== undefined) out['code'] = e.code;
+  // What the public message leaves out (identifiers, a system's own words): logs only.
+  if (typeof e.detail === 'string') out['detail'] = e.detail;
   if (e.status !== undefined) out['status'] = e.status;
   if (e.cause instanceof Error) out['cause'] = e.cause.message;
   return out;

@@ -3,6 +3,8 @@
 // reason codes), and each label keeps at most MAX_LABEL_VALUES distinct values per metric, later
 // ones counted as `other`, so that no feed can grow the series without bound.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+import { Activity } from './activity.js';
+import { Reachability } from './reachability.js';
 
 /** Far above the closed sets (a few dozen reason codes), far below a memory or scrape problem. */
 export const MAX_LABEL_VALUES = 100;
@@ -73,7 +75,9 @@ export class Metrics {
     labelNames: ['sink', 'reason'] as const, registers: [this.registry],
   }));
   readonly sinkRequests = new BoundedCounter(new Counter({
-    name: 'threatbridge_sink_requests_total', help: 'HTTP calls to sinks by endpoint and status',
+    // `sink` names the part that made the call: a sink, a source (misp, opencti, defender_alerts,
+    // defender_assets, otx) or `entra` for token calls. The name stays for existing dashboards.
+    name: 'threatbridge_sink_requests_total', help: 'Outbound HTTP calls by part (sink, source or entra), endpoint and status',
     labelNames: ['sink', 'endpoint', 'status'] as const, registers: [this.registry],
   }));
   readonly sinkLatency = new BoundedHistogram(new Histogram({
@@ -97,6 +101,22 @@ export class Metrics {
     name: 'threatbridge_source_connected', help: '1 when the source is connected',
     labelNames: ['source'] as const, registers: [this.registry],
   }));
+  /** Reachability of every source and sink: drives `sourceConnected` and the unreachable/recovered lines. */
+  readonly reach = new Reachability((kind, name, up) => {
+    if (kind === 'source') this.sourceConnected.set({ source: name }, up ? 1 : 0);
+  });
+  /** Last event and lag per source, read at scrape time. */
+  readonly activity = new Activity();
+  private readonly activityBound = new LabelBound();
+  readonly sourceLastEventAge = new Gauge({
+    name: 'threatbridge_source_last_event_age_seconds', help: 'Seconds since the source last delivered an event (absent before its first)',
+    labelNames: ['source'] as const, registers: [this.registry],
+    collect: () => this.collectActivity(),
+  });
+  readonly sourceLag = new Gauge({
+    name: 'threatbridge_source_lag_seconds', help: 'How far behind its source the last event was (streams), or the age of the last completed poll (pollers)',
+    labelNames: ['source'] as const, registers: [this.registry],
+  });
   readonly sourceReconnects = new BoundedCounter(new Counter({
     name: 'threatbridge_source_reconnects_total', help: 'Source reconnections',
     labelNames: ['source', 'reason'] as const, registers: [this.registry],
@@ -138,6 +158,14 @@ export class Metrics {
     name: 'threatbridge_reconcile_repairs_total', help: 'Drift repaired by reconciliation (recreated, duplicate_deleted, unclaimed_deleted, adopted, forgotten)',
     labelNames: ['sink', 'repair'] as const, registers: [this.registry],
   }));
+
+  private collectActivity(): void {
+    for (const a of this.activity.snapshot()) {
+      const labels = this.activityBound.apply({ source: a.source });
+      if (a.lastEventAt !== null) this.sourceLastEventAge.set(labels, Math.max(0, (Date.now() - a.lastEventAt) / 1000));
+      if (a.lagSeconds !== null) this.sourceLag.set(labels, a.lagSeconds);
+    }
+  }
 
   constructor(defaultMetrics = false) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'threatbridge_' });

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, OutboxItem, SinkOp } from '../core/types.js';
 import { refusedData } from './errors.js';
-import type { BreakerState, GuardDecision, HeldObject, OutboxStats, SourceLock, Store } from '../core/store.js';
+import type { BreakerState, DeadLetterSummary, GuardDecision, HeldObject, OutboxStats, SourceLock, Store } from '../core/store.js';
 
 const SCHEMA_VERSION = 3;
 
@@ -76,6 +76,11 @@ function toOutboxItem(r: OutboxRow): OutboxItem {
     sourceRef: (r.source_ref ?? null) as OutboxItem['sourceRef'], attempts: r.attempts, enqueuedAt: r.enqueued_at,
     unconfirmedSend: r.unconfirmed_send,
   };
+}
+
+function withoutPayload(r: DeadLetterRow): Omit<DeadLetter, 'payload'> {
+  const { payload: _payload, ...rest } = toDeadLetter(r);
+  return rest;
 }
 
 function toDeadLetter(r: DeadLetterRow): DeadLetter {
@@ -531,6 +536,13 @@ export class PostgresStore implements Store {
       WHERE ($1::text IS NULL OR sink = $1) AND ($2 OR replayed_at IS NULL) ORDER BY id LIMIT $3`,
     [filter.sink ?? null, filter.includeReplayed ?? false, filter.limit ?? 1000]);
     return r.rows.map(toDeadLetter);
+  }
+
+  async deadLetterSummary(limit: number): Promise<DeadLetterSummary> {
+    const bySink = await this.pool.query<{ sink: string; count: string }>('SELECT sink, COUNT(*) AS count FROM dead_letters WHERE replayed_at IS NULL GROUP BY sink ORDER BY sink');
+    const rows = await this.pool.query<DeadLetterRow>(`SELECT id, sink, key, op, NULL AS payload, source_ref, reason, attempts, created_at, replayed_at
+      FROM dead_letters WHERE replayed_at IS NULL ORDER BY id DESC LIMIT $1`, [limit]);
+    return { bySink: bySink.rows.map((r) => ({ sink: r.sink, count: Number(r.count) })), recent: rows.rows.map((r) => withoutPayload(r)) };
   }
 
   async takeDeadLetters(ids: number[] | 'all', sink?: string): Promise<DeadLetter[]> {

@@ -5,7 +5,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Checkpoint, Claim, CommitUnit, DeadLetter, DeadLetterInput, OutboxItem, SinkOp } from '../core/types.js';
 import { refusedData } from './errors.js';
-import type { BreakerState, GuardDecision, HeldObject, OutboxStats, SourceLock, Store } from '../core/store.js';
+import type { BreakerState, DeadLetterSummary, GuardDecision, HeldObject, OutboxStats, SourceLock, Store } from '../core/store.js';
 
 const SCHEMA_VERSION = 3;
 
@@ -53,6 +53,11 @@ function toOutboxItem(r: OutboxRow): OutboxItem {
     sourceRef: r.source_ref ? JSON.parse(r.source_ref) : null, attempts: r.attempts, enqueuedAt: r.enqueued_at,
     unconfirmedSend: Boolean(r.unconfirmed_send),
   };
+}
+
+function withoutPayload(r: DeadLetterRow): Omit<DeadLetter, 'payload'> {
+  const { payload: _payload, ...rest } = toDeadLetter(r);
+  return rest;
 }
 
 function toDeadLetter(r: DeadLetterRow): DeadLetter {
@@ -309,6 +314,13 @@ export class SqliteStore implements Store {
     if (!filter.includeReplayed) where.push('replayed_at IS NULL');
     const sql = `SELECT * FROM dead_letters ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
     return (this.sql(sql).all(...args, filter.limit ?? 1000) as DeadLetterRow[]).map(toDeadLetter);
+  }
+
+  async deadLetterSummary(limit: number): Promise<DeadLetterSummary> {
+    const bySink = this.sql('SELECT sink, COUNT(*) AS count FROM dead_letters WHERE replayed_at IS NULL GROUP BY sink ORDER BY sink').all() as { sink: string; count: number }[];
+    const rows = this.sql(`SELECT id, sink, key, op, 'null' AS payload, source_ref, reason, attempts, created_at, replayed_at FROM dead_letters
+      WHERE replayed_at IS NULL ORDER BY id DESC LIMIT ?`).all(limit) as DeadLetterRow[];
+    return { bySink: bySink.map((r) => ({ sink: r.sink, count: Number(r.count) })), recent: rows.map((r) => withoutPayload({ ...r, payload: 'null' })) };
   }
 
   async takeDeadLetters(ids: number[] | 'all', sink?: string): Promise<DeadLetter[]> {

@@ -77,6 +77,14 @@ describe('Defender assets → CAR end to end', function () {
     expect(activeTargets('asset_vulnerability', m2.id)).to.deep.equal(['da638000000000000001_1']);
     expect(activeTargets('asset_application', m2.id)).to.deep.equal(['WindowsServer2022']);
     expect(car.sources.get(SOURCE)).to.include({ _key: SOURCE });
+    // Issue 16: the assets poller has a connected gauge, its Defender calls are counted under it, its lag is exported.
+    const metrics = await waitFor(async () => {
+      const text = await (await fetch(`http://127.0.0.1:${service!.healthPort}/metrics`)).text();
+      return /threatbridge_source_connected\{source="defender_assets"\} 1\n/.test(text) ? text : null;
+    }, 'the assets poller connected', 30_000);
+    expect(metrics).to.match(/threatbridge_sink_requests_total\{sink="defender_assets",endpoint="machines",status="200"\} [1-9]/);
+    expect(metrics).to.match(/threatbridge_source_lag_seconds\{source="defender_assets"\} \d/);
+    expect(metrics).to.match(/threatbridge_outbox_pending\{sink="car"\} 0\n/);
   });
 
   it('follows changes: new IP disables the old edge, rename makes a new asset, inactive machines are deleted, resolved alerts disabled', async () => {

@@ -77,6 +77,13 @@ describe('MISP → Defender end to end', function () {
     misp.hardDeleteAttribute(hash.uuid);
     await waitFor(() => !byValue().has('ab'.repeat(32)), 'hard-deleted attribute removed');
     expect(held().filter((i) => i.indicatorValue === 'evil-example.org')).to.have.length(1);
+
+    // Issue 16: MISP has a connected gauge, its REST calls are counted, its activity is exported.
+    const metrics = await (await fetch(`http://127.0.0.1:${service!.healthPort}/metrics`)).text();
+    expect(metrics).to.match(/threatbridge_source_connected\{source="misp"\} 1\n/);
+    expect(metrics).to.match(/threatbridge_sink_requests_total\{sink="misp",endpoint="search",status="200"\} [1-9]/);
+    expect(metrics).to.match(/threatbridge_source_lag_seconds\{source="misp"\} \d/);
+    expect(metrics).to.match(/threatbridge_source_last_event_age_seconds\{source="misp"\} \d/);
   });
 
   it('recovers what ZeroMQ lost while the service was down or the feed was away', async () => {
@@ -103,11 +110,14 @@ describe('MISP → Defender end to end', function () {
 
     // The publisher goes away and comes back: what it published meanwhile is recovered by REST.
     await misp.stopZmq();
+    const gauge = async () => /threatbridge_source_connected\{source="misp"\} (\d)/.exec(await (await fetch(`http://127.0.0.1:${service!.healthPort}/metrics`)).text())?.[1];
+    await waitFor(async () => (await gauge()) === '0', 'the connected gauge of MISP drops with the feed', 30_000);
     const ev3 = misp.createEvent({ info: 'During outage' });
     misp.addAttribute(ev3, { type: 'ip-dst', value: '198.51.100.77' });
     misp.publish(ev3);
     await misp.startZmq();
     await waitFor(() => byValue().has('198.51.100.77'), 'catch-up after the feed came back', 60_000);
+    await waitFor(async () => (await gauge()) === '1', 'the connected gauge of MISP back to 1', 30_000);
     expect(held()).to.have.length(3);
   });
 

@@ -42,7 +42,7 @@ describe('config loading', () => {
     expect(c.opencti.url).to.equal('http://opencti:8080');
     expect(c.connector.live_stream_listen_delete).to.equal(true);
     expect(c.connector.live_stream_no_dependencies).to.equal(true);
-    expect(c.connector.log_level).to.equal('error');
+    expect(c.connector.log_level).to.equal('info'); // issue 16: a healthy start and a recovery say so at the default level
     const d = c.microsoft_defender_intel;
     expect(d.login_url).to.equal('https://login.microsoftonline.com');
     expect(d.base_url).to.equal('https://api.securitycenter.microsoft.com');

@@ -3,8 +3,8 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLogger } from '../../src/observability/logger.js';
-import { TokenProvider } from '../../src/microsoft/token.js';
+import { createLogger, errorFields } from '../../src/observability/logger.js';
+import { TokenError, TokenProvider } from '../../src/microsoft/token.js';
 
 interface Seen { method: string; path: string; form: URLSearchParams }
 
@@ -62,14 +62,22 @@ describe('Entra ID token provider', () => {
     expect(await tokens.getToken(true), 'a forced refresh asks again').to.not.equal(again);
   });
 
-  it('names the tenant and client and AADSTS code when the secret is refused, never the secret', async () => {
-    const err = await provider('wrong-secret').getToken().then(() => null, (e: Error) => e);
-    expect(err?.message).to.include('tenant-1').and.include('app-1').and.include('7000215');
-    expect(err?.message).to.not.include('wrong-secret');
+  it('names the tenant and client and AADSTS code when the secret is refused (in the detail logs get), never the secret', async () => {
+    const err = await provider('wrong-secret').getToken().then(() => null, (e: TokenError) => e);
+    expect(err?.detail).to.include('tenant-1').and.include('app-1').and.include('7000215');
+    expect(errorFields(err)['detail']).to.equal(err?.detail);
+    expect(`${err?.message} ${err?.detail}`).to.not.include('wrong-secret');
+  });
+
+  it('says what is wrong without identifiers in the message (/readyz, the status page)', async () => {
+    const err = await provider('wrong-secret').getToken().then(() => null, (e: TokenError) => e);
+    expect(err?.message).to.include('AADSTS7000215').and.include('client secret is wrong or expired');
+    expect(err?.message).to.not.include('tenant-1').and.not.include('app-1').and.not.match(/Trace ID|Correlation ID/);
   });
 
   it('reports a non-JSON answer (a proxy error page) with its status instead of a parse error', async () => {
-    const err = await provider('s3cret', 'tenant-behind-proxy').getToken().then(() => null, (e: Error) => e);
-    expect(err?.message).to.include('HTTP 502').and.include('Bad Gateway');
+    const err = await provider('s3cret', 'tenant-behind-proxy').getToken().then(() => null, (e: TokenError) => e);
+    expect(err?.message).to.include('HTTP 502');
+    expect(err?.detail).to.include('HTTP 502').and.include('Bad Gateway');
   });
 });

@@ -260,7 +260,7 @@ export function defenderApi(config: Config, pace: DefenderPace, log: Logger, opt
   return new DefenderApi({
     baseUrl: d.base_url, resourcePath: d.resource_path, timeoutMs: d.request_timeout * 1000, verifyTls: d.ssl_verify,
     userAgent: config.connector.user_agent, timeScale: timeScale(), ...pace,
-    tokens: microsoftTokens(config, 'defender', log, options.app), log,
+    tokens: microsoftTokens(config, 'defender', log, options.app, options.metrics), log,
     tenantId: options.app?.tenantId ?? d.tenant_id!,
     ...(options.metrics ? { metrics: { metrics: options.metrics, label: options.label } } : {}),
     ...(options.waitOut ? { waitOut: options.waitOut } : {}),

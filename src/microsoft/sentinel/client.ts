@@ -97,6 +97,6 @@ export function sentinelApi(config: Config, log: Logger, metrics: Metrics, sink:
   return new SentinelClient({
     host: s.host, workspaceId: s.workspace_id!, apiVersion: s.api_version, sourceSystem: s.source_system,
     timeoutMs: s.request_timeout * 1000, verifyTls: s.verify_cert, requestsPerMinute: s.requests_per_minute, timeScale: timeScale(),
-    sink, tokens: microsoftTokens(config, 'sentinel', log), audit: s.audit_log_dir ? new AuditLog(s.audit_log_dir) : null, log, metrics,
+    sink, tokens: microsoftTokens(config, 'sentinel', log, undefined, metrics), audit: s.audit_log_dir ? new AuditLog(s.audit_log_dir) : null, log, metrics,
   });
 }

@@ -134,7 +134,11 @@ export class DefenderDelivery implements SinkHandler {
     } catch (err) {
       // Not knowing who holds a value is no licence to overwrite it: the first writes wait.
       this.log.warn({ sink: this.sink, items: firsts.length, ...errorFields(err) }, 'cannot list who holds these values in Defender; first writes wait');
-      return { send: items.filter((i) => heldKeys.has(i.key)), settled: all(items.filter((i) => !heldKeys.has(i.key)), { kind: 'retry', reason: 'ownership listing failed' }) };
+      // Refused credentials are the set-up's fault, not an outage: /readyz says so and the sink waits for a fix.
+      const outcome: Outcome = (err as { code?: unknown }).code === 'token_failed'
+        ? { kind: 'wait-for-setup', reason: `${(err as Error).message} (microsoft_defender_intel.client_id / client_secret / tenant_id)` }
+        : { kind: 'retry', reason: `ownership listing failed: ${(err as Error).message}`, unreachable: true };
+      return { send: items.filter((i) => heldKeys.has(i.key)), settled: all(items.filter((i) => !heldKeys.has(i.key)), outcome) };
     }
     const send: OutboxItem[] = [];
     const leave: OutboxItem[] = [];

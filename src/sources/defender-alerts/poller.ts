@@ -96,8 +96,8 @@ export class DefenderAlertsPoller {
         .catch((err: unknown) => {
           if (this.stopped) return; // the poll was cut short by shutdown; the next start reads it again
           this.failures++;
-          this.metrics.sourceConnected.set({ source: this.source }, 0);
           this.lastError = (err as Error).message;
+          this.metrics.reach.down('source', this.source, this.lastError);
           const retryAfter = (err as { retryAfterMs?: number | null }).retryAfterMs ?? null;
           const wait = Math.min(this.cfg.interval * 1000, retryAfter ?? 5000 * 2 ** Math.min(this.failures, 6));
           this.log.warn({ source: this.source, retryInMs: Math.max(wait, 1000), ...errorFields(err) }, 'Defender alerts poll failed; will retry');
@@ -166,6 +166,7 @@ export class DefenderAlertsPoller {
           continue;
         }
         const change = n.record as DefenderAlertChange;
+        this.metrics.activity.event(this.source);
         if (state.seen[change.id] === change.lastUpdateTime) {
           result.skipped++;
           continue;
@@ -200,7 +201,8 @@ export class DefenderAlertsPoller {
     }], this.abort.signal);
     this.lastError = null;
     this.lastPollAt = this.now();
-    this.metrics.sourceConnected.set({ source: this.source }, 1);
+    this.metrics.reach.up('source', this.source);
+    this.metrics.activity.polled(this.source, started);
     this.log.info({ source: this.source, from, ...result }, 'Defender alerts polled');
     return result;
   }

@@ -14,6 +14,7 @@ import { ignoredEvent, type IngestItem } from '../../core/pipeline.js';
 import { RECORD_TYPES, type AddressSnapshot, type AssetsRunEnd, type MachineGone } from '../../core/records.js';
 import type { RecordChange } from '../../core/types.js';
 import { errorFields, type Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
 import type { CheckpointStore } from '../../core/store.js';
 import { DefenderApiError, odataDate, type DefenderApi } from '../../microsoft/defender/client.js';
 import type { LogonUser, Machine, MachineVulnerability, Vulnerability } from '../../microsoft/defender/types.js';
@@ -68,6 +69,8 @@ export class DefenderAssetsPoller {
     private readonly client: DefenderApi,
     private readonly deps: AssetsPollerDeps,
     private readonly log: Logger,
+    /** Reachability and activity of the source (connected gauge, lag, the unreachable line). */
+    private readonly metrics?: Metrics,
   ) {}
 
   start(): void {
@@ -92,14 +95,21 @@ export class DefenderAssetsPoller {
   private schedule(ms: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
-      this.running = this.runOnce()
-        .then(() => { this.lastError = null; this.lastSuccess = Date.now(); })
+      const started = Date.now();
+      this.running = this.runOnce(started)
+        .then(() => {
+          this.lastError = null;
+          this.lastSuccess = Date.now();
+          this.metrics?.reach.up('source', SOURCE);
+          this.metrics?.activity.polled(SOURCE, started);
+        })
         .catch((err) => {
           if (this.stopped) {
             this.log.info({ source: SOURCE }, 'Defender assets run abandoned for shutdown; the next start reads it again');
             return;
           }
           this.lastError = (err as Error).message;
+          this.metrics?.reach.down('source', SOURCE, this.lastError);
           const status = err instanceof DefenderApiError ? err.status : 0;
           if (status === 401 || status === 403 || err instanceof TokenError) {
             // Setup, not an outage: say what to fix.
@@ -240,6 +250,7 @@ export class DefenderAssetsPoller {
     // The run's end carries the checkpoint: stored last, so the run counts only once all of it is stored.
     items[items.length - 1]!.checkpoint = { position: String(now), state: next as Record<string, unknown> };
     await this.deps.ingest.store(items);
+    if (items.length > 1) this.metrics?.activity.event(SOURCE);
     const summary = { initial, machines: machines.length, deleted, alerts, usersDeferred: usersPending.length };
     this.log.info({ source: SOURCE, ...summary, calls: { ...this.client.calls } }, initial ? 'initial Defender assets import stored' : 'incremental Defender assets run stored');
     return summary;

@@ -59,7 +59,7 @@ const reject = (event: string, code: string, detail: string, ref: SourceRef | nu
 export function attributeItem(attr: MispAttribute, event: MispEvent | null, ctx: MispContext, name: string): MispItem {
   const ref = refOf(attr, ctx);
   const d = decideAttribute(attr, event, ctx.policy, ctx.now());
-  if (d.excluded) return { normalised: { ...blank(ref), retractAll: true, skipped: d.skipped }, event: name };
+  if (d.excluded) return { normalised: { ...blank(ref), retractAll: true, withdrawn: d.excluded, skipped: d.skipped }, event: name };
   return { normalised: { ...blank(ref), changes: d.changes, skipped: d.skipped }, event: name };
 }
 

@@ -2,6 +2,7 @@
 // pushed. Answers are cached; an OTX failure never blocks intelligence (the value goes out).
 import { ApiCaller, fixedHeaders } from '../../net/call.js';
 import type { Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
 import type { Observable } from '../../core/types.js';
 import { isObject } from './model.js';
 
@@ -13,8 +14,9 @@ export class OtxLookup {
   private readonly caller: ApiCaller;
   private readonly cache = new Map<string, { known: boolean; at: number }>();
 
-  constructor(private readonly o: { url: string; apiKey: string; cacheMs: number; timeoutMs: number; log: Logger; maxEntries?: number }) {
-    this.caller = new ApiCaller({ system: 'otx', baseURL: o.url, timeoutMs: o.timeoutMs, verifyTls: true, log: o.log, credentials: fixedHeaders({ 'X-OTX-API-KEY': o.apiKey }) });
+  constructor(private readonly o: { url: string; apiKey: string; cacheMs: number; timeoutMs: number; log: Logger; maxEntries?: number; metrics?: Metrics }) {
+    this.caller = new ApiCaller({ system: 'otx', baseURL: o.url, timeoutMs: o.timeoutMs, verifyTls: true, log: o.log, credentials: fixedHeaders({ 'X-OTX-API-KEY': o.apiKey }),
+      ...(o.metrics ? { metrics: { metrics: o.metrics, label: 'otx' } } : {}) });
   }
 
   async known(obs: Observable): Promise<boolean> {

@@ -1,5 +1,6 @@
 // MISP REST: POST /attributes/restSearch with paging (no total is given: page until a short
 // page). Raw key auth (no "Bearer"); 403 is a configuration problem, 429 and 5xx are waited out.
+import type { Metrics } from '../../observability/metrics.js';
 import { ApiCaller, fixedHeaders, type ApiResponse } from '../../net/call.js';
 import { HttpError, type HttpResponse } from '../../net/http.js';
 import type { Logger } from '../../observability/logger.js';
@@ -13,6 +14,8 @@ export interface MispRestOptions {
   log: Logger;
   /** Give up waiting for MISP after this many failed attempts of one page (the caller retries later). */
   maxAttempts?: number;
+  /** Calls counted as threatbridge_sink_requests_total{sink="misp"}. */
+  metrics?: Metrics;
 }
 
 /** A MISP answer that retrying will not fix (bad key, role without API search). */
@@ -33,6 +36,7 @@ export class MispRest {
       system: 'misp', baseURL: o.url, timeoutMs: o.timeoutMs, verifyTls: o.verifyTls, log: o.log, userAgent: 'ThreatBridge',
       credentials: fixedHeaders({ Authorization: o.key }), headers: { Accept: 'application/json', 'Content-Type': 'application/json' },
       waitOut: this.maxAttempts - 1, retryAfter: rateLimitReset,
+      ...(o.metrics ? { metrics: { metrics: o.metrics, label: 'misp' } } : {}),
     });
   }
 

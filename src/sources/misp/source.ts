@@ -68,7 +68,7 @@ export class MispSource {
     const m = config.misp;
     const policy: MispPolicy = { ...m, url: m.url! };
     this.ctx = { policy, events: new EventCache(), now: () => Date.now() };
-    this.rest = new MispRest({ url: m.url!, key: m.key!, verifyTls: m.verify_cert, timeoutMs: 120_000, log });
+    this.rest = new MispRest({ url: m.url!, key: m.key!, verifyTls: m.verify_cert, timeoutMs: 120_000, log, metrics });
     this.feed = m.zmq_url
       ? new ZmqFeed({
         url: m.zmq_url, username: m.zmq_username, password: m.zmq_password, heartbeatTimeoutMs: m.zmq_heartbeat_timeout * 1000, log,
@@ -77,11 +77,19 @@ export class MispSource {
           ? { curve: { serverKey: m.zmq_curve_server_key, publicKey: m.zmq_curve_public_key, secretKey: m.zmq_curve_secret_key } } : {}),
         onMessage: safeListener(this.log, MISP_SOURCE, (topic, payload) => this.onZmq(topic, payload)),
         onGap: (reason) => this.requestCatchUp(reason),
+        onState: () => this.reportReach(),
       })
       : null;
     this.otx = m.otx_exclude && config.otx.api_key
-      ? new OtxLookup({ url: config.otx.url, apiKey: config.otx.api_key, cacheMs: config.otx.cache_hours * 3_600_000, timeoutMs: 15_000, log })
+      ? new OtxLookup({ url: config.otx.url, apiKey: config.otx.api_key, cacheMs: config.otx.cache_hours * 3_600_000, timeoutMs: 15_000, log, metrics })
       : null;
+  }
+
+  /** Reports reachability from the same facts /readyz shows: a sync failing or the feed away. */
+  private reportReach(): void {
+    const problem = this.health();
+    if (problem) this.metrics.reach.down('source', MISP_SOURCE, problem);
+    else this.metrics.reach.up('source', MISP_SOURCE);
   }
 
   /** Ready when the last sync worked and, with ZeroMQ configured, the feed is connected. */
@@ -133,6 +141,7 @@ export class MispSource {
       return;
     }
     this.activeSinceCatchUp = true;
+    this.metrics.activity.event(MISP_SOURCE);
     const { items, catchUp } = normaliseSafely(() => normaliseZmq(topic, payload, this.ctx),
       (normalised) => ({ items: [asItem(topic)(normalised)], catchUp: false }));
     if (catchUp) this.requestCatchUp(`${topic} hint`);
@@ -149,6 +158,7 @@ export class MispSource {
       const body = JSON.parse(payload) as Record<string, unknown>;
       const attr = readAttribute(body['Attribute']);
       if (!attr) return;
+      this.metrics.activity.event(MISP_SOURCE, attr.timestamp * 1000);
       const removed = items[0]!.normalised.retractAll;
       this.fresh.delete(attr.uuid);
       this.fresh.set(attr.uuid, { timestamp: attr.timestamp, removedAt: removed ? Date.now() : null });
@@ -192,10 +202,14 @@ export class MispSource {
         else await this.sync('catch-up', started);
         this.lastError = null;
         this.lastSyncAt = Date.now();
+        // REST only (no ZeroMQ): what we hold is as old as the last completed sync.
+        if (!this.feed) this.metrics.activity.polled(MISP_SOURCE, started);
+        this.reportReach();
       } catch (err) {
         if (!this.running) break;
         this.lastError = `MISP sync failed: ${(err as Error).message}`;
         this.log.warn({ source: MISP_SOURCE, ...errorFields(err) }, 'MISP sync failed; retrying at the next interval');
+        this.reportReach();
       }
       // A catch-up asked for meanwhile runs soon (debounced), else at the interval.
       await this.idle(this.catchUpWanted ? 2000 : (this.lastError ? Math.min(60_000, m.catchup_interval * 1000) : m.catchup_interval * 1000));
@@ -242,6 +256,7 @@ export class MispSource {
           continue;
         }
         rows++;
+        this.metrics.activity.event(MISP_SOURCE);
         maxSeen = Math.max(maxSeen ?? 0, attr.timestamp);
         const f = this.fresh.get(attr.uuid);
         if (f && (f.timestamp > attr.timestamp || (f.removedAt !== null && f.removedAt >= fetchedAt && f.timestamp >= attr.timestamp))) continue;

@@ -25,6 +25,8 @@ export interface ZmqFeedOptions {
   onMessage(topic: string, payload: string): void;
   /** Messages may have been missed (reconnect, silence): catch up through REST. */
   onGap(reason: string): void;
+  /** Connected or not any more (reachability and the connected gauge). */
+  onState?(): void;
 }
 
 /** Topics we act on; `misp_json` is a prefix of all of them (ZeroMQ matches prefixes). */
@@ -73,6 +75,7 @@ export class ZmqFeed {
       this.lastError = null;
       this.lastMessageAt = Date.now();
       this.o.log.info({ source: 'misp', url: this.o.url }, 'ZeroMQ feed connected');
+      this.o.onState?.();
       // Whatever was published while we were away is gone from ZeroMQ.
       this.o.onGap('connected');
     });
@@ -83,6 +86,8 @@ export class ZmqFeed {
           'ZeroMQ feed disconnected (publisher gone, or a message over limits.zmq_message_bytes refused unread); reconnecting, the REST catch-up reads what was missed');
       }
       this.connected = false;
+      this.lastError ??= 'ZeroMQ publisher disconnected';
+      this.o.onState?.();
     });
     // A CURVE publisher drops a client holding the wrong server key mid-handshake (EPIPE here).
     const handshakeFailed = (e: { error?: Error }) => {
@@ -91,6 +96,7 @@ export class ZmqFeed {
       this.lastError = `ZeroMQ handshake failed (${e.error?.message ?? 'protocol error'}); check that misp.zmq_curve_server_key is set exactly when the publisher uses CURVE`;
       // Once per run of failures: libzmq retries every second.
       if (first) this.o.log.error({ source: 'misp', url: this.o.url }, this.lastError);
+      this.o.onState?.();
     };
     socket.events.on('handshake:error:protocol', handshakeFailed);
     socket.events.on('handshake:error:other', handshakeFailed);
@@ -98,6 +104,7 @@ export class ZmqFeed {
       this.connected = false;
       this.lastError = `ZeroMQ PLAIN authentication refused (${e.error?.message ?? 'status 400'}); check misp.zmq_username and misp.zmq_password`;
       this.o.log.error({ source: 'misp', url: this.o.url }, this.lastError);
+      this.o.onState?.();
     });
     socket.connect(this.o.url);
     socket.subscribe(SUBSCRIPTION);
@@ -141,6 +148,7 @@ export class ZmqFeed {
     this.lastError = `no ZeroMQ message for ${Math.round(silent / 1000)} s`;
     this.o.log.warn({ source: 'misp', url: this.o.url, silentMs: silent }, 'ZeroMQ feed silent past the heartbeat timeout; reconnecting');
     this.reopen('silence');
+    this.o.onState?.();
   }
 
   private reopen(reason: string): void {

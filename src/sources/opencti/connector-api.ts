@@ -1,6 +1,7 @@
 // OpenCTI's connector GraphQL API: register as a STREAM connector and ping with our state so the
 // platform lists us. Best effort: the local store stays the source of truth, so a platform that
 // refuses gets a warning, never a crash.
+import type { Metrics } from '../../observability/metrics.js';
 import { ApiCaller, fixedHeaders } from '../../net/call.js';
 import type { Logger } from '../../observability/logger.js';
 import { errorFields } from '../../observability/logger.js';
@@ -20,6 +21,8 @@ export interface ConnectorApiOptions {
   name: string;
   scope: string[];
   log: Logger;
+  /** Calls counted as threatbridge_sink_requests_total{sink="opencti", endpoint="graphql"}. */
+  metrics?: Metrics;
 }
 
 export class ConnectorApi {
@@ -30,6 +33,7 @@ export class ConnectorApi {
     this.caller = new ApiCaller({
       system: 'opencti', baseURL: o.url, timeoutMs: 30_000, verifyTls: o.verifyTls, userAgent: 'threatbridge', log: o.log,
       credentials: fixedHeaders({ Authorization: `Bearer ${o.token}` }), headers: { 'Content-Type': 'application/json' },
+      ...(o.metrics ? { metrics: { metrics: o.metrics, label: 'opencti' } } : {}),
     });
   }
 

@@ -199,7 +199,7 @@ export function normaliseEvent(eventName: string, rawData: string, ctx: Normalis
         : [];
       let result: NormalisedEvent;
       if (typeof data['type'] !== 'string') return reject(ref, 'malformed_event', `type is ${kindOf(data['type'])}, not a STIX type name`, true);
-      if (data['revoked'] === true) result = { ...empty(ref), retractAll: true };
+      if (data['revoked'] === true) result = { ...empty(ref), retractAll: true, withdrawn: eventName === 'create' ? 'revoked on create: nothing sent' : 'revoked' };
       else if (data['type'] === 'indicator') result = normaliseIndicator(data, ctx, ref);
       else result = normaliseObservable(data, ctx, ref);
       return { ...result, alsoRetract: merged };

@@ -89,7 +89,7 @@ export class OpenCtiSource {
     if (c.register) {
       this.api = new ConnectorApi({
         url: this.config.opencti.url!, token: this.config.opencti.token!, verifyTls: this.config.opencti.ssl_verify,
-        connectorId: c.id!, name: c.name, scope: ['Indicator', 'Stix-Cyber-Observable'], log: this.log,
+        connectorId: c.id!, name: c.name, scope: ['Indicator', 'Stix-Cyber-Observable'], log: this.log, metrics: this.metrics,
       });
       void this.api.register().then(() => this.ping());
       this.pingTimer = setInterval(() => void this.ping(), c.ping_interval * 1000);

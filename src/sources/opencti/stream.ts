@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import type { Logger } from '../../observability/logger.js';
 import { errorFields } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
+import { streamIdTime } from '../../observability/activity.js';
 import { backoffMs } from '../../net/retry.js';
 import { limitSseEvents, oversizeOf } from './sse-limit.js';
 
@@ -149,13 +150,14 @@ export class OpenCtiStream {
       this.connected = true;
       this.failures = 0;
       this.lastError = null;
-      this.o.metrics.sourceConnected.set({ source: 'opencti' }, 1);
+      this.o.metrics.reach.up('source', 'opencti');
     });
     for (const name of EVENT_NAMES) {
       es.addEventListener(name, (ev: MessageEvent) => {
         this.lastActivity = Date.now();
         // Id-less messages carry no position (pycti ignores them too).
         if (!ev.lastEventId) return;
+        if (name !== 'heartbeat') this.o.metrics.activity.event('opencti', streamIdTime(ev.lastEventId));
         const data = String(ev.data ?? '');
         const oversize = oversizeOf(data);
         if (oversize === null) this.o.onMessage({ name, id: ev.lastEventId, data });
@@ -168,9 +170,9 @@ export class OpenCtiStream {
     }
     es.addEventListener('error', (err: Event & { code?: number; message?: string }) => {
       this.connected = false;
-      this.o.metrics.sourceConnected.set({ source: 'opencti' }, 0);
       const detail = err.code ? `HTTP ${err.code}${err.code === 401 ? ' (token or stream id not accepted)' : err.code === 410 ? ' (the live stream is stopped)' : ''}` : err.message ?? 'connection lost';
       this.lastError = detail;
+      this.o.metrics.reach.down('source', 'opencti', detail);
       if (es.readyState === EventSource.CLOSED) {
         this.source = null;
         this.scheduleReconnect(detail);
@@ -207,6 +209,7 @@ export class OpenCtiStream {
     this.o.log.warn({ source: 'opencti', silentMs: silent }, 'no heartbeat from the stream; reconnecting');
     this.o.metrics.sourceReconnects.inc({ source: 'opencti', reason: 'silence' });
     this.close();
+    this.o.metrics.reach.down('source', 'opencti', `no heartbeat for ${Math.round(silent / 1000)} s`);
     try {
       this.open();
     } catch (err) {
