@@ -1,7 +1,7 @@
 // Runs the configured flows: every source feeds the hub (changes → router → outbox → sink
 // workers), see flows/. Start-up refuses a configuration that cannot work.
-import { activeFlows, flowProblems } from './config/flows.js';
-import { ConfigError, requireKeys } from './config/load.js';
+import { activeFlows, assertStartable } from './config/flows.js';
+import { ConfigError } from './config/load.js';
 import { SECRET_KEYS, type Config } from './config/schema.js';
 import type { OnceSummary } from './core/parts.js';
 import type { ServiceContext } from './flows/parts.js';
@@ -40,9 +40,7 @@ export function warnInsecureTls(config: Config, log: Logger): void {
 
 export async function startService(config: Config, log: Logger): Promise<RunningService> {
   registerConfigSecrets(config);
-  const problems = flowProblems(config);
-  if (problems.noFlow) throw new ConfigError([problems.noFlow]);
-  if (problems.missingKeys.length > 0) requireKeys(config, problems.missingKeys);
+  assertStartable(config);
   warnInsecureTls(config, log);
 
   const metrics = new Metrics(true);
@@ -136,9 +134,7 @@ export interface OnceReport {
  */
 export async function runOnce(config: Config, log: Logger): Promise<OnceReport> {
   registerConfigSecrets(config);
-  const problems = flowProblems(config);
-  if (problems.noFlow) throw new ConfigError([problems.noFlow]);
-  if (problems.missingKeys.length > 0) requireKeys(config, problems.missingKeys);
+  assertStartable(config);
   warnInsecureTls(config, log);
   const store = await openStore(config);
   try {

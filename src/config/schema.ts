@@ -20,7 +20,7 @@ export { DEFENDER_ACTIONS, type DefenderActionInput } from '../microsoft/defende
 
 export const configSchema = z
   .object({
-    opencti: openctiSection,
+    opencti: openctiSection.describe('OpenCTI, the source of the live stream (its stream options are in `connector`, as pycti has them).'),
     connector: z
       .object({
         id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID').optional().describe('a UUID v4 that identifies this connector in OpenCTI'),
@@ -62,7 +62,8 @@ export const configSchema = z
         user_agent: z.string().min(1).default('ThreatBridge/0.1').describe('User-Agent header on calls to Microsoft APIs'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('The connector itself: its identity in OpenCTI, the live-stream options, health and metrics, shutdown and dry run.'),
     store: z
       .object({
         engine: z.enum(['sqlite', 'postgres']).default('sqlite').describe('sqlite (embedded, one process) or postgres (shared by several replicas; needs store.url)'),
@@ -75,7 +76,8 @@ export const configSchema = z
       .superRefine((s, ctx) => {
         if (s.engine === 'postgres' && !s.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'required when store.engine is postgres' });
       })
-      .prefault({}),
+      .prefault({})
+      .describe('The state store: checkpoints, outbox, sink ids, dead letters and decisions ([operations](operations.md)).'),
     pipeline: z
       .object({
         batch_size: z.number().int().min(1).max(10000).default(500).describe('events per store transaction'),
@@ -83,18 +85,19 @@ export const configSchema = z
         queue_size: z.number().int().min(10).default(5000).describe('events buffered before the source pauses'),
       })
       .strict()
-      .prefault({}),
-    limits: limitsSection,
-    microsoft_defender_intel: defenderSection,
-    misp: mispSection,
-    otx: otxSection,
-    sentinel: sentinelSection,
-    defender_alerts: defenderAlertsSection,
-    iris: irisSection,
-    guard: guardSection,
-    defender_assets: defenderAssetsSection,
-    car: carSection,
-    sightings: sightingsSection,
+      .prefault({})
+      .describe('How events from a source are batched into store transactions.'),
+    limits: limitsSection.describe('How big one input may be; what happens when a limit is hit: [operations](operations.md#limits).'),
+    microsoft_defender_intel: defenderSection.describe('The Entra ID application every Microsoft Defender flow uses, and the Defender indicator sink. The application needs `Ti.ReadWrite.All` (WindowsDefenderATP, application permission, admin-consented); see [mappings](mappings.md) and [guard](guard.md) for actions and the cap.'),
+    misp: mispSection.describe('MISP → the indicator sinks in `misp.targets`. Runs when `misp.url` (or `misp.zmq_url`) is set; then `misp.key` is required. See [misp](misp.md) for the feed, the catch-up and the filters.'),
+    otx: otxSection.describe('AlienVault OTX, asked only with `misp.otx_exclude`.'),
+    sentinel: sentinelSection.describe('Microsoft Sentinel threat intelligence through the STIX upload API ([sentinel](sentinel.md)). Fed by the sources whose `targets` list `sentinel`; needs `sentinel.workspace_id` and Entra credentials (its own, or the `microsoft_defender_intel` ones).'),
+    defender_alerts: defenderAlertsSection.describe('The Defender alerts → DFIR-IRIS flow ([defender-iris](defender-iris.md)); runs when `iris.url` is set and this section is enabled. It uses the `microsoft_defender_intel` credentials and `base_url`; the application needs `Alert.Read.All`.'),
+    iris: irisSection.describe('DFIR-IRIS, the sink of Defender alerts. Setting `iris.url` asks for the Defender alerts → IRIS flow.'),
+    guard: guardSection.describe('Protected values, the TLP policy and the breakers in front of every enforcing action ([guard](guard.md)).'),
+    defender_assets: defenderAssetsSection.describe('The Defender assets poller of the Defender → CAR flow ([defender-car](defender-car.md)). It uses the `microsoft_defender_intel` credentials; the application needs `Machine.Read.All`, `User.Read.All`, `Vulnerability.Read.All`, `AdvancedQuery.Read.All` and `Alert.Read.All`.'),
+    car: carSection.describe('IBM Security CAR (Connected Assets and Risk). Setting `car.url` turns the Defender → CAR flow on.'),
+    sightings: sightingsSection.describe('Defender custom-indicator hits written back as sightings ([sightings](sightings.md)). Each platform is off until switched on; switching one on starts the Defender alerts poller (with the `defender_alerts` settings and credentials, `Alert.Read.All`) even without IRIS.'),
   })
   .strict();
 
