@@ -1,6 +1,6 @@
 // Runs the configured flows: every source feeds the hub (changes → router → outbox → sink
 // workers), see flows/. Start-up refuses a configuration that cannot work.
-import { activeFlows, assertStartable } from './config/flows.js';
+import { activeFlows, assertStartable, PLACEHOLDERS } from './config/flows.js';
 import { ConfigError } from './config/load.js';
 import { SECRET_KEYS, type Config } from './config/schema.js';
 import type { OnceSummary } from './core/parts.js';
@@ -23,7 +23,8 @@ export function registerConfigSecrets(config: Config): void {
   for (const key of SECRET_KEYS) {
     const [section, name] = key.split('.') as [string, string];
     const value = (config as unknown as Record<string, Record<string, unknown>>)[section]?.[name];
-    if (typeof value === 'string') registerSecret(value);
+    // The sample's placeholders are no secrets (and scrubbing "ChangeMe" would hide the hint to replace it).
+    if (typeof value === 'string') { if (!PLACEHOLDERS.includes(value)) registerSecret(value); }
     // Maps of secrets (per-tenant credentials): every value is one.
     else if (value && typeof value === 'object') for (const v of Object.values(value)) if (typeof v === 'string') registerSecret(v);
   }
