@@ -4,6 +4,8 @@
 
 /** C0 and C1 controls, DEL, and bidirectional overrides/isolates (they reorder what is shown). */
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/** In JSON text: what JSON.stringify leaves raw (its own newlines and indentation are structure). */
+const JSON_UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 const hex = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
@@ -23,7 +25,7 @@ export function safeBlock(text: string): string {
  * (a terminal reads U+009B as CSI), DEL and bidi marks are escaped too, which keeps it valid JSON.
  */
 export function safeJson(value: unknown): string {
-  return JSON.stringify(value, null, 2).replace(UNSAFE, hex);
+  return JSON.stringify(value, null, 2).replace(JSON_UNSAFE, hex);
 }
 
 /** A plain text table, columns padded to the widest cell. */
