@@ -80,10 +80,10 @@ const CHECKPOINT_SOURCE = /^(opencti|misp|defender_assets|defender_alerts(:[A-Za
 const BREAKER_SOURCES = ['opencti', 'misp', 'reconciliation'];
 /** Decision sources: the indicator sources, the cap's evictions and the reconciliation. */
 const DECISION_SOURCES = ['opencti', 'misp', 'cap', 'reconciliation'];
-const SINK_NAME = /^(defender|sentinel|iris|car|source:(opencti|misp|defender_assets|defender_alerts(:[A-Za-z0-9-]{1,64})?))$/;
+const SINK_NAME = /^(defender|sentinel|iris|car|opencti-sightings|misp-sightings|source:(opencti|misp|defender_assets|defender_alerts(:[A-Za-z0-9-]{1,64})?))$/;
 
 function sinkOption(value: string): string {
-  if (!SINK_NAME.test(value)) throw new InvalidArgumentError('must be defender, sentinel, iris, car or source:<opencti|misp|defender_alerts|defender_assets>');
+  if (!SINK_NAME.test(value)) throw new InvalidArgumentError('must be defender, sentinel, iris, car, opencti-sightings, misp-sightings or source:<opencti|misp|defender_alerts|defender_assets>');
   return value;
 }
 

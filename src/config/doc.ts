@@ -60,10 +60,10 @@ list the sink: OpenCTI → Defender/Sentinel when \`opencti.url\` (or \`connecto
 set; MISP → Defender/Sentinel when \`misp.url\` (or \`misp.zmq_url\`) is set; Defender alerts →
 DFIR-IRIS when \`iris.url\` is set and \`defender_alerts.enabled\` is not \`false\`; Defender assets →
 IBM CAR when \`car.url\` is set; Defender hits → OpenCTI / MISP sightings when
-\`sightings.opencti_enabled\` / \`sightings.misp_enabled\` is true. A flow you started to configure must be complete: start-up stops
-and names, per flow, every key it still lacks with its variable. With no flow configured at all,
-start-up lists what each flow needs. Values still equal to the sample's placeholders (\`ChangeMe\`,
-the all-zero \`connector.id\`) count as unset.
+\`sightings.opencti_enabled\` / \`sightings.misp_enabled\` is true. A flow you started to configure
+must be complete: start-up stops and names, per flow, every key it still lacks with its variable.
+With no flow configured at all, start-up lists what each flow needs. Values still equal to the
+sample's placeholders (\`ChangeMe\`, the all-zero \`connector.id\`) count as unset.
 
 **Checking.** \`threatbridge check-config\` runs the same validation as \`run\` and prints a short
 summary (flows, warnings, problems; \`--json\` for machines) with secrets redacted. A problem stops
