@@ -117,7 +117,8 @@ async function withStore(c: Config, body: (store: Store) => Promise<void>): Prom
 const program = new Command();
 program.name('threatbridge')
   .description('Threat-intel connector. Flows: OpenCTI and MISP → Microsoft Defender indicators and Microsoft Sentinel threat intelligence; '
-    + 'Microsoft Defender alerts → DFIR-IRIS alerts; Microsoft Defender assets → IBM CAR. Configuration: config.yml and environment (doc/configuration.md).')
+    + 'Microsoft Defender alerts → DFIR-IRIS alerts; Microsoft Defender hits → OpenCTI and MISP sightings; Microsoft Defender assets → IBM CAR. '
+    + 'Configuration: config.yml and environment (doc/configuration.md).')
   .version('0.1.0');
 
 program.command('run').description('run the service (long-running)')

@@ -175,7 +175,7 @@ export function flowProblems(c: Config): { missingKeys: string[]; noFlow: string
   const statuses = flowStatuses(c);
   const wanted = statuses.filter((f) => f.wanted);
   if (wanted.length === 0) {
-    const hints = statuses.map((f) => `${f.name}: set ${f.missing.join(', ') || 'its source keys'}`);
+    const hints = statuses.map((f) => `${f.name}: set ${f.missing.map((k) => `${k} [${envOf(k)}]`).join(', ') || 'its source keys'}`);
     return { missingKeys: [], noFlow: `no flow is configured; configure at least one:\n    ${hints.join('\n    ')}` };
   }
   return { missingKeys: [...new Set(wanted.flatMap((f) => f.missing))], noFlow: null };
