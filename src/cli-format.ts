@@ -15,9 +15,9 @@ export function safe(value: unknown): string {
   return String(value).replace(UNSAFE, hex).replace(LONE_SURROGATE, hex);
 }
 
-/** A multi-line text block: the same, but its own newlines kept. */
+/** A multi-line text block (a tab-separated listing): the same, but its newlines and tabs kept. */
 export function safeBlock(text: string): string {
-  return text.split('\n').map(safe).join('\n');
+  return text.split('\n').map((line) => line.split('\t').map(safe).join('\t')).join('\n');
 }
 
 /**

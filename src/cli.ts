@@ -390,7 +390,9 @@ program.command('reconcile').description('compare what Defender holds with the s
     const c = config();
     // Logs go to stderr: stdout carries the report.
     const log = createLogger(c.connector.log_level, pino.destination({ dest: 2, sync: true }));
-    const store = await existingStore(c);
+    // Unlike the other maintenance commands, reconcile may start from an empty store (a store lost
+    // or reset): what Defender holds of ours then looks unclaimed, and the withdrawal breaker holds it.
+    const store = await openStore(c).catch((err: unknown) => fail(err));
     try {
       const metrics = new Metrics();
       const client = defenderClient(c, log, metrics);
