@@ -50,8 +50,8 @@ export async function runDemo({ events, keep = false }: { events: number; keep?:
   const alerts = defenderAlerts(lab.defender);
   const assets = assetData(lab.defender);
   const env = lab.env({
-    // debug: the service logs why it ignores an event, which the demo tallies below.
-    CONNECTOR_LOG_LEVEL: 'debug',
+    // trace: the service logs why it ignores an event or finds nothing asserted, which the demo tallies below.
+    CONNECTOR_LOG_LEVEL: 'trace',
     // The shipped TLP default (the lab lets OpenCTI's TLP:RED fixtures through for the flow tests).
     GUARD_MAX_TLP: '',
     OPENCTI_TARGETS: 'defender,sentinel',
@@ -85,12 +85,17 @@ export async function runDemo({ events, keep = false }: { events: number; keep?:
     const skipped = await metric(port, 'threatbridge_observables_skipped_total', { source: 'opencti' }, 'reason');
     const withheld = await metric(port, 'threatbridge_guard_decisions_total', { source: 'opencti', sink: 'defender', outcome: 'tlp' });
     const ignoredWhy = new Map<string, number>();
-    for (const l of service.lines) if (l.msg === 'event ignored' && l['source'] === 'opencti' && l['event'] === 'create') ignoredWhy.set(String(l['reason']), (ignoredWhy.get(String(l['reason'])) ?? 0) + 1);
+    const withdrawnWhy = new Map<string, number>();
+    for (const l of service.lines) {
+      if (l['source'] !== 'opencti' || l['event'] !== 'create') continue;
+      const tally = l.msg === 'event ignored' ? ignoredWhy : l.msg === 'nothing asserted' ? withdrawnWhy : null;
+      tally?.set(String(l['reason']), (tally.get(String(l['reason'])) ?? 0) + 1);
+    }
     const upserts = await metric(port, 'threatbridge_outbox_enqueued_total', { sink: 'defender', op: 'upsert' });
     const held = fromOpenCti().length;
     out(`The service read ${total(outcome)} create events (the ${mix.length + 1} indicators and ${total(outcome) - mix.length - 1} authors and markings they refer to):`
       + ` ${outcome.get('applied') ?? 0} indicators applied;`
-      + ` ${outcome.get('retracted') ?? 0} revoked or already expired when created (they assert nothing);`
+      + ` ${outcome.get('retracted') ?? 0} assert nothing${withdrawnWhy.size ? ` (${list(withdrawnWhy)})` : ' (revoked or already expired when created)'};`
       + ` ${outcome.get('ignored') ?? 0} ignored${ignoredWhy.size ? ` (${list(ignoredWhy)})` : ''};`
       + ` ${outcome.get('dead_letter') ?? 0} dead-lettered (a pattern that does not parse, or nothing in it Defender has a type for: listed at the end).`);
     out(`Values of applied indicators that were not sent: ${list(skipped)}; kept home by the TLP policy (TLP:RED is above guard.max_tlp): ${total(withheld)}.`);

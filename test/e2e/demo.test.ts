@@ -25,7 +25,7 @@ describe('the demo (README → npm run demo)', function () {
     // The explanation of the removals is arithmetic the reader can check.
     const m = /Defender holds (\d+): (\d+) − (\d+),/.exec(out)!;
     expect(Number(m[1])).to.equal(Number(m[2]) - Number(m[3]));
-    const events = /read (\d+) create events \(the (\d+) indicators and (\d+) authors[^:]*: (\d+) indicators applied; (\d+) revoked[^;]*; (\d+) ignored[^;]*; (\d+) dead-lettered/.exec(out)!;
+    const events = /read (\d+) create events \(the (\d+) indicators and (\d+) authors[^:]*: (\d+) indicators applied; (\d+) assert nothing[^;]*; (\d+) ignored[^;]*; (\d+) dead-lettered/.exec(out)!;
     const [, all, ind, deps, applied, retracted, ignored, dead] = events.map(Number);
     expect(all).to.equal(ind! + deps!);
     expect(applied! + retracted! + ignored! + dead!).to.equal(all);
