@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # Three stages: production dependencies alone (`npm ci --omit=dev`), a full build (TypeScript and the
 # STIX grammar), and a slim runtime that gets only those two results and runs as a non-root user.
-FROM node:20-bookworm-slim AS toolchain
+# Node 24: the current LTS (Node 20 reached end of life in April 2026); the code still runs on >= 20.12.
+FROM node:24-bookworm-slim AS toolchain
 # Native modules (better-sqlite3, zeromq) build from source when no prebuilt binary matches.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ cmake \
   && rm -rf /var/lib/apt/lists/*
@@ -20,7 +21,7 @@ COPY test ./test
 COPY bench ./bench
 RUN npm run build
 
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production STORE_DIR=/data CONNECTOR_METRICS_PORT=9095
 # tini is PID 1: it forwards SIGTERM to node (which stores queued events and finishes in-flight calls) and reaps children.
 RUN apt-get update && apt-get install -y --no-install-recommends tini \

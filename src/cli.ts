@@ -1,11 +1,17 @@
 #!/usr/bin/env node
-// The threatbridge command line: run the service, check its configuration, and look after its state (status, dead letters, replay, checkpoints, indicators, decisions, breakers, reconciliation).
+// The threatbridge command line: run the service, check its configuration, and look after its state
+// (status, dead letters, replay, checkpoints, indicators, decisions, breakers, reconciliation).
+// Command output goes to stdout, logs and warnings to stderr; text from the store is escaped.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
-import { flowStatuses } from './config/flows.js';
+import { age, safe, safeBlock, safeJson, table } from './cli-format.js';
+import { flowStatuses, startupProblems } from './config/flows.js';
 import { SECRET_KEYS, type Config } from './config/schema.js';
-import { ConfigError, loadConfig } from './config/load.js';
+import { ConfigError, loadConfigReport, withoutUserinfo } from './config/load.js';
+import { OBSERVABLE_TYPES, type SinkOp } from './core/types.js';
 import { TlpPolicy } from './guard/tlp.js';
 import { Pipeline } from './core/pipeline.js';
 import { replayAlertLetters } from './flows/defender-alerts.js';
@@ -16,9 +22,8 @@ import { Metrics } from './observability/metrics.js';
 import { registerConfigSecrets, runOnce, startService } from './service.js';
 import { DEFENDER_SINK, defenderClient, defenderReconciler } from './sinks/defender/index.js';
 import { createContext, normaliseEvent } from './sources/opencti/normalise.js';
-import { openStore } from './store/index.js';
+import { openStore, type Store } from './store/index.js';
 import { replayMispInput } from './sources/misp/replay.js';
-import type { SinkOp } from './core/types.js';
 
 function fail(err: unknown): never {
   const text = err instanceof ConfigError ? err.message : `error: ${(err as Error).message ?? String(err)}`;
@@ -26,17 +31,25 @@ function fail(err: unknown): never {
   process.exit(err instanceof ConfigError ? 78 : 1);
 }
 
+/** A bad argument or option value: exit 2, nothing done. */
+function usage(message: string): never {
+  process.stderr.write(`error: ${safe(message)}\n`);
+  process.exit(2);
+}
+
+/** The config every command uses; unknown variables are warned about on stderr. */
 function config(): Config {
   try {
-    const c = loadConfig();
+    const { config: c, warnings } = loadConfigReport();
     registerConfigSecrets(c);
+    for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
     return c;
   } catch (err) {
     fail(err);
   }
 }
 
-const print = (value: unknown) => process.stdout.write(`${scrubSecrets(typeof value === 'string' ? value : JSON.stringify(value, null, 2))}\n`);
+const print = (value: unknown) => process.stdout.write(`${scrubSecrets(typeof value === 'string' ? value : safeJson(value))}\n`);
 
 /** The config with secrets replaced, for check-config. */
 function redacted(c: Config): Config {
@@ -55,8 +68,58 @@ function parseSince(text: string): number {
   return Date.parse(text);
 }
 
+/** Commander parser of a count option (`--limit`): a whole number of at least 1. */
+function count(value: string): number {
+  if (!/^\d{1,9}$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('must be a whole number of at least 1');
+  return Number(value);
+}
+
+/** Sources that keep a checkpoint (Defender alerts: one per tenant as `defender_alerts:<tenant>`). */
+const CHECKPOINT_SOURCE = /^(opencti|misp|defender_assets|defender_alerts(:[A-Za-z0-9-]{1,64})?)$/;
+/** Names a breaker can have: the indicator sources and the reconciliation. */
+const BREAKER_SOURCES = ['opencti', 'misp', 'reconciliation'];
+/** Decision sources: the indicator sources, the cap's evictions and the reconciliation. */
+const DECISION_SOURCES = ['opencti', 'misp', 'cap', 'reconciliation'];
+const SINK_NAME = /^(defender|sentinel|iris|car|opencti-sightings|misp-sightings|source:(opencti|misp|defender_assets|defender_alerts(:[A-Za-z0-9-]{1,64})?))$/;
+
+function sinkOption(value: string): string {
+  if (!SINK_NAME.test(value)) throw new InvalidArgumentError('must be defender, sentinel, iris, car, opencti-sightings, misp-sightings or source:<opencti|misp|defender_alerts|defender_assets>');
+  return value;
+}
+
+/**
+ * The state store for a maintenance command: it must already exist (a typo'd STORE_DIR must not
+ * quietly create an empty store and report "nothing there").
+ */
+async function existingStore(c: Config): Promise<Store> {
+  if (c.store.engine === 'sqlite' && !existsSync(join(c.store.dir, 'threatbridge.db'))) {
+    fail(new ConfigError([`store.dir [env STORE_DIR]: no state store in ${c.store.dir} (threatbridge.db not found); point STORE_DIR at the directory the service uses`]));
+  }
+  try {
+    return await openStore(c);
+  } catch (err) {
+    fail(err);
+  }
+}
+
+/** Opens the store, runs the command, closes the store; any error exits non-zero. */
+async function withStore(c: Config, body: (store: Store) => Promise<void>): Promise<void> {
+  const store = await existingStore(c);
+  try {
+    await body(store);
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    fail(err);
+  }
+  await store.close();
+}
+
 const program = new Command();
-program.name('threatbridge').description('Threat-intel connector: OpenCTI and MISP → Microsoft Defender indicators').version('0.1.0');
+program.name('threatbridge')
+  .description('Threat-intel connector. Flows: OpenCTI and MISP → Microsoft Defender indicators and Microsoft Sentinel threat intelligence; '
+    + 'Microsoft Defender alerts → DFIR-IRIS alerts; Microsoft Defender hits → OpenCTI and MISP sightings; Microsoft Defender assets → IBM CAR. '
+    + 'Configuration: config.yml and environment (doc/configuration.md).')
+  .version('0.1.0');
 
 program.command('run').description('run the service (long-running)')
   .option('--once', 'poll the polling flows once, deliver what is due, print a summary and exit (non-zero when something failed)')
@@ -111,67 +174,103 @@ function printOnceReport(report: Awaited<ReturnType<typeof runOnce>>): number {
   return report.summaries.some((s) => s.failed > 0) ? 1 : 0;
 }
 
-program.command('check-config').description('validate the configuration and print the active flows').action(() => {
-  const c = config();
-  const flows = flowStatuses(c);
-  print({
-    flows: flows.map((f) => ({ flow: f.name, wanted: f.wanted, active: f.wanted && f.missing.length === 0, missing: f.missing })),
-    config: redacted(c),
+program.command('check-config').description('validate the configuration as `run` does, and summarise the flows (exit 78 when `run` would stop)')
+  .option('--json', 'JSON output (flows, warnings, problems, the configuration with secrets redacted)')
+  .action((opts: { json?: boolean }) => {
+    let loaded: ReturnType<typeof loadConfigReport>;
+    try {
+      loaded = loadConfigReport();
+    } catch (err) {
+      if (!(err instanceof ConfigError) || !opts.json) fail(err);
+      print({ ok: false, problems: err.problems.map(scrubSecrets), warnings: [], flows: [] });
+      process.exit(78);
+    }
+    const { config: c, warnings, file } = loaded;
+    registerConfigSecrets(c);
+    const problems = startupProblems(c);
+    const flows = flowStatuses(c).map((f) => ({ flow: f.name, wanted: f.wanted, active: f.wanted && f.missing.length === 0, missing: f.missing }));
+    if (opts.json) {
+      print({ ok: problems.length === 0, problems, warnings, flows, config: redacted(c) });
+    } else {
+      const lines = [`configuration: ${file ?? '(no file)'} and the environment`, 'flows:'];
+      for (const f of flows) lines.push(`  ${f.active ? 'runs   ' : f.wanted ? 'BLOCKED' : 'off    '}  ${f.flow}`);
+      lines.push(`store: ${c.store.engine}${c.store.engine === 'sqlite' ? ` in ${c.store.dir}` : ` (${withoutUserinfo(c.store.url ?? '')}, schema ${c.store.schema})`}`);
+      if (warnings.length) lines.push('warnings:', ...warnings.map((w) => `  - ${w}`));
+      if (problems.length) lines.push('problems (run would stop):', ...problems.map((p) => `  - ${p.replace(/\n/g, '\n    ')}`));
+      lines.push(problems.length ? `NOT OK: ${problems.length} problem(s)` : `OK: ${flows.filter((f) => f.active).length} flow(s) will run`);
+      print(lines.join('\n'));
+    }
+    if (problems.length) process.exit(78);
   });
-  const wanted = flows.filter((f) => f.wanted);
-  if (wanted.length === 0 || wanted.some((f) => f.missing.length > 0)) {
-    const list = wanted.length === 0 ? flows : wanted;
-    process.stderr.write(`no flow is fully configured; missing: ${[...new Set(list.flatMap((f) => f.missing))].join(', ')}\n`);
-    process.exit(78);
-  }
-});
 
-program.command('status').description('checkpoints, outbox and dead letters from the state store').action(async () => {
-  const c = config();
-  const store = await openStore(c);
-  try {
-    print({
-      checkpoints: Object.fromEntries(await Promise.all([...new Set(flowStatuses(c).map((f) => f.source))]
-        .map(async (source) => [source, await store.getCheckpoint(source)]))),
-      outbox: await store.outboxStats(Date.now()),
-      defenderIndicatorsHeld: await store.countSinkIds(DEFENDER_SINK),
-      breakersOpen: (await store.listBreakers()).filter((b) => b.resumedAt === null),
-      sentinelIndicatorsHeld: await store.countSinkIds('sentinel'),
-      irisAlertsKnown: await store.countSinkIds('iris'),
-      deadLetters: (await store.listDeadLetters({ limit: 100000 })).length,
+program.command('status').description('flows, checkpoints, outbox, held indicators, open breakers and dead letters from the state store')
+  .option('--json', 'JSON output')
+  .action(async (opts: { json?: boolean }) => {
+    const c = config();
+    await withStore(c, async (store) => {
+      const now = Date.now();
+      const sources = [...new Set(flowStatuses(c).map((f) => f.source))];
+      const checkpoints = Object.fromEntries(await Promise.all(sources.map(async (source) => [source, await store.getCheckpoint(source)] as const)));
+      const status = {
+        flows: flowStatuses(c).filter((f) => f.wanted).map((f) => ({ flow: f.name, active: f.missing.length === 0 })),
+        checkpoints,
+        outbox: await store.outboxStats(now),
+        defenderIndicatorsHeld: await store.countSinkIds(DEFENDER_SINK),
+        defenderIndicatorsCap: c.microsoft_defender_intel.max_indicators,
+        breakersOpen: (await store.listBreakers()).filter((b) => b.resumedAt === null),
+        sentinelIndicatorsHeld: await store.countSinkIds('sentinel'),
+        irisAlertsKnown: await store.countSinkIds('iris'),
+        deadLetters: (await store.listDeadLetters({ limit: 1_000_000 })).length,
+      };
+      if (opts.json) { print(status); return; }
+      const out: string[] = [];
+      out.push(table(['FLOW', 'STATE'], status.flows.map((f) => [f.flow, f.active ? 'configured' : 'incomplete'])), '');
+      out.push(table(['SOURCE', 'CHECKPOINT'], Object.entries(checkpoints).map(([s, cp]) => [s, cp ? cp.position : 'none (next start is a first start)'])), '');
+      out.push(status.outbox.length === 0 ? 'outbox: empty'
+        : table(['SINK', 'PENDING', 'DUE', 'OLDEST'], status.outbox.map((o) => [o.sink, o.pending, o.due, o.oldestEnqueuedAt ? age(now - o.oldestEnqueuedAt) : '-'])));
+      out.push('', table(['HELD', 'COUNT'], [
+        ['defender indicators', `${status.defenderIndicatorsHeld} of ${status.defenderIndicatorsCap}`],
+        ['sentinel indicators', status.sentinelIndicatorsHeld],
+        ['iris alerts', status.irisAlertsKnown],
+        ['dead letters', `${status.deadLetters}${status.deadLetters ? ' (threatbridge dead-letters)' : ''}`],
+      ]));
+      for (const b of status.breakersOpen) out.push(`BREAKER OPEN for ${safe(b.source)} since ${new Date(b.trippedAt).toISOString()}: ${safe(b.reason)} (threatbridge resume ${safe(b.source)})`);
+      print(out.join('\n'));
     });
-  } finally {
-    await store.close();
-  }
-});
+  });
 
 program.command('dead-letters').description('list dead letters (events or operations that were rejected)')
-  .option('--sink <sink>', 'only this sink (e.g. defender, source:opencti)')
+  .addOption(new Option('--sink <sink>', 'only this sink (defender, sentinel, iris, car, source:opencti, ...)').argParser(sinkOption))
   .option('--all', 'include replayed ones')
-  .option('--limit <n>', 'at most n', '100')
+  .option('--limit <n>', 'at most n', count, 100)
   .option('--json', 'JSON output')
-  .action(async (opts: { sink?: string; all?: boolean; limit: string; json?: boolean }) => {
-    const store = await openStore(config());
-    try {
-      const rows = await store.listDeadLetters({ sink: opts.sink, includeReplayed: !!opts.all, limit: Number(opts.limit) });
+  .action(async (opts: { sink?: string; all?: boolean; limit: number; json?: boolean }) => {
+    await withStore(config(), async (store) => {
+      const rows = await store.listDeadLetters({ sink: opts.sink, includeReplayed: !!opts.all, limit: opts.limit });
       if (opts.json) { print(rows); return; }
       if (rows.length === 0) { print('no dead letters'); return; }
       for (const r of rows) {
-        print(`#${r.id} ${new Date(r.createdAt).toISOString()} ${r.sink} ${r.op} ${r.key}${r.replayedAt ? ' (replayed)' : ''}\n    ${r.reason}`);
+        print(`#${r.id} ${new Date(r.createdAt).toISOString()} ${safe(r.sink)} ${safe(r.op)} ${safe(r.key)}${r.replayedAt ? ' (replayed)' : ''}\n    ${safe(r.reason)}`);
       }
-    } finally {
-      await store.close();
-    }
+    });
   });
 
 program.command('replay').alias('replay-dead-letters').description('re-queue dead letters (after fixing their cause)')
-  .argument('[ids...]', 'dead-letter ids; none = all')
-  .option('--sink <sink>', 'only this sink')
-  .action(async (ids: string[], opts: { sink?: string }) => {
+  .argument('[ids...]', 'dead-letter ids (numbers from `threatbridge dead-letters`); none = all')
+  .addOption(new Option('--sink <sink>', 'only this sink').argParser(sinkOption))
+  .option('--json', 'JSON output')
+  .action(async (ids: string[], opts: { sink?: string; json?: boolean }) => {
+    const bad = ids.filter((id) => !/^\d{1,15}$/.test(id));
+    if (bad.length) usage(`replay: not a dead-letter id: ${bad.join(', ')} (ids are the numbers \`threatbridge dead-letters\` prints)`);
     const c = config();
-    const log = createLogger(c.connector.log_level);
-    const store = await openStore(c);
-    try {
+    // Logs go to stderr: stdout carries the report.
+    const log = createLogger(c.connector.log_level, pino.destination({ dest: 2, sync: true }));
+    await withStore(c, async (store) => {
+      if (ids.length) {
+        const open = new Set((await store.listDeadLetters({ sink: opts.sink, limit: 1_000_000 })).map((d) => d.id));
+        const unknown = ids.filter((id) => !open.has(Number(id)));
+        if (unknown.length) throw new Error(`no dead letter waiting for replay with id ${unknown.join(', ')}${opts.sink ? ` for ${opts.sink}` : ''}; see \`threatbridge dead-letters\``);
+      }
       const taken = await store.takeDeadLetters(ids.length ? ids.map(Number) : 'all', opts.sink);
       const ops: SinkOp[] = taken.filter((d) => !d.sink.startsWith('source:'))
         .map((d) => ({ sink: d.sink, key: d.key, op: d.op as SinkOp['op'], payload: d.payload, sourceRef: d.sourceRef }));
@@ -190,98 +289,100 @@ program.command('replay').alias('replay-dead-letters').description('re-queue dea
       if (mispInput.length) await pipeline.ingest('misp', replayMispInput(c, mispInput.map((d) => d.payload)));
       const alertLetters = taken.filter((d) => d.sink.startsWith('source:defender_alerts'));
       if (alertLetters.length) await replayAlertLetters(c, pipeline, alertLetters, store);
-      print({ taken: taken.length, requeuedOperations: requeued, reprocessedEvents: events.length + mispInput.length + alertLetters.length, supersededByNewer: ops.length - requeued });
-    } finally {
+      const report = { taken: taken.length, requeuedOperations: requeued, reprocessedEvents: events.length + mispInput.length + alertLetters.length, supersededByNewer: ops.length - requeued };
       log.flush();
-      await store.close();
-    }
+      if (opts.json) { print(report); return; }
+      print(report.taken === 0 ? 'no dead letters to replay'
+        : `replayed ${report.taken} dead letter(s): ${report.requeuedOperations} operation(s) queued again, ${report.reprocessedEvents} source event(s) processed again`
+          + `${report.supersededByNewer ? `, ${report.supersededByNewer} skipped (a newer operation for the same indicator is already queued)` : ''}`);
+    });
   });
 
-program.command('reset-checkpoint').description('forget where a source stopped (its next start replays as a first start)')
-  .argument('<source>', 'opencti, misp, defender_alerts or defender_assets')
-  .action(async (source: string) => {
-    const store = await openStore(config());
-    try {
+program.command('reset-checkpoint').description('forget where a source stopped (its next start replays as a first start); stop the service first')
+  .argument('<source>', 'opencti, misp, defender_alerts (or defender_alerts:<tenant id>) or defender_assets')
+  .option('--force', 'reset even though the service seems to be running')
+  .action(async (source: string, opts: { force?: boolean }) => {
+    if (!CHECKPOINT_SOURCE.test(source)) usage(`reset-checkpoint: unknown source "${source}"; one of opencti, misp, defender_alerts, defender_alerts:<tenant id>, defender_assets`);
+    const c = config();
+    // The running service holds its position in memory and writes it back at its next commit,
+    // which would undo the reset: say so before touching anything.
+    const shm = c.store.engine === 'sqlite' && existsSync(join(c.store.dir, 'threatbridge.db-shm'));
+    await withStore(c, async (store) => {
+      const lock = await store.acquireSourceLock(source.split(':')[0]!);
+      await lock?.release();
+      const running = lock === null || shm;
+      if (running) {
+        const why = lock === null ? `the source lock of ${source.split(':')[0]} is held` : 'the state store is open in another process';
+        process.stderr.write(`warning: the service seems to be running (${why}); it would write its position back at its next commit. Stop it first${opts.force ? '' : ', or repeat with --force if it is not running'}.\n`);
+        if (!opts.force) { process.exitCode = 1; return; }
+      }
       print((await store.resetCheckpoint(source)) ? `checkpoint of ${source} removed` : `no checkpoint for ${source}`);
-    } finally {
-      await store.close();
-    }
+    });
   });
 
 program.command('indicators').description('indicators ThreatBridge pushed to a sink')
   .command('list').description('list what is pushed (Defender: read from its API; Sentinel: from the state store)')
-  .requiredOption('--target <sink>', 'sentinel or defender')
-  .option('--type <type>', 'observable type: ipv4, ipv6, domain, url, md5, sha1, sha256, email, cert-sha1')
+  .addOption(new Option('--target <sink>', 'the indicator sink').choices(['sentinel', 'defender']).makeOptionMandatory())
+  .addOption(new Option('--type <type>', 'observable type').choices(OBSERVABLE_TYPES as string[]))
   .option('--value <text>', 'only values containing this text')
   .option('--json', 'JSON output')
-  .action(async (opts: { target: string; type?: string; value?: string; json?: boolean }) => {
-    if (opts.target !== 'sentinel' && opts.target !== 'defender') fail(new Error(`--target must be sentinel or defender, not "${opts.target}"`));
+  .action(async (opts: { target: 'sentinel' | 'defender'; type?: string; value?: string; json?: boolean }) => {
     const c = config();
-    const store = await openStore(c);
-    try {
+    await withStore(c, async (store) => {
       const { formatListing, listDefender, listSentinel } = await import('./flows/indicators-list.js');
       const filter = { type: opts.type, value: opts.value };
       const listing = opts.target === 'sentinel' ? await listSentinel(store, filter)
-        : await listDefender(c, createLogger(c.connector.log_level, process.stderr), filter);
-      print(opts.json ? listing : formatListing(listing));
-    } catch (err) {
-      fail(err);
-    } finally {
-      await store.close();
-    }
+        : await listDefender(c, createLogger(c.connector.log_level, pino.destination({ dest: 2, sync: true })), filter);
+      print(opts.json ? listing : safeBlock(formatListing(listing)));
+    });
   });
 
 program.command('decisions').description('audit trail of enforcement decisions (guard, breaker, cap): what, why, from which event')
-  .option('--source <source>', 'only this source (opencti, misp, cap)')
+  .addOption(new Option('--source <source>', 'only this source').choices(DECISION_SOURCES))
   .option('--since <time>', 'ISO time or a duration like 2h, 30m, 7d')
-  .option('--limit <n>', 'at most n (newest first)', '100')
+  .option('--limit <n>', 'at most n (newest first)', count, 100)
   .option('--json', 'JSON output')
-  .action(async (opts: { source?: string; since?: string; limit: string; json?: boolean }) => {
+  .action(async (opts: { source?: string; since?: string; limit: number; json?: boolean }) => {
     const since = opts.since === undefined ? undefined : parseSince(opts.since);
-    if (since !== undefined && Number.isNaN(since)) fail(new Error(`--since: "${opts.since}" is neither an ISO time nor a duration like 2h`));
-    const store = await openStore(config());
-    try {
-      const rows = await store.listDecisions({ source: opts.source, since, limit: Number(opts.limit) });
+    if (since !== undefined && Number.isNaN(since)) usage(`--since: "${opts.since}" is neither an ISO time nor a duration like 2h`);
+    await withStore(config(), async (store) => {
+      const rows = await store.listDecisions({ source: opts.source, since, limit: opts.limit });
       const breakers = (await store.listBreakers()).filter((b) => b.resumedAt === null);
       if (opts.json) { print({ breakers, decisions: rows }); return; }
-      for (const b of breakers) print(`BREAKER OPEN for ${b.source} since ${new Date(b.trippedAt).toISOString()}: ${b.reason} (threatbridge resume ${b.source})`);
+      for (const b of breakers) print(`BREAKER OPEN for ${safe(b.source)} since ${new Date(b.trippedAt).toISOString()}: ${safe(b.reason)} (threatbridge resume ${safe(b.source)})`);
       if (rows.length === 0) { print('no decisions'); return; }
       for (const d of rows) {
-        print(`${new Date(d.at).toISOString()} ${d.outcome} ${d.sink} ${d.key} ${d.wanted}→${d.action} source=${d.source}${d.sourceRef ? ` ref=${d.sourceRef}` : ''}\n    ${d.reason}`);
+        print(`${new Date(d.at).toISOString()} ${safe(d.outcome)} ${safe(d.sink)} ${safe(d.key)} ${safe(d.wanted)}→${safe(d.action)} source=${safe(d.source)}${d.sourceRef ? ` ref=${safe(d.sourceRef)}` : ''}\n    ${safe(d.reason)}`);
       }
-    } finally {
-      await store.close();
-    }
+    });
   });
 
 program.command('hits').description('recent Defender custom-indicator alerts matched to pushed indicators, as sighted in OpenCTI and MISP')
   .option('--since <time>', 'ISO time or a duration like 2h, 30m, 7d')
-  .option('--limit <n>', 'at most n (newest first)', '100')
+  .option('--limit <n>', 'at most n (newest first)', count, 100)
   .option('--json', 'JSON output')
-  .action(async (opts: { since?: string; limit: string; json?: boolean }) => {
+  .action(async (opts: { since?: string; limit: number; json?: boolean }) => {
     const since = opts.since === undefined ? undefined : parseSince(opts.since);
-    if (since !== undefined && Number.isNaN(since)) fail(new Error(`--since: "${opts.since}" is neither an ISO time nor a duration like 2h`));
-    const store = await openStore(config());
-    try {
-      const rows = await listHits(store, { since, limit: Number(opts.limit) });
+    if (since !== undefined && Number.isNaN(since)) usage(`--since: "${opts.since}" is neither an ISO time nor a duration like 2h`);
+    await withStore(config(), async (store) => {
+      const rows = await listHits(store, { since, limit: opts.limit });
       if (opts.json) { print({ hits: rows }); return; }
       if (rows.length === 0) { print('no hits'); return; }
-      for (const d of rows) print(`${new Date(d.at).toISOString()} ${d.sink} ${d.key} ${d.action} ref=${d.sourceRef ?? ''}\n    ${d.reason}`);
-    } finally {
-      await store.close();
-    }
+      for (const d of rows) print(`${new Date(d.at).toISOString()} ${safe(d.sink)} ${safe(d.key)} ${safe(d.action)} ref=${safe(d.sourceRef ?? '')}\n    ${safe(d.reason)}`);
+    });
   });
 
 program.command('resume').description('release the breaker of a source (all when none is named); the service notices within guard.breaker_poll_seconds')
-  .argument('[source]', 'opencti, misp, …')
+  .argument('[source]', `${BREAKER_SOURCES.join(', ')}`)
   .action(async (source: string | undefined) => {
-    const store = await openStore(config());
-    try {
+    await withStore(config(), async (store) => {
+      const known = new Set([...BREAKER_SOURCES, ...(await store.listBreakers()).map((b) => b.source)]);
+      if (source !== undefined && !known.has(source)) {
+        throw new Error(`resume: unknown source "${safe(source)}"; breakers exist for ${[...known].map(safe).join(', ')}`);
+      }
       const released = await store.resumeBreakers(source ?? null);
-      print(released.length ? `resumed: ${released.join(', ')}` : `no breaker open${source ? ` for ${source}` : ''}`);
-    } finally {
-      await store.close();
-    }
+      print(released.length ? `resumed: ${released.map(safe).join(', ')}` : `no breaker open${source ? ` for ${source}` : ''}`);
+    });
   });
 
 program.command('reconcile').description('compare what Defender holds with the store once and repair the drift')
@@ -289,7 +390,9 @@ program.command('reconcile').description('compare what Defender holds with the s
     const c = config();
     // Logs go to stderr: stdout carries the report.
     const log = createLogger(c.connector.log_level, pino.destination({ dest: 2, sync: true }));
-    const store = await openStore(c);
+    // Unlike the other maintenance commands, reconcile may start from an empty store (a store lost
+    // or reset): what Defender holds of ours then looks unclaimed, and the withdrawal breaker holds it.
+    const store = await openStore(c).catch((err: unknown) => fail(err));
     try {
       const metrics = new Metrics();
       const client = defenderClient(c, log, metrics);

@@ -1,7 +1,7 @@
 // Runs the configured flows: every source feeds the hub (changes → router → outbox → sink
 // workers), see flows/. Start-up refuses a configuration that cannot work.
-import { activeFlows, flowProblems } from './config/flows.js';
-import { ConfigError, requireKeys } from './config/load.js';
+import { activeFlows, assertStartable, PLACEHOLDERS } from './config/flows.js';
+import { ConfigError } from './config/load.js';
 import { SECRET_KEYS, type Config } from './config/schema.js';
 import type { OnceSummary } from './core/parts.js';
 import type { ServiceContext } from './flows/parts.js';
@@ -23,7 +23,8 @@ export function registerConfigSecrets(config: Config): void {
   for (const key of SECRET_KEYS) {
     const [section, name] = key.split('.') as [string, string];
     const value = (config as unknown as Record<string, Record<string, unknown>>)[section]?.[name];
-    if (typeof value === 'string') registerSecret(value);
+    // The sample's placeholders are no secrets (and scrubbing "ChangeMe" would hide the hint to replace it).
+    if (typeof value === 'string') { if (!PLACEHOLDERS.includes(value)) registerSecret(value); }
     // Maps of secrets (per-tenant credentials): every value is one.
     else if (value && typeof value === 'object') for (const v of Object.values(value)) if (typeof v === 'string') registerSecret(v);
   }
@@ -40,9 +41,7 @@ export function warnInsecureTls(config: Config, log: Logger): void {
 
 export async function startService(config: Config, log: Logger): Promise<RunningService> {
   registerConfigSecrets(config);
-  const problems = flowProblems(config);
-  if (problems.noFlow) throw new ConfigError([problems.noFlow]);
-  if (problems.missingKeys.length > 0) requireKeys(config, problems.missingKeys);
+  assertStartable(config);
   warnInsecureTls(config, log);
 
   const metrics = new Metrics(true);
@@ -136,9 +135,7 @@ export interface OnceReport {
  */
 export async function runOnce(config: Config, log: Logger): Promise<OnceReport> {
   registerConfigSecrets(config);
-  const problems = flowProblems(config);
-  if (problems.noFlow) throw new ConfigError([problems.noFlow]);
-  if (problems.missingKeys.length > 0) requireKeys(config, problems.missingKeys);
+  assertStartable(config);
   warnInsecureTls(config, log);
   const store = await openStore(config);
   try {

@@ -6,6 +6,8 @@ export const httpUrl = z
   .string()
   .url()
   .refine((u) => /^https?:\/\//i.test(u), 'must start with http:// or https://')
+  // A password in a URL ends up in logs, links and command output: credentials have their own keys.
+  .refine((u) => !/^https?:\/\/[^/?#]*@/i.test(u), 'must not carry credentials (user:password@); remove them and use the token or key setting of this system')
   .transform((u) => u.replace(/\/+$/, ''));
 
 export const logLevel = z

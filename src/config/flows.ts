@@ -2,6 +2,7 @@
 // source is configured (and, for indicator sources, lists the sink in `<source>.targets`); a wanted
 // flow must have every required key, or start-up stops naming them.
 import { INDICATOR_SINKS, type IndicatorSinkName } from './fields.js';
+import { ConfigError } from './load.js';
 import type { Config } from './schema.js';
 
 export interface FlowStatus {
@@ -12,12 +13,30 @@ export interface FlowStatus {
   wanted: boolean;
   /** Required keys that are unset or still the sample's placeholder. */
   missing: string[];
+  /** One line per missing key: the key, its variable and the fix. */
+  problems: string[];
 }
 
 type Pairs = [string, unknown][];
 
-const unset = (v: unknown) => v === undefined || v === '' || v === 'ChangeMe';
+/** config.yml.sample's placeholders: a value still equal to one of them counts as unset. */
+export const PLACEHOLDERS: readonly string[] = ['ChangeMe', '00000000-0000-4000-8000-000000000000'];
+
+const unset = (v: unknown) => v === undefined || v === '' || PLACEHOLDERS.includes(v as string);
 const missing = (pairs: Pairs) => pairs.filter(([, v]) => unset(v)).map(([k]) => k);
+
+const envOf = (key: string) => key.replace(/\./g, '_').toUpperCase();
+
+/** Why a required key is not usable, and how to fix it. */
+function keyProblem(key: string, value: unknown): string {
+  const where = `${key} [env ${envOf(key)}]`;
+  if (key === 'connector.id' && value === PLACEHOLDERS[1]) {
+    return `${where}: still the placeholder UUID of config.yml.sample; give this connector its own UUID v4 (e.g. the output of \`uuidgen\`)`;
+  }
+  if (value !== undefined && value !== '') return `${where}: still the placeholder "${String(value)}" from config.yml.sample; set the real value`;
+  return `${where}: required; set it in config.yml or the environment`;
+}
+const problemsOf = (pairs: Pairs) => pairs.filter(([, v]) => unset(v)).map(([k, v]) => keyProblem(k, v));
 
 /** Entra ID application credentials; every Microsoft API flow uses them. */
 export function microsoftCredentialKeys(c: Config): Pairs {
@@ -86,19 +105,23 @@ export function flowStatuses(c: Config): FlowStatus[] {
   const flows: FlowStatus[] = [];
   for (const spec of INDICATOR_SOURCES) {
     for (const sink of INDICATOR_SINKS) {
+      const required = [...spec.required(c), ...INDICATOR_SINK_KEYS[sink](c)];
       flows.push({
         name: `${spec.source} -> ${sink}`,
         source: spec.source,
         sink,
         wanted: spec.wanted(c) && spec.targets(c).includes(sink),
-        missing: missing([...spec.required(c), ...INDICATOR_SINK_KEYS[sink](c)]),
+        missing: missing(required),
+        problems: problemsOf(required),
       });
     }
   }
   for (const spec of OTHER_FLOWS) {
-    flows.push({ name: `${spec.source} -> ${spec.sink}`, source: spec.source, sink: spec.sink, wanted: spec.wanted(c), missing: missing(spec.required(c)) });
+    const required = spec.required(c);
+    flows.push({ name: `${spec.source} -> ${spec.sink}`, source: spec.source, sink: spec.sink, wanted: spec.wanted(c), missing: missing(required), problems: problemsOf(required) });
   }
-  flows.push({ name: 'defender_assets -> car', source: 'defender_assets', sink: 'car', wanted: !unset(c.car.url), missing: missing(carFlowKeys(c)) });
+  const car = carFlowKeys(c);
+  flows.push({ name: 'defender_assets -> car', source: 'defender_assets', sink: 'car', wanted: !unset(c.car.url), missing: missing(car), problems: problemsOf(car) });
   return flows;
 }
 
@@ -152,8 +175,24 @@ export function flowProblems(c: Config): { missingKeys: string[]; noFlow: string
   const statuses = flowStatuses(c);
   const wanted = statuses.filter((f) => f.wanted);
   if (wanted.length === 0) {
-    const hints = statuses.map((f) => `${f.name}: set ${f.missing.join(', ') || 'its source keys'}`);
+    const hints = statuses.map((f) => `${f.name}: set ${f.missing.map((k) => `${k} [${envOf(k)}]`).join(', ') || 'its source keys'}`);
     return { missingKeys: [], noFlow: `no flow is configured; configure at least one:\n    ${hints.join('\n    ')}` };
   }
   return { missingKeys: [...new Set(wanted.flatMap((f) => f.missing))], noFlow: null };
+}
+
+/**
+ * Everything that stops start-up beyond the schema, per flow (never merged across flows): the one
+ * check `run`, `run --once` and `check-config` share.
+ */
+export function startupProblems(c: Config): string[] {
+  const problems = flowProblems(c);
+  if (problems.noFlow) return [problems.noFlow];
+  return flowStatuses(c).filter((f) => f.wanted).flatMap((f) => f.problems.map((p) => `${f.name}: ${p}`));
+}
+
+/** Throws the start-up problems as one ConfigError (exit code 78 in the CLI). */
+export function assertStartable(c: Config): void {
+  const problems = startupProblems(c);
+  if (problems.length > 0) throw new ConfigError(problems);
 }

@@ -1,6 +1,7 @@
 // Loads config.yml, overlays environment variables (the variable wins), validates with the
 // one schema and turns every problem into a message naming the key, the variable and the fix.
 import { existsSync, readFileSync } from 'node:fs';
+import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, SECRET_KEYS, type Config } from './schema.js';
@@ -20,7 +21,7 @@ export function envName(dottedKey: string): string {
 type Kind = 'string' | 'number' | 'boolean' | 'array' | 'record' | 'other';
 
 // Unwrap optional/default/pipe wrappers to learn how an environment string must be read.
-function kindOf(schema: z.ZodType): Kind {
+export function schemaKind(schema: z.ZodType): Kind {
   let s: { _zod: { def: Record<string, unknown> & { type: string } } } = schema as never;
   for (;;) {
     const def = s._zod.def;
@@ -104,17 +105,68 @@ function readYaml(path: string, required: boolean): Record<string, unknown> {
 
 /** Merge YAML and environment into the raw object the schema validates. Empty variables mean "default". */
 export function mergeSources(yamlDoc: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const merged: Record<string, unknown> = structuredClone(yamlDoc);
+  const merged: Record<string, unknown> = withoutNulls(structuredClone(yamlDoc));
   for (const [section, shape] of sectionShapes()) {
     for (const [key, schema] of Object.entries(shape)) {
       const raw = env[envName(`${section}.${key}`)];
       if (raw === undefined || raw.trim() === '') continue;
       const target = (merged[section] ??= {}) as Record<string, unknown>;
       if (typeof target !== 'object' || target === null) continue;
-      target[key] = parseEnvValue(kindOf(schema), raw);
+      target[key] = parseEnvValue(schemaKind(schema), raw);
     }
   }
   return merged;
+}
+
+/**
+ * YAML reads a section whose keys are all commented out (`pipeline:`) and a key without a value
+ * (`url:`) as null; both mean "not set here", as in config.yml.sample.
+ */
+function withoutNulls(doc: Record<string, unknown>): Record<string, unknown> {
+  for (const [section, value] of Object.entries(doc)) {
+    if (value === null) delete doc[section];
+    else if (typeof value === 'object' && !Array.isArray(value)) {
+      for (const [key, v] of Object.entries(value as Record<string, unknown>)) if (v === null) delete (value as Record<string, unknown>)[key];
+    }
+  }
+  return doc;
+}
+
+/** The closest name when it is close enough to be a typo (at most a third of it differs). */
+export function didYouMean(name: string, candidates: readonly string[]): string | null {
+  if (candidates.length === 0) return null;
+  const best = closest(name, candidates as string[]);
+  return distance(name, best) <= Math.max(2, Math.floor(best.length / 3)) ? best : null;
+}
+
+/** Variable prefixes ThreatBridge owns: the first word of every section (OPENCTI_, MICROSOFT_, DEFENDER_, ...). */
+export function envPrefixes(): string[] {
+  return [...new Set(sectionShapes().map(([section]) => `${section.split('_')[0]!.toUpperCase()}_`))].sort();
+}
+
+/** Variables read outside the schema that carry one of our prefixes. */
+const OTHER_VARIABLES: readonly string[] = [];
+
+/**
+ * Variables under our prefixes that no key reads, each with the closest valid name. A warning, not
+ * an error: the environment is shared with other software (OpenCTI's own OPENCTI_ADMIN_* in a
+ * compose .env, for example), while a typo of a required key already fails as "missing".
+ */
+export function unknownVariables(env: NodeJS.ProcessEnv): string[] {
+  const known = configKeys().map((k) => k.env);
+  const prefixes = envPrefixes();
+  return Object.keys(env)
+    .filter((name) => prefixes.some((p) => name.startsWith(p)) && !known.includes(name) && !OTHER_VARIABLES.includes(name))
+    .sort()
+    .map((name) => {
+      const near = didYouMean(name, known);
+      return `unknown variable ${name}${near ? ` — did you mean ${near}?` : ''} (ignored)`;
+    });
+}
+
+/** Userinfo (`user:password@`) cut out of a URL-like text before it is printed. */
+export function withoutUserinfo(text: string): string {
+  return text.replace(/(\/\/)[^/@\s"]*@/g, '$1[REDACTED]@');
 }
 
 function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>): string {
@@ -125,12 +177,16 @@ function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>)
   const hint = key && shape?.[key]?.description;
   if (issue.code === 'unrecognized_keys') {
     const where = dotted ? `${dotted}.` : '';
-    return `${issue.keys.map((k) => where + k).join(', ')}: unknown key; check the spelling against doc/configuration.md`;
+    const valid = dotted ? Object.keys(shape ?? {}) : sectionShapes().map(([s]) => s);
+    return issue.keys.map((k) => {
+      const near = issue.path.length <= 1 ? didYouMean(k, valid) : null;
+      return `${where}${k}: unknown key${near ? ` — did you mean ${where}${near}?` : ''}; check the spelling against doc/configuration.md`;
+    }).join('\n  - ');
   }
   let value = '';
   if (!isSecret && section && key) {
     const v = (merged[section] as Record<string, unknown> | undefined)?.[key];
-    if (v !== undefined) value = ` (got ${JSON.stringify(v)?.slice(0, 80)})`;
+    if (v !== undefined) value = ` (got ${withoutUserinfo(JSON.stringify(v) ?? '').slice(0, 80)})`;
   }
   const envHint = section && key ? ` [env ${envName(`${section}.${key}`)}]` : '';
   return `${dotted}${envHint}: ${issue.message}${value}${hint ? `; expected: ${hint}` : ''}`;
@@ -142,14 +198,28 @@ export interface LoadOptions {
   file?: string;
 }
 
-export function loadConfig(options: LoadOptions = {}): Config {
+export interface LoadedConfig {
+  config: Config;
+  /** Problems that do not stop start-up (unknown variables), one line each. */
+  warnings: string[];
+  /** The YAML file read, or null when none was. */
+  file: string | null;
+}
+
+/** Load and validate; throws ConfigError naming every problem (key, variable, fix). */
+export function loadConfigReport(options: LoadOptions = {}): LoadedConfig {
   const env = options.env ?? process.env;
   const explicit = options.file ?? env['CONFIG_FILE'];
-  const yamlDoc = readYaml(explicit ?? './config.yml', explicit !== undefined && explicit !== '');
+  const path = explicit || './config.yml';
+  const yamlDoc = readYaml(path, explicit !== undefined && explicit !== '');
   const merged = mergeSources(yamlDoc, env);
   const result = configSchema.safeParse(merged);
   if (!result.success) throw new ConfigError(result.error.issues.map((i) => describeIssue(i, merged)));
-  return result.data;
+  return { config: result.data, warnings: unknownVariables(env), file: existsSync(path) ? path : null };
+}
+
+export function loadConfig(options: LoadOptions = {}): Config {
+  return loadConfigReport(options).config;
 }
 
 /** Flow-specific checks that the schema cannot express (required together). */

@@ -20,10 +20,10 @@ export { DEFENDER_ACTIONS, type DefenderActionInput } from '../microsoft/defende
 
 export const configSchema = z
   .object({
-    opencti: openctiSection,
+    opencti: openctiSection.describe('OpenCTI, the source of the live stream (its stream options are in `connector`, as pycti has them).'),
     connector: z
       .object({
-        id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID').optional().describe('a UUID v4 that identifies this connector in OpenCTI'),
+        id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID').optional().describe('a UUID v4 of your own that identifies this connector in OpenCTI (e.g. from `uuidgen`); the sample\'s all-zero placeholder is refused'),
         name: z.string().min(1).default('ThreatBridge').describe('name shown in OpenCTI'),
         log_level: logLevel.default('info').describe('one of trace, debug, info, warn, error (info: start, stop, outages and recoveries; debug adds every skip and routing decision)'),
         live_stream_id: z
@@ -39,16 +39,16 @@ export const configSchema = z
           .string()
           .refine((s) => /^(no|false|none)$/i.test(s) || !Number.isNaN(Date.parse(s)), 'must be an ISO date or "no"')
           .optional()
-          .describe('first start only: replay objects updated up to this date, or "no" to skip the backfill'),
+          .describe('first start only: backfill objects updated up to this ISO date, or "no" to skip the backfill; unset = up to now (OpenCTI\'s own default backfills everything)'),
         live_stream_start_timestamp: z
           .number()
           .int()
           .refine((n) => n === 0 || n > 1e11, 'looks like epoch seconds; give epoch milliseconds')
           .optional()
-          .describe('first start only: stream position as epoch milliseconds'),
-        heartbeat_timeout: z.number().int().min(10).default(45).describe('seconds of stream silence before reconnecting'),
+          .describe('first start only: stream position as epoch milliseconds (epoch seconds are refused: they would silently replay everything)'),
+        heartbeat_timeout: z.number().int().min(10).default(45).describe('seconds without any message (OpenCTI heartbeats every 5 s) before reconnecting'),
         ping_interval: z.number().int().min(5).default(40).describe('seconds between pings to OpenCTI'),
-        register: z.boolean().default(true).describe('register and ping in OpenCTI (true|false)'),
+        register: z.boolean().default(true).describe('register and ping as a STREAM connector so it is listed in OpenCTI; a refusal is a warning (true|false)'),
         expose_metrics: z.boolean().default(false).describe('serve Prometheus metrics on /metrics (true|false)'),
         metrics_port: z.number().int().min(0).max(65535).default(9095).describe('port of /metrics, /healthz, /readyz'),
         metrics_host: z.string().min(1).default('127.0.0.1').describe('address the health port binds: 127.0.0.1 (this host only) by default; 0.0.0.0 in a container so that probes and Prometheus reach it'),
@@ -56,18 +56,19 @@ export const configSchema = z
           .describe('token for the /status page when the health port is bound beyond loopback (sent as "Authorization: Bearer …" or once as ?token=); without it the page answers only on loopback'),
         unreachable_after: z.number().int().min(1).default(60).describe('seconds a source or sink may be unreachable before an error is logged (and a line when it recovers)'),
         shutdown_timeout: z.number().int().min(1).default(20).describe('seconds to flush in-flight work on SIGTERM'),
-        dry_run: z.boolean().default(false).describe('read and map everything but send nothing to the sinks (true|false)'),
+        dry_run: z.boolean().default(false).describe('read, filter and map everything, send nothing to the indicator sinks; operations are recorded and acknowledged (true|false)'),
         write_parsed_indicators: z.string().min(1).optional()
-          .describe('file to append every sink operation to as JSON lines, for review (with dry_run or beside real delivery)'),
+          .describe('file to append every indicator-sink operation to as JSON lines ({at, sink, op, key, dryRun, payload, source}), for review; with or without dry_run'),
         user_agent: z.string().min(1).default('ThreatBridge/0.1').describe('User-Agent header on calls to Microsoft APIs'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('The connector itself: its identity in OpenCTI, the live-stream options, health and metrics, shutdown and dry run.'),
     store: z
       .object({
         engine: z.enum(['sqlite', 'postgres']).default('sqlite').describe('sqlite (embedded, one process) or postgres (shared by several replicas; needs store.url)'),
-        dir: z.string().min(1).default('./data').describe('state directory for the SQLite store'),
-        url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection URL').optional().describe('PostgreSQL connection URL, e.g. postgres://user:password@host:5432/db (engine postgres)'),
+        dir: z.string().min(1).default('./data').describe('state directory of the SQLite store (checkpoints, outbox, sink ids, dead letters); mount a volume here'),
+        url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection URL').optional().describe('PostgreSQL connection URL for engine postgres, e.g. postgres://user:password@host:5432/db (?sslmode=require for TLS; URL-encode reserved characters of the password)'),
         schema: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'must be a lower-case SQL identifier').default('threatbridge').describe('PostgreSQL schema holding the tables (created when missing)'),
         source_lock_retry: z.number().int().min(1).default(5).describe('seconds between attempts of a standby replica to become the reader of a source'),
       })
@@ -75,7 +76,8 @@ export const configSchema = z
       .superRefine((s, ctx) => {
         if (s.engine === 'postgres' && !s.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'required when store.engine is postgres' });
       })
-      .prefault({}),
+      .prefault({})
+      .describe('The state store: checkpoints, outbox, sink ids, dead letters and decisions ([operations](operations.md)).'),
     pipeline: z
       .object({
         batch_size: z.number().int().min(1).max(10000).default(500).describe('events per store transaction'),
@@ -83,18 +85,19 @@ export const configSchema = z
         queue_size: z.number().int().min(10).default(5000).describe('events buffered before the source pauses'),
       })
       .strict()
-      .prefault({}),
-    limits: limitsSection,
-    microsoft_defender_intel: defenderSection,
-    misp: mispSection,
-    otx: otxSection,
-    sentinel: sentinelSection,
-    defender_alerts: defenderAlertsSection,
-    iris: irisSection,
-    guard: guardSection,
-    defender_assets: defenderAssetsSection,
-    car: carSection,
-    sightings: sightingsSection,
+      .prefault({})
+      .describe('How events from a source are batched into store transactions.'),
+    limits: limitsSection.describe('How big one input may be; what happens when a limit is hit: [operations](operations.md#limits).'),
+    microsoft_defender_intel: defenderSection.describe('The Entra ID application every Microsoft Defender flow uses, and the Defender indicator sink. The application needs `Ti.ReadWrite.All` (WindowsDefenderATP, application permission, admin-consented); see [mappings](mappings.md) and [guard](guard.md) for actions and the cap.'),
+    misp: mispSection.describe('MISP → the indicator sinks in `misp.targets`. Runs when `misp.url` (or `misp.zmq_url`) is set; then `misp.key` is required. See [misp](misp.md) for the feed, the catch-up and the filters.'),
+    otx: otxSection.describe('AlienVault OTX, asked only with `misp.otx_exclude`.'),
+    sentinel: sentinelSection.describe('Microsoft Sentinel threat intelligence through the STIX upload API ([sentinel](sentinel.md)). Fed by the sources whose `targets` list `sentinel`; needs `sentinel.workspace_id` and Entra credentials (its own, or the `microsoft_defender_intel` ones).'),
+    defender_alerts: defenderAlertsSection.describe('The Defender alerts → DFIR-IRIS flow ([defender-iris](defender-iris.md)); runs when `iris.url` is set and this section is enabled. It uses the `microsoft_defender_intel` credentials and `base_url`; the application needs `Alert.Read.All`.'),
+    iris: irisSection.describe('DFIR-IRIS, the sink of Defender alerts. Setting `iris.url` asks for the Defender alerts → IRIS flow.'),
+    guard: guardSection.describe('Protected values, the TLP policy and the breakers in front of every enforcing action ([guard](guard.md)).'),
+    defender_assets: defenderAssetsSection.describe('The Defender assets poller of the Defender → CAR flow ([defender-car](defender-car.md)). It uses the `microsoft_defender_intel` credentials; the application needs `Machine.Read.All`, `User.Read.All`, `Vulnerability.Read.All`, `AdvancedQuery.Read.All` and `Alert.Read.All`.'),
+    car: carSection.describe('IBM Security CAR (Connected Assets and Risk). Setting `car.url` turns the Defender → CAR flow on.'),
+    sightings: sightingsSection.describe('Defender custom-indicator hits written back as sightings ([sightings](sightings.md)). Each platform is off until switched on; switching one on starts the Defender alerts poller (with the `defender_alerts` settings and credentials, `Alert.Read.All`) even without IRIS.'),
   })
   .strict();
 

@@ -202,7 +202,7 @@ describe('Defender alerts → IRIS end to end', function () {
     expect(byRef(inFirst.id)[0]!.alert_customer_id).to.equal(1);
     expect(byRef(inSecond.id)[0]!.alert_customer_id).to.equal(contoso.customer_id);
     await service!.stop();
-    const status = JSON.parse(await cli(env({ DEFENDER_ALERTS_TENANT_IDS: `${LAB_TENANT},${second}` }), ['status'])) as { outbox: unknown[] };
+    const status = JSON.parse(await cli(env({ DEFENDER_ALERTS_TENANT_IDS: `${LAB_TENANT},${second}` }), ['status', '--json'])) as { outbox: unknown[] };
     expect(status.outbox).to.deep.equal([]);
     const state = new SqliteStore(lab.stateDir);
     try {

@@ -46,7 +46,7 @@ describe('packaged install (the image\'s entrypoint)', function () {
   });
 
   it('validates the configuration from environment variables', () => {
-    const out = execFileSync(process.execPath, [cmd[1]!, 'check-config'], { cwd: app, env, encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [cmd[1]!, 'check-config', '--json'], { cwd: app, env, encoding: 'utf8' });
     const report = JSON.parse(out) as { flows: { flow: string; active: boolean }[] };
     expect(report.flows.find((f) => f.flow === 'opencti -> defender')?.active).to.equal(true);
     expect(out).to.not.include('packaged-secret');

@@ -10,7 +10,7 @@ import { configSchema } from '../../src/config/schema.js';
 
 interface ComposeService {
   profiles?: string[]; depends_on?: Record<string, unknown>; environment?: string[] | Record<string, string>; volumes?: string[];
-  ports?: string[]; deploy?: { replicas?: number }; stop_grace_period?: string; restart?: string; image?: string;
+  ports?: string[]; deploy?: { replicas?: number }; stop_grace_period?: string; restart?: string; image?: string; mem_limit?: string;
 }
 
 describe('deployment files', () => {
@@ -33,7 +33,7 @@ describe('deployment files', () => {
   });
 
   it('compose: ThreatBridge waits for a healthy OpenCTI, keeps its state on a volume and uses known variables', () => {
-    const tb = compose.services['threatbridge']!;
+    const tb = compose.services['connector-threatbridge']!;
     expect(tb.depends_on).to.deep.equal({ opencti: { condition: 'service_healthy' } });
     expect(tb.volumes).to.deep.equal(['threatbridge-data:/data']);
     for (const entry of tb.environment as string[]) expect(known, entry).to.include(entry.split('=')[0]);
@@ -44,9 +44,9 @@ describe('deployment files', () => {
 
   it('compose: the replicas profile runs two connectors on one PostgreSQL store', () => {
     const profiled = Object.entries(compose.services).filter(([, s]) => s.profiles).map(([n]) => n).sort();
-    expect(profiled).to.deep.equal(['postgres', 'threatbridge-replica']);
+    expect(profiled).to.deep.equal(['connector-threatbridge-replica', 'postgres']);
     const db = compose.services['postgres']!;
-    const replica = compose.services['threatbridge-replica']!;
+    const replica = compose.services['connector-threatbridge-replica']!;
     expect(db.profiles).to.deep.equal(['replicas']);
     expect(replica.profiles).to.deep.equal(['replicas']);
     expect(replica.deploy?.replicas).to.equal(2);
@@ -56,15 +56,31 @@ describe('deployment files', () => {
     for (const name of env.keys()) expect(known, name).to.include(name);
     expect(env.get('STORE_ENGINE')).to.equal('postgres');
     const dbEnv = db.environment as Record<string, string>;
-    const url = new URL(env.get('STORE_URL')!.replace('${THREATBRIDGE_DB_PASSWORD}', 'pw'));
+    const url = new URL(env.get('STORE_URL')!.replace(/\$\{THREATBRIDGE_DB_PASSWORD[^}]*\}/, 'pw'));
     expect([url.protocol, url.hostname, url.port, url.username, url.pathname]).to.deep.equal(
       ['postgres:', 'postgres', '5432', dbEnv['POSTGRES_USER'], `/${dbEnv['POSTGRES_DB']}`]);
-    expect(env.get('STORE_URL')).to.include('${THREATBRIDGE_DB_PASSWORD}', 'the password comes from .env, not the file');
-    expect(dbEnv['POSTGRES_PASSWORD']).to.equal('${THREATBRIDGE_DB_PASSWORD}');
+    expect(env.get('STORE_URL')).to.include('${THREATBRIDGE_DB_PASSWORD:?', 'the password comes from .env, not the file');
+    expect(dbEnv['POSTGRES_PASSWORD']).to.match(/^\$\{THREATBRIDGE_DB_PASSWORD:\?/);
     expect(seconds(replica.stop_grace_period!)).to.be.greaterThan(defaultShutdown);
     // Everything else the single connector is told, the replicas are told too.
-    const single = envOf(compose.services['threatbridge']!);
+    const single = envOf(compose.services['connector-threatbridge']!);
     for (const [k, v] of single) expect(env.get(k), k).to.equal(v);
+  });
+
+  it('compose: named like OpenCTI\'s connectors, every .env variable guarded, a health key of its own, a memory limit as documented', () => {
+    const text = readFileSync('docker-compose.yml', 'utf8');
+    // Every ${VAR} the file takes from .env stops compose with a message when it is missing.
+    const refs = [...text.matchAll(/\$\{([A-Z_]+)([^}]*)\}/g)];
+    expect(refs.length).to.be.greaterThan(10);
+    for (const [ref, , rest] of refs) expect(rest, ref).to.match(/^:\?./);
+    const opencti = (compose.services['opencti']!.environment as string[]).find((e) => e.startsWith('APP__HEALTH_ACCESS_KEY='))!;
+    expect(opencti).not.to.include('OPENCTI_ADMIN_TOKEN', 'the health key is sent in URLs: not the admin token');
+    for (const name of ['connector-threatbridge', 'connector-threatbridge-replica']) {
+      const limit = compose.services[name]!.mem_limit;
+      expect(limit, name).to.equal('512m');
+    }
+    expect(readFileSync('doc/operations.md', 'utf8')).to.include('limit of 512 MiB');
+    expect(Object.keys(compose.services).filter((n) => n.includes('threatbridge') && !n.startsWith('connector-'))).to.deep.equal([]);
   });
 
   const docker = readFileSync('Dockerfile', 'utf8');
@@ -84,8 +100,10 @@ describe('deployment files', () => {
       .to.have.length.greaterThan(1);
   });
 
-  it('Dockerfile: multi-stage, production dependencies from `npm ci --omit=dev`, pinned slim base images', () => {
+  it('Dockerfile: multi-stage, production dependencies from `npm ci --omit=dev`, pinned slim base images on the current Node LTS', () => {
     expect(stages.length).to.be.greaterThanOrEqual(2);
+    // Node 24 is the LTS line since October 2025 (Node 20 ended in April 2026); package.json keeps >= 20.12.
+    for (const s of stages.filter((x) => /^FROM node:/.test(x))) expect(s).to.match(/^FROM node:24-/);
     const names = stages.map((s) => /^FROM \S+ AS (\w+)/.exec(s)?.[1]);
     // Each stage starts from a pinned slim Node image or from an earlier stage.
     stages.forEach((s, i) => {

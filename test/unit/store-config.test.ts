@@ -20,17 +20,19 @@ describe('store engine configuration', () => {
     expect(c.store).to.include({ engine: 'postgres', schema: 'threatbridge', source_lock_retry: 5 });
   });
 
-  it('keeps the URL out of check-config output', () => {
-    const out = spawnSync(process.execPath, ['dist/src/cli.js', 'check-config'], {
-      env: { PATH: process.env['PATH'], CONFIG_FILE: '', STORE_ENGINE: 'postgres', STORE_URL: 'postgres://tb:hunter2-secret@db:5432/tb',
-        OPENCTI_URL: 'http://opencti:8080', OPENCTI_TOKEN: 'token-value-1', CONNECTOR_ID: '6d0b5b6a-41d7-4a53-9d7d-6f1b2c3d4e5f',
-        CONNECTOR_LIVE_STREAM_ID: 's', MICROSOFT_DEFENDER_INTEL_TENANT_ID: 't', MICROSOFT_DEFENDER_INTEL_CLIENT_ID: 'c',
-        MICROSOFT_DEFENDER_INTEL_CLIENT_SECRET: 'client-secret-value' },
-      encoding: 'utf8',
-    });
-    expect(out.status, out.stderr).to.equal(0);
-    expect(out.stdout).to.include('"engine": "postgres"');
-    expect(out.stdout + out.stderr).to.not.include('hunter2-secret');
+  it('keeps the URL out of check-config output (summary and --json)', () => {
+    const env = { PATH: process.env['PATH'], CONFIG_FILE: '', STORE_ENGINE: 'postgres', STORE_URL: 'postgres://tb:hunter2-secret@db:5432/tb',
+      OPENCTI_URL: 'http://opencti:8080', OPENCTI_TOKEN: 'token-value-1', CONNECTOR_ID: '6d0b5b6a-41d7-4a53-9d7d-6f1b2c3d4e5f',
+      CONNECTOR_LIVE_STREAM_ID: 's', MICROSOFT_DEFENDER_INTEL_TENANT_ID: 't', MICROSOFT_DEFENDER_INTEL_CLIENT_ID: 'c',
+      MICROSOFT_DEFENDER_INTEL_CLIENT_SECRET: 'client-secret-value' };
+    const json = spawnSync(process.execPath, ['dist/src/cli.js', 'check-config', '--json'], { env, encoding: 'utf8' });
+    expect(json.status, json.stderr).to.equal(0);
+    expect(json.stdout).to.include('"engine": "postgres"');
+    expect(json.stdout + json.stderr).to.not.include('hunter2-secret');
+    const summary = spawnSync(process.execPath, ['dist/src/cli.js', 'check-config'], { env, encoding: 'utf8' });
+    expect(summary.status, summary.stderr).to.equal(0);
+    expect(summary.stdout).to.include('store: postgres');
+    expect(summary.stdout + summary.stderr).to.not.include('hunter2-secret');
   });
 
   it('stops with a clear error when the PostgreSQL server cannot be reached', async function () {
