@@ -19,7 +19,7 @@ import { listHits } from './sinks/sightings.js';
 import { activeRouter } from './flows/hub.js';
 import { createLogger, errorFields, scrubSecrets } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
-import { registerConfigSecrets, runOnce, startService } from './service.js';
+import { ignoredSettings, registerConfigSecrets, runOnce, startService } from './service.js';
 import { DEFENDER_SINK, defenderClient, defenderReconciler } from './sinks/defender/index.js';
 import { createContext, normaliseEvent } from './sources/opencti/normalise.js';
 import { openStore, type Store } from './store/index.js';
@@ -185,7 +185,9 @@ program.command('check-config').description('validate the configuration as `run`
       print({ ok: false, problems: err.problems.map(scrubSecrets), warnings: [], flows: [] });
       process.exit(78);
     }
-    const { config: c, warnings, file } = loaded;
+    const { config: c, file } = loaded;
+    // Settings of the official OpenCTI connector accepted and ignored: noted with the warnings.
+    const warnings = [...loaded.warnings, ...ignoredSettings(c).map((n) => `${n.key}: ${n.note}`)];
     registerConfigSecrets(c);
     const problems = startupProblems(c);
     const flows = flowStatuses(c).map((f) => ({ flow: f.name, wanted: f.wanted, active: f.wanted && f.missing.length === 0, missing: f.missing }));

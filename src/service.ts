@@ -39,10 +39,19 @@ export function warnInsecureTls(config: Config, log: Logger): void {
   }
 }
 
+/** Settings of the official OpenCTI connector that ThreatBridge accepts but does not use, each with why. */
+export function ignoredSettings(config: Config): { key: string; note: string }[] {
+  const out: { key: string; note: string }[] = [];
+  if (config.connector.scope !== undefined) out.push({ key: 'connector.scope', note: 'ignored: ThreatBridge reads the indicators of the live stream whatever the scope' });
+  if (config.connector.type !== undefined) out.push({ key: 'connector.type', note: 'ignored: ThreatBridge is a stream connector' });
+  return out;
+}
+
 export async function startService(config: Config, log: Logger): Promise<RunningService> {
   registerConfigSecrets(config);
   assertStartable(config);
   warnInsecureTls(config, log);
+  for (const n of ignoredSettings(config)) log.warn({ key: n.key }, `${n.key} is accepted for compatibility with the official connector and ${n.note}`);
 
   const metrics = new Metrics(true);
   let store: Store;
@@ -137,6 +146,7 @@ export async function runOnce(config: Config, log: Logger): Promise<OnceReport> 
   registerConfigSecrets(config);
   assertStartable(config);
   warnInsecureTls(config, log);
+  for (const n of ignoredSettings(config)) log.warn({ key: n.key }, `${n.key} is accepted for compatibility with the official connector and ${n.note}`);
   const store = await openStore(config);
   try {
     const ctx: ServiceContext = { config, store, log, metrics: new Metrics() };
