@@ -139,8 +139,9 @@ export interface OnceReport {
 }
 
 /**
- * `run --once`: the configured flows' parts are built but not started; each part with a one-shot
- * mode reads once and delivers what is due. Streaming flows (OpenCTI) are left alone.
+ * `run --once`: the configured flows' parts are built but not started (only the guard, so that
+ * every enforcing action still passes it); each source reads once (a poll, a MISP catch-up, the
+ * OpenCTI stream up to where it stood), in turn, and its sinks deliver what is due.
  */
 export async function runOnce(config: Config, log: Logger): Promise<OnceReport> {
   registerConfigSecrets(config);
@@ -149,13 +150,19 @@ export async function runOnce(config: Config, log: Logger): Promise<OnceReport> 
   for (const n of ignoredSettings(config)) log.warn({ key: n.key }, `${n.key} is accepted for compatibility with the official connector and ${n.note}`);
   const store = await openStore(config);
   try {
-    const ctx: ServiceContext = { config, store, log, metrics: new Metrics() };
+    const ctx: ServiceContext = { config, store, log, metrics: new Metrics(), once: true };
     const parts = serviceParts(ctx);
+    const guard = parts.find((p) => p.name === 'guard');
+    await guard?.start();
     const summaries: OnceSummary[] = [];
     const skipped: string[] = [];
-    for (const p of parts.filter((x) => x.kind === 'source')) {
-      if (p.runOnce) summaries.push(await p.runOnce());
-      else skipped.push(p.name);
+    try {
+      for (const p of parts.filter((x) => x.kind === 'source')) {
+        if (p.runOnce) summaries.push(await p.runOnce());
+        else skipped.push(p.name);
+      }
+    } finally {
+      await guard?.stop(1000);
     }
     return { summaries, skipped };
   } finally {
