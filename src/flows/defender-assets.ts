@@ -42,7 +42,7 @@ export function defenderAssetsPart(ctx: ServiceContext, hub: Hub): ServicePart {
       source: SOURCE, store, log, sinks, counts: (s) => hub.countsOf(s), loops: [ingest], sourceLetters: [`source:${SOURCE}`],
       read: async () => {
         const r = await poller.runOnce();
-        return { details: { machines: r.machines, machinesDeleted: r.deleted, alerts: r.alerts, usersDeferred: r.usersDeferred }, failures: 0 };
+        return { details: { machines: r.machines, vulnerabilitiesRefreshed: r.vulnerabilitiesRefreshed, machinesDeleted: r.deleted, alerts: r.alerts, usersDeferred: r.usersDeferred }, failures: 0 };
       },
     }),
   };
