@@ -131,6 +131,11 @@ describe('Defender assets → CAR end to end', function () {
       ipAddresses: [{ ipAddress: '10.1.0.50', macAddress: null, operationalStatus: 'Up' }] });
     start();
     await waitFor(() => car.modelState(SOURCE), 'initial import done', 60_000);
+    // The IBM connector's other edges: the vulnerable software (TVM rows) and who logged on where.
+    expect(activeTargets('asset_application', m1.id)).to.include('microsoft:outlook:16.0');
+    expect(car.node('application', 'microsoft:outlook:16.0')).to.include({ name: 'microsoft:outlook:16.0' });
+    expect(activeTargets('application_vulnerability', 'microsoft:outlook:16.0')).to.deep.equal(['CVE-2024-21413']);
+    expect(activeTargets('account_hostname', 'corp\\alice')).to.deep.equal(['ws1.corp.example']);
     const lastSeen = [m1.id, m2.id].map((id) => data.machines.get(id)!.lastSeen);
     // TVM finds new CVEs on m2 and fixes m1's; neither machine checks in (lastSeen unchanged).
     data.vulnerabilities.set('CVE-2025-0001', { id: 'CVE-2025-0001', name: 'CVE-2025-0001', description: 'New one', severity: 'High', cvssV3: 8.1, publishedOn: '2025-01-07T00:00:00Z' });
@@ -139,6 +144,8 @@ describe('Defender assets → CAR end to end', function () {
     data.machineVulnerabilities.splice(data.machineVulnerabilities.findIndex((v) => v.machineId === m1.id), 1);
     await waitFor(() => activeTargets('asset_vulnerability', m2.id).includes('CVE-2025-0001'), 'new CVE edge on an unchanged machine', 30_000);
     await waitFor(() => !activeTargets('asset_vulnerability', m1.id).includes('CVE-2024-21413'), 'fixed CVE edge disabled', 30_000);
+    await waitFor(() => !activeTargets('asset_application', m1.id).includes('microsoft:outlook:16.0'), 'fixed software edge disabled', 30_000);
+    expect(activeTargets('asset_application', m2.id)).to.include('microsoft:edge:1');
     expect(car.node('vulnerability', 'CVE-2025-0001')).to.include({ description: 'New one' });
     expect([m1.id, m2.id].map((id) => data.machines.get(id)!.lastSeen)).to.deep.equal(lastSeen);
     // An inactive machine (imported while it was recent) is not refreshed.
