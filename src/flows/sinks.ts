@@ -58,10 +58,10 @@ export const SINKS: Record<string, SinkModule> = {
   },
   [OPENCTI_SIGHTINGS_SINK]: {
     route: () => openctiSightingsRoute(OPENCTI_SIGHTINGS_SINK),
-    create: ({ config, store, log, metrics }) => createOpenctiSightingsSink(config, store, log, metrics),
+    create: ({ config, store, log, metrics }, wrap) => createOpenctiSightingsSink(config, store, log, metrics, wrap),
   },
   [MISP_SIGHTINGS_SINK]: {
     route: () => mispSightingsRoute(MISP_SIGHTINGS_SINK),
-    create: ({ config, store, log, metrics }) => createMispSightingsSink(config, store, log, metrics),
+    create: ({ config, store, log, metrics }, wrap) => createMispSightingsSink(config, store, log, metrics, wrap),
   },
 };
