@@ -122,7 +122,7 @@ program.name('threatbridge')
   .version('0.1.0');
 
 program.command('run').description('run the service (long-running)')
-  .option('--once', 'read every flow once (polls, a MISP catch-up, the OpenCTI stream until caught up), deliver what is due, print a summary and exit: 0 ok, 1 something failed, 2 a sink refused our set-up')
+  .option('--once', 'read every flow once (polls, a MISP catch-up, the OpenCTI stream until caught up), deliver what is due, print a summary and exit: 0 ok, 1 something failed, 3 a sink refused our set-up')
   .action(async (opts: { once?: boolean }) => {
   const c = config();
   const log = createLogger(c.connector.log_level);
@@ -172,8 +172,8 @@ function printOnceReport(report: Awaited<ReturnType<typeof runOnce>>): number {
   for (const name of report.skipped) lines.push(`${name}: skipped (no one-shot mode)`);
   if (report.summaries.length === 0) lines.push('no flow is configured: nothing to run once');
   print(lines.join('\n'));
-  // 2: fix the set-up first (credentials, roles, paths); 1: something was dead-lettered, waits for a retry, or a read failed.
-  if (report.summaries.some((s) => (s.setupProblems?.length ?? 0) > 0)) return 2;
+  // 3 (2 is a bad argument): fix the set-up first (credentials, roles, paths); 1: something was dead-lettered, waits for a retry, or a read failed.
+  if (report.summaries.some((s) => (s.setupProblems?.length ?? 0) > 0)) return 3;
   return report.summaries.some((s) => s.failed > 0) ? 1 : 0;
 }
 

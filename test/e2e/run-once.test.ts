@@ -1,6 +1,6 @@
 // End-to-end: `threatbridge run --once` for every flow, as the scripts' cron use: the built CLI reads
 // each source once (the OpenCTI stream until caught up, a MISP sync, one assets run), delivers to
-// the simulators, prints one summary line per flow and exits 0, 1 (something failed) or 2 (a sink
+// the simulators, prints one summary line per flow and exits 0, 1 (something failed) or 3 (a sink
 // refused our set-up). Assertions are on the simulators' state and on the printed lines.
 import { expect } from 'chai';
 import { CarSimulator } from '../../sim/car/server.js';
@@ -54,13 +54,13 @@ describe('run --once end to end', function () {
     expect(third.code).to.equal(0);
   });
 
-  it('exits 2 naming the sink when it refuses our set-up (no Sentinel Contributor role on the workspace)', async () => {
+  it('exits 3 naming the sink when it refuses our set-up (no Sentinel Contributor role on the workspace)', async () => {
     lab = await new Lab({ heartbeatMs: 500, sentinel: true }).start();
     lab.opencti.create(indicator('refused.example.net'));
     const workspace = '12121212-3434-4565-8787-909090909090';
     lab.sentinel!.grantContributor(workspace, 'someone-else');
     const r = await once(lab.env({ OPENCTI_TARGETS: 'sentinel', SENTINEL_WORKSPACE_ID: workspace }));
-    expect(r.code, r.lines.join('\n')).to.equal(2);
+    expect(r.code, r.lines.join('\n')).to.equal(3);
     expect(summary(r.lines, 'opencti -> sentinel')).to.equal('opencti -> sentinel: processed 1, created 0, updated 0, failed 1');
     expect(r.lines.find((l) => l.startsWith('  set-up refused by sentinel:'))).to.include('Microsoft Sentinel Contributor');
     expect(lab.sentinel!.indicators()).to.deep.equal([]);
