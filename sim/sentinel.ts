@@ -64,6 +64,8 @@ export class SentinelSimulator {
   private readonly stored = new Map<string, StoredObject>();
   private readonly windows = new Map<string, number[]>();
   private readonly injected: Injected[] = [];
+  /** Uploads still to apply without answering (the service never learns they landed). */
+  private unanswered = 0;
   readonly requestLog: SentinelRequestLogEntry[] = [];
   /** Every object accepted, keyed `workspace␀sourcesystem␀id`: what the service sent, not what the store kept. */
   readonly sends = new SendLog();
@@ -90,6 +92,14 @@ export class SentinelSimulator {
   /** The next `count` uploads answer `status` (429 carries Retry-After `retryAfter` seconds). */
   failNext(count: number, status: number, options: { retryAfter?: number } = {}): void {
     this.injected.push({ remaining: count, status, retryAfter: options.retryAfter });
+  }
+
+  /**
+   * The next `count` uploads are applied but never answered: the request hangs until the client
+   * gives up or dies, as when a crash or a cut connection loses an answer.
+   */
+  loseAnswers(count: number): void {
+    this.unanswered = count;
   }
 
   grantContributor(workspaceId: string, clientId: string): void {
@@ -155,6 +165,11 @@ export class SentinelSimulator {
         sent.push({ key: `${workspaceId}\u0000${body.sourcesystem as string}\u0000${object.id}`, content: JSON.stringify(raw) });
       });
       log(200, errors.length);
+      if (this.unanswered > 0) {
+        this.unanswered--;
+        this.sends.record(sent, arrived, false);
+        return; // applied, never answered: the socket stays open until the client goes away
+      }
       // A client that gave up (its timeout) closed the socket: it never sees this answer.
       this.sends.record(sent, arrived, !res.destroyed);
       if (errors.length === 0) { res.writeHead(200, { 'Content-Length': '0' }); res.end(); return; }

@@ -19,7 +19,7 @@ import { listHits } from './sinks/sightings.js';
 import { activeRouter } from './flows/hub.js';
 import { createLogger, errorFields, scrubSecrets } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
-import { registerConfigSecrets, runOnce, startService } from './service.js';
+import { ignoredSettings, registerConfigSecrets, runOnce, startService } from './service.js';
 import { DEFENDER_SINK, defenderClient, defenderReconciler } from './sinks/defender/index.js';
 import { createContext, normaliseEvent } from './sources/opencti/normalise.js';
 import { openStore, type Store } from './store/index.js';
@@ -122,7 +122,7 @@ program.name('threatbridge')
   .version('0.1.0');
 
 program.command('run').description('run the service (long-running)')
-  .option('--once', 'poll the polling flows once, deliver what is due, print a summary and exit (non-zero when something failed)')
+  .option('--once', 'read every flow once (polls, a MISP catch-up, the OpenCTI stream until caught up), deliver what is due, print a summary and exit: 0 ok, 1 something failed, 3 a sink refused our set-up')
   .action(async (opts: { once?: boolean }) => {
   const c = config();
   const log = createLogger(c.connector.log_level);
@@ -167,10 +167,13 @@ function printOnceReport(report: Awaited<ReturnType<typeof runOnce>>): number {
   for (const s of report.summaries) {
     lines.push(`${s.flow}: processed ${s.processed}, created ${s.created}, updated ${s.updated}, failed ${s.failed}`);
     if (s.details) lines.push(`  ${Object.entries(s.details).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    for (const p of s.setupProblems ?? []) lines.push(`  set-up refused by ${p}`);
   }
-  for (const name of report.skipped) lines.push(`${name}: skipped (a streaming flow; --once runs only polling flows)`);
-  if (report.summaries.length === 0) lines.push('no polling flow is configured: nothing to run once');
+  for (const name of report.skipped) lines.push(`${name}: skipped (no one-shot mode)`);
+  if (report.summaries.length === 0) lines.push('no flow is configured: nothing to run once');
   print(lines.join('\n'));
+  // 3 (2 is a bad argument): fix the set-up first (credentials, roles, paths); 1: something was dead-lettered, waits for a retry, or a read failed.
+  if (report.summaries.some((s) => (s.setupProblems?.length ?? 0) > 0)) return 3;
   return report.summaries.some((s) => s.failed > 0) ? 1 : 0;
 }
 
@@ -185,7 +188,9 @@ program.command('check-config').description('validate the configuration as `run`
       print({ ok: false, problems: err.problems.map(scrubSecrets), warnings: [], flows: [] });
       process.exit(78);
     }
-    const { config: c, warnings, file } = loaded;
+    const { config: c, file } = loaded;
+    // Settings of the official OpenCTI connector accepted and ignored: noted with the warnings.
+    const warnings = [...loaded.warnings, ...ignoredSettings(c).map((n) => `${n.key}: ${n.note}`)];
     registerConfigSecrets(c);
     const problems = startupProblems(c);
     const flows = flowStatuses(c).map((f) => ({ flow: f.name, wanted: f.wanted, active: f.wanted && f.missing.length === 0, missing: f.missing }));

@@ -39,10 +39,19 @@ export function warnInsecureTls(config: Config, log: Logger): void {
   }
 }
 
+/** Settings of the official OpenCTI connector that ThreatBridge accepts but does not use, each with why. */
+export function ignoredSettings(config: Config): { key: string; note: string }[] {
+  const out: { key: string; note: string }[] = [];
+  if (config.connector.scope !== undefined) out.push({ key: 'connector.scope', note: 'ignored: ThreatBridge reads the indicators of the live stream whatever the scope' });
+  if (config.connector.type !== undefined) out.push({ key: 'connector.type', note: 'ignored: ThreatBridge is a stream connector' });
+  return out;
+}
+
 export async function startService(config: Config, log: Logger): Promise<RunningService> {
   registerConfigSecrets(config);
   assertStartable(config);
   warnInsecureTls(config, log);
+  for (const n of ignoredSettings(config)) log.warn({ key: n.key }, `${n.key} is accepted for compatibility with the official connector and ${n.note}`);
 
   const metrics = new Metrics(true);
   let store: Store;
@@ -130,22 +139,30 @@ export interface OnceReport {
 }
 
 /**
- * `run --once`: the configured flows' parts are built but not started; each part with a one-shot
- * mode reads once and delivers what is due. Streaming flows (OpenCTI) are left alone.
+ * `run --once`: the configured flows' parts are built but not started (only the guard, so that
+ * every enforcing action still passes it); each source reads once (a poll, a MISP catch-up, the
+ * OpenCTI stream up to where it stood), in turn, and its sinks deliver what is due.
  */
 export async function runOnce(config: Config, log: Logger): Promise<OnceReport> {
   registerConfigSecrets(config);
   assertStartable(config);
   warnInsecureTls(config, log);
+  for (const n of ignoredSettings(config)) log.warn({ key: n.key }, `${n.key} is accepted for compatibility with the official connector and ${n.note}`);
   const store = await openStore(config);
   try {
-    const ctx: ServiceContext = { config, store, log, metrics: new Metrics() };
+    const ctx: ServiceContext = { config, store, log, metrics: new Metrics(), once: true };
     const parts = serviceParts(ctx);
+    const guard = parts.find((p) => p.name === 'guard');
+    await guard?.start();
     const summaries: OnceSummary[] = [];
     const skipped: string[] = [];
-    for (const p of parts.filter((x) => x.kind === 'source')) {
-      if (p.runOnce) summaries.push(await p.runOnce());
-      else skipped.push(p.name);
+    try {
+      for (const p of parts.filter((x) => x.kind === 'source')) {
+        if (p.runOnce) summaries.push(await p.runOnce());
+        else skipped.push(p.name);
+      }
+    } finally {
+      await guard?.stop(1000);
     }
     return { summaries, skipped };
   } finally {

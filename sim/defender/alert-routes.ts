@@ -75,7 +75,7 @@ function list(ctx: RouteContext, store: AlertStore, pageSize: number): RouteResu
     throw err;
   }
   const withEvidence = expandEvidence(ctx.url);
-  const result = runQuery(store.list(ctx.caller.tenantId), query, ALERT_SCHEMA, pageSize);
+  const result = runQuery(store.visible(ctx.caller.tenantId), query, ALERT_SCHEMA, pageSize);
   const body: Record<string, unknown> = { '@odata.context': `${ctx.baseUrl}/api/$metadata#Alerts` };
   if (query.count) body['@odata.count'] = result.total;
   body.value = result.page.map((a) => view(a, withEvidence));

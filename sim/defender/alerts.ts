@@ -78,7 +78,14 @@ export function evidence(fields: Partial<AlertEvidence> & { entityType: string }
 
 export class AlertStore {
   private readonly byTenant = new Map<string, Map<string, Alert>>();
+  /** alert id → when its current version reaches the API, and the version shown until then (null: none yet). */
+  private readonly ingesting = new Map<string, { at: number; shown: Alert | null }>();
   private counter = 0;
+  /**
+   * Defender's ingestion delay: an alert (or a change) reaches the API this long after its
+   * `lastUpdateTime`, so a poller sees it with a lastUpdateTime already in the past.
+   */
+  ingestionDelayMs = 0;
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -104,6 +111,7 @@ export class AlertStore {
       ...fields,
     };
     this.tenant(tenantId).set(alert.id, alert);
+    if (this.ingestionDelayMs > 0) this.ingesting.set(alert.id, { at: this.now() + this.ingestionDelayMs, shown: null });
     return structuredClone(alert);
   }
 
@@ -111,6 +119,11 @@ export class AlertStore {
   update(tenantId: string, id: string, changes: Partial<Alert>): Alert {
     const alert = this.tenant(tenantId).get(id);
     if (!alert) throw new Error(`no alert ${id} in tenant ${tenantId}`);
+    if (this.ingestionDelayMs > 0) {
+      const waiting = this.ingesting.get(id);
+      const shown = waiting && waiting.at > this.now() ? waiting.shown : structuredClone(alert);
+      this.ingesting.set(id, { at: this.now() + this.ingestionDelayMs, shown });
+    }
     const comment = (changes as { comment?: string }).comment;
     delete (changes as { comment?: string }).comment;
     Object.assign(alert, changes);
@@ -130,8 +143,21 @@ export class AlertStore {
     return [...this.tenant(tenantId).values()];
   }
 
+  /** What the API shows now: each alert as of its last change whose ingestion delay has passed. */
+  visible(tenantId: string): Alert[] {
+    const now = this.now();
+    const out: Alert[] = [];
+    for (const a of this.list(tenantId)) {
+      const waiting = this.ingesting.get(a.id);
+      if (!waiting || waiting.at <= now) out.push(a);
+      else if (waiting.shown) out.push(waiting.shown);
+    }
+    return out;
+  }
+
   clear(): void {
     this.byTenant.clear();
+    this.ingesting.clear();
   }
 }
 

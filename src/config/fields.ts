@@ -10,9 +10,11 @@ export const httpUrl = z
   .refine((u) => !/^https?:\/\/[^/?#]*@/i.test(u), 'must not carry credentials (user:password@); remove them and use the token or key setting of this system')
   .transform((u) => u.replace(/\/+$/, ''));
 
+// pycti (the official connectors) spells warn `warning`: its settings work unchanged.
 export const logLevel = z
   .string()
   .transform((s) => s.toLowerCase())
+  .transform((s) => (s === 'warning' ? 'warn' : s))
   .pipe(z.enum(['trace', 'debug', 'info', 'warn', 'error']));
 
 export const observableType = z.enum(OBSERVABLE_TYPES as [string, ...string[]]);

@@ -25,7 +25,11 @@ export const configSchema = z
       .object({
         id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID').optional().describe('a UUID v4 of your own that identifies this connector in OpenCTI (e.g. from `uuidgen`); the sample\'s all-zero placeholder is refused'),
         name: z.string().min(1).default('ThreatBridge').describe('name shown in OpenCTI'),
-        log_level: logLevel.default('info').describe('one of trace, debug, info, warn, error (info: start, stop, outages and recoveries; debug adds every skip and routing decision)'),
+        log_level: logLevel.default('info').describe('one of trace, debug, info, warn (or warning, as pycti spells it), error (info: start, stop, outages and recoveries; debug adds every skip and routing decision)'),
+        // Settings of the official OpenCTI connector that mean nothing here; accepted so its
+        // environment works unchanged, and noted at start-up (see ignoredSettings).
+        scope: z.string().optional().describe('accepted for compatibility with the official connector (CONNECTOR_SCOPE) and ignored: ThreatBridge reads the indicators of the live stream'),
+        type: z.string().optional().describe('accepted for compatibility with the official connector (CONNECTOR_TYPE=STREAM) and ignored'),
         live_stream_id: z
           .string()
           .min(1)

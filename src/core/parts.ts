@@ -25,6 +25,8 @@ export interface OnceSummary {
   updated: number;
   failed: number;
   details?: Record<string, number>;
+  /** Sinks that refused our set-up (credentials, permissions, a wrong path), with what to fix. */
+  setupProblems?: string[];
 }
 
 /** A delivery worker as a part. */

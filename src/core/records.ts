@@ -106,6 +106,8 @@ export interface AccountSnapshot {
 
 export interface VulnerabilitySnapshot {
   node: CarNode;
+  /** The vulnerable software, `<vendor>:<product>:<version>` as the IBM connector names it (TVM rows that say). */
+  applications?: string[];
 }
 
 /** Everything CAR should hold for one machine now. A null list means "not read this run: keep what CAR has". */

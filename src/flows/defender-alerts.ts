@@ -14,6 +14,7 @@ import { attachHits } from '../sources/defender-alerts/hits.js';
 import { DefenderAlertsPoller, readAlert } from '../sources/defender-alerts/poller.js';
 import type { Hub } from './hub.js';
 import type { ServiceContext } from './parts.js';
+import { runFlowOnce } from './once.js';
 import { leadingSourcePart } from './source-leadership.js';
 
 export const ALERTS_SOURCE = 'defender_alerts';
@@ -57,33 +58,26 @@ export function defenderAlertsPart(ctx: ServiceContext, hub: Hub): ServicePart {
   }, pollers.map((p) => p.ingest), 'some alerts were not stored before shutdown; the next poll reads them again');
   return {
     ...part,
-    runOnce: async () => {
-      let read = 0;
-      let queued = 0;
-      let pollFailures = 0;
-      for (const { poller } of pollers) {
-        try {
-          const r = await poller.pollOnce();
-          read += r.read;
-          queued += r.queued;
-        } catch (err) {
-          pollFailures++;
-          log.error({ source: poller.source, error: (err as Error).message }, 'Defender alerts poll failed');
+    runOnce: () => runFlowOnce({
+      source: ALERTS_SOURCE, store, log, sinks, counts: (s) => hub.countsOf(s),
+      loops: pollers.map((p) => p.ingest), sourceLetters: pollers.map((p) => `source:${p.poller.source}`),
+      read: async () => {
+        let read = 0;
+        let queued = 0;
+        let failures = 0;
+        for (const { poller } of pollers) {
+          try {
+            const r = await poller.pollOnce();
+            read += r.read;
+            queued += r.queued;
+          } catch (err) {
+            failures++;
+            log.error({ source: poller.source, error: (err as Error).message }, 'Defender alerts poll failed');
+          }
         }
-      }
-      for (const p of pollers) p.ingest.stop();
-      let processed = 0;
-      for (const s of sinks) processed += await s.worker.drainOnce();
-      const stats = await store.outboxStats(Date.now());
-      const waiting = sinks.reduce((n, s) => n + (stats.find((x) => x.sink === s.route.sink)?.pending ?? 0), 0);
-      const c = sinks.map((s) => s.counts?.() ?? { created: 0, updated: 0, deadLettered: 0 })
-        .reduce((x, y) => ({ created: x.created + y.created, updated: x.updated + y.updated, deadLettered: x.deadLettered + y.deadLettered }));
-      return {
-        flow: `${ALERTS_SOURCE} -> ${sinks.map((s) => s.route.sink).join(', ')}`,
-        processed, created: c.created, updated: c.updated, failed: c.deadLettered + waiting + pollFailures,
-        details: { alertsRead: read, queued, deadLettered: c.deadLettered, waitingForRetry: waiting, pollFailures },
-      };
-    },
+        return { details: { alertsRead: read, queued }, failures };
+      },
+    }),
   };
 }
 

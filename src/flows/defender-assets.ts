@@ -7,6 +7,7 @@ import { DefenderAssetsPoller, SOURCE } from '../sources/defender-assets/poller.
 import type { Hub } from './hub.js';
 import type { ServiceContext } from './parts.js';
 import { POLLER_WAIT_OUT } from './defender-alerts.js';
+import { runFlowOnce } from './once.js';
 import { leadingSourcePart } from './source-leadership.js';
 
 export function defenderAssetsPart(ctx: ServiceContext, hub: Hub): ServicePart {
@@ -29,9 +30,20 @@ export function defenderAssetsPart(ctx: ServiceContext, hub: Hub): ServicePart {
       return null;
     },
   }, log, metrics);
-  return leadingSourcePart(ctx, SOURCE, {
+  const part = leadingSourcePart(ctx, SOURCE, {
     start: async () => poller.start(),
     stop: (boundMs) => poller.stop(boundMs),
     health: () => (poller.lastError ? `last run failed: ${poller.lastError}` : null),
   }, ingest, 'the last assets run was not stored before shutdown; the next start reads it again');
+  return {
+    ...part,
+    // One run as the interval would do it (initial import or incremental), then CAR gets what is due.
+    runOnce: () => runFlowOnce({
+      source: SOURCE, store, log, sinks, counts: (s) => hub.countsOf(s), loops: [ingest], sourceLetters: [`source:${SOURCE}`],
+      read: async () => {
+        const r = await poller.runOnce();
+        return { details: { machines: r.machines, vulnerabilitiesRefreshed: r.vulnerabilitiesRefreshed, machinesDeleted: r.deleted, alerts: r.alerts, usersDeferred: r.usersDeferred }, failures: 0 };
+      },
+    }),
+  };
 }

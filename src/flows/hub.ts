@@ -14,6 +14,7 @@ import { createGuard, type Guard } from '../guard/index.js';
 import { TlpPolicy } from '../guard/tlp.js';
 import { RecordingHandler } from '../sinks/dry-run.js';
 import type { ServiceContext } from './parts.js';
+import { CountingHandler, type DeliveryCounts } from './once.js';
 import { SINKS, type BuiltSink } from './sinks.js';
 
 const isIndicatorSink = (sink: string) => (INDICATOR_SINKS as readonly string[]).includes(sink);
@@ -58,14 +59,36 @@ export class Hub {
   readonly pipeline: Pipeline;
   /** One guard for every indicator sink: the same verdicts, breaker and decision log. */
   private readonly guard: Guard;
+  /** `run --once`: each sink's handler, counting what its deliveries did. */
+  private readonly counting = new Map<string, CountingHandler>();
 
   constructor(private readonly ctx: ServiceContext) {
     this.sources = sourcesBySink(ctx.config);
     this.guard = createGuard(ctx.config, ctx.store, ctx.log, ctx.metrics);
-    for (const sink of this.sources.keys()) this.sinks.set(sink, SINKS[sink]!.create(ctx, reviewWrap(ctx, sink), this.guard));
+    for (const sink of this.sources.keys()) {
+      const review = reviewWrap(ctx, sink);
+      const wrap = ctx.once ? (h: SinkHandler) => this.countOn(sink, review(h)) : review;
+      this.sinks.set(sink, SINKS[sink]!.create(ctx, wrap, this.guard));
+    }
     this.pipeline = new Pipeline(ctx.store,
       routerOf([...this.sinks].map(([sink, built]) => [this.sources.get(sink)!, built.route])), ctx.log, ctx.metrics,
       { rawCopyBytes: ctx.config.limits.raw_copy_bytes, screen: new TlpPolicy(ctx.config.guard.max_tlp), decisions: ctx.store });
+  }
+
+  private countOn(sink: string, handler: SinkHandler): SinkHandler {
+    const counting = new CountingHandler(handler, this.ctx.store);
+    this.counting.set(sink, counting);
+    return counting;
+  }
+
+  /** What a sink's deliveries did so far (`run --once`; zeros otherwise). */
+  countsOf(sink: string): DeliveryCounts {
+    return this.counting.get(sink)?.counts ?? { created: 0, updated: 0, deleted: 0 };
+  }
+
+  /** The guard's part, started by `run --once` before any indicator sink delivers (protected values, breakers). */
+  get guardPart(): ServicePart | null {
+    return [...this.sinks.keys()].some(isIndicatorSink) ? this.guard.part : null;
   }
 
   /** The sinks a source feeds. */

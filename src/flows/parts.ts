@@ -9,4 +9,6 @@ export interface ServiceContext {
   store: Store;
   log: Logger;
   metrics: Metrics;
+  /** `run --once`: sinks count what their deliveries did, for the summary. */
+  once?: boolean;
 }

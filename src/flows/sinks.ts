@@ -30,14 +30,12 @@ export interface BuiltSink {
   held?(ids: string[]): Promise<Set<string>>;
   /** The save point the sink confirmed and no longer holds (it was reset): its source sends everything again. */
   savePointLost?(): Promise<string | null>;
-  /** What the delivery did since start (`run --once` summaries). */
-  counts?(): { created: number; updated: number; deadLettered: number };
 }
 
 export interface SinkModule {
   /** The route alone, without clients (replay). */
   route(config: Config): SinkRoute | RecordRoute;
-  /** `wrap`: dry run and review file around the handler (indicator sinks); `guard`: the one enforcement gate of every indicator sink. */
+  /** `wrap`: around the handler (dry run and review file for indicator sinks, counting for `run --once`); `guard`: the one enforcement gate of every indicator sink. */
   create(ctx: ServiceContext, wrap: (handler: SinkHandler) => SinkHandler, guard: Guard): BuiltSink;
 }
 
@@ -52,18 +50,18 @@ export const SINKS: Record<string, SinkModule> = {
   },
   [IRIS_SINK]: {
     route: () => irisRoute(IRIS_SINK),
-    create: ({ config, store, log, metrics }) => createIrisSink(config, store, log, metrics),
+    create: ({ config, store, log, metrics }, wrap) => createIrisSink(config, store, log, metrics, wrap),
   },
   [CAR_SINK]: {
     route: () => carRoute(CAR_SINK),
-    create: ({ config, store, log, metrics }) => createCarSink(config, store, log, metrics),
+    create: ({ config, store, log, metrics }, wrap) => createCarSink(config, store, log, metrics, undefined, wrap),
   },
   [OPENCTI_SIGHTINGS_SINK]: {
     route: () => openctiSightingsRoute(OPENCTI_SIGHTINGS_SINK),
-    create: ({ config, store, log, metrics }) => createOpenctiSightingsSink(config, store, log, metrics),
+    create: ({ config, store, log, metrics }, wrap) => createOpenctiSightingsSink(config, store, log, metrics, wrap),
   },
   [MISP_SIGHTINGS_SINK]: {
     route: () => mispSightingsRoute(MISP_SIGHTINGS_SINK),
-    create: ({ config, store, log, metrics }) => createMispSightingsSink(config, store, log, metrics),
+    create: ({ config, store, log, metrics }, wrap) => createMispSightingsSink(config, store, log, metrics, wrap),
   },
 };

@@ -125,6 +125,34 @@ describe('Defender assets → CAR end to end', function () {
     await waitFor(() => car.edgesOf('asset_vulnerability', { from: m2.id, to: 'da638000000000000001_1' })[0]?.active === false, 'resolved alert disabled', 30_000);
   });
 
+  it('refreshes the CVEs of every machine that is not inactive on each run, also when its lastSeen did not move', async () => {
+    const { m1, m2 } = seedFleet();
+    const idle = data.addMachine({ computerDnsName: 'idle.corp.example', healthStatus: 'Inactive', lastSeen: daysAgo(3),
+      ipAddresses: [{ ipAddress: '10.1.0.50', macAddress: null, operationalStatus: 'Up' }] });
+    start();
+    await waitFor(() => car.modelState(SOURCE), 'initial import done', 60_000);
+    // The IBM connector's other edges: the vulnerable software (TVM rows) and who logged on where.
+    expect(activeTargets('asset_application', m1.id)).to.include('microsoft:outlook:16.0');
+    expect(car.node('application', 'microsoft:outlook:16.0')).to.include({ name: 'microsoft:outlook:16.0' });
+    expect(activeTargets('application_vulnerability', 'microsoft:outlook:16.0')).to.deep.equal(['CVE-2024-21413']);
+    expect(activeTargets('account_hostname', 'corp\\alice')).to.deep.equal(['ws1.corp.example']);
+    const lastSeen = [m1.id, m2.id].map((id) => data.machines.get(id)!.lastSeen);
+    // TVM finds new CVEs on m2 and fixes m1's; neither machine checks in (lastSeen unchanged).
+    data.vulnerabilities.set('CVE-2025-0001', { id: 'CVE-2025-0001', name: 'CVE-2025-0001', description: 'New one', severity: 'High', cvssV3: 8.1, publishedOn: '2025-01-07T00:00:00Z' });
+    data.machineVulnerabilities.push({ cveId: 'CVE-2025-0001', machineId: m2.id, productName: 'edge', productVendor: 'microsoft', productVersion: '1' });
+    data.machineVulnerabilities.push({ cveId: 'CVE-2025-0001', machineId: idle.id, productName: 'edge', productVendor: 'microsoft', productVersion: '1' });
+    data.machineVulnerabilities.splice(data.machineVulnerabilities.findIndex((v) => v.machineId === m1.id), 1);
+    await waitFor(() => activeTargets('asset_vulnerability', m2.id).includes('CVE-2025-0001'), 'new CVE edge on an unchanged machine', 30_000);
+    await waitFor(() => !activeTargets('asset_vulnerability', m1.id).includes('CVE-2024-21413'), 'fixed CVE edge disabled', 30_000);
+    await waitFor(() => !activeTargets('asset_application', m1.id).includes('microsoft:outlook:16.0'), 'fixed software edge disabled', 30_000);
+    expect(activeTargets('asset_application', m2.id)).to.include('microsoft:edge:1');
+    expect(car.node('vulnerability', 'CVE-2025-0001')).to.include({ description: 'New one' });
+    expect([m1.id, m2.id].map((id) => data.machines.get(id)!.lastSeen)).to.deep.equal(lastSeen);
+    // An inactive machine (imported while it was recent) is not refreshed.
+    expect(car.node('asset', idle.id)).to.include({ name: 'idle.corp.example' });
+    expect(car.edgesOf('asset_vulnerability', { from: idle.id })).to.deep.equal([]);
+  });
+
   it('loses nothing across a CAR outage and a kill -9, and does not fall back to a full import', async () => {
     const { m1 } = seedFleet();
     car.setDown(true);

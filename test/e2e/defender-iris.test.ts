@@ -131,6 +131,28 @@ describe('Defender alerts → IRIS end to end', function () {
     expect(byRef(rich.id)).to.have.length(1);
   });
 
+  it('brings in every New alert on the first run however old, and alerts Defender ingests late with the default overlap', async () => {
+    await start();
+    const days = (n: number) => new Date(Date.now() - n * 86_400_000).toISOString();
+    const ancient = alerts.add(LAB_TENANT, { title: 'Opened 40 days ago', alertCreationTime: days(40), lastUpdateTime: days(40), firstEventTime: days(40) });
+    const weekOld = alerts.add(LAB_TENANT, { title: 'Opened a week ago', alertCreationTime: days(7), lastUpdateTime: days(7) });
+    const oldResolved = alerts.add(LAB_TENANT, { title: 'Resolved long ago', status: 'Resolved', lastUpdateTime: days(30) });
+    const oldInProgress = alerts.add(LAB_TENANT, { title: 'In progress', status: 'InProgress', lastUpdateTime: days(3) });
+    // Defender's ingestion delay: from now on an alert reaches the API 3 s after its lastUpdateTime,
+    // longer than the poll interval, so it shows up behind the position the poller already passed.
+    alerts.ingestionDelayMs = 3000;
+    run({ DEFENDER_ALERTS_OVERLAP_SECONDS: '' }); // the default overlap
+    await waitFor(() => byRef(ancient.id).length === 1 && byRef(weekOld.id).length === 1, 'old New alerts in IRIS');
+    await waitPolls(2);
+    const late = alerts.add(LAB_TENANT, { title: 'Ingested late' });
+    await waitFor(() => byRef(late.id).length === 1, 'the late-ingested alert in IRIS', 30_000);
+    expect(byRef(oldResolved.id)).to.have.length(0);
+    expect(byRef(oldInProgress.id)).to.have.length(0);
+    expect(irisAlerts()).to.have.length(3);
+    const firstList = decodeURIComponent(lab.defender.requestLog.find((e) => e.endpoint === 'alerts.list')!.query);
+    expect(firstList).to.include("$filter=status eq 'New'").and.not.include('lastUpdateTime');
+  });
+
   it('delays through an IRIS outage and a lost create answer without losing or doubling, and dead-letters a rejected alert with IRIS\'s message', async () => {
     await start();
     iris.setDown(true);
@@ -162,11 +184,11 @@ describe('Defender alerts → IRIS end to end', function () {
     await start({ layout: 'upgraded' });
     const a1 = alerts.add(LAB_TENANT, { severity: 'Medium' });
     alerts.add(LAB_TENANT, { severity: 'High' });
-    // OpenCTI configured too: its stream flow is not part of --once and says so.
+    // OpenCTI configured too: --once reads its (empty) stream until caught up as well, without registering.
     const once = new ServiceProcess(env({ OPENCTI_URL: lab.opencti.url, CONNECTOR_LIVE_STREAM_ID: LAB_STREAM, CONNECTOR_ID: lab.connectorId }));
     once.start(['run', '--once']);
     expect(await once.waitForExit(60_000)).to.equal(0);
-    expect(once.lines.map((l) => l.msg ?? '')).to.include('opencti: skipped (a streaming flow; --once runs only polling flows)');
+    expect(once.lines.map((l) => l.msg ?? '')).to.include('opencti -> defender: processed 0, created 0, updated 0, failed 0');
     expect(lab.opencti.connectors.size).to.equal(0);
     const summary = once.lines.map((l) => l.msg ?? '').find((m) => m.startsWith('defender_alerts -> iris:'));
     expect(summary).to.equal('defender_alerts -> iris: processed 2, created 2, updated 0, failed 0');

@@ -98,6 +98,42 @@ describe('OpenCTI → Sentinel end to end', function () {
     expect(lab.sentinel!.requestLog.every((r) => r.objects <= 100)).to.equal(true);
   });
 
+  it('keeps each object\'s first created through a lost answer, a crash, later versions and revocation (counted from what Sentinel received)', async () => {
+    const env = { OPENCTI_TARGETS: 'sentinel', CONNECTOR_LOG_LEVEL: 'debug', SENTINEL_REQUEST_TIMEOUT: '600' };
+    const sent = () => lab.sentinel!.sends.sends.map((s) => JSON.parse(s.content) as Stix & { created: string; modified: string });
+    // The first upload lands in Sentinel but its answer never comes back.
+    lab.sentinel!.loseAnswers(1);
+    start(env);
+    const version = (i: number, score: number) => makeIndicator({ pattern: `[domain-name:value = 'created${i}.example.net']`, score, markings: ['TLP:GREEN'], labels: [] });
+    const indicators = Array.from({ length: 5 }, (_, i) => version(i, 30));
+    for (const i of indicators) lab.opencti.create(i);
+    await waitFor(() => sent().length === 5, 'the five objects received, answer lost');
+    const first = new Map(sent().map((o) => [o.id, o.created]));
+    // Later versions arrive while the upload is unconfirmed; the service dies before any answer.
+    await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 5; i++) lab.opencti.update(version(i, 90));
+    await service.waitForLog((l) => l.msg === 'routing decision' && String(l['decision']).includes('score 90'));
+    await new Promise((r) => setTimeout(r, 1500)); // the batch commits (pipeline.batch_ms 200)
+    await service.kill9();
+
+    start(env);
+    await waitFor(() => stix().length === 5 && stix().every((o) => o.confidence === 90), 'the later versions uploaded after the restart', 60_000);
+    // Revocation: its first answer is lost too, and the service dies again before learning the outcome.
+    lab.sentinel!.loseAnswers(1);
+    for (const i of indicators) lab.opencti.delete(i.id);
+    await waitFor(() => sent().filter((o) => o.revoked).length >= 5, 'revocations received, answer lost', 60_000);
+    await service.kill9();
+    start(env);
+    await waitFor(() => sent().filter((o) => o.revoked).length >= 10, 'revocations sent again after the restart', 60_000);
+
+    const createdById = new Map<string, Set<string>>();
+    for (const o of sent()) createdById.set(o.id, (createdById.get(o.id) ?? new Set()).add(o.created));
+    expect(createdById.size).to.equal(5);
+    for (const [id, created] of createdById) expect([...created], `created values sent for ${id}`).to.deep.equal([first.get(id)]);
+    for (const o of sent()) expect(Date.parse(o.modified)).to.be.above(Date.parse(o.created));
+    expect(sent().length, 'versions received: lost upload, later version, lost revocation, retried revocation').to.be.at.least(20);
+  });
+
   it('uses its own Entra app when configured, rides out 500 and 429, audits the errors and never logs a secret', async () => {
     const ownSecret = 'sentinel-own-app-secret-value';
     const ownClient = 'bbbbbbbb-cccc-4ddd-8eee-ffffffffffff';

@@ -11,6 +11,7 @@ import { waitFor } from '../../sim/service-process.js';
 import { dropSchema, freshSchemaName, requirePostgres, TEST_PG_URL } from '../support/postgres.js';
 import { faultPoints, killAt, printReports, runScenario } from './harness.js';
 import { OpenCtiFlow } from './opencti-flow.js';
+import { sentinelCreatedChanges } from './sentinel-sink.js';
 
 const EVENTS = Number(process.env['FAULT_EVENTS'] ?? 10_000);
 const SEED = Number(process.env['FAULT_SEED'] ?? 20261123);
@@ -174,6 +175,8 @@ describe('fault suite: OpenCTI → Sentinel', function () {
     expect(statuses.filter((s) => s === 500).length, 'the 500 storm was met').to.be.greaterThan(0);
     expect(statuses.filter((s) => s === 429).length, 'the 429 storm was met').to.be.greaterThan(0);
     expect(flow.lab.defender.indicators(), 'only Sentinel is targeted').to.have.length(0);
+    // Through kills that lose answers, retries and revocations, each id keeps its first created.
+    expect(sentinelCreatedChanges(flow.lab.sentinel!), 'ids sent with a changed created').to.deep.equal([]);
     expect(kill.kills()).to.equal(4);
   });
 });

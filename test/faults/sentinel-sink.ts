@@ -26,3 +26,14 @@ export function sentinelRepeats(sentinel: SentinelSimulator, interruptions: read
   const valueOf = (content: string) => SINGLE_VALUE.exec(String((JSON.parse(content) as { pattern?: unknown }).pattern))?.[1];
   return sentinel.sends.repeats({ interruptions }).filter((s) => !reemitted.has(valueOf(s.content) ?? '')).length;
 }
+
+/** Ids whose received versions carried more than one `created` (STIX 2.1: it never changes), counted from what Sentinel received. */
+export function sentinelCreatedChanges(sentinel: SentinelSimulator): string[] {
+  const created = new Map<string, Set<string>>();
+  for (const send of sentinel.sends.sends) {
+    const o = JSON.parse(send.content) as { id?: unknown; created?: unknown };
+    const id = String(o.id);
+    created.set(id, (created.get(id) ?? new Set()).add(String(o.created)));
+  }
+  return [...created].filter(([, values]) => values.size > 1).map(([id]) => id);
+}

@@ -59,7 +59,7 @@ describe('CAR import plan', () => {
     expect(plan.edges['asset_account']![0]).to.include({ _from_external_id: id, _to_external_id: 'corp\\alice' });
     expect(plan.edges['asset_vulnerability']![0]).to.include({ _from_external_id: id, _to_external_id: 'CVE-2024-1' });
     expect(plan.patches).to.deep.equal([]);
-    expect(plan.delivered.get(id)).to.deep.equal({ h: 'host1.corp.example', os: 'Windows11', ip: ['10.0.0.5', '203.0.113.5'], mac: ['00:0c:29:89:79:42'], ipmac: ['10.0.0.5|00:0c:29:89:79:42'], acc: ['corp\\alice'], vul: ['CVE-2024-1'] });
+    expect(plan.delivered.get(id)).to.deep.equal({ h: 'host1.corp.example', os: 'Windows11', ip: ['10.0.0.5', '203.0.113.5'], mac: ['00:0c:29:89:79:42'], ipmac: ['10.0.0.5|00:0c:29:89:79:42'], acc: ['corp\\alice'], vul: ['CVE-2024-1'], app: [], acch: ['corp\\alice'] });
   });
 
   it('disables exactly the edges CAR holds that the new snapshot no longer has', () => {

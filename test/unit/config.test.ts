@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, configKeys, envName, loadConfig, requireKeys } from '../../src/config/load.js';
 import { activeFlows, flowProblems, flowStatuses } from '../../src/config/flows.js';
+import { ignoredSettings } from '../../src/service.js';
 
 const base = {
   OPENCTI_URL: 'http://opencti:8080/',
@@ -83,6 +84,30 @@ describe('config loading', () => {
     expect(c.connector.log_level).to.equal('debug');
     expect(c.microsoft_defender_intel.rbac_group_names).to.deep.equal(['servers', 'laptops']);
     expect(c.microsoft_defender_intel.expire_time_by_type).to.deep.equal({ url: 7, ipv4: 14 });
+  });
+
+  it("takes the official OpenCTI connector's settings unchanged, from the environment and from YAML", () => {
+    const official = {
+      ...base, CONNECTOR_LOG_LEVEL: 'warning', MICROSOFT_DEFENDER_INTEL_RESOURCE_PATH: 'api/indicators',
+      CONNECTOR_SCOPE: 'indicator', CONNECTOR_TYPE: 'STREAM',
+    };
+    const c = loadConfig({ env: official, file: emptyFile() });
+    expect(c.connector.log_level).to.equal('warn');
+    expect(c.microsoft_defender_intel.resource_path).to.equal('/api/indicators');
+    expect(ignoredSettings(c).map((n) => n.key)).to.deep.equal(['connector.scope', 'connector.type']);
+    const dir = mkdtempSync(join(tmpdir(), 'tb-config-'));
+    const file = join(dir, 'config.yml');
+    writeFileSync(file, 'connector:\n  log_level: warning\n  scope: indicator\n  type: STREAM\nmicrosoft_defender_intel:\n  resource_path: api/indicators\n');
+    const y = loadConfig({ env: base, file });
+    expect(y.connector.log_level).to.equal('warn');
+    expect(y.microsoft_defender_intel.resource_path).to.equal('/api/indicators');
+    expect(ignoredSettings(y)).to.have.length(2);
+    expect(ignoredSettings(loadConfig({ env: base, file: emptyFile() }))).to.deep.equal([]);
+    // Another path would send indicators nowhere Defender documents: start-up says which values work.
+    const msg = problems({ MICROSOFT_DEFENDER_INTEL_RESOURCE_PATH: 'api/machines' });
+    expect(msg).to.include('microsoft_defender_intel.resource_path').and.include('MICROSOFT_DEFENDER_INTEL_RESOURCE_PATH').and.include('api/indicators');
+    expect(loadConfig({ env: { ...base, MICROSOFT_DEFENDER_INTEL_RESOURCE_PATH: '/api/v1.0/indicators/' }, file: emptyFile() })
+      .microsoft_defender_intel.resource_path).to.equal('/api/v1.0/indicators');
   });
 
   it('treats an empty variable as unset (default applies)', () => {

@@ -65,15 +65,46 @@ describe('Defender alerts poller', () => {
     const wanted = [1, 2, 3, 4].map((n) => alerts.add(TENANT, { severity: 'High', title: `A${n}`, evidence: [evidence({ entityType: 'Ip', ipAddress: `192.0.2.${n}` })] }));
     alerts.add(TENANT, { status: 'InProgress' });
     alerts.add(TENANT, { severity: 'Informational' });
-    const r = await poller({ min_severity: 'Low' }).pollOnce();
-    expect(r).to.include({ read: 6, queued: 4 });
+    const p = poller({ min_severity: 'Low' });
+    const r = await p.pollOnce();
+    // The first run asks for the chosen statuses (New), whatever the time.
+    expect(r).to.include({ read: 5, queued: 4 });
     const got = await queued();
     expect(got.map((c) => c.id).sort()).to.deep.equal(wanted.map((a) => a.id).sort());
     expect(got[0]!.evidence.ips).to.have.length(1);
     const lists = sim.requestLog.filter((e) => e.endpoint === 'alerts.list');
     expect(lists).to.have.length(3); // pages of 2
-    expect(decodeURIComponent(lists[0]!.query)).to.match(/\$filter=lastUpdateTime ge \d{4}-\d\d-\d\dT[\d:.]+Z&\$expand=evidence&\$top=2/);
+    expect(decodeURIComponent(lists[0]!.query)).to.match(/\$filter=status eq 'New'&\$expand=evidence&\$top=2/);
     expect(await store.getCheckpoint('defender_alerts')).to.have.property('position');
+    // Later polls follow every change since the checkpoint.
+    expect(await p.pollOnce()).to.include({ read: 6, queued: 0 });
+    const next = sim.requestLog.filter((e) => e.endpoint === 'alerts.list').slice(3);
+    expect(next).to.have.length(3);
+    expect(decodeURIComponent(next[0]!.query)).to.match(/\$filter=lastUpdateTime ge \d{4}-\d\d-\d\dT[\d:.]+Z&\$expand=evidence&\$top=2/);
+  });
+
+  it('brings in every alert of the chosen statuses on the first run however old, one status filter each', async () => {
+    const old = (days: number) => new Date(Date.now() - days * 86_400_000).toISOString();
+    const ancient = alerts.add(TENANT, { lastUpdateTime: old(90), alertCreationTime: old(90) });
+    const working = alerts.add(TENANT, { status: 'InProgress', lastUpdateTime: old(10) });
+    alerts.add(TENANT, { status: 'Resolved', lastUpdateTime: old(10) });
+    const r = await poller({ statuses: ['New', 'InProgress'] }).pollOnce();
+    expect(r).to.include({ read: 2, queued: 2 });
+    expect((await queued()).map((c) => c.id).sort()).to.deep.equal([ancient.id, working.id].sort());
+    const filters = sim.requestLog.filter((e) => e.endpoint === 'alerts.list').map((e) => new URLSearchParams(e.query).get('$filter'));
+    expect(filters).to.deep.equal(["status eq 'New'", "status eq 'InProgress'"]);
+  });
+
+  it('finds an alert Defender ingested late (lastUpdateTime already behind the checkpoint) within the overlap', async () => {
+    alerts.ingestionDelayMs = 1500; // more than a poll takes here (calls paced 600 ms apart)
+    const p = poller({ overlap_seconds: 5 });
+    await p.pollOnce();
+    const late = alerts.add(TENANT, {});
+    const addedAt = Date.now();
+    expect((await p.pollOnce()).read).to.equal(0); // not in the API yet
+    await new Promise((r) => setTimeout(r, Math.max(0, addedAt + 1600 - Date.now())));
+    expect((await p.pollOnce()).queued).to.equal(1);
+    expect((await queued()).map((c) => c.id)).to.deep.equal([late.id]);
   });
 
   it('skips re-read alerts that did not change, and queues them again when they do', async () => {

@@ -141,9 +141,14 @@ export class DefenderApi {
   // --- alerts ----------------------------------------------------------------------------------
 
   /** Every alert updated at or after `fromIso`, with evidence, page by page. Returns how many were read. */
-  async alertsUpdatedSince(fromIso: string, pageSize: number, onPage: (alerts: unknown[]) => Promise<void>, signal?: AbortSignal): Promise<number> {
+  alertsUpdatedSince(fromIso: string, pageSize: number, onPage: (alerts: unknown[]) => Promise<void>, signal?: AbortSignal): Promise<number> {
+    return this.alertsWhere(`lastUpdateTime ge ${fromIso}`, pageSize, onPage, signal);
+  }
+
+  /** Every alert matching an OData filter, with evidence, page by page. */
+  async alertsWhere(filter: string, pageSize: number, onPage: (alerts: unknown[]) => Promise<void>, signal?: AbortSignal): Promise<number> {
     let total = 0;
-    const params = { $filter: `lastUpdateTime ge ${fromIso}`, $expand: 'evidence', $top: String(pageSize) };
+    const params = { $filter: filter, $expand: 'evidence', $top: String(pageSize) };
     for await (const rows of this.pages<unknown>('alerts', '/api/alerts', params, { signal })) {
       total += rows.length;
       await onPage(rows);

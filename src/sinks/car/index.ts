@@ -1,6 +1,6 @@
 // Wiring of the CAR sink from configuration: route, client, delivery handler, worker.
 import type { Config } from '../../config/schema.js';
-import { DeliveryWorker } from '../../core/delivery.js';
+import { DeliveryWorker, type SinkHandler } from '../../core/delivery.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { SinkIdStore, Store } from '../../core/store.js';
@@ -16,7 +16,8 @@ export const heldMachines = (store: SinkIdStore) => async (machineIds: string[])
   return new Set(machineIds.filter((id) => ids.has(machineKey(id))));
 };
 
-export function createCarSink(config: Config, store: Store, log: Logger, metrics: Metrics, pollBaseMs?: number) {
+export function createCarSink(config: Config, store: Store, log: Logger, metrics: Metrics, pollBaseMs?: number,
+  wrap: (h: SinkHandler) => SinkHandler = (h) => h) {
   const c = config.car;
   const client = new CarClient({
     url: c.url!, apiKey: c.api_key, password: c.password, token: c.token,
@@ -37,7 +38,7 @@ export function createCarSink(config: Config, store: Store, log: Logger, metrics
     route: carRoute(CAR_SINK),
     client,
     handler,
-    worker: new DeliveryWorker(store, handler, log, metrics),
+    worker: new DeliveryWorker(store, wrap(handler), log, metrics),
     held: heldMachines(store),
     savePointLost: () => lostSavePoint(client, store, c.source),
   };

@@ -19,6 +19,10 @@ export interface DeliveredState {
   ipmac: string[];
   acc: string[];
   vul: string[];
+  /** TVM applications (`vendor:product:version`) with an asset_application edge; absent in states recorded before. */
+  app?: string[];
+  /** Accounts with an account_hostname edge to `h`. */
+  acch?: string[];
 }
 
 export interface EdgePatch {
@@ -46,7 +50,8 @@ export function parseDelivered(raw: string | undefined): DeliveredState | null {
   try {
     const d = JSON.parse(raw) as Partial<DeliveredState>;
     const list = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
-    return { ...(typeof d.a === 'string' ? { a: d.a } : {}), ...(Array.isArray(d.old) ? { old: list(d.old) } : {}), h: typeof d.h === 'string' ? d.h : null, os: typeof d.os === 'string' ? d.os : null, ip: list(d.ip), mac: list(d.mac), ipmac: list(d.ipmac), acc: list(d.acc), vul: list(d.vul) };
+    return { ...(typeof d.a === 'string' ? { a: d.a } : {}), ...(Array.isArray(d.old) ? { old: list(d.old) } : {}), h: typeof d.h === 'string' ? d.h : null, os: typeof d.os === 'string' ? d.os : null, ip: list(d.ip), mac: list(d.mac), ipmac: list(d.ipmac), acc: list(d.acc), vul: list(d.vul),
+      ...(Array.isArray(d.app) ? { app: list(d.app) } : {}), ...(Array.isArray(d.acch) ? { acch: list(d.acch) } : {}) };
   } catch {
     return null;
   }
@@ -86,7 +91,7 @@ export function inFlightState(before: DeliveredState | null, now: DeliveredState
   if ((now.a ?? null) !== (before.a ?? null)) return null;
   const union = (a: string[], b: string[]) => [...new Set([...a, ...b])];
   return { ...before, ip: union(before.ip, now.ip), mac: union(before.mac, now.mac), ipmac: union(before.ipmac, now.ipmac),
-    acc: union(before.acc, now.acc), vul: union(before.vul, now.vul) };
+    acc: union(before.acc, now.acc), vul: union(before.vul, now.vul), app: union(before.app ?? [], now.app ?? []), acch: union(before.acch ?? [], now.acch ?? []) };
 }
 
 /** The CAR asset ids a machine has had: its current one first. */
@@ -113,7 +118,7 @@ export function planImport(machines: { snapshot: MachineSnapshot; delivered: Del
     const renamed = !!(before?.h && s.hostname && before.h !== s.hostname);
     const id = renamed ? `${s.machineId}:${s.hostname}` : previous;
     c.node('asset', id, { ...s.asset, external_id: id });
-    const now: DeliveredState = { h: s.hostname, os: s.os, ip: [], mac: [], ipmac: [], acc: [], vul: [] };
+    const now: DeliveredState = { h: s.hostname, os: s.os, ip: [], mac: [], ipmac: [], acc: [], vul: [], app: [], acch: [] };
     if (id !== s.machineId) now.a = id;
     const old = [...(before?.old ?? []), ...(renamed ? [previous] : [])];
     if (old.length) now.old = old;
@@ -168,9 +173,31 @@ export function planImport(machines: { snapshot: MachineSnapshot; delivered: Del
       now.vul = before?.vul ?? [];
       if (renamed) for (const cve of now.vul) c.edge('asset_vulnerability', ext(id, 'from'), ext(cve, 'to'));
     }
+    // The vulnerable software (TVM rows), as the IBM connector builds it: application nodes, the
+    // machine's asset_application edges and application_vulnerability. The latter is a fact about
+    // the software version, not the machine: never disabled here.
+    if (s.vulnerabilities) {
+      for (const v of s.vulnerabilities) {
+        for (const app of v.applications ?? []) {
+          c.node('application', app, { external_id: app, name: app });
+          c.edge('asset_application', ext(id, 'from'), ext(app, 'to'));
+          c.edge('application_vulnerability', ext(app, 'from'), ext(String(v.node['external_id']), 'to'));
+          now.app!.push(app);
+        }
+      }
+    } else {
+      now.app = before?.app ?? [];
+      if (renamed) for (const app of now.app) c.edge('asset_application', ext(id, 'from'), ext(app, 'to'));
+    }
+    // Who logged on where: account → the machine's hostname (the IBM connector keyed it by machine id, a bug).
+    if (s.hostname) {
+      for (const acc of now.acc) c.edge('account_hostname', ext(acc, 'from'), keyed('hostname', s.hostname, 'to'));
+      now.acch = [...now.acc];
+    }
     now.ip = [...new Set(now.ip)];
     now.mac = [...new Set(now.mac)];
     now.ipmac = [...new Set(now.ipmac)];
+    now.app = [...new Set(now.app)];
     if (before) {
       // After a rename every edge of the previous asset goes; otherwise only what vanished.
       const gone = (was: string[], cur: string[]) => (renamed ? was : was.filter((x) => !cur.includes(x)));
@@ -184,6 +211,12 @@ export function planImport(machines: { snapshot: MachineSnapshot; delivered: Del
       }
       disable('asset_account', previous, gone(before.acc, now.acc));
       disable('asset_vulnerability', previous, gone(before.vul, now.vul));
+      disable('asset_application', previous, gone(before.app ?? [], now.app));
+      // account_hostname hangs off the hostname: all go when it changed, else the accounts that left.
+      const hostChanged = before.h !== now.h;
+      if (before.h) for (const acc of (before.acch ?? []).filter((a) => hostChanged || !(now.acch ?? []).includes(a))) {
+        patches.push({ edge: 'account_hostname', from: acc, to: before.h, body: { active: false } });
+      }
     }
     delivered.set(s.machineId, now);
   }

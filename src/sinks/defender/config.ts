@@ -5,6 +5,8 @@ import { httpUrl, observableType } from '../../config/fields.js';
 import { DEFENDER_ACTIONS } from '../../microsoft/defender/types.js';
 
 const defenderAction = z.enum(DEFENDER_ACTIONS);
+/** The documented paths of the indicator API: unversioned (latest) and v1.0. */
+const RESOURCE_PATHS = ['/api/indicators', '/api/v1.0/indicators'];
 
 export const defenderSection = z
 .object({
@@ -15,12 +17,13 @@ export const defenderSection = z
   base_url: httpUrl
     .default('https://api.securitycenter.microsoft.com')
     .describe('Defender API host, e.g. https://api.security.microsoft.com or a geo host'),
+  // The official OpenCTI connector's default is `api/indicators` (no leading slash): accepted as is.
   resource_path: z
     .string()
-    .regex(/^\/[\w/.-]*$/, 'must be a path starting with /')
-    .transform((p) => p.replace(/\/+$/, ''))
+    .transform((p) => `/${p.trim().replace(/^\/+|\/+$/g, '')}`)
+    .refine((p) => RESOURCE_PATHS.includes(p.toLowerCase()), `must be api/indicators (the official connector's default) or api/v1.0/indicators; remove the setting to use the default`)
     .default('/api/indicators')
-    .describe('indicators path under base_url'),
+    .describe('indicators path under base_url: api/indicators (default, as the official connector) or api/v1.0/indicators'),
   scope: z.string().optional().describe('OAuth scope; default https://api.securitycenter.microsoft.com/.default'),
   expire_time: z.number().int().min(1).max(3650).default(30).describe('days an indicator lives in Defender'),
   expire_time_by_type: z

@@ -1,6 +1,6 @@
 // Wiring of the IRIS sink from configuration: route, client, delivery handler, worker and its part.
 import type { Config } from '../../config/schema.js';
-import { DeliveryWorker } from '../../core/delivery.js';
+import { DeliveryWorker, type SinkHandler } from '../../core/delivery.js';
 import { workerPart, type ServicePart } from '../../core/parts.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
@@ -15,11 +15,11 @@ export const IRIS_SINK = 'iris';
 export const heldAlerts = (store: SinkIdStore) => async (ids: string[]): Promise<Set<string>> =>
   new Set((await store.getSinkIds(IRIS_SINK, ids)).keys());
 
-export function createIrisSink(config: Config, store: Store, log: Logger, metrics: Metrics) {
+export function createIrisSink(config: Config, store: Store, log: Logger, metrics: Metrics, wrap: (h: SinkHandler) => SinkHandler = (h) => h) {
   const i = config.iris;
   const client = new IrisClient({ url: i.url!, apiKey: i.api_key!, verifyTls: i.verify_cert, timeoutMs: i.request_timeout * 1000, sink: IRIS_SINK, log, metrics });
   const handler = new IrisDelivery(IRIS_SINK, i, client, store, log);
-  const worker = new DeliveryWorker(store, handler, log, metrics);
+  const worker = new DeliveryWorker(store, wrap(handler), log, metrics);
   const base = workerPart(IRIS_SINK, IRIS_SINK, worker);
   const part: ServicePart = {
     ...base,
@@ -35,6 +35,5 @@ export function createIrisSink(config: Config, store: Store, log: Logger, metric
     worker,
     part,
     held: heldAlerts(store),
-    counts: () => handler.counts,
   };
 }

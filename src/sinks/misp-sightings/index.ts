@@ -1,6 +1,6 @@
 // Wiring of the MISP sightings sink: route, REST client, delivery and its worker.
 import type { Config } from '../../config/schema.js';
-import { DeliveryWorker } from '../../core/delivery.js';
+import { DeliveryWorker, type SinkHandler } from '../../core/delivery.js';
 import type { Store } from '../../core/store.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
@@ -10,11 +10,12 @@ import { mispSightingsRoute } from './route.js';
 
 export const MISP_SIGHTINGS_SINK = 'misp-sightings';
 
-export function createMispSightingsSink(config: Config, store: Store, log: Logger, metrics: Metrics) {
+export function createMispSightingsSink(config: Config, store: Store, log: Logger, metrics: Metrics,
+  wrap: (h: SinkHandler) => SinkHandler = (h) => h) {
   const m = config.misp;
   const client = new MispSightingsClient({
     url: m.url!, key: m.key!, verifyTls: m.verify_cert, timeoutMs: config.sightings.request_timeout * 1000, sink: MISP_SIGHTINGS_SINK, log, metrics,
   });
   const handler = new MispSightingsDelivery(MISP_SIGHTINGS_SINK, client, store, config.sightings.misp_source, log);
-  return { route: mispSightingsRoute(MISP_SIGHTINGS_SINK), worker: new DeliveryWorker(store, handler, log, metrics), counts: () => handler.counts };
+  return { route: mispSightingsRoute(MISP_SIGHTINGS_SINK), worker: new DeliveryWorker(store, wrap(handler), log, metrics) };
 }

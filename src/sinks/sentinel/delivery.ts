@@ -14,6 +14,7 @@ import { parseRecord, revokedVersion, sentinelAction, withSentinelAction, type S
 import type { GuardGate } from '../../guard/gate.js';
 import type { SentinelDeletePayload } from './route.js';
 import { indicatorIdFor, stixTime } from './stix.js';
+import { CreatedLedger } from './created.js';
 
 interface Prepared {
   item: OutboxItem;
@@ -21,6 +22,8 @@ interface Prepared {
 }
 
 export class SentinelDelivery implements SinkHandler {
+  private readonly created: CreatedLedger;
+
   constructor(
     readonly sink: string,
     readonly batchSize: number,
@@ -29,7 +32,9 @@ export class SentinelDelivery implements SinkHandler {
     private readonly log: Logger,
     /** The guard (protected values, breakers, decision log) every indicator sink shares. */
     private readonly gate: GuardGate | null = null,
-  ) {}
+  ) {
+    this.created = new CreatedLedger(store, sink);
+  }
 
   waitForCapacity(signal: AbortSignal): Promise<void> {
     return this.client.pacer.whenAvailable(UPLOAD_ENDPOINT, signal);
@@ -37,6 +42,7 @@ export class SentinelDelivery implements SinkHandler {
 
   async deliver(items: OutboxItem[]): Promise<Settled[]> {
     const records = await this.store.getSinkIds(this.sink, items.map((i) => i.key));
+    const firstCreated = await this.created.known(items.map((i) => i.key));
     const now = Date.now();
     const prepared: Prepared[] = [];
     const nothingToRevoke: OutboxItem[] = [];
@@ -46,13 +52,15 @@ export class SentinelDelivery implements SinkHandler {
         // No record and no unconfirmed upload: never uploaded (or already revoked), nothing to do.
         // An upload whose answer was lost (a crash mid-call) may have landed: revoke our own id,
         // derived from the key, so the object cannot outlive its source. Never someone else's object.
-        const target = record ?? (item.unconfirmedSend ? unrecordedUpload(this.sink, item.key, now) : null);
+        const target = record ?? (item.unconfirmedSend ? unrecordedUpload(this.sink, item.key, now, firstCreated.get(item.key)) : null);
         if (!target) nothingToRevoke.push(item);
         else prepared.push({ item, object: revokedVersion(item.key, target, (item.payload as SentinelDeletePayload).reason, now) });
       } else {
-        prepared.push({ item, object: this.nextVersion(item.payload as StixIndicator, record, now) });
+        prepared.push({ item, object: this.nextVersion(item.payload as StixIndicator, record?.created ?? firstCreated.get(item.key), now) });
       }
     }
+    // Recorded before the upload: whatever becomes of its answer, the next version keeps this created.
+    await this.created.record(prepared.map((p) => ({ key: p.item.key, created: p.object.created })), firstCreated);
     return [...all(nothingToRevoke, { kind: 'ack', externalId: null }), ...prepared.length ? await this.upload(prepared) : []];
   }
 
@@ -70,9 +78,9 @@ export class SentinelDelivery implements SinkHandler {
       settled: [...all(screened.hold as OutboxItem[], screened.holdAs), ...all(removals.hold as OutboxItem[], removals.holdAs)] };
   }
 
-  /** The object as a new version of what Sentinel holds: same created, modified now. */
-  private nextVersion(object: StixIndicator, record: SentinelRecord | null, now: number): StixIndicator {
-    const created = record?.created ?? object.created;
+  /** The object as a new version of what Sentinel holds: the first created, modified now. */
+  private nextVersion(object: StixIndicator, firstCreated: string | undefined, now: number): StixIndicator {
+    const created = firstCreated ?? object.created;
     return { ...object, created, modified: stixTime(Math.max(now, Date.parse(created) + 1 || now)) };
   }
 
@@ -115,8 +123,8 @@ export class SentinelDelivery implements SinkHandler {
 }
 
 /** What an upload whose answer never came would have recorded, as far as a revocation needs it. */
-function unrecordedUpload(sink: string, key: string, now: number): SentinelRecord {
+function unrecordedUpload(sink: string, key: string, now: number, created: string | undefined): SentinelRecord {
   // A second back, so the revoked version's modified and valid_until can be now.
   const before = stixTime(now - 1000);
-  return { id: indicatorIdFor(sink, key), created: before, valid_from: before };
+  return { id: indicatorIdFor(sink, key), created: created ?? before, valid_from: created ?? before };
 }

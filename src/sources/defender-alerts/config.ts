@@ -17,8 +17,10 @@ export const defenderAlertsSection = z
       .default(['New'])
       .describe('statuses of alerts to bring into IRIS, comma list of New, InProgress, Resolved, Unknown; changes of alerts already in IRIS always follow'),
     min_severity: z.enum(DEFENDER_ALERT_SEVERITIES).default('UnSpecified').describe('severity floor: UnSpecified (all, as the script), Informational, Low, Medium or High'),
-    lookback_hours: z.number().int().min(0).max(24 * 180).default(24).describe('first run only: read alerts updated this many hours back'),
-    overlap_seconds: z.number().int().min(0).max(86_400).default(300).describe('each poll re-reads this many seconds before the last one (late or clock-skewed updates)'),
+    lookback_hours: z.number().int().min(0).max(24 * 180).default(0)
+      .describe('first run only: 0 (default, as the script) reads every alert in the chosen statuses however old; N reads only those updated in the last N hours'),
+    overlap_seconds: z.number().int().min(0).max(86_400).default(900)
+      .describe('each poll re-reads this many seconds before the last one: covers alerts that reach the API up to this long after their lastUpdateTime (ingestion delay), clock skew and paging shifts'),
     page_size: z.number().int().min(1).max(10_000).default(1000).describe('alerts per page ($top, at most 10,000)'),
     calls_per_minute: z.number().int().min(1).max(100).default(90).describe('pace of /api/alerts calls per minute (Defender allows 100)'),
     calls_per_hour: z.number().int().min(1).max(1500).default(1400).describe('pace of /api/alerts calls per hour (Defender allows 1,500)'),

@@ -141,16 +141,15 @@ export class DefenderAlertsPoller {
       seen: Object.assign(Object.create(null) as Record<string, string>, (cp?.state as Partial<PollerState> | undefined)?.seen),
       queued: Object.assign(Object.create(null) as Record<string, number>, (cp?.state as Partial<PollerState> | undefined)?.queued),
     };
-    const fromMs = cp && !Number.isNaN(Date.parse(cp.position))
-      ? Date.parse(cp.position) - this.cfg.overlap_seconds * 1000
-      : started - this.cfg.lookback_hours * 3600_000;
+    const firstRun = !cp || Number.isNaN(Date.parse(cp.position));
+    const fromMs = firstRun ? started - this.cfg.lookback_hours * 3600_000 : Date.parse(cp.position) - this.cfg.overlap_seconds * 1000;
     // Whole seconds, as the documented examples write them (the window only grows by the cut).
     const from = new Date(Math.floor(fromMs / 1000) * 1000).toISOString().replace('.000Z', 'Z');
     const result: PollResult = { read: 0, queued: 0, skipped: 0, rejected: 0 };
     const floor = severityRank(this.cfg.min_severity);
     const statuses = new Set(this.cfg.statuses.map((s) => s.toLowerCase()));
 
-    await this.client.alertsUpdatedSince(from, this.cfg.page_size, async (rows) => {
+    const onPage = async (rows: unknown[]): Promise<void> => {
       const items: IngestItem[] = [];
       const changes: { change: DefenderAlertChange; raw: unknown }[] = [];
       for (const raw of rows) {
@@ -188,7 +187,17 @@ export class DefenderAlertsPoller {
       }
       // Each page is stored before the next is read (the checkpoint moves only after the last one).
       await this.deps.ingest.store(items, this.abort.signal);
-    }, this.abort.signal);
+    };
+    if (firstRun) {
+      // As the script: every alert in the chosen statuses, however old (lookback_hours > 0 bounds it).
+      // One documented `status eq` filter per status; the later polls follow lastUpdateTime.
+      const since = this.cfg.lookback_hours > 0 ? ` and lastUpdateTime ge ${from}` : '';
+      for (const status of this.cfg.statuses) {
+        await this.client.alertsWhere(`status eq '${status}'${since}`, this.cfg.page_size, onPage, this.abort.signal);
+      }
+    } else {
+      await this.client.alertsUpdatedSince(from, this.cfg.page_size, onPage, this.abort.signal);
+    }
 
     // Forget what the next poll cannot see again, and queued ids the sink holds since.
     const nextFrom = started - this.cfg.overlap_seconds * 1000;
@@ -203,7 +212,7 @@ export class DefenderAlertsPoller {
     this.lastPollAt = this.now();
     this.metrics.reach.up('source', this.source);
     this.metrics.activity.polled(this.source, started);
-    this.log.info({ source: this.source, from, ...result }, 'Defender alerts polled');
+    this.log.info({ source: this.source, from: firstRun && this.cfg.lookback_hours === 0 ? 'every alert in the chosen statuses' : from, ...result }, 'Defender alerts polled');
     return result;
   }
 }

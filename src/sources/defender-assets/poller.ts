@@ -20,6 +20,7 @@ import { DefenderApiError, odataDate, type DefenderApi } from '../../microsoft/d
 import type { LogonUser, Machine, MachineVulnerability, Vulnerability } from '../../microsoft/defender/types.js';
 import { TokenError } from '../../microsoft/token.js';
 import { alertSnapshot, huntedAddresses, isExpiredInactive, machineSnapshot } from './snapshot.js';
+import { createHash } from 'node:crypto';
 
 export const SOURCE = 'defender_assets';
 
@@ -45,6 +46,14 @@ interface PollerState {
   alertsSince?: number;
   /** The save point CAR had lost when we last imported everything again (so that happens once). */
   resyncedFor?: string;
+  /** Machine id → digest of its CVE set at the last run (bulk TVM listing): what moved since is sent again. */
+  vulnDigest?: Record<string, string>;
+}
+
+/** A short digest of a machine's CVE ids (order-free). */
+function cveDigest(rows: MachineVulnerability[] | undefined): string {
+  const ids = [...new Set((rows ?? []).map((r) => r.cveId))].sort();
+  return createHash('sha1').update(ids.join(',')).digest('base64url').slice(0, 12);
 }
 
 export interface RunSummary {
@@ -53,6 +62,8 @@ export interface RunSummary {
   deleted: number;
   alerts: number;
   usersDeferred: number;
+  /** Machines sent again only because their CVE set moved (lastSeen did not). */
+  vulnerabilitiesRefreshed: number;
 }
 
 const HUNT_BATCH = 150;
@@ -150,6 +161,8 @@ export class DefenderAssetsPoller {
     const expired = [...changed.values()].filter((m) => isExpiredInactive(m, now, cfg.inactive_days));
     for (const m of expired) changed.delete(m.id);
     const machines = [...changed.values()];
+    /** Machines read only because their CVEs moved: their users were not read this run. */
+    const refreshedOnly = new Set<string>();
 
     // Logon users: bounded calls per run; the rest next run.
     const users = new Map<string, LogonUser[]>();
@@ -173,15 +186,42 @@ export class DefenderAssetsPoller {
     let vulnRows: Map<string, MachineVulnerability[]> | null = null;
     const details = new Map<string, Vulnerability>();
     const vulnsPending: string[] = [];
-    if (cfg.include_vulnerabilities && machines.length > 0) {
+    let vulnDigest = state.vulnDigest;
+    if (cfg.include_vulnerabilities) {
       let bulkMissing = false;
       const pairs = await this.optional('TVM vulnerabilities', 'Vulnerability.Read.All', () => this.client.machineVulnerabilities(), (status) => { bulkMissing = status === 404; });
       const known = pairs && await this.optional('TVM vulnerabilities', 'Vulnerability.Read.All', () => this.client.vulnerabilities());
       if (pairs && known) {
-        vulnRows = new Map(machines.map((m) => [m.id, []]));
-        for (const row of pairs) vulnRows.get(row?.machineId)?.push(row);
+        const byMachine = new Map<string, MachineVulnerability[]>();
+        for (const row of pairs) {
+          if (typeof row?.machineId !== 'string') continue;
+          const list = byMachine.get(row.machineId);
+          if (list) list.push(row);
+          else byMachine.set(row.machineId, [row]);
+        }
         for (const v of known) if (v?.id) details.set(v.id, v);
-      } else if (bulkMissing) {
+        // As the IBM connector, every machine that is not inactive gets its CVEs refreshed each run,
+        // not only those whose lastSeen moved: the bulk listing covers the estate in a few calls, and
+        // a machine whose CVE set moved since the last run is read (50 ids a call) and sent again.
+        const before = state.vulnDigest ?? {};
+        const next: Record<string, string> = {};
+        const moved: string[] = [];
+        for (const id of new Set([...Object.keys(before), ...byMachine.keys()])) {
+          const digest = cveDigest(byMachine.get(id));
+          if (digest !== cveDigest([])) next[id] = digest;
+          if (!changed.has(id) && (before[id] ?? cveDigest([])) !== digest && !expired.some((m) => m.id === id)) moved.push(id);
+        }
+        if (!initial && moved.length > 0) {
+          for (const m of await this.client.machinesById(moved)) {
+            if (!m?.id || changed.has(m.id) || m.healthStatus === 'Inactive') continue;
+            changed.set(m.id, m);
+            machines.push(m);
+            refreshedOnly.add(m.id);
+          }
+        }
+        vulnDigest = next;
+        vulnRows = new Map(machines.map((m) => [m.id, byMachine.get(m.id) ?? []]));
+      } else if (bulkMissing && machines.length > 0) {
         // No bulk listing here: per-machine calls (50/min) within a run budget, the rest next run.
         vulnRows = new Map();
         let budget = cfg.vulnerabilities_calls_per_run;
@@ -203,6 +243,7 @@ export class DefenderAssetsPoller {
       : new Map<string, AddressSnapshot[]>();
 
     const changes: RecordChange[] = [];
+    let refreshed = 0;
     const change = <T>(type: string, id: string, op: 'upsert' | 'delete', record: T): RecordChange<T> => ({ kind: 'record', type, id, op, record });
     for (const m of machines) {
       const snapshot = machineSnapshot(m, {
@@ -213,6 +254,7 @@ export class DefenderAssetsPoller {
         hunted: hunted.get(m.id) ?? [],
       });
       changes.push(change(RECORD_TYPES.machine, m.id, 'upsert', snapshot));
+      if (refreshedOnly.has(m.id)) refreshed++;
     }
 
     let alerts = 0;
@@ -244,14 +286,14 @@ export class DefenderAssetsPoller {
 
     changes.push(change<AssetsRunEnd>(RECORD_TYPES.assetsRun, String(now), 'upsert', { runId: String(now) }));
     const next: PollerState = { lastRunMs: now, usersPending, vulnsPending, ...(alertsSince !== undefined ? { alertsSince } : {}),
-      ...(resyncedFor !== undefined ? { resyncedFor } : {}) };
+      ...(resyncedFor !== undefined ? { resyncedFor } : {}), ...(vulnDigest !== undefined ? { vulnDigest } : {}) };
     this.checkStopped();
     const items: IngestItem[] = changes.map((c) => ({ normalised: c, raw: c.record, event: c.type, checkpoint: null, position: c.id }));
     // The run's end carries the checkpoint: stored last, so the run counts only once all of it is stored.
     items[items.length - 1]!.checkpoint = { position: String(now), state: next as Record<string, unknown> };
     await this.deps.ingest.store(items);
     if (items.length > 1) this.metrics?.activity.event(SOURCE);
-    const summary = { initial, machines: machines.length, deleted, alerts, usersDeferred: usersPending.length };
+    const summary = { initial, machines: machines.length, vulnerabilitiesRefreshed: refreshed, deleted, alerts, usersDeferred: usersPending.length };
     this.log.info({ source: SOURCE, ...summary, calls: { ...this.client.calls } }, initial ? 'initial Defender assets import stored' : 'incremental Defender assets run stored');
     return summary;
   }

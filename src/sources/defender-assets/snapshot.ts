@@ -102,7 +102,13 @@ export function vulnerabilitiesOf(rows: MachineVulnerability[], details: Map<str
   const out = new Map<string, VulnerabilitySnapshot>();
   for (const row of rows) {
     const cve = (row.cveId ?? '').trim();
-    if (!cve || out.has(cve)) continue;
+    if (!cve) continue;
+    const app = applicationOf(row);
+    const seen = out.get(cve);
+    if (seen) {
+      if (app && !seen.applications?.includes(app)) seen.applications = [...seen.applications ?? [], app];
+      continue;
+    }
     const d = details.get(cve);
     const node: Record<string, unknown> = { external_id: cve, name: d?.name || cve };
     if (d?.description) node['description'] = d.description;
@@ -112,9 +118,16 @@ export function vulnerabilitiesOf(rows: MachineVulnerability[], details: Map<str
     const updated = ms(d?.updatedOn);
     if (published !== undefined) node['published_on'] = published;
     if (updated !== undefined) node['updated_on'] = updated;
-    out.set(cve, { node });
+    out.set(cve, { node, ...(app ? { applications: [app] } : {}) });
   }
   return [...out.values()];
+}
+
+/** TVM's vulnerable software as the IBM connector names its application nodes: `vendor:product:version`. */
+function applicationOf(row: MachineVulnerability): string | null {
+  const part = (v: unknown) => (typeof v === 'string' ? v.trim() : '');
+  const [vendor, product, version] = [part(row.productVendor), part(row.productName), part(row.productVersion)];
+  return vendor && product && version ? `${vendor}:${product}:${version}`.slice(0, 512) : null;
 }
 
 export interface MachineInputs {

@@ -109,6 +109,27 @@ export class MispSource {
     this.loop = this.run();
   }
 
+  /** `run --once`: one REST sync as the loop would run it (a full sync on the first run or when due, else a catch-up). */
+  async syncOnce(): Promise<'full' | 'catch-up'> {
+    const saved = await this.store.getCheckpoint(MISP_SOURCE);
+    if (saved) this.state = { watermark: null, lastFullSync: 0, ...(saved.state as Partial<MispState>) };
+    this.running = true;
+    this.abort = new AbortController();
+    const started = Date.now();
+    const kind = this.fullDue(started) ? 'full' : 'catch-up';
+    try {
+      await this.sync(kind, started);
+    } finally {
+      this.running = false;
+    }
+    return kind;
+  }
+
+  private fullDue(now: number): boolean {
+    const m = this.config.misp;
+    return this.state.watermark === null || (m.full_sync_interval > 0 && now - this.state.lastFullSync >= m.full_sync_interval * 1000);
+  }
+
   async stop(): Promise<void> {
     this.running = false;
     this.feed?.stop();
@@ -195,10 +216,8 @@ export class MispSource {
       const m = this.config.misp;
       const started = Date.now();
       try {
-        const fullDue = this.state.watermark === null
-          || (m.full_sync_interval > 0 && started - this.state.lastFullSync >= m.full_sync_interval * 1000);
         this.catchUpWanted = false;
-        if (fullDue) await this.sync('full', started);
+        if (this.fullDue(started)) await this.sync('full', started);
         else await this.sync('catch-up', started);
         this.lastError = null;
         this.lastSyncAt = Date.now();

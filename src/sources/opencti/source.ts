@@ -19,6 +19,13 @@ export interface ResumeState {
   recover_until: string | false;
 }
 
+/** Stream ids `<ms>-<seq>` in order: negative, zero or positive. */
+export function compareIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am !== bm ? am - bm : as - bs;
+}
+
 /** Epoch ms of a stream id `<ms>-<seq>`. */
 export function idTime(id: string): number {
   const ms = Number(id.split('-')[0]);
@@ -44,6 +51,8 @@ export class OpenCtiSource {
   /** Last id received (queued or stored) that is not a dependency: where a new connection resumes. */
   private lastReceived = '0-0';
   private readonly ctx: NormaliseContext;
+  /** `run --once`: told about the connection and each message, to see when the stream is caught up. */
+  private once: { connected(data: string): void; message(id: string): void } | null = null;
 
   constructor(
     private readonly config: Config,
@@ -63,7 +72,7 @@ export class OpenCtiSource {
     return this.stream?.lastError ?? null;
   }
 
-  async start(): Promise<void> {
+  async start(opts: { register?: boolean } = {}): Promise<void> {
     const saved = await this.store.getCheckpoint(SOURCE);
     this.state = saved ? (saved.state as unknown as ResumeState) : initialState(this.config);
     this.lastReceived = this.state.start_from;
@@ -82,17 +91,64 @@ export class OpenCtiSource {
       position: () => this.lastReceived,
       recoverUntil: () => this.recoverParam(),
       onMessage: safeListener(this.log, SOURCE, (m) => this.onMessage(m)),
+      onConnected: (data) => this.once?.connected(data),
       log: this.log,
       metrics: this.metrics,
     });
     this.stream.start();
-    if (c.register) {
+    if (c.register && opts.register !== false) {
       this.api = new ConnectorApi({
         url: this.config.opencti.url!, token: this.config.opencti.token!, verifyTls: this.config.opencti.ssl_verify,
         connectorId: c.id!, name: c.name, scope: ['Indicator', 'Stix-Cyber-Observable'], log: this.log, metrics: this.metrics,
       });
       void this.api.register().then(() => this.ping());
       this.pingTimer = setInterval(() => void this.ping(), c.ping_interval * 1000);
+    }
+  }
+
+  /**
+   * `run --once`: read from the stored position until the stream reached the last event it held when
+   * we connected (`connected.lastEventId`), then stop. Gives up when nothing arrives for
+   * `connector.heartbeat_timeout` (OpenCTI heartbeats every 5 s). Not registered in OpenCTI.
+   */
+  async readUntilCaughtUp(): Promise<{ events: number; caughtUp: boolean }> {
+    let target: string | null = null;
+    // While recovering, events carry their object's updated_at as id (up to the cut-off) and live
+    // reading starts at the cut-off: only an id past it is live, whatever the target.
+    let liveAfter = '0-0';
+    const reached = (id: string) => target !== null && compareIds(id, target) >= 0 && compareIds(id, liveAfter) > 0;
+    let events = 0;
+    let progress = Date.now();
+    let finish!: (caughtUp: boolean) => void;
+    const finished = new Promise<boolean>((resolve) => { finish = resolve; });
+    this.once = {
+      connected: (data) => {
+        progress = Date.now();
+        if (target !== null) return; // a reconnect: the goal stays where it was
+        let last: unknown;
+        try { last = (JSON.parse(data) as { lastEventId?: unknown }).lastEventId; } catch { last = undefined; }
+        target = typeof last === 'string' && /^\d+-\d+$/.test(last) ? last : '0-0';
+        const cut = this.recoverParam();
+        if (cut) liveAfter = `${Date.parse(cut)}-0`;
+        else if (compareIds(this.lastReceived, target) >= 0) finish(true);
+      },
+      message: (id) => {
+        events++;
+        progress = Date.now();
+        if (reached(id)) finish(true);
+      },
+    };
+    const silence = this.config.connector.heartbeat_timeout * 1000;
+    const watchdog = setInterval(() => { if (Date.now() - progress > silence) finish(false); }, Math.min(1000, silence));
+    try {
+      await this.start({ register: false });
+      const caughtUp = await finished;
+      if (!caughtUp) this.log.error({ source: SOURCE, target, lastReceived: this.lastReceived, silentMs: silence }, 'the stream went silent before it was caught up');
+      return { events, caughtUp };
+    } finally {
+      clearInterval(watchdog);
+      this.stop();
+      this.once = null;
     }
   }
 
@@ -133,6 +189,8 @@ export class OpenCtiSource {
       position: m.id,
     };
     this.ingest.push(item);
+    // A dependency comes before its event, under the same id: only the event itself can be the last.
+    if (final) this.once?.message(m.id);
   }
 
   /** Dependency events reuse the id of the event that needs them and come first. */

@@ -36,6 +36,8 @@ export interface StreamOptions {
   /** Recovery cut-off while the position is still before it, else null. */
   recoverUntil: () => string | null;
   onMessage: (message: StreamMessage) => void;
+  /** The `connected` message's data: where the stream stood when we connected (`lastEventId`, …). */
+  onConnected?: (data: string) => void;
   log: Logger;
   metrics: Metrics;
 }
@@ -145,8 +147,9 @@ export class OpenCtiStream {
     es.addEventListener('open', () => {
       this.o.log.info({ source: 'opencti', stream: o.streamId, from: o.position() }, 'stream connected');
     });
-    es.addEventListener('connected', () => {
+    es.addEventListener('connected', (ev: MessageEvent) => {
       this.lastActivity = Date.now();
+      this.o.onConnected?.(String(ev.data ?? ''));
       this.connected = true;
       this.failures = 0;
       this.lastError = null;
