@@ -29,6 +29,12 @@ const envOf = (key: string) => key.replace(/\./g, '_').toUpperCase();
 
 /** Why a required key is not usable, and how to fix it. */
 function keyProblem(key: string, value: unknown): string {
+  const target = /^(microsoft_defender_intel|sentinel)\.targets\[(\d+)\]\.(\w+)$/.exec(key);
+  if (target) {
+    // A target's application: its own key (YAML or the numbered variable), or the shared one.
+    const prefix = target[1] === 'sentinel' ? 'SENTINEL_TARGET' : 'DEFENDER_TARGET';
+    return `${key} [env ${prefix}_<N>_${target[3]!.toUpperCase()} of that target, or the shared MICROSOFT_DEFENDER_INTEL_${target[3]!.toUpperCase()}]: required; set the target's own application or the shared multi-tenant one`;
+  }
   const where = `${key} [env ${envOf(key)}]`;
   if (key === 'connector.id' && value === PLACEHOLDERS[1]) {
     return `${where}: still the placeholder UUID of config.yml.sample; give this connector its own UUID v4 (e.g. the output of \`uuidgen\`)`;
@@ -56,8 +62,22 @@ export function sentinelKeys(c: Config): Pairs {
   return [['sentinel.workspace_id', s.workspace_id], ...own.map((pair, i) => (unset(pair[1]) ? shared[i]! : pair))];
 }
 
+/**
+ * Defender indicator sink: the single-tenant keys, or every target's tenant with its own
+ * application or the shared one (`microsoft_defender_intel.targets[i].client_id` names a target's need).
+ */
+export function defenderSinkKeys(c: Config): Pairs {
+  const d = c.microsoft_defender_intel;
+  if (d.targets.length === 0) return microsoftCredentialKeys(c);
+  const legacy: Pairs = d.tenant_id ? microsoftCredentialKeys(c) : [];
+  return [...legacy, ...d.targets.flatMap((t, i): Pairs => [
+    [`microsoft_defender_intel.targets[${i}].client_id`, t.client_id ?? d.client_id],
+    [`microsoft_defender_intel.targets[${i}].client_secret`, t.client_secret ?? d.client_secret],
+  ])];
+}
+
 const INDICATOR_SINK_KEYS: Record<IndicatorSinkName, (c: Config) => Pairs> = {
-  defender: microsoftCredentialKeys,
+  defender: defenderSinkKeys,
   sentinel: sentinelKeys,
 };
 

@@ -5,6 +5,7 @@ import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, SECRET_KEYS, type Config } from './schema.js';
+import { TARGET_ENV, targetEnvName, targetShape } from './targets.js';
 
 export class ConfigError extends Error {
   readonly code = 'config_invalid';
@@ -115,6 +116,11 @@ export function mergeSources(yamlDoc: Record<string, unknown>, env: NodeJS.Proce
       target[key] = parseEnvValue(schemaKind(schema), raw);
     }
   }
+  const numbered = targetsFromEnv(env);
+  if (numbered.length) {
+    const d = (merged['microsoft_defender_intel'] ??= {}) as Record<string, unknown>;
+    if (typeof d === 'object' && d !== null) d['targets'] = numbered.map((t) => t.values);
+  }
   return merged;
 }
 
@@ -156,7 +162,9 @@ export function unknownVariables(env: NodeJS.ProcessEnv): string[] {
   const known = configKeys().map((k) => k.env);
   const prefixes = envPrefixes();
   return Object.keys(env)
-    .filter((name) => prefixes.some((p) => name.startsWith(p)) && !known.includes(name) && !OTHER_VARIABLES.includes(name))
+    // Numbered targets (DEFENDER_TARGET_<N>_*) are read by targetsFromEnv; their unknown keys fail validation.
+    .filter((name) => prefixes.some((p) => name.startsWith(p)) && !known.includes(name) && !OTHER_VARIABLES.includes(name)
+      && !/^(DEFENDER|SENTINEL)_TARGET_\d{1,3}_/.test(name))
     .sort()
     .map((name) => {
       const near = didYouMean(name, known);
@@ -169,10 +177,43 @@ export function withoutUserinfo(text: string): string {
   return text.replace(/(\/\/)[^/@\s"]*@/g, '$1[REDACTED]@');
 }
 
-function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>): string {
+/**
+ * Numbered Defender targets, DEFENDER_TARGET_<N>_<KEY>, in the order of N (gaps allowed). When any
+ * is set they are the target list (the variables win over config.yml, as everywhere).
+ */
+export function targetsFromEnv(env: NodeJS.ProcessEnv): { n: number; values: Record<string, unknown> }[] {
+  const byN = new Map<number, Record<string, unknown>>();
+  for (const [name, raw] of Object.entries(env)) {
+    const m = TARGET_ENV.exec(name);
+    if (!m || raw === undefined || raw.trim() === '') continue;
+    const n = Number(m[1]);
+    const key = m[2]!.toLowerCase();
+    const schema = (targetShape as Record<string, z.ZodType>)[key];
+    const values = byN.get(n) ?? {};
+    // An unknown key stays in, so the schema's strictness names it.
+    values[key] = schema ? parseEnvValue(schemaKind(schema), raw) : raw.trim();
+    byN.set(n, values);
+  }
+  return [...byN].sort(([a], [b]) => a - b).map(([n, values]) => ({ n, values: { name: `target${n}`, ...values } }));
+}
+
+/** `microsoft_defender_intel.targets.<i>.<key>` as the variable that sets it (numbered form) or the YAML path. */
+function targetKeyName(env: NodeJS.ProcessEnv, path: string[]): { label: string; env: string | null } {
+  const i = Number(path[2]);
+  const key = path[3];
+  const numbered = targetsFromEnv(env);
+  const yaml = `microsoft_defender_intel.targets[${i}]${key ? `.${key}` : ''}`;
+  if (numbered.length && numbered[i]) return { label: yaml, env: targetEnvName(numbered[i]!.n, key ?? 'NAME') };
+  return { label: yaml, env: null };
+}
+
+function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>, env: NodeJS.ProcessEnv): string {
+  const path = issue.path.map(String);
+  if (path[0] === 'microsoft_defender_intel' && path[1] === 'targets' && path.length >= 3) return describeTargetIssue(issue, path, env);
   const dotted = issue.path.map(String).join('.');
   const [section, key] = issue.path.map(String);
-  const isSecret = (SECRET_KEYS as readonly string[]).includes(`${section}.${key}`);
+  // The target list carries client secrets: its value is never echoed.
+  const isSecret = (SECRET_KEYS as readonly string[]).includes(`${section}.${key}`) || `${section}.${key}` === 'microsoft_defender_intel.targets';
   const shape = sectionShapes().find(([s]) => s === section)?.[1];
   const hint = key && shape?.[key]?.description;
   if (issue.code === 'unrecognized_keys') {
@@ -190,6 +231,19 @@ function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>)
   }
   const envHint = section && key ? ` [env ${envName(`${section}.${key}`)}]` : '';
   return `${dotted}${envHint}: ${issue.message}${value}${hint ? `; expected: ${hint}` : ''}`;
+}
+
+/** A target's problem, named by its variable (numbered form) or YAML path; a secret's value never shown. */
+function describeTargetIssue(issue: z.core.$ZodIssue, path: string[], env: NodeJS.ProcessEnv): string {
+  const where = targetKeyName(env, path);
+  const shape = targetShape as Record<string, z.ZodType>;
+  if (issue.code === 'unrecognized_keys') {
+    const names = issue.keys.map((k) => targetKeyName(env, [...path.slice(0, 3), k]));
+    return `${names.map((n) => n.env ?? n.label).join(', ')}: unknown key of a Defender target; the keys are ${Object.keys(shape).join(', ')} (doc/tenants.md)`;
+  }
+  const hint = path[3] ? shape[path[3]]?.description : undefined;
+  const envHint = where.env ? ` [env ${where.env}]` : '';
+  return `${where.label}${envHint}: ${issue.message}${hint ? `; expected: ${hint}` : ''}`;
 }
 
 export interface LoadOptions {
@@ -214,7 +268,7 @@ export function loadConfigReport(options: LoadOptions = {}): LoadedConfig {
   const yamlDoc = readYaml(path, explicit !== undefined && explicit !== '');
   const merged = mergeSources(yamlDoc, env);
   const result = configSchema.safeParse(merged);
-  if (!result.success) throw new ConfigError(result.error.issues.map((i) => describeIssue(i, merged)));
+  if (!result.success) throw new ConfigError(result.error.issues.map((i) => describeIssue(i, merged, env)));
   return { config: result.data, warnings: unknownVariables(env), file: existsSync(path) ? path : null };
 }
 
@@ -226,6 +280,15 @@ export function loadConfig(options: LoadOptions = {}): Config {
 export function requireKeys(config: Config, keys: string[]): void {
   const problems: string[] = [];
   for (const k of keys) {
+    const target = /^microsoft_defender_intel\.targets\[(\d+)\]\.(\w+)$/.exec(k);
+    if (target) {
+      // A target's application: its own key, or the shared multi-tenant one.
+      const i = Number(target[1]);
+      const where = targetKeyName(process.env, ['microsoft_defender_intel', 'targets', String(i), target[2]!]);
+      const own = where.env ? `${where.env}` : where.label;
+      problems.push(`${where.label} [env ${own} or the shared ${envName(`microsoft_defender_intel.${target[2]}`)}]: required for Defender target ${config.microsoft_defender_intel.targets[i]?.name ?? i}; set the target's own or the shared multi-tenant application's`);
+      continue;
+    }
     const [section, key] = k.split('.') as [keyof Config, string];
     const v = (config[section] as Record<string, unknown>)[key];
     if (v === undefined || v === '') problems.push(`${k} [env ${envName(k)}]: required for this flow; set it in config.yml or the environment`);
