@@ -277,14 +277,14 @@ export function loadConfig(options: LoadOptions = {}): Config {
 }
 
 /** Flow-specific checks that the schema cannot express (required together). */
-export function requireKeys(config: Config, keys: string[]): void {
+export function requireKeys(config: Config, keys: string[], env: NodeJS.ProcessEnv = process.env): void {
   const problems: string[] = [];
   for (const k of keys) {
     const target = /^microsoft_defender_intel\.targets\[(\d+)\]\.(\w+)$/.exec(k);
     if (target) {
       // A target's application: its own key, or the shared multi-tenant one.
       const i = Number(target[1]);
-      const where = targetKeyName(process.env, ['microsoft_defender_intel', 'targets', String(i), target[2]!]);
+      const where = targetKeyName(env, ['microsoft_defender_intel', 'targets', String(i), target[2]!]);
       const own = where.env ? `${where.env}` : where.label;
       problems.push(`${where.label} [env ${own} or the shared ${envName(`microsoft_defender_intel.${target[2]}`)}]: required for Defender target ${config.microsoft_defender_intel.targets[i]?.name ?? i}; set the target's own or the shared multi-tenant application's`);
       continue;

@@ -1,0 +1,174 @@
+// Defender targets (issue 18): the configuration forms, the per-target route filter, and the hub
+// building one sink instance per tenant whose router applies each tenant's route. Expected values
+// are written out by hand from the route table here, not computed by the code under test.
+import { expect } from 'chai';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, requireKeys } from '../../src/config/load.js';
+import { flowProblems } from '../../src/config/flows.js';
+import { configSchema } from '../../src/config/schema.js';
+import { resolveTargets } from '../../src/config/targets.js';
+import type { Claim, IndicatorChange } from '../../src/core/types.js';
+import { activeRouter, Hub, routeWarnings } from '../../src/flows/hub.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import { targetAccepts } from '../../src/sinks/defender/route.js';
+import { SqliteStore } from '../../src/store/sqlite.js';
+
+const opencti = {
+  OPENCTI_URL: 'http://opencti:8080/',
+  OPENCTI_TOKEN: 'opencti-token-value',
+  CONNECTOR_ID: '6d0b5b6a-41d7-4a53-9d7d-6f1b2c3d4e5f',
+  CONNECTOR_LIVE_STREAM_ID: 'stream-1',
+};
+
+function emptyFile(): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'tb-targets-')), 'config.yml');
+  writeFileSync(file, '');
+  return file;
+}
+
+const load = (env: Record<string, string>) => loadConfig({ env: { ...opencti, ...env }, file: emptyFile() });
+
+function problems(env: Record<string, string>): string {
+  try {
+    const c = load(env);
+    requireKeys(c, flowProblems(c).missingKeys, { ...opencti, ...env });
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+function claim(over: Partial<IndicatorChange> & { type?: IndicatorChange['observable']['type']; value?: string; system?: 'opencti' | 'misp' }): Claim {
+  const change: IndicatorChange = {
+    observable: { type: over.type ?? 'ipv4', value: over.value ?? '198.51.100.7' },
+    score: over.score === undefined ? 80 : over.score, labels: over.labels ?? [], tlp: over.tlp === undefined ? null : over.tlp,
+    title: 't', description: '', validFrom: null, validUntil: null, sourceRef: { system: over.system ?? 'opencti', id: 'indicator--1' },
+  };
+  return { key: `${change.observable.type}:${change.observable.value}`, sourceId: 'indicator--1', change, updatedAt: 1 };
+}
+
+describe('Defender targets: configuration', () => {
+  it('keeps the single-tenant variables as the target "default" (sink "defender") before the numbered ones', () => {
+    const c = load({
+      MICROSOFT_DEFENDER_INTEL_TENANT_ID: 'tenant-a', MICROSOFT_DEFENDER_INTEL_CLIENT_ID: 'shared-app', MICROSOFT_DEFENDER_INTEL_CLIENT_SECRET: 'shared-secret',
+      DEFENDER_TARGET_2_NAME: 'fabrikam', DEFENDER_TARGET_2_TENANT_ID: 'tenant-c', DEFENDER_TARGET_2_CLIENT_ID: 'own-app', DEFENDER_TARGET_2_CLIENT_SECRET: 'own-secret',
+      DEFENDER_TARGET_1_NAME: 'contoso', DEFENDER_TARGET_1_TENANT_ID: 'tenant-b', DEFENDER_TARGET_1_MIN_SCORE: '50',
+      DEFENDER_TARGET_1_TYPES: 'ipv4,domain', DEFENDER_TARGET_1_MAX_TLP: 'green', DEFENDER_TARGET_1_LABELS_EXCLUDE: 'Internal',
+      DEFENDER_TARGET_1_ACTION: 'Audit', DEFENDER_TARGET_1_PROTECTED_VALUES: 'contoso.com,10.0.0.0/8',
+    });
+    const t = resolveTargets(c.microsoft_defender_intel);
+    expect(t.map((x) => [x.name, x.sink, x.tenantId, x.clientId, x.clientSecret])).to.deep.equal([
+      ['default', 'defender', 'tenant-a', 'shared-app', 'shared-secret'],
+      ['contoso', 'defender:contoso', 'tenant-b', 'shared-app', 'shared-secret'],
+      ['fabrikam', 'defender:fabrikam', 'tenant-c', 'own-app', 'own-secret'],
+    ]);
+    const contoso = t[1]!;
+    expect(contoso.filter.minScore).to.equal(50);
+    expect([...contoso.filter.types!]).to.deep.equal(['ipv4', 'domain']);
+    expect(contoso.filter.maxTlp).to.equal('TLP:GREEN');
+    expect([...contoso.filter.labelsExclude]).to.deep.equal(['internal']);
+    expect(contoso.action).to.equal('Audit');
+    expect(contoso.protectedValues).to.deep.equal(['contoso.com', '10.0.0.0/8']);
+  });
+
+  it('takes the list as JSON in MICROSOFT_DEFENDER_INTEL_TARGETS, and names a target without a name target<N>', () => {
+    const c = load({ MICROSOFT_DEFENDER_INTEL_TARGETS: JSON.stringify([{ name: 'x', tenant_id: 't1', client_id: 'a', client_secret: 's' }]) });
+    expect(resolveTargets(c.microsoft_defender_intel).map((t) => t.sink)).to.deep.equal(['defender:x']);
+    const n = load({ DEFENDER_TARGET_7_TENANT_ID: 't7', DEFENDER_TARGET_7_CLIENT_ID: 'a', DEFENDER_TARGET_7_CLIENT_SECRET: 's' });
+    expect(resolveTargets(n.microsoft_defender_intel).map((t) => t.name)).to.deep.equal(['target7']);
+  });
+
+  it('names the numbered variable of a bad value and an unknown key', () => {
+    const msg = problems({ DEFENDER_TARGET_3_TENANT_ID: 't', DEFENDER_TARGET_3_CLIENT_ID: 'a', DEFENDER_TARGET_3_CLIENT_SECRET: 's',
+      DEFENDER_TARGET_3_MIN_SCORE: 'high', DEFENDER_TARGET_3_TENANTID: 'typo' });
+    expect(msg).to.include('DEFENDER_TARGET_3_MIN_SCORE');
+    expect(msg).to.include('DEFENDER_TARGET_3_TENANTID');
+  });
+
+  it('asks for a target\'s application, naming its own variable and the shared one', () => {
+    const msg = problems({ DEFENDER_TARGET_1_TENANT_ID: 't1' });
+    expect(msg).to.include('DEFENDER_TARGET_1_CLIENT_ID or the shared MICROSOFT_DEFENDER_INTEL_CLIENT_ID');
+    expect(msg).to.include('DEFENDER_TARGET_1_CLIENT_SECRET or the shared MICROSOFT_DEFENDER_INTEL_CLIENT_SECRET');
+  });
+
+  it('refuses two targets of one name, and "default" beside the single-tenant keys', () => {
+    expect(problems({ DEFENDER_TARGET_1_NAME: 'a', DEFENDER_TARGET_1_TENANT_ID: 't1', DEFENDER_TARGET_2_NAME: 'A', DEFENDER_TARGET_2_TENANT_ID: 't2',
+      MICROSOFT_DEFENDER_INTEL_CLIENT_ID: 'c', MICROSOFT_DEFENDER_INTEL_CLIENT_SECRET: 's' })).to.include('used twice');
+    expect(problems({ MICROSOFT_DEFENDER_INTEL_TENANT_ID: 't0', MICROSOFT_DEFENDER_INTEL_CLIENT_ID: 'c', MICROSOFT_DEFENDER_INTEL_CLIENT_SECRET: 's',
+      DEFENDER_TARGET_1_NAME: 'default', DEFENDER_TARGET_1_TENANT_ID: 't1' })).to.include('DEFENDER_TARGET_1_NAME');
+  });
+
+  it('never echoes a target\'s secret in an error', () => {
+    const secret = 'target-secret-value-123';
+    const bad = problems({ MICROSOFT_DEFENDER_INTEL_TARGETS: `[{"name":"x","tenant_id":"t","client_secret":"${secret}"` });
+    expect(bad).to.not.include(secret);
+    const wrongType = problems({ MICROSOFT_DEFENDER_INTEL_TARGETS: JSON.stringify([{ name: 'x', tenant_id: 't', client_secret: secret, min_score: 'no' }]) });
+    expect(wrongType).to.not.include(secret);
+    expect(wrongType).to.include('min_score');
+  });
+});
+
+describe('Defender targets: route filter', () => {
+  const [t] = resolveTargets(configSchema.shape.microsoft_defender_intel.parse({ targets: [{
+    name: 'r', tenant_id: 't', sources: ['misp'], min_score: 50, types: ['domain', 'url'], max_tlp: 'green', labels_include: ['Phishing', 'c2'], labels_exclude: ['internal'],
+  }] }));
+  const f = t!.filter;
+  const base = { system: 'misp' as const, type: 'domain' as const, value: 'evil.example', score: 60, labels: ['phishing'], tlp: 'TLP:GREEN' };
+
+  it('takes a claim that passes every rule', () => {
+    expect(targetAccepts(f, claim(base))).to.equal(true);
+    expect(targetAccepts(f, claim({ ...base, tlp: null }))).to.equal(true); // unmarked passes the ceiling
+    expect(targetAccepts(f, claim({ ...base, type: 'hostname' }))).to.equal(true); // hostname is a domain to the sinks
+  });
+
+  for (const [why, over, ] of [
+    ['another source', { system: 'opencti' }],
+    ['a score below the minimum', { score: 49 }],
+    ['no score under a minimum', { score: null }],
+    ['a type not listed', { type: 'ipv4', value: '198.51.100.7' }],
+    ['a TLP above the ceiling', { tlp: 'TLP:AMBER' }],
+    ['an unknown TLP (ranks as RED)', { tlp: 'TLP:EX:CHR' }],
+    ['no included label', { labels: ['malware'] }],
+    ['an excluded label, whatever else', { labels: ['c2', 'Internal'] }],
+  ] as [string, Record<string, unknown>][]) {
+    it(`refuses ${why}`, () => expect(targetAccepts(f, claim({ ...base, ...over }))).to.equal(false));
+  }
+});
+
+describe('Defender targets: the hub', () => {
+  let store: SqliteStore;
+  beforeEach(() => { store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-targets-hub-'))); });
+  afterEach(async () => { await store.close(); });
+
+  const config = configSchema.parse({
+    opencti: { url: 'http://127.0.0.1:9', token: 'x' },
+    connector: { id: '6d0b5b6a-41d7-4a53-9d7d-6f1b2c3d4e5f', live_stream_id: 's' },
+    microsoft_defender_intel: {
+      tenant_id: 't0', client_id: 'app', client_secret: 'secret',
+      targets: [
+        { name: 'pilot', tenant_id: 't1', action: 'Audit', min_score: 70 },
+        { name: 'mispOnly', tenant_id: 't2', sources: ['misp'] },
+      ],
+    },
+  });
+
+  it('builds one sink per tenant; each tenant\'s route decides for its own sink', () => {
+    const hub = new Hub({ config, store, log: createLogger('silent'), metrics: new Metrics() });
+    expect(hub.sinksOf('opencti').map((s) => s.route.sink)).to.deep.equal(['defender', 'defender:pilot', 'defender:mispOnly']);
+    const router = activeRouter(config);
+    const strong = router.route('ipv4:198.51.100.7', [claim({ score: 80 })], Date.now());
+    expect(strong.map((d) => [d.sink, d.op?.op ?? null, (d.op?.payload as { action?: string } | undefined)?.action ?? null])).to.deep.equal([
+      ['defender', 'upsert', 'Block'], ['defender:pilot', 'upsert', 'Audit'], ['defender:mispOnly', 'delete', null],
+    ]);
+    const weak = router.route('ipv4:198.51.100.7', [claim({ score: 40 })], Date.now());
+    expect(weak.map((d) => [d.sink, d.op?.op ?? null])).to.deep.equal([['defender', 'upsert'], ['defender:pilot', 'delete'], ['defender:mispOnly', 'delete']]);
+  });
+
+  it('reports a route that can match nothing', () => {
+    expect(routeWarnings(config)).to.deep.equal([{ sink: 'defender:mispOnly', warning: 'takes sources misp, but only opencti feed Defender' }]);
+  });
+});
