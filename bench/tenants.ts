@@ -86,9 +86,6 @@ async function run(tenants: number, n: number, timeScale: number): Promise<Tenan
   const imports = targets.map((t) => defender.requestLog.filter((r) => r.endpoint === 'indicators.import' && r.tenantId === t.tenant_id).length);
   const held = targets.map((t) => defender.indicators(t.tenant_id).length);
   const throttled = defender.requestLog.filter((r) => r.status === 429).length;
-  if (process.env['BENCH_TENANTS_TRACE']) {
-    for (const r of defender.requestLog) console.log(((r.time - started) / 1000).toFixed(2), r.tenantId, r.endpoint, r.status, r.items);
-  }
   await store.close();
   await defender.stop();
   await entra.stop();

@@ -16,6 +16,7 @@ import { RecordingHandler } from '../sinks/dry-run.js';
 import type { ServiceContext } from './parts.js';
 import { CountingHandler, type DeliveryCounts } from './once.js';
 import { SINKS, sinkInstances, type BuiltSink } from './sinks.js';
+import { backfillPart } from './backfill.js';
 
 const isIndicatorSink = (sink: string) => (INDICATOR_SINKS as readonly string[]).includes(sink);
 const isRecordRoute = (r: SinkRoute | RecordRoute): r is RecordRoute => 'types' in r;
@@ -69,6 +70,8 @@ export function activeRouter(config: Config): Router {
 export class Hub {
   private readonly sinks = new Map<string, BuiltSink>();
   private readonly sources: Map<string, string[]>;
+  /** Instance name → its sink module's name. */
+  private readonly moduleOf: Map<string, string>;
   readonly pipeline: Pipeline;
   /** One guard for every indicator sink: the same verdicts, breaker and decision log. */
   private readonly guard: Guard;
@@ -78,6 +81,7 @@ export class Hub {
   constructor(private readonly ctx: ServiceContext) {
     const instances = instancesOf(ctx.config);
     this.sources = new Map([...instances].map(([name, i]) => [name, i.sources]));
+    this.moduleOf = new Map([...instances].map(([name, i]) => [name, i.sink]));
     this.guard = createGuard(ctx.config, ctx.store, ctx.log, ctx.metrics);
     for (const [name, { sink }] of instances) {
       const review = reviewWrap(ctx, sink, name);
@@ -103,7 +107,15 @@ export class Hub {
 
   /** The guard's part, started by `run --once` before any indicator sink delivers (protected values, breakers). */
   get guardPart(): ServicePart | null {
-    return [...this.sinks.keys()].some(isIndicatorSink) ? this.guard.part : null;
+    return [...this.sinks.keys()].some((s) => isIndicatorSink(s.split(':')[0]!)) ? this.guard.part : null;
+  }
+
+  /** A sink with instances (Defender tenants): the part that fills a new one from the stored claims. */
+  private fill(name: string, built: BuiltSink): ServicePart[] {
+    const module = SINKS[this.moduleOf.get(name)!]!;
+    if (!module.instances || isRecordRoute(built.route)) return [];
+    const route = fromSources(built.route, this.sources.get(name)! as SourceRef['system'][]);
+    return [backfillPart(this.ctx.store, route, () => built.worker.wake(), this.ctx.log)];
   }
 
   /** The sinks a source feeds. */
@@ -131,9 +143,9 @@ export class Hub {
     });
   }
 
-  /** Every sink's worker part and the companion parts it brings (guard, reconciliation). */
+  /** Every sink's worker part and the companion parts it brings (guard, reconciliation, a new tenant's fill). */
   parts(): ServicePart[] {
-    const parts = [...this.sinks].flatMap(([sink, s]) => [s.part ?? workerPart(sink, sink, s.worker), ...(s.parts ?? [])]);
+    const parts = [...this.sinks].flatMap(([sink, s]) => [s.part ?? workerPart(sink, sink, s.worker), ...(s.parts ?? []), ...this.fill(sink, s)]);
     return [...this.sinks.keys()].some((s) => isIndicatorSink(s.split(':')[0]!)) ? [this.guard.part, ...parts] : parts;
   }
 }

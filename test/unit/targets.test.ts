@@ -168,6 +168,41 @@ describe('Defender targets: the hub', () => {
     expect(weak.map((d) => [d.sink, d.op?.op ?? null])).to.deep.equal([['defender', 'upsert'], ['defender:pilot', 'delete'], ['defender:mispOnly', 'delete']]);
   });
 
+  it('upgrade: the single-tenant store carries on as target "default" without re-sending; a new tenant is filled once from the stored claims', async () => {
+    const legacy = configSchema.parse({ ...config, microsoft_defender_intel: { tenant_id: 't0', client_id: 'app', client_secret: 'secret' } });
+    const before = new Hub({ config: legacy, store, log: createLogger('silent'), metrics: new Metrics() });
+    const scores = [10, 55, 80];
+    await before.pipeline.ingest('opencti', scores.map((score, i) => ({
+      normalised: { sourceRef: { system: 'opencti' as const, id: `indicator--${i}` }, changes: [claim({ value: `198.51.100.${i + 1}`, score }).change].map((c) => ({ ...c, sourceRef: { system: 'opencti' as const, id: `indicator--${i}` } })),
+        retractAll: false, alsoRetract: [], skipped: [], rejected: null, ignored: null },
+      raw: null, event: 'create', position: String(i), checkpoint: { position: String(i), state: {} },
+    })));
+    // What the single-tenant service delivered: ids recorded, outbox empty.
+    const sent = await store.claimDue('defender', 10, Date.now(), 60_000);
+    expect(sent).to.have.length(3);
+    await store.ack(sent.map((item, i) => ({ item, externalId: String(100 + i) })));
+    const started = async (c: typeof config) => {
+      const hub = new Hub({ config: c, store, log: createLogger('silent'), metrics: new Metrics() });
+      for (const p of hub.parts().filter((x) => x.name.endsWith('-backfill'))) await p.start();
+    };
+    const upgraded = configSchema.parse({ ...legacy, microsoft_defender_intel: { ...legacy.microsoft_defender_intel, targets: [{ name: 'added', tenant_id: 't9', min_score: 50 }] } });
+    await started(upgraded);
+    const due = async (sink: string) => {
+      const items = await store.claimDue(sink, 10, Date.now(), 60_000);
+      // Delivered: Defender's ids recorded, rows gone.
+      await store.ack(items.map((item, i) => ({ item, externalId: `${sink}-${i}` })));
+      return items.map((i) => i.key).sort();
+    };
+    expect(await due('defender'), 'nothing re-sent to the tenant of the upgrade').to.deep.equal([]);
+    expect(await store.countSinkIds('defender')).to.equal(3);
+    // min_score 50: the indicators scored 55 and 80.
+    expect(await due('defender:added')).to.deep.equal(['ipv4:198.51.100.2', 'ipv4:198.51.100.3']);
+    // Filled once: a restart queues nothing again.
+    await started(upgraded);
+    expect(await due('defender:added')).to.deep.equal([]);
+    expect(await due('defender')).to.deep.equal([]);
+  });
+
   it('reports a route that can match nothing', () => {
     expect(routeWarnings(config)).to.deep.equal([{ sink: 'defender:mispOnly', warning: 'takes sources misp, but only opencti feed Defender' }]);
   });
