@@ -15,6 +15,9 @@ import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { targetAccepts } from '../../src/sinks/defender/route.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
+import { createGuard } from '../../src/guard/index.js';
+import { DEFENDER_GATE_ACTIONS } from '../../src/guard/guard.js';
+import type { OutboxItem } from '../../src/core/types.js';
 
 const opencti = {
   OPENCTI_URL: 'http://opencti:8080/',
@@ -137,6 +140,29 @@ describe('Defender targets: route filter', () => {
   ] as [string, Record<string, unknown>][]) {
     it(`refuses ${why}`, () => expect(targetAccepts(f, claim({ ...base, ...over }))).to.equal(false));
   }
+});
+
+describe('Defender targets: protected values of one tenant', () => {
+  it('downgrades a Block on a value one tenant protects in that tenant only; the shared list still applies everywhere', async () => {
+    const store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-targets-guard-')));
+    try {
+      const config = configSchema.parse({ guard: { builtin: false, domains: ['shared.example'] } });
+      const guard = createGuard(config, store, createLogger('silent'), new Metrics());
+      const own = guard.gate('defender:contoso', DEFENDER_GATE_ACTIONS, undefined, ['contoso.com', '192.0.2.0/24']);
+      const other = guard.gate('defender:fabrikam', DEFENDER_GATE_ACTIONS);
+      const item = (key: string, n: number): OutboxItem<{ action: string }> => ({ sink: 'x', key, op: 'upsert', payload: { action: 'Block' },
+        sourceRef: { system: 'opencti', id: `indicator--${n}` }, seq: n, attempts: 0, enqueuedAt: 0 } as unknown as OutboxItem<{ action: string }>);
+      const items = [item('domain:mail.contoso.com', 1), item('ipv4:192.0.2.7', 2), item('domain:www.shared.example', 3), item('domain:evil.example', 4)];
+      const actions = async (gate: typeof own) => {
+        const out = await gate.screen(items, new Set(), (p) => p.action, (p, action) => ({ ...p, action }));
+        return Object.fromEntries(out.send.map((i) => [i.key, i.payload.action]));
+      };
+      expect(await actions(own)).to.deep.equal({ 'domain:mail.contoso.com': 'Audit', 'ipv4:192.0.2.7': 'Audit', 'domain:www.shared.example': 'Audit', 'domain:evil.example': 'Block' });
+      expect(await actions(other)).to.deep.equal({ 'domain:mail.contoso.com': 'Block', 'ipv4:192.0.2.7': 'Block', 'domain:www.shared.example': 'Audit', 'domain:evil.example': 'Block' });
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe('Defender targets: the hub', () => {
