@@ -86,6 +86,9 @@ async function run(tenants: number, n: number, timeScale: number): Promise<Tenan
   const imports = targets.map((t) => defender.requestLog.filter((r) => r.endpoint === 'indicators.import' && r.tenantId === t.tenant_id).length);
   const held = targets.map((t) => defender.indicators(t.tenant_id).length);
   const throttled = defender.requestLog.filter((r) => r.status === 429).length;
+  if (process.env['BENCH_TENANTS_TRACE']) {
+    for (const r of defender.requestLog) process.stderr.write(`${((r.time - started) / 1000).toFixed(2)} ${r.tenantId} ${r.endpoint} ${r.status} ${r.items}\n`);
+  }
   await store.close();
   await defender.stop();
   await entra.stop();
@@ -97,6 +100,10 @@ async function run(tenants: number, n: number, timeScale: number): Promise<Tenan
 }
 
 /** The same indicators into one tenant, then into `tenants`: the time ratio is the figure. */
+export async function runTenants(tenants: number, n: number, timeScale: number): Promise<TenantsRun> {
+  return run(tenants, n, timeScale);
+}
+
 export async function benchTenants(n: number, tenants: number, timeScale: number): Promise<{ one: TenantsRun; many: TenantsRun; ratio: number }> {
   const one = await run(1, n, timeScale);
   const many = await run(tenants, n, timeScale);
