@@ -182,19 +182,20 @@ export function withoutUserinfo(text: string): string {
  * is set they are the target list (the variables win over config.yml, as everywhere).
  */
 export function targetsFromEnv(env: NodeJS.ProcessEnv): { n: number; values: Record<string, unknown> }[] {
-  const byN = new Map<number, Record<string, unknown>>();
+  const byN = new Map<number, Map<string, unknown>>();
   for (const [name, raw] of Object.entries(env)) {
     const m = TARGET_ENV.exec(name);
     if (!m || raw === undefined || raw.trim() === '') continue;
     const n = Number(m[1]);
     const key = m[2]!.toLowerCase();
-    const schema = (targetShape as Record<string, z.ZodType>)[key];
-    const values = byN.get(n) ?? {};
-    // An unknown key stays in, so the schema's strictness names it.
-    values[key] = schema ? parseEnvValue(schemaKind(schema), raw) : raw.trim();
+    const schema = Object.hasOwn(targetShape, key) ? (targetShape as Record<string, z.ZodType>)[key] : undefined;
+    const values = byN.get(n) ?? new Map<string, unknown>([['name', `target${n}`]]);
+    // An unknown key stays in, so the schema's strictness names it (`__proto__` too: fromEntries
+    // makes it a plain own key, never the object's prototype).
+    values.set(key, schema ? parseEnvValue(schemaKind(schema), raw) : raw.trim());
     byN.set(n, values);
   }
-  return [...byN].sort(([a], [b]) => a - b).map(([n, values]) => ({ n, values: { name: `target${n}`, ...values } }));
+  return [...byN].sort(([a], [b]) => a - b).map(([n, values]) => ({ n, values: Object.fromEntries(values) }));
 }
 
 /** `microsoft_defender_intel.targets.<i>.<key>` as the variable that sets it (numbered form) or the YAML path. */

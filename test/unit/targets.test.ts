@@ -92,6 +92,14 @@ describe('Defender targets: configuration', () => {
     expect(msg).to.include('DEFENDER_TARGET_3_TENANTID');
   });
 
+  it('reports hostile variable names as unknown keys instead of using them (__proto__, constructor)', () => {
+    const msg = problems({ DEFENDER_TARGET_1_TENANT_ID: 't', DEFENDER_TARGET_1_CLIENT_ID: 'a', DEFENDER_TARGET_1_CLIENT_SECRET: 's',
+      DEFENDER_TARGET_1___PROTO__: '{"polluted":true}', DEFENDER_TARGET_1_CONSTRUCTOR: 'x' });
+    expect(msg).to.include('DEFENDER_TARGET_1___PROTO__');
+    expect(msg).to.include('DEFENDER_TARGET_1_CONSTRUCTOR');
+    expect(({} as Record<string, unknown>)['polluted']).to.equal(undefined);
+  });
+
   it('asks for a target\'s application, naming its own variable and the shared one', () => {
     const msg = problems({ DEFENDER_TARGET_1_TENANT_ID: 't1' });
     expect(msg).to.include('DEFENDER_TARGET_1_CLIENT_ID or the shared MICROSOFT_DEFENDER_INTEL_CLIENT_ID');
