@@ -216,6 +216,12 @@ describe('Many tenants end to end: three routes, kill -9, one outage, one revoke
     const metrics = await (await fetch(`http://127.0.0.1:${service.healthPort}/metrics`)).text();
     for (const n of NAMES) expect(metrics).to.include(`sink="defender:${n}"`);
     expect(JSON.parse(await runCli(lab, ['dead-letters', '--json'], ENV))).to.deep.equal([]);
+    // The target's own secret never reaches a log line, nor check-config's output.
+    const everything = JSON.stringify(service.lines) + service.stderr.join('');
+    expect(everything).to.not.include(BETA_SECRET);
+    const checked = await runCli(lab, ['check-config'], ENV);
+    expect(checked).to.include('defender:beta');
+    expect(checked).to.not.include(BETA_SECRET);
     // Each tenant's import calls went to its own tenant with its own application.
     const imports = lab.defender.requestLog.filter((r) => r.endpoint === 'indicators.import' && r.status === 200);
     expect(new Set(imports.filter((r) => r.tenantId === TENANT.beta).map((r) => r.clientId))).to.deep.equal(new Set([BETA_APP]));
