@@ -20,6 +20,7 @@ import { activeRouter, routeWarnings } from './flows/hub.js';
 import { createLogger, errorFields, scrubSecrets } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { ignoredSettings, registerConfigSecrets, runOnce, startService } from './service.js';
+import { sentinelTargets } from './sinks/sentinel/index.js';
 import { DEFENDER_SINK, defenderClient, defenderReconciler, defenderTarget, defenderTargets } from './sinks/defender/index.js';
 import { createContext, normaliseEvent } from './sources/opencti/normalise.js';
 import { openStore, type Store } from './store/index.js';
@@ -58,7 +59,9 @@ function redacted(c: Config): Config {
     const [section, name] = key.split('.') as [string, string];
     if (copy[section]?.[name] !== undefined) copy[section]![name] = '[REDACTED]';
   }
-  for (const t of (copy['microsoft_defender_intel']?.['targets'] ?? []) as Record<string, unknown>[]) if (t['client_secret'] !== undefined) t['client_secret'] = '[REDACTED]';
+  for (const section of ['microsoft_defender_intel', 'sentinel']) {
+    for (const t of (copy[section]?.['targets'] ?? []) as Record<string, unknown>[]) if (t['client_secret'] !== undefined) t['client_secret'] = '[REDACTED]';
+  }
   return copy as unknown as Config;
 }
 
@@ -197,6 +200,7 @@ program.command('check-config').description('validate the configuration as `run`
     const flows = flowStatuses(c).map((f) => ({ flow: f.name, wanted: f.wanted, active: f.wanted && f.missing.length === 0, missing: f.missing }));
     if (opts.json) {
       print({ ok: problems.length === 0, problems, warnings, flows, defenderTargets: defenderTargets(c).map((t) => ({ name: t.name, sink: t.sink, tenantId: t.tenantId })),
+        sentinelTargets: sentinelTargets(c).map((t) => ({ name: t.name, sink: t.sink, workspaceId: t.workspaceId })),
         routeWarnings: routeWarnings(c), config: redacted(c) });
     } else {
       const lines = [`configuration: ${file ?? '(no file)'} and the environment`, 'flows:'];
@@ -204,6 +208,8 @@ program.command('check-config').description('validate the configuration as `run`
       lines.push(`store: ${c.store.engine}${c.store.engine === 'sqlite' ? ` in ${c.store.dir}` : ` (${withoutUserinfo(c.store.url ?? '')}, schema ${c.store.schema})`}`);
       const targets = defenderTargets(c);
       if (targets.length > 1) lines.push(`defender tenants: ${targets.map((t) => `${t.name} (${t.sink})`).join(', ')}`);
+      const workspaces = sentinelTargets(c);
+      if (workspaces.length > 1) lines.push(`sentinel workspaces: ${workspaces.map((t) => `${t.name} (${t.sink})`).join(', ')}`);
       const routes = routeWarnings(c).map((w) => `${w.sink}: this route can match nothing: ${w.warning}`);
       if (warnings.length || routes.length) lines.push('warnings:', ...[...warnings, ...routes].map((w) => `  - ${w}`));
       if (problems.length) lines.push('problems (run would stop):', ...problems.map((p) => `  - ${p.replace(/\n/g, '\n    ')}`));
@@ -228,6 +234,7 @@ program.command('status').description('flows, checkpoints, outbox, held indicato
         defenderIndicatorsHeld: await store.countSinkIds(DEFENDER_SINK),
         defenderIndicatorsCap: c.microsoft_defender_intel.max_indicators,
         defenderTargets: await Promise.all(defenderTargets(c).map(async (t) => ({ name: t.name, sink: t.sink, tenantId: t.tenantId, indicatorsHeld: await store.countSinkIds(t.sink) }))),
+        sentinelTargets: await Promise.all(sentinelTargets(c).map(async (t) => ({ name: t.name, sink: t.sink, workspaceId: t.workspaceId, indicatorsHeld: await store.countSinkIds(t.sink) }))),
         routeWarnings: routeWarnings(c),
         breakersOpen: (await store.listBreakers()).filter((b) => b.resumedAt === null),
         sentinelIndicatorsHeld: await store.countSinkIds('sentinel'),
@@ -243,7 +250,8 @@ program.command('status').description('flows, checkpoints, outbox, held indicato
       out.push('', table(['HELD', 'COUNT'], [
         ...(status.defenderTargets.length > 1 ? status.defenderTargets.map((t) => [`defender indicators (${t.name})`, t.indicatorsHeld])
           : [['defender indicators', `${status.defenderIndicatorsHeld} of ${status.defenderIndicatorsCap}`]]),
-        ['sentinel indicators', status.sentinelIndicatorsHeld],
+        ...(status.sentinelTargets.length > 1 ? status.sentinelTargets.map((t) => [`sentinel indicators (${t.name})`, t.indicatorsHeld])
+          : [['sentinel indicators', status.sentinelIndicatorsHeld]]),
         ['iris alerts', status.irisAlertsKnown],
         ['dead letters', `${status.deadLetters}${status.deadLetters ? ' (threatbridge dead-letters)' : ''}`],
       ]));

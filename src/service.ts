@@ -29,7 +29,7 @@ export function registerConfigSecrets(config: Config): void {
     // Maps of secrets (per-tenant credentials): every value is one.
     else if (value && typeof value === 'object') for (const v of Object.values(value)) if (typeof v === 'string') registerSecret(v);
   }
-  for (const secret of targetSecrets(config.microsoft_defender_intel)) registerSecret(secret);
+  for (const secret of targetSecrets(config.microsoft_defender_intel, config.sentinel)) registerSecret(secret);
 }
 
 /** A warning per system whose TLS verification the user turned off. */

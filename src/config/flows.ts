@@ -59,7 +59,15 @@ export function sentinelKeys(c: Config): Pairs {
   const s = c.sentinel;
   const shared = microsoftCredentialKeys(c);
   const own: Pairs = [['sentinel.tenant_id', s.tenant_id], ['sentinel.client_id', s.client_id], ['sentinel.client_secret', s.client_secret]];
-  return [['sentinel.workspace_id', s.workspace_id], ...own.map((pair, i) => (unset(pair[1]) ? shared[i]! : pair))];
+  const credentials = own.map((pair, i) => (unset(pair[1]) ? shared[i]! : pair));
+  if (s.targets.length === 0) return [['sentinel.workspace_id', s.workspace_id], ...credentials];
+  // Several workspaces: each needs an application (its own, sentinel.*, or the Defender one).
+  const legacy: Pairs = s.workspace_id ? credentials : [];
+  return [...legacy, ...s.targets.flatMap((t, i): Pairs => [
+    [`sentinel.targets[${i}].tenant_id`, t.tenant_id ?? s.tenant_id ?? c.microsoft_defender_intel.tenant_id],
+    [`sentinel.targets[${i}].client_id`, t.client_id ?? s.client_id ?? c.microsoft_defender_intel.client_id],
+    [`sentinel.targets[${i}].client_secret`, t.client_secret ?? s.client_secret ?? c.microsoft_defender_intel.client_secret],
+  ])];
 }
 
 /**

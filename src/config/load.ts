@@ -5,7 +5,10 @@ import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, SECRET_KEYS, type Config } from './schema.js';
-import { TARGET_ENV, targetEnvName, targetShape } from './targets.js';
+import { NUMBERED_TARGETS, targetEnvName } from './targets.js';
+
+type TargetSection = (typeof NUMBERED_TARGETS)[number]['section'];
+const numberedOf = (section: string) => NUMBERED_TARGETS.find((t) => t.section === section);
 
 export class ConfigError extends Error {
   readonly code = 'config_invalid';
@@ -116,9 +119,10 @@ export function mergeSources(yamlDoc: Record<string, unknown>, env: NodeJS.Proce
       target[key] = parseEnvValue(schemaKind(schema), raw);
     }
   }
-  const numbered = targetsFromEnv(env);
-  if (numbered.length) {
-    const d = (merged['microsoft_defender_intel'] ??= {}) as Record<string, unknown>;
+  for (const { section } of NUMBERED_TARGETS) {
+    const numbered = targetsFromEnv(env, section);
+    if (!numbered.length) continue;
+    const d = (merged[section] ??= {}) as Record<string, unknown>;
     if (typeof d === 'object' && d !== null) d['targets'] = numbered.map((t) => t.values);
   }
   return merged;
@@ -178,17 +182,19 @@ export function withoutUserinfo(text: string): string {
 }
 
 /**
- * Numbered Defender targets, DEFENDER_TARGET_<N>_<KEY>, in the order of N (gaps allowed). When any
- * is set they are the target list (the variables win over config.yml, as everywhere).
+ * Numbered targets, DEFENDER_TARGET_<N>_<KEY> (or SENTINEL_TARGET_…), in the order of N (gaps
+ * allowed). When any is set they are the target list (the variables win over config.yml, as everywhere).
  */
-export function targetsFromEnv(env: NodeJS.ProcessEnv): { n: number; values: Record<string, unknown> }[] {
+export function targetsFromEnv(env: NodeJS.ProcessEnv, section: TargetSection = 'microsoft_defender_intel'): { n: number; values: Record<string, unknown> }[] {
+  const { prefix, shape } = numberedOf(section)!;
+  const pattern = new RegExp(`^${prefix}_(\\d{1,3})_([A-Z_]+)$`);
   const byN = new Map<number, Map<string, unknown>>();
   for (const [name, raw] of Object.entries(env)) {
-    const m = TARGET_ENV.exec(name);
+    const m = pattern.exec(name);
     if (!m || raw === undefined || raw.trim() === '') continue;
     const n = Number(m[1]);
     const key = m[2]!.toLowerCase();
-    const schema = Object.hasOwn(targetShape, key) ? (targetShape as Record<string, z.ZodType>)[key] : undefined;
+    const schema = Object.hasOwn(shape, key) ? shape[key] : undefined;
     const values = byN.get(n) ?? new Map<string, unknown>([['name', `target${n}`]]);
     // An unknown key stays in, so the schema's strictness names it (`__proto__` too: fromEntries
     // makes it a plain own key, never the object's prototype).
@@ -198,23 +204,24 @@ export function targetsFromEnv(env: NodeJS.ProcessEnv): { n: number; values: Rec
   return [...byN].sort(([a], [b]) => a - b).map(([n, values]) => ({ n, values: Object.fromEntries(values) }));
 }
 
-/** `microsoft_defender_intel.targets.<i>.<key>` as the variable that sets it (numbered form) or the YAML path. */
+/** `<section>.targets.<i>.<key>` as the variable that sets it (numbered form) or the YAML path. */
 function targetKeyName(env: NodeJS.ProcessEnv, path: string[]): { label: string; env: string | null } {
+  const section = path[0] as TargetSection;
   const i = Number(path[2]);
   const key = path[3];
-  const numbered = targetsFromEnv(env);
-  const yaml = `microsoft_defender_intel.targets[${i}]${key ? `.${key}` : ''}`;
-  if (numbered.length && numbered[i]) return { label: yaml, env: targetEnvName(numbered[i]!.n, key ?? 'NAME') };
+  const numbered = targetsFromEnv(env, section);
+  const yaml = `${section}.targets[${i}]${key ? `.${key}` : ''}`;
+  if (numbered.length && numbered[i]) return { label: yaml, env: targetEnvName(numbered[i]!.n, key ?? 'NAME', numberedOf(section)!.prefix) };
   return { label: yaml, env: null };
 }
 
 function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>, env: NodeJS.ProcessEnv): string {
   const path = issue.path.map(String);
-  if (path[0] === 'microsoft_defender_intel' && path[1] === 'targets' && path.length >= 3) return describeTargetIssue(issue, path, env);
+  if (numberedOf(path[0] ?? '') && path[1] === 'targets' && path.length >= 3) return describeTargetIssue(issue, path, env);
   const dotted = issue.path.map(String).join('.');
   const [section, key] = issue.path.map(String);
   // The target list carries client secrets: its value is never echoed.
-  const isSecret = (SECRET_KEYS as readonly string[]).includes(`${section}.${key}`) || `${section}.${key}` === 'microsoft_defender_intel.targets';
+  const isSecret = (SECRET_KEYS as readonly string[]).includes(`${section}.${key}`) || (key === 'targets' && numberedOf(section ?? '') !== undefined);
   const shape = sectionShapes().find(([s]) => s === section)?.[1];
   const hint = key && shape?.[key]?.description;
   if (issue.code === 'unrecognized_keys') {
@@ -237,10 +244,10 @@ function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>,
 /** A target's problem, named by its variable (numbered form) or YAML path; a secret's value never shown. */
 function describeTargetIssue(issue: z.core.$ZodIssue, path: string[], env: NodeJS.ProcessEnv): string {
   const where = targetKeyName(env, path);
-  const shape = targetShape as Record<string, z.ZodType>;
+  const shape = numberedOf(path[0]!)!.shape;
   if (issue.code === 'unrecognized_keys') {
     const names = issue.keys.map((k) => targetKeyName(env, [...path.slice(0, 3), k]));
-    return `${names.map((n) => n.env ?? n.label).join(', ')}: unknown key of a Defender target; the keys are ${Object.keys(shape).join(', ')} (doc/tenants.md)`;
+    return `${names.map((n) => n.env ?? n.label).join(', ')}: unknown key of a ${path[0] === 'sentinel' ? 'Sentinel' : 'Defender'} target; the keys are ${Object.keys(shape).join(', ')} (doc/tenants.md)`;
   }
   const hint = path[3] ? shape[path[3]]?.description : undefined;
   const envHint = where.env ? ` [env ${where.env}]` : '';
@@ -281,13 +288,15 @@ export function loadConfig(options: LoadOptions = {}): Config {
 export function requireKeys(config: Config, keys: string[], env: NodeJS.ProcessEnv = process.env): void {
   const problems: string[] = [];
   for (const k of keys) {
-    const target = /^microsoft_defender_intel\.targets\[(\d+)\]\.(\w+)$/.exec(k);
+    const target = /^(microsoft_defender_intel|sentinel)\.targets\[(\d+)\]\.(\w+)$/.exec(k);
     if (target) {
       // A target's application: its own key, or the shared multi-tenant one.
-      const i = Number(target[1]);
-      const where = targetKeyName(env, ['microsoft_defender_intel', 'targets', String(i), target[2]!]);
+      const section = target[1] as TargetSection;
+      const i = Number(target[2]);
+      const where = targetKeyName(env, [section, 'targets', String(i), target[3]!]);
       const own = where.env ? `${where.env}` : where.label;
-      problems.push(`${where.label} [env ${own} or the shared ${envName(`microsoft_defender_intel.${target[2]}`)}]: required for Defender target ${config.microsoft_defender_intel.targets[i]?.name ?? i}; set the target's own or the shared multi-tenant application's`);
+      const name = config[section].targets[i]?.name ?? i;
+      problems.push(`${where.label} [env ${own} or the shared ${envName(`microsoft_defender_intel.${target[3]}`)}]: required for ${section === 'sentinel' ? 'Sentinel' : 'Defender'} target ${name}; set the target's own or the shared multi-tenant application's`);
       continue;
     }
     const [section, key] = k.split('.') as [keyof Config, string];

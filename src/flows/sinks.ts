@@ -16,7 +16,8 @@ import { createMispSightingsSink, MISP_SIGHTINGS_SINK } from '../sinks/misp-sigh
 import { mispSightingsRoute } from '../sinks/misp-sightings/route.js';
 import { createOpenctiSightingsSink, OPENCTI_SIGHTINGS_SINK } from '../sinks/opencti-sightings/index.js';
 import { openctiSightingsRoute } from '../sinks/opencti-sightings/route.js';
-import { createSentinelSink, sentinelRoute } from '../sinks/sentinel/index.js';
+import { createSentinelSink, sentinelRoute, sentinelTarget, sentinelTargets } from '../sinks/sentinel/index.js';
+import { targetRouteWarnings } from '../config/targets.js';
 import type { ServiceContext } from './parts.js';
 
 /** A sink built from configuration. */
@@ -68,8 +69,11 @@ export const SINKS: Record<string, SinkModule> = {
       createDefenderSink(config, store, log, metrics, guard, wrap, targetOf(config, instance)),
   },
   sentinel: {
-    route: sentinelRoute,
-    create: ({ config, store, log, metrics }, wrap, guard) => createSentinelSink(config, store, log, metrics, guard, wrap),
+    instances: (config) => sentinelTargets(config).map((t) => t.sink),
+    routeWarnings: (config, instance, sources) => targetRouteWarnings(sentinelTarget(config, instance).filter, sources, 'Sentinel'),
+    route: (config, instance) => sentinelRoute(config, sentinelTarget(config, instance)),
+    create: ({ config, store, log, metrics }, wrap, guard, instance) =>
+      createSentinelSink(config, store, log, metrics, guard, wrap, sentinelTarget(config, instance)),
   },
   [IRIS_SINK]: {
     route: () => irisRoute(IRIS_SINK),

@@ -183,11 +183,14 @@ export function sentinelCredentials(config: Config): EntraApp & { loginUrl: stri
  * Tokens for a Microsoft API from configuration: Defender's (the configured app, or `app` for
  * another tenant of the alerts flow) or Sentinel's (its own credentials where set, else Defender's).
  */
-export function microsoftTokens(config: Config, api: 'defender' | 'sentinel', log: Logger, app?: EntraApp, metrics?: Metrics): TokenProvider {
+export function microsoftTokens(config: Config, api: 'defender' | 'sentinel', log: Logger, app?: Partial<EntraApp>, metrics?: Metrics): TokenProvider {
   const counted = metrics ? { metrics } : {};
   if (api === 'sentinel') {
     const s = config.sentinel;
-    return new TokenProvider({ ...sentinelCredentials(config), scope: s.scope, verifyTls: s.verify_cert, timeoutMs: s.request_timeout * 1000, log, ...counted });
+    // A workspace target's own application, key by key over Sentinel's (else Defender's) credentials.
+    const shared = sentinelCredentials(config);
+    const own = { tenantId: app?.tenantId ?? shared.tenantId, clientId: app?.clientId ?? shared.clientId, clientSecret: app?.clientSecret ?? shared.clientSecret };
+    return new TokenProvider({ ...shared, ...own, scope: s.scope, verifyTls: s.verify_cert, timeoutMs: s.request_timeout * 1000, log, ...counted });
   }
   const d = config.microsoft_defender_intel;
   return new TokenProvider({

@@ -3,7 +3,7 @@
 // kill -9, one tenant's outage and another's revoked credentials. The oracle is computed here from
 // the seed indicators and the route table below, not by the service's code.
 import { expect } from 'chai';
-import { Lab, LAB_CLIENT, LAB_SECRET } from '../../sim/lab.js';
+import { Lab, LAB_CLIENT, LAB_SECRET, LAB_WORKSPACE } from '../../sim/lab.js';
 import { ServiceProcess, waitFor } from '../../sim/service-process.js';
 import { makeIndicator, OCTI_EXT, type StixObject } from '../../sim/opencti/fixtures.js';
 import { runCli } from '../support/cli.js';
@@ -226,5 +226,47 @@ describe('Many tenants end to end: three routes, kill -9, one outage, one revoke
     const imports = lab.defender.requestLog.filter((r) => r.endpoint === 'indicators.import' && r.status === 200);
     expect(new Set(imports.filter((r) => r.tenantId === TENANT.beta).map((r) => r.clientId))).to.deep.equal(new Set([BETA_APP]));
     expect(new Set(imports.filter((r) => r.tenantId === TENANT.alpha).map((r) => r.clientId))).to.deep.equal(new Set([LAB_CLIENT]));
+  });
+});
+
+describe('Many Sentinel workspaces end to end: two routes, kill -9', function () {
+  this.timeout(180_000);
+  let lab: Lab;
+  let service: ServiceProcess;
+  after(async () => {
+    await service?.stop().catch(() => undefined);
+    await lab?.stop();
+  });
+
+  it('each workspace holds exactly what its route selects; the single workspace of SENTINEL_WORKSPACE_ID carries on as "default"', async () => {
+    lab = await new Lab({ heartbeatMs: 500, sentinel: true }).start();
+    const EMEA = '77777777-6666-4555-8444-333333333333';
+    const EMEA_APP = 'e0e00000-0000-4000-8000-0000000000e0';
+    lab.entra.registerApp({ tenantId: TENANT.gamma, clientId: EMEA_APP, clientSecret: 'emea-own-secret', roles: [] });
+    lab.sentinel!.grantContributor(EMEA, EMEA_APP);
+    const env = {
+      OPENCTI_TARGETS: 'sentinel',
+      SENTINEL_TARGET_1_NAME: 'emea', SENTINEL_TARGET_1_WORKSPACE_ID: EMEA, SENTINEL_TARGET_1_TENANT_ID: TENANT.gamma,
+      SENTINEL_TARGET_1_CLIENT_ID: EMEA_APP, SENTINEL_TARGET_1_CLIENT_SECRET: 'emea-own-secret',
+      SENTINEL_TARGET_1_MIN_SCORE: '50', SENTINEL_TARGET_1_LABELS_EXCLUDE: 'internal',
+      GUARD_BREAKER_MAX_BLOCKS_PER_HOUR: '0',
+    };
+    service = new ServiceProcess(lab.env(env));
+    service.start();
+    // Oracle: the default workspace takes everything; emea a score of 50 or more without "internal".
+    const specs = Array.from({ length: 40 }, (_, i) => ({ value: `192.0.2.${i + 1}`, score: (i * 37) % 101, labels: i % 3 === 0 ? ['internal'] : ['c2'] }));
+    const patterns = (ws: string) => new Set((lab.sentinel!.indicators(ws) as { pattern: string; revoked?: boolean }[]).filter((o) => !o.revoked).map((o) => o.pattern));
+    const want = (emea: boolean) => new Set(specs.filter((s) => !emea || (s.score >= 50 && !s.labels.includes('internal'))).map((s) => `[ipv4-addr:value = '${s.value}']`));
+    const same = (a: Set<string>, b: Set<string>) => a.size === b.size && [...a].every((x) => b.has(x));
+    specs.slice(0, 20).forEach((s) => lab.opencti.create(makeIndicator({ pattern: `[ipv4-addr:value = '${s.value}']`, score: s.score, labels: s.labels, validUntil: null, detection: true })));
+    await waitFor(() => patterns(LAB_WORKSPACE).size >= 5, 'first uploads', 30_000, 20);
+    await service.kill9();
+    service = new ServiceProcess(lab.env(env));
+    service.start();
+    specs.slice(20).forEach((s) => lab.opencti.create(makeIndicator({ pattern: `[ipv4-addr:value = '${s.value}']`, score: s.score, labels: s.labels, validUntil: null, detection: true })));
+    await waitFor(() => same(patterns(LAB_WORKSPACE), want(false)) && same(patterns(EMEA), want(true)), 'both workspaces hold what their routes select', 90_000, 200);
+    expect(want(true).size, 'the emea route selects some, not all').to.be.within(5, 30);
+    const metrics = await (await fetch(`http://127.0.0.1:${service.healthPort}/metrics`)).text();
+    expect(metrics).to.include('sink="sentinel:emea"');
   });
 });

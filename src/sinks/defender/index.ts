@@ -16,7 +16,7 @@ import type { ServicePart } from '../../core/parts.js';
 import { errorFields } from '../../observability/logger.js';
 import { IndicatorCap } from './cap.js';
 import { DefenderHolders, DefenderReconciler } from './reconcile.js';
-import { resolveTargets, type DefenderTarget } from '../../config/targets.js';
+import { resolveTargets, targetRouteWarnings, type DefenderTarget } from '../../config/targets.js';
 
 export const DEFENDER_SINK = 'defender';
 
@@ -96,15 +96,9 @@ export function defenderReconciler(config: Config, client: DefenderApi, store: S
  */
 export function defenderRouteWarnings(target: DefenderTarget, feeding: readonly string[]): string[] {
   const f = target.filter;
-  const out: string[] = [];
-  if (f.sources && ![...f.sources].some((s) => feeding.includes(s))) {
-    out.push(`takes sources ${[...f.sources].join(', ')}, but only ${feeding.join(', ') || 'none'} feed Defender`);
-  }
+  const out = targetRouteWarnings(f, feeding, 'Defender');
   if (f.types && ![...f.types].some((t) => defenderTypeOf(t as ObservableType) !== null)) {
     out.push(`takes only types ${[...f.types].join(', ')}, which Defender has no indicator type for`);
-  }
-  if (f.labelsInclude.size && [...f.labelsInclude].every((l) => f.labelsExclude.has(l))) {
-    out.push('every label it includes is also excluded');
   }
   return out;
 }

@@ -3,28 +3,9 @@ import type { RouteDecision, SinkRoute } from '../../core/router.js';
 import type { Claim, ObservableType } from '../../core/types.js';
 import { expandIpv6 } from '../../core/observables.js';
 import { defenderTypeOf, mapToDefender, type DefenderMapping } from './mapper.js';
-import type { TargetFilter } from '../../config/targets.js';
-import { tlpRank } from '../../guard/tlp.js';
+import { targetAccepts, type TargetFilter } from '../../config/targets.js';
 
-/**
- * Does a target's route take this claim? Sources, minimum score (no score fails a minimum),
- * observable types, TLP ceiling (unmarked passes), labels to include (any) and exclude (none).
- */
-export function targetAccepts(f: TargetFilter, claim: Claim): boolean {
-  const c = claim.change;
-  if (f.sources && !f.sources.has(c.sourceRef.system)) return false;
-  if (f.minScore !== null && (c.score === null || c.score < f.minScore)) return false;
-  // hostname and domain are one key (observableKey): a route naming either takes both.
-  const type = c.observable.type === 'hostname' ? 'domain' : c.observable.type;
-  if (f.types && !f.types.has(type) && !(type === 'domain' && f.types.has('hostname'))) return false;
-  if (f.maxTlp !== null && c.tlp !== null && tlpRank(c.tlp) > tlpRank(f.maxTlp)) return false;
-  if (f.labelsInclude.size || f.labelsExclude.size) {
-    const labels = c.labels.map((l) => String(l).toLowerCase());
-    if (f.labelsInclude.size && !labels.some((l) => f.labelsInclude.has(l))) return false;
-    if (labels.some((l) => f.labelsExclude.has(l))) return false;
-  }
-  return true;
-}
+export { targetAccepts };
 
 /** Payload of a delete: what to look the indicator up by when no id was recorded. */
 export interface DefenderDeletePayload {
