@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ConfigError, loadConfig, requireKeys } from '../../src/config/load.js';
 import { flowProblems } from '../../src/config/flows.js';
 import { configSchema } from '../../src/config/schema.js';
-import { resolveTargets } from '../../src/config/targets.js';
+import { resolveSentinelTargets, resolveTargets } from '../../src/config/targets.js';
 import type { Claim, IndicatorChange } from '../../src/core/types.js';
 import { activeRouter, Hub, routeWarnings } from '../../src/flows/hub.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -120,6 +120,30 @@ describe('Defender targets: configuration', () => {
     const wrongType = problems({ MICROSOFT_DEFENDER_INTEL_TARGETS: JSON.stringify([{ name: 'x', tenant_id: 't', client_secret: secret, min_score: 'no' }]) });
     expect(wrongType).to.not.include(secret);
     expect(wrongType).to.include('min_score');
+  });
+});
+
+describe('Sentinel workspaces as targets', () => {
+  it('keeps SENTINEL_WORKSPACE_ID as "default" (sink "sentinel"), adds numbered workspaces with their own application and route', () => {
+    const c = load({
+      MICROSOFT_DEFENDER_INTEL_TENANT_ID: 'tenant-a', MICROSOFT_DEFENDER_INTEL_CLIENT_ID: 'shared-app', MICROSOFT_DEFENDER_INTEL_CLIENT_SECRET: 'shared-secret',
+      OPENCTI_TARGETS: 'sentinel', SENTINEL_WORKSPACE_ID: 'ws-0',
+      SENTINEL_TARGET_1_NAME: 'emea', SENTINEL_TARGET_1_WORKSPACE_ID: 'ws-1', SENTINEL_TARGET_1_CLIENT_ID: 'emea-app', SENTINEL_TARGET_1_CLIENT_SECRET: 'emea-secret',
+      SENTINEL_TARGET_1_TYPES: 'url', SENTINEL_TARGET_1_MAX_TLP: 'amber',
+    });
+    const t = resolveSentinelTargets(c.sentinel);
+    expect(t.map((x) => [x.name, x.sink, x.workspaceId, x.clientId ?? null])).to.deep.equal([['default', 'sentinel', 'ws-0', null], ['emea', 'sentinel:emea', 'ws-1', 'emea-app']]);
+    expect([...t[1]!.filter.types!]).to.deep.equal(['url']);
+    const router = activeRouter(c);
+    const decisions = router.route('ipv4:198.51.100.7', [claim({ score: 80 })], Date.now());
+    expect(decisions.map((d) => [d.sink, d.op?.op ?? null])).to.deep.equal([['sentinel', 'upsert'], ['sentinel:emea', 'delete']]);
+  });
+
+  it('names SENTINEL_TARGET_<N>_* in errors and asks for a workspace', () => {
+    const msg = problems({ OPENCTI_TARGETS: 'sentinel', SENTINEL_TARGET_2_NAME: 'x', SENTINEL_TARGET_2_MIN_SCORE: 'many',
+      MICROSOFT_DEFENDER_INTEL_TENANT_ID: 't', MICROSOFT_DEFENDER_INTEL_CLIENT_ID: 'c', MICROSOFT_DEFENDER_INTEL_CLIENT_SECRET: 's' });
+    expect(msg).to.include('SENTINEL_TARGET_2_MIN_SCORE');
+    expect(msg).to.include('SENTINEL_TARGET_2_WORKSPACE_ID');
   });
 });
 
