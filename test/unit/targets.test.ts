@@ -15,6 +15,9 @@ import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { targetAccepts } from '../../src/sinks/defender/route.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
+import { PostgresStore } from '../../src/store/postgres.js';
+import type { Store } from '../../src/core/store.js';
+import { dropSchema, freshSchemaName, requirePostgres, TEST_PG_URL } from '../support/postgres.js';
 import { createGuard } from '../../src/guard/index.js';
 import { DEFENDER_GATE_ACTIONS } from '../../src/guard/guard.js';
 import type { OutboxItem } from '../../src/core/types.js';
@@ -197,22 +200,70 @@ describe('Defender targets: protected values of one tenant', () => {
   });
 });
 
+const hubConfig = configSchema.parse({
+  opencti: { url: 'http://127.0.0.1:9', token: 'x' },
+  connector: { id: '6d0b5b6a-41d7-4a53-9d7d-6f1b2c3d4e5f', live_stream_id: 's' },
+  microsoft_defender_intel: {
+    tenant_id: 't0', client_id: 'app', client_secret: 'secret',
+    targets: [
+      { name: 'pilot', tenant_id: 't1', action: 'Audit', min_score: 70 },
+      { name: 'mispOnly', tenant_id: 't2', sources: ['misp'] },
+    ],
+  },
+});
+
+/** The upgrade path on a store: single tenant delivered, then a second tenant added. */
+async function upgrade(store: Store): Promise<void> {
+  const config = hubConfig;
+  const legacy = configSchema.parse({ ...config, microsoft_defender_intel: { tenant_id: 't0', client_id: 'app', client_secret: 'secret' } });
+  const before = new Hub({ config: legacy, store, log: createLogger('silent'), metrics: new Metrics() });
+  const scores = [10, 55, 80];
+  await before.pipeline.ingest('opencti', scores.map((score, i) => ({
+    normalised: { sourceRef: { system: 'opencti' as const, id: `indicator--${i}` }, changes: [claim({ value: `198.51.100.${i + 1}`, score }).change].map((c) => ({ ...c, sourceRef: { system: 'opencti' as const, id: `indicator--${i}` } })),
+      retractAll: false, alsoRetract: [], skipped: [], rejected: null, ignored: null },
+    raw: null, event: 'create', position: String(i), checkpoint: { position: String(i), state: {} },
+  })));
+  // What the single-tenant service delivered: ids recorded, outbox empty.
+  const sent = await store.claimDue('defender', 10, Date.now(), 60_000);
+  expect(sent).to.have.length(3);
+  await store.ack(sent.map((item, i) => ({ item, externalId: String(100 + i) })));
+  const started = async (c: typeof config) => {
+    const hub = new Hub({ config: c, store, log: createLogger('silent'), metrics: new Metrics() });
+    for (const p of hub.parts().filter((x) => x.name.endsWith('-backfill'))) await p.start();
+  };
+  const upgraded = configSchema.parse({ ...legacy, microsoft_defender_intel: { ...legacy.microsoft_defender_intel, targets: [{ name: 'added', tenant_id: 't9', min_score: 50 }] } });
+  await started(upgraded);
+  const due = async (sink: string) => {
+    const items = await store.claimDue(sink, 10, Date.now(), 60_000);
+    // Delivered: Defender's ids recorded, rows gone.
+    await store.ack(items.map((item, i) => ({ item, externalId: `${sink}-${i}` })));
+    return items.map((i) => i.key).sort();
+  };
+  expect(await due('defender'), 'nothing re-sent to the tenant of the upgrade').to.deep.equal([]);
+  expect(await store.countSinkIds('defender')).to.equal(3);
+  // min_score 50: the indicators scored 55 and 80.
+  expect(await due('defender:added')).to.deep.equal(['ipv4:198.51.100.2', 'ipv4:198.51.100.3']);
+  // Filled once: a restart queues nothing again.
+  await started(upgraded);
+  expect(await due('defender:added')).to.deep.equal([]);
+  expect(await due('defender')).to.deep.equal([]);
+}
+
+describe('Defender targets: upgrade on PostgreSQL', () => {
+  let store: PostgresStore;
+  let schema: string;
+  before(async function () { await requirePostgres(this); });
+  beforeEach(async () => { schema = freshSchemaName(); store = await PostgresStore.open({ url: TEST_PG_URL, schema }); });
+  afterEach(async () => { await store?.close(); await dropSchema(schema); });
+  it('the single-tenant store carries on as "default" without re-sending; a new tenant is filled once', () => upgrade(store));
+});
+
 describe('Defender targets: the hub', () => {
   let store: SqliteStore;
   beforeEach(() => { store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-targets-hub-'))); });
   afterEach(async () => { await store.close(); });
 
-  const config = configSchema.parse({
-    opencti: { url: 'http://127.0.0.1:9', token: 'x' },
-    connector: { id: '6d0b5b6a-41d7-4a53-9d7d-6f1b2c3d4e5f', live_stream_id: 's' },
-    microsoft_defender_intel: {
-      tenant_id: 't0', client_id: 'app', client_secret: 'secret',
-      targets: [
-        { name: 'pilot', tenant_id: 't1', action: 'Audit', min_score: 70 },
-        { name: 'mispOnly', tenant_id: 't2', sources: ['misp'] },
-      ],
-    },
-  });
+  const config = hubConfig;
 
   it('builds one sink per tenant; each tenant\'s route decides for its own sink', () => {
     const hub = new Hub({ config, store, log: createLogger('silent'), metrics: new Metrics() });
@@ -226,40 +277,7 @@ describe('Defender targets: the hub', () => {
     expect(weak.map((d) => [d.sink, d.op?.op ?? null])).to.deep.equal([['defender', 'upsert'], ['defender:pilot', 'delete'], ['defender:mispOnly', 'delete']]);
   });
 
-  it('upgrade: the single-tenant store carries on as target "default" without re-sending; a new tenant is filled once from the stored claims', async () => {
-    const legacy = configSchema.parse({ ...config, microsoft_defender_intel: { tenant_id: 't0', client_id: 'app', client_secret: 'secret' } });
-    const before = new Hub({ config: legacy, store, log: createLogger('silent'), metrics: new Metrics() });
-    const scores = [10, 55, 80];
-    await before.pipeline.ingest('opencti', scores.map((score, i) => ({
-      normalised: { sourceRef: { system: 'opencti' as const, id: `indicator--${i}` }, changes: [claim({ value: `198.51.100.${i + 1}`, score }).change].map((c) => ({ ...c, sourceRef: { system: 'opencti' as const, id: `indicator--${i}` } })),
-        retractAll: false, alsoRetract: [], skipped: [], rejected: null, ignored: null },
-      raw: null, event: 'create', position: String(i), checkpoint: { position: String(i), state: {} },
-    })));
-    // What the single-tenant service delivered: ids recorded, outbox empty.
-    const sent = await store.claimDue('defender', 10, Date.now(), 60_000);
-    expect(sent).to.have.length(3);
-    await store.ack(sent.map((item, i) => ({ item, externalId: String(100 + i) })));
-    const started = async (c: typeof config) => {
-      const hub = new Hub({ config: c, store, log: createLogger('silent'), metrics: new Metrics() });
-      for (const p of hub.parts().filter((x) => x.name.endsWith('-backfill'))) await p.start();
-    };
-    const upgraded = configSchema.parse({ ...legacy, microsoft_defender_intel: { ...legacy.microsoft_defender_intel, targets: [{ name: 'added', tenant_id: 't9', min_score: 50 }] } });
-    await started(upgraded);
-    const due = async (sink: string) => {
-      const items = await store.claimDue(sink, 10, Date.now(), 60_000);
-      // Delivered: Defender's ids recorded, rows gone.
-      await store.ack(items.map((item, i) => ({ item, externalId: `${sink}-${i}` })));
-      return items.map((i) => i.key).sort();
-    };
-    expect(await due('defender'), 'nothing re-sent to the tenant of the upgrade').to.deep.equal([]);
-    expect(await store.countSinkIds('defender')).to.equal(3);
-    // min_score 50: the indicators scored 55 and 80.
-    expect(await due('defender:added')).to.deep.equal(['ipv4:198.51.100.2', 'ipv4:198.51.100.3']);
-    // Filled once: a restart queues nothing again.
-    await started(upgraded);
-    expect(await due('defender:added')).to.deep.equal([]);
-    expect(await due('defender')).to.deep.equal([]);
-  });
+  it('upgrade: the single-tenant store carries on as target "default" without re-sending; a new tenant is filled once from the stored claims (SQLite)', () => upgrade(store));
 
   it('reports a route that can match nothing', () => {
     expect(routeWarnings(config)).to.deep.equal([{ sink: 'defender:mispOnly', warning: 'takes sources misp, but only opencti feed Defender' }]);
