@@ -2,7 +2,7 @@
 // source is configured (and, for indicator sources, lists the sink in `<source>.targets`); a wanted
 // flow must have every required key, or start-up stops naming them.
 import { INDICATOR_SINKS, type IndicatorSinkName } from './fields.js';
-import { ConfigError } from './load.js';
+import { ConfigError, targetKeyName } from './load.js';
 import type { Config } from './schema.js';
 
 export interface FlowStatus {
@@ -31,9 +31,11 @@ const envOf = (key: string) => key.replace(/\./g, '_').toUpperCase();
 function keyProblem(key: string, value: unknown): string {
   const target = /^(microsoft_defender_intel|sentinel)\.targets\[(\d+)\]\.(\w+)$/.exec(key);
   if (target) {
-    // A target's application: its own key (YAML or the numbered variable), or the shared one.
+    // A target's application: its own key (the numbered variable that set the target, or YAML), or the shared one.
+    const where = targetKeyName(process.env, [target[1]!, 'targets', target[2]!, target[3]!]);
     const prefix = target[1] === 'sentinel' ? 'SENTINEL_TARGET' : 'DEFENDER_TARGET';
-    return `${key} [env ${prefix}_<N>_${target[3]!.toUpperCase()} of that target, or the shared MICROSOFT_DEFENDER_INTEL_${target[3]!.toUpperCase()}]: required; set the target's own application or the shared multi-tenant one`;
+    const own = where.env ?? `${prefix}_<N>_${target[3]!.toUpperCase()}`;
+    return `${where.label} [env ${own} or the shared MICROSOFT_DEFENDER_INTEL_${target[3]!.toUpperCase()}]: required; set the target's own application or the shared multi-tenant one`;
   }
   const where = `${key} [env ${envOf(key)}]`;
   if (key === 'connector.id' && value === PLACEHOLDERS[1]) {

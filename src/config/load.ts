@@ -205,7 +205,7 @@ export function targetsFromEnv(env: NodeJS.ProcessEnv, section: TargetSection = 
 }
 
 /** `<section>.targets.<i>.<key>` as the variable that sets it (numbered form) or the YAML path. */
-function targetKeyName(env: NodeJS.ProcessEnv, path: string[]): { label: string; env: string | null } {
+export function targetKeyName(env: NodeJS.ProcessEnv, path: string[]): { label: string; env: string | null } {
   const section = path[0] as TargetSection;
   const i = Number(path[2]);
   const key = path[3];
@@ -285,20 +285,9 @@ export function loadConfig(options: LoadOptions = {}): Config {
 }
 
 /** Flow-specific checks that the schema cannot express (required together). */
-export function requireKeys(config: Config, keys: string[], env: NodeJS.ProcessEnv = process.env): void {
+export function requireKeys(config: Config, keys: string[]): void {
   const problems: string[] = [];
   for (const k of keys) {
-    const target = /^(microsoft_defender_intel|sentinel)\.targets\[(\d+)\]\.(\w+)$/.exec(k);
-    if (target) {
-      // A target's application: its own key, or the shared multi-tenant one.
-      const section = target[1] as TargetSection;
-      const i = Number(target[2]);
-      const where = targetKeyName(env, [section, 'targets', String(i), target[3]!]);
-      const own = where.env ? `${where.env}` : where.label;
-      const name = config[section].targets[i]?.name ?? i;
-      problems.push(`${where.label} [env ${own} or the shared ${envName(`microsoft_defender_intel.${target[3]}`)}]: required for ${section === 'sentinel' ? 'Sentinel' : 'Defender'} target ${name}; set the target's own or the shared multi-tenant application's`);
-      continue;
-    }
     const [section, key] = k.split('.') as [keyof Config, string];
     const v = (config[section] as Record<string, unknown>)[key];
     if (v === undefined || v === '') problems.push(`${k} [env ${envName(k)}]: required for this flow; set it in config.yml or the environment`);

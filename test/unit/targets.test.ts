@@ -5,8 +5,8 @@ import { expect } from 'chai';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, requireKeys } from '../../src/config/load.js';
-import { flowProblems } from '../../src/config/flows.js';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { assertStartable } from '../../src/config/flows.js';
 import { configSchema } from '../../src/config/schema.js';
 import { resolveSentinelTargets, resolveTargets } from '../../src/config/targets.js';
 import type { Claim, IndicatorChange } from '../../src/core/types.js';
@@ -37,13 +37,19 @@ function emptyFile(): string {
 
 const load = (env: Record<string, string>) => loadConfig({ env: { ...opencti, ...env }, file: emptyFile() });
 
+/** What `run` says at start (schema, then the flows' start-up check), with `env` as the process's environment. */
 function problems(env: Record<string, string>): string {
+  const all = { ...opencti, ...env };
+  const saved = { ...process.env };
+  Object.assign(process.env, all);
   try {
-    const c = load(env);
-    requireKeys(c, flowProblems(c).missingKeys, { ...opencti, ...env });
+    assertStartable(load(env));
   } catch (err) {
     expect(err).to.be.instanceOf(ConfigError);
     return (err as Error).message;
+  } finally {
+    for (const k of Object.keys(all)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
   }
   throw new Error('expected a ConfigError');
 }
