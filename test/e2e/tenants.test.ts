@@ -188,7 +188,7 @@ describe('Many tenants end to end: three routes, kill -9, one outage, one revoke
     let status: { checkpoints: { opencti: { position: string } | null }; outbox: { sink: string; pending: number }[] } | null = null;
     try {
       await waitFor(async () => {
-        status = JSON.parse(await runCli(lab, ['status'], ENV));
+        status = JSON.parse(await runCli(lab, ['status', '--json'], ENV));
         // At or past the last event (heartbeats move it on): nothing of the stream waits for alpha.
         return atOrAfter(status!.checkpoints.opencti?.position ?? '0-0', lastEvent) && (status!.outbox.find((o) => o.sink === 'defender:alpha')?.pending ?? 0) > 0;
       }, 'checkpoint at the last event while alpha\'s queue waits', 30_000, 500);
