@@ -18,6 +18,7 @@ import { uploadSentinel } from './sentinel.js';
 import { benchMisp } from './misp.js';
 import { benchAlertsToIris } from './alerts-iris.js';
 import { serviceRss } from './service-rss.js';
+import { benchTenants } from './tenants.js';
 
 const log = createLogger('error');
 
@@ -69,6 +70,11 @@ async function main() {
   results['core'] = core;
   const converge = await convergeDefender(Number(process.env['BENCH_INDICATORS'] ?? 15_000), Number(process.env['BENCH_TIME_SCALE'] ?? 60));
   results['defender'] = converge;
+  // Real time by default: at time scale 60 a tenant's quota allows a call every 33 ms and the run
+  // measures this process's CPU instead of the tenants' independent quotas (doc/tenants.md).
+  const tenants = await benchTenants(Number(process.env['BENCH_INDICATORS'] ?? 15_000), Number(process.env['BENCH_TENANTS'] ?? 10),
+    Number(process.env['BENCH_TENANTS_TIME_SCALE'] ?? 1));
+  results['tenants'] = tenants;
   const sentinel = await uploadSentinel(Number(process.env['BENCH_SENTINEL_OBJECTS'] ?? 10_000), Number(process.env['BENCH_TIME_SCALE'] ?? 60));
   results['sentinel'] = sentinel;
   const misp = await benchMisp(Number(process.env['BENCH_MISP_EVENTS'] ?? 1000), Number(process.env['BENCH_MISP_ATTRIBUTES'] ?? 20),
@@ -88,6 +94,8 @@ async function main() {
     [`Defender convergence (${converge.indicators} new)`, `${converge.importCalls} import calls`, `bound ceil(n/500) = ${converge.callBound} + retries (${converge.throttled} × 429)`],
     ['  simulated time to converge', `${converge.simulatedMinutes.toFixed(1)} min`, `real ${converge.realSeconds.toFixed(1)} s at time scale ${converge.timeScale}`],
     ['  Defender holds', `${converge.held}`, 'must equal the number of indicators'],
+    [`${tenants.many.tenants} Defender tenants (${tenants.many.indicators} new each)`, `${tenants.many.realSeconds.toFixed(1)} s`,
+      `1 tenant ${tenants.one.realSeconds.toFixed(1)} s (×${tenants.ratio.toFixed(2)}); import calls per tenant ${tenants.many.importCallsPerTenant.min}–${tenants.many.importCallsPerTenant.max} (bound ${tenants.many.callBoundPerTenant}), ${tenants.many.throttled} × 429, held ${tenants.many.heldPerTenant.min}–${tenants.many.heldPerTenant.max}`],
     [`Sentinel upload (${sentinel.objects} new)`, `${sentinel.uploadCalls} upload calls`, `bound ceil(n/100) = ${sentinel.callBound} (${sentinel.throttled} × 429)`],
     ['  simulated time to upload', `${sentinel.simulatedMinutes.toFixed(1)} min`, `real ${sentinel.realSeconds.toFixed(1)} s; Sentinel holds ${sentinel.held}, ${sentinel.deadLetters} dead letters`],
     [`MISP ZeroMQ → outbox (${misp.burst.events} events × ${misp.burst.attributesPerEvent})`, `${misp.burst.messagesPerSecond.toLocaleString()} msgs/s`,

@@ -122,6 +122,19 @@ export class EntraSimulator {
     return { tenantId: t.tenantId, clientId: t.clientId, roles: [...t.roles], audience: t.audience, displayName: t.displayName };
   }
 
+  /**
+   * One application's secret in one tenant is replaced (an admin removed the old one): token
+   * requests with the old secret get AADSTS7000215, and its tokens already issued are expired as at
+   * the end of their lifetime, so the next call needs a new one. Other tenants of a multi-tenant
+   * application and other applications are untouched.
+   */
+  revokeApp(tenantId: string, clientId: string, newSecret = randomBytes(16).toString('hex')): void {
+    const app = this.apps.get(tenantId)?.get(clientId);
+    if (!app) throw new Error(`no application ${clientId} in tenant ${tenantId}`);
+    app.clientSecret = newSecret;
+    for (const t of this.tokens.values()) if (t.tenantId === tenantId && t.clientId === clientId) t.expiresAt = 0;
+  }
+
   /** Kills every token issued so far (a resource then answers 401); new requests get fresh tokens. */
   revokeAll(): void {
     this.generation++; // entries stay so tokenInfo can tell 'expired' from 'unknown'

@@ -16,11 +16,12 @@ import { TlpPolicy } from './guard/tlp.js';
 import { Pipeline } from './core/pipeline.js';
 import { replayAlertLetters } from './flows/defender-alerts.js';
 import { listHits } from './sinks/sightings.js';
-import { activeRouter } from './flows/hub.js';
+import { activeRouter, routeWarnings } from './flows/hub.js';
 import { createLogger, errorFields, scrubSecrets } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { ignoredSettings, registerConfigSecrets, runOnce, startService } from './service.js';
-import { DEFENDER_SINK, defenderClient, defenderReconciler } from './sinks/defender/index.js';
+import { sentinelTargets } from './sinks/sentinel/index.js';
+import { DEFENDER_SINK, defenderClient, defenderReconciler, defenderTarget, defenderTargets } from './sinks/defender/index.js';
 import { createContext, normaliseEvent } from './sources/opencti/normalise.js';
 import { openStore, type Store } from './store/index.js';
 import { replayMispInput } from './sources/misp/replay.js';
@@ -57,6 +58,9 @@ function redacted(c: Config): Config {
   for (const key of SECRET_KEYS) {
     const [section, name] = key.split('.') as [string, string];
     if (copy[section]?.[name] !== undefined) copy[section]![name] = '[REDACTED]';
+  }
+  for (const section of ['microsoft_defender_intel', 'sentinel']) {
+    for (const t of (copy[section]?.['targets'] ?? []) as Record<string, unknown>[]) if (t['client_secret'] !== undefined) t['client_secret'] = '[REDACTED]';
   }
   return copy as unknown as Config;
 }
@@ -195,12 +199,19 @@ program.command('check-config').description('validate the configuration as `run`
     const problems = startupProblems(c);
     const flows = flowStatuses(c).map((f) => ({ flow: f.name, wanted: f.wanted, active: f.wanted && f.missing.length === 0, missing: f.missing }));
     if (opts.json) {
-      print({ ok: problems.length === 0, problems, warnings, flows, config: redacted(c) });
+      print({ ok: problems.length === 0, problems, warnings, flows, defenderTargets: defenderTargets(c).map((t) => ({ name: t.name, sink: t.sink, tenantId: t.tenantId })),
+        sentinelTargets: sentinelTargets(c).map((t) => ({ name: t.name, sink: t.sink, workspaceId: t.workspaceId })),
+        routeWarnings: routeWarnings(c), config: redacted(c) });
     } else {
       const lines = [`configuration: ${file ?? '(no file)'} and the environment`, 'flows:'];
       for (const f of flows) lines.push(`  ${f.active ? 'runs   ' : f.wanted ? 'BLOCKED' : 'off    '}  ${f.flow}`);
       lines.push(`store: ${c.store.engine}${c.store.engine === 'sqlite' ? ` in ${c.store.dir}` : ` (${withoutUserinfo(c.store.url ?? '')}, schema ${c.store.schema})`}`);
-      if (warnings.length) lines.push('warnings:', ...warnings.map((w) => `  - ${w}`));
+      const targets = defenderTargets(c);
+      if (targets.length > 1) lines.push(`defender tenants: ${targets.map((t) => `${t.name} (${t.sink})`).join(', ')}`);
+      const workspaces = sentinelTargets(c);
+      if (workspaces.length > 1) lines.push(`sentinel workspaces: ${workspaces.map((t) => `${t.name} (${t.sink})`).join(', ')}`);
+      const routes = routeWarnings(c).map((w) => `${w.sink}: this route can match nothing: ${w.warning}`);
+      if (warnings.length || routes.length) lines.push('warnings:', ...[...warnings, ...routes].map((w) => `  - ${w}`));
       if (problems.length) lines.push('problems (run would stop):', ...problems.map((p) => `  - ${p.replace(/\n/g, '\n    ')}`));
       lines.push(problems.length ? `NOT OK: ${problems.length} problem(s)` : `OK: ${flows.filter((f) => f.active).length} flow(s) will run`);
       print(lines.join('\n'));
@@ -222,6 +233,9 @@ program.command('status').description('flows, checkpoints, outbox, held indicato
         outbox: await store.outboxStats(now),
         defenderIndicatorsHeld: await store.countSinkIds(DEFENDER_SINK),
         defenderIndicatorsCap: c.microsoft_defender_intel.max_indicators,
+        defenderTargets: await Promise.all(defenderTargets(c).map(async (t) => ({ name: t.name, sink: t.sink, tenantId: t.tenantId, indicatorsHeld: await store.countSinkIds(t.sink) }))),
+        sentinelTargets: await Promise.all(sentinelTargets(c).map(async (t) => ({ name: t.name, sink: t.sink, workspaceId: t.workspaceId, indicatorsHeld: await store.countSinkIds(t.sink) }))),
+        routeWarnings: routeWarnings(c),
         breakersOpen: (await store.listBreakers()).filter((b) => b.resumedAt === null),
         sentinelIndicatorsHeld: await store.countSinkIds('sentinel'),
         irisAlertsKnown: await store.countSinkIds('iris'),
@@ -234,8 +248,10 @@ program.command('status').description('flows, checkpoints, outbox, held indicato
       out.push(status.outbox.length === 0 ? 'outbox: empty'
         : table(['SINK', 'PENDING', 'DUE', 'OLDEST'], status.outbox.map((o) => [o.sink, o.pending, o.due, o.oldestEnqueuedAt ? age(now - o.oldestEnqueuedAt) : '-'])));
       out.push('', table(['HELD', 'COUNT'], [
-        ['defender indicators', `${status.defenderIndicatorsHeld} of ${status.defenderIndicatorsCap}`],
-        ['sentinel indicators', status.sentinelIndicatorsHeld],
+        ...(status.defenderTargets.length > 1 ? status.defenderTargets.map((t) => [`defender indicators (${t.name})`, t.indicatorsHeld])
+          : [['defender indicators', `${status.defenderIndicatorsHeld} of ${status.defenderIndicatorsCap}`]]),
+        ...(status.sentinelTargets.length > 1 ? status.sentinelTargets.map((t) => [`sentinel indicators (${t.name})`, t.indicatorsHeld])
+          : [['sentinel indicators', status.sentinelIndicatorsHeld]]),
         ['iris alerts', status.irisAlertsKnown],
         ['dead letters', `${status.deadLetters}${status.deadLetters ? ' (threatbridge dead-letters)' : ''}`],
       ]));
@@ -330,14 +346,15 @@ program.command('indicators').description('indicators ThreatBridge pushed to a s
   .addOption(new Option('--target <sink>', 'the indicator sink').choices(['sentinel', 'defender']).makeOptionMandatory())
   .addOption(new Option('--type <type>', 'observable type').choices(OBSERVABLE_TYPES as string[]))
   .option('--value <text>', 'only values containing this text')
+  .option('--tenant <name>', 'Defender: this target (default the first)')
   .option('--json', 'JSON output')
-  .action(async (opts: { target: 'sentinel' | 'defender'; type?: string; value?: string; json?: boolean }) => {
+  .action(async (opts: { target: 'sentinel' | 'defender'; type?: string; value?: string; tenant?: string; json?: boolean }) => {
     const c = config();
     await withStore(c, async (store) => {
       const { formatListing, listDefender, listSentinel } = await import('./flows/indicators-list.js');
       const filter = { type: opts.type, value: opts.value };
       const listing = opts.target === 'sentinel' ? await listSentinel(store, filter)
-        : await listDefender(c, createLogger(c.connector.log_level, pino.destination({ dest: 2, sync: true })), filter);
+        : await listDefender(c, createLogger(c.connector.log_level, pino.destination({ dest: 2, sync: true })), filter, opts.tenant);
       print(opts.json ? listing : safeBlock(formatListing(listing)));
     });
   });
@@ -390,8 +407,9 @@ program.command('resume').description('release the breaker of a source (all when
     });
   });
 
-program.command('reconcile').description('compare what Defender holds with the store once and repair the drift')
-  .action(async () => {
+program.command('reconcile').description('compare what Defender holds with the store once and repair the drift (every tenant, or one)')
+  .option('--tenant <name>', 'only this Defender target')
+  .action(async (opts: { tenant?: string }) => {
     const c = config();
     // Logs go to stderr: stdout carries the report.
     const log = createLogger(c.connector.log_level, pino.destination({ dest: 2, sync: true }));
@@ -400,8 +418,11 @@ program.command('reconcile').description('compare what Defender holds with the s
     const store = await openStore(c).catch((err: unknown) => fail(err));
     try {
       const metrics = new Metrics();
-      const client = defenderClient(c, log, metrics);
-      print(await defenderReconciler(c, client, store, log, metrics).run());
+      const targets = opts.tenant !== undefined ? [defenderTarget(c, opts.tenant)] : defenderTargets(c);
+      const reports: Record<string, unknown> = {};
+      for (const t of targets) reports[t.name] = await defenderReconciler(c, defenderClient(c, log, metrics, t), store, log, metrics, t).run();
+      // One tenant: its report as before; several: by target name.
+      print(targets.length === 1 ? reports[targets[0]!.name] : reports);
     } catch (err) {
       fail(err);
     } finally {

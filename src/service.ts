@@ -2,6 +2,7 @@
 // workers), see flows/. Start-up refuses a configuration that cannot work.
 import { activeFlows, assertStartable, PLACEHOLDERS } from './config/flows.js';
 import { ConfigError } from './config/load.js';
+import { targetSecrets } from './config/targets.js';
 import { SECRET_KEYS, type Config } from './config/schema.js';
 import type { OnceSummary } from './core/parts.js';
 import type { ServiceContext } from './flows/parts.js';
@@ -28,6 +29,7 @@ export function registerConfigSecrets(config: Config): void {
     // Maps of secrets (per-tenant credentials): every value is one.
     else if (value && typeof value === 'object') for (const v of Object.values(value)) if (typeof v === 'string') registerSecret(v);
   }
+  for (const secret of targetSecrets(config.microsoft_defender_intel, config.sentinel)) registerSecret(secret);
 }
 
 /** A warning per system whose TLS verification the user turned off. */

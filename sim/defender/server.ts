@@ -86,6 +86,7 @@ export class DefenderSimulator {
   private readonly stores = new Map<string, IndicatorStore>();
   private readonly limiter: RateLimiter | null;
   private readonly faults = new FaultInjector();
+  private readonly tenantsDown = new Set<string>();
   private readonly now: () => number;
   private lastId = 0;
   private baseUrl = ''; // kept after stop() so in-flight requests can still build URLs
@@ -148,6 +149,15 @@ export class DefenderSimulator {
   /** Outage: `'reset'` (default) destroys each connection, `503` answers ServiceUnavailable. */
   setDown(down: boolean, mode: DownMode = 'reset'): void {
     this.faults.down = down ? mode : null;
+  }
+
+  /**
+   * One tenant's service is unavailable (503 ServiceUnavailable after authentication) while the
+   * other tenants on the same host answer as usual.
+   */
+  setTenantDown(tenantId: string, down: boolean): void {
+    if (down) this.tenantsDown.add(tenantId);
+    else this.tenantsDown.delete(tenantId);
   }
 
   /** The next `count` matching requests are applied, then the connection is destroyed unanswered. */
@@ -287,6 +297,10 @@ export class DefenderSimulator {
     if (caller instanceof MdeError) return replyError(caller);
     entry.tenantId = caller.tenantId;
     entry.clientId = caller.clientId;
+    if (this.tenantsDown.has(caller.tenantId)) {
+      entry.fault = 'down';
+      return replyError(new MdeError(503, 'ServiceUnavailable', 'The service is temporarily unavailable.'));
+    }
 
     const decision = this.limiter?.hit(caller.tenantId, caller.clientId, route.endpoint) ?? { ok: true };
     if (!decision.ok) {

@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import { flowStatuses } from './flows.js';
 import { envName, envPrefixes, schemaKind } from './load.js';
 import { configSchema, SECRET_KEYS } from './schema.js';
+import { NUMBERED_TARGETS } from './targets.js';
 
 type Def = Record<string, unknown> & { type: string };
 const defOf = (s: unknown) => (s as { _zod: { def: Def } })._zod.def;
@@ -95,6 +96,25 @@ const FOOTER = `
 | \`THREATBRIDGE_TIME_SCALE\` | simulators only: shortens the client-side pacing windows by this factor. Never set it against real Microsoft APIs |
 `;
 
+/** The numbered target variables (DEFENDER_TARGET_<N>_*, SENTINEL_TARGET_<N>_*), from the targets' own shapes. */
+function renderTargets(): string[] {
+  const out = ['## Targets: several Defender tenants and Sentinel workspaces',
+    'Each target is its own sink (`defender:<name>`, `sentinel:<name>`) with its own application, pacing, queue, cap and route; see',
+    '[tenants.md](tenants.md). Set them as the YAML list `targets:` of the section, its JSON in `MICROSOFT_DEFENDER_INTEL_TARGETS` /',
+    '`SENTINEL_TARGETS`, or numbered variables, one tenant per N (1, 2, …; gaps allowed, order kept). When any numbered variable is',
+    'set, they are the list. The single-tenant keys stay the target named `default` (sinks `defender`, `sentinel`). A wrong value is',
+    'reported under its variable; an unknown key is an error.', ''];
+  for (const { section, prefix, shape } of NUMBERED_TARGETS) {
+    out.push(`### \`${prefix}_<N>_<KEY>\` (${section}.targets)`, '', '| Key | Variable | Type | Meaning |', '|---|---|---|---|');
+    for (const [key, schema] of Object.entries(shape)) {
+      const secret = key === 'client_secret' ? '*secret*; ' : '';
+      out.push(`| ${code(key)} | ${code(`${prefix}_<N>_${key.toUpperCase()}`)} | ${typeOf(schema)} | ${cell(secret + (schema.description ?? ''))} |`);
+    }
+    out.push('');
+  }
+  return out;
+}
+
 export function renderConfigDoc(): string {
   const defaults = configSchema.parse({}) as unknown as Record<string, Record<string, unknown>>;
   const requiredBy = new Map<string, string[]>();
@@ -119,6 +139,7 @@ export function renderConfigDoc(): string {
     }
     out.push('');
   }
+  out.push(...renderTargets());
   return `${out.join('\n').trimEnd()}\n${FOOTER}`;
 }
 

@@ -2,7 +2,7 @@
 // source is configured (and, for indicator sources, lists the sink in `<source>.targets`); a wanted
 // flow must have every required key, or start-up stops naming them.
 import { INDICATOR_SINKS, type IndicatorSinkName } from './fields.js';
-import { ConfigError } from './load.js';
+import { ConfigError, targetKeyName } from './load.js';
 import type { Config } from './schema.js';
 
 export interface FlowStatus {
@@ -29,6 +29,14 @@ const envOf = (key: string) => key.replace(/\./g, '_').toUpperCase();
 
 /** Why a required key is not usable, and how to fix it. */
 function keyProblem(key: string, value: unknown): string {
+  const target = /^(microsoft_defender_intel|sentinel)\.targets\[(\d+)\]\.(\w+)$/.exec(key);
+  if (target) {
+    // A target's application: its own key (the numbered variable that set the target, or YAML), or the shared one.
+    const where = targetKeyName(process.env, [target[1]!, 'targets', target[2]!, target[3]!]);
+    const prefix = target[1] === 'sentinel' ? 'SENTINEL_TARGET' : 'DEFENDER_TARGET';
+    const own = where.env ?? `${prefix}_<N>_${target[3]!.toUpperCase()}`;
+    return `${where.label} [env ${own} or the shared MICROSOFT_DEFENDER_INTEL_${target[3]!.toUpperCase()}]: required; set the target's own application or the shared multi-tenant one`;
+  }
   const where = `${key} [env ${envOf(key)}]`;
   if (key === 'connector.id' && value === PLACEHOLDERS[1]) {
     return `${where}: still the placeholder UUID of config.yml.sample; give this connector its own UUID v4 (e.g. the output of \`uuidgen\`)`;
@@ -53,11 +61,33 @@ export function sentinelKeys(c: Config): Pairs {
   const s = c.sentinel;
   const shared = microsoftCredentialKeys(c);
   const own: Pairs = [['sentinel.tenant_id', s.tenant_id], ['sentinel.client_id', s.client_id], ['sentinel.client_secret', s.client_secret]];
-  return [['sentinel.workspace_id', s.workspace_id], ...own.map((pair, i) => (unset(pair[1]) ? shared[i]! : pair))];
+  const credentials = own.map((pair, i) => (unset(pair[1]) ? shared[i]! : pair));
+  if (s.targets.length === 0) return [['sentinel.workspace_id', s.workspace_id], ...credentials];
+  // Several workspaces: each needs an application (its own, sentinel.*, or the Defender one).
+  const legacy: Pairs = s.workspace_id ? credentials : [];
+  return [...legacy, ...s.targets.flatMap((t, i): Pairs => [
+    [`sentinel.targets[${i}].tenant_id`, t.tenant_id ?? s.tenant_id ?? c.microsoft_defender_intel.tenant_id],
+    [`sentinel.targets[${i}].client_id`, t.client_id ?? s.client_id ?? c.microsoft_defender_intel.client_id],
+    [`sentinel.targets[${i}].client_secret`, t.client_secret ?? s.client_secret ?? c.microsoft_defender_intel.client_secret],
+  ])];
+}
+
+/**
+ * Defender indicator sink: the single-tenant keys, or every target's tenant with its own
+ * application or the shared one (`microsoft_defender_intel.targets[i].client_id` names a target's need).
+ */
+export function defenderSinkKeys(c: Config): Pairs {
+  const d = c.microsoft_defender_intel;
+  if (d.targets.length === 0) return microsoftCredentialKeys(c);
+  const legacy: Pairs = d.tenant_id ? microsoftCredentialKeys(c) : [];
+  return [...legacy, ...d.targets.flatMap((t, i): Pairs => [
+    [`microsoft_defender_intel.targets[${i}].client_id`, t.client_id ?? d.client_id],
+    [`microsoft_defender_intel.targets[${i}].client_secret`, t.client_secret ?? d.client_secret],
+  ])];
 }
 
 const INDICATOR_SINK_KEYS: Record<IndicatorSinkName, (c: Config) => Pairs> = {
-  defender: microsoftCredentialKeys,
+  defender: defenderSinkKeys,
   sentinel: sentinelKeys,
 };
 

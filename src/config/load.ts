@@ -5,6 +5,10 @@ import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, SECRET_KEYS, type Config } from './schema.js';
+import { NUMBERED_TARGETS, targetEnvName } from './targets.js';
+
+type TargetSection = (typeof NUMBERED_TARGETS)[number]['section'];
+const numberedOf = (section: string) => NUMBERED_TARGETS.find((t) => t.section === section);
 
 export class ConfigError extends Error {
   readonly code = 'config_invalid';
@@ -115,6 +119,12 @@ export function mergeSources(yamlDoc: Record<string, unknown>, env: NodeJS.Proce
       target[key] = parseEnvValue(schemaKind(schema), raw);
     }
   }
+  for (const { section } of NUMBERED_TARGETS) {
+    const numbered = targetsFromEnv(env, section);
+    if (!numbered.length) continue;
+    const d = (merged[section] ??= {}) as Record<string, unknown>;
+    if (typeof d === 'object' && d !== null) d['targets'] = numbered.map((t) => t.values);
+  }
   return merged;
 }
 
@@ -156,7 +166,9 @@ export function unknownVariables(env: NodeJS.ProcessEnv): string[] {
   const known = configKeys().map((k) => k.env);
   const prefixes = envPrefixes();
   return Object.keys(env)
-    .filter((name) => prefixes.some((p) => name.startsWith(p)) && !known.includes(name) && !OTHER_VARIABLES.includes(name))
+    // Numbered targets (DEFENDER_TARGET_<N>_*) are read by targetsFromEnv; their unknown keys fail validation.
+    .filter((name) => prefixes.some((p) => name.startsWith(p)) && !known.includes(name) && !OTHER_VARIABLES.includes(name)
+      && !/^(DEFENDER|SENTINEL)_TARGET_\d{1,3}_/.test(name))
     .sort()
     .map((name) => {
       const near = didYouMean(name, known);
@@ -169,10 +181,47 @@ export function withoutUserinfo(text: string): string {
   return text.replace(/(\/\/)[^/@\s"]*@/g, '$1[REDACTED]@');
 }
 
-function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>): string {
+/**
+ * Numbered targets, DEFENDER_TARGET_<N>_<KEY> (or SENTINEL_TARGET_…), in the order of N (gaps
+ * allowed). When any is set they are the target list (the variables win over config.yml, as everywhere).
+ */
+export function targetsFromEnv(env: NodeJS.ProcessEnv, section: TargetSection = 'microsoft_defender_intel'): { n: number; values: Record<string, unknown> }[] {
+  const { prefix, shape } = numberedOf(section)!;
+  const pattern = new RegExp(`^${prefix}_(\\d{1,3})_([A-Z_]+)$`);
+  const byN = new Map<number, Map<string, unknown>>();
+  for (const [name, raw] of Object.entries(env)) {
+    const m = pattern.exec(name);
+    if (!m || raw === undefined || raw.trim() === '') continue;
+    const n = Number(m[1]);
+    const key = m[2]!.toLowerCase();
+    const schema = Object.hasOwn(shape, key) ? shape[key] : undefined;
+    const values = byN.get(n) ?? new Map<string, unknown>([['name', `target${n}`]]);
+    // An unknown key stays in, so the schema's strictness names it (`__proto__` too: fromEntries
+    // makes it a plain own key, never the object's prototype).
+    values.set(key, schema ? parseEnvValue(schemaKind(schema), raw) : raw.trim());
+    byN.set(n, values);
+  }
+  return [...byN].sort(([a], [b]) => a - b).map(([n, values]) => ({ n, values: Object.fromEntries(values) }));
+}
+
+/** `<section>.targets.<i>.<key>` as the variable that sets it (numbered form) or the YAML path. */
+export function targetKeyName(env: NodeJS.ProcessEnv, path: string[]): { label: string; env: string | null } {
+  const section = path[0] as TargetSection;
+  const i = Number(path[2]);
+  const key = path[3];
+  const numbered = targetsFromEnv(env, section);
+  const yaml = `${section}.targets[${i}]${key ? `.${key}` : ''}`;
+  if (numbered.length && numbered[i]) return { label: yaml, env: targetEnvName(numbered[i]!.n, key ?? 'NAME', numberedOf(section)!.prefix) };
+  return { label: yaml, env: null };
+}
+
+function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>, env: NodeJS.ProcessEnv): string {
+  const path = issue.path.map(String);
+  if (numberedOf(path[0] ?? '') && path[1] === 'targets' && path.length >= 3) return describeTargetIssue(issue, path, env);
   const dotted = issue.path.map(String).join('.');
   const [section, key] = issue.path.map(String);
-  const isSecret = (SECRET_KEYS as readonly string[]).includes(`${section}.${key}`);
+  // The target list carries client secrets: its value is never echoed.
+  const isSecret = (SECRET_KEYS as readonly string[]).includes(`${section}.${key}`) || (key === 'targets' && numberedOf(section ?? '') !== undefined);
   const shape = sectionShapes().find(([s]) => s === section)?.[1];
   const hint = key && shape?.[key]?.description;
   if (issue.code === 'unrecognized_keys') {
@@ -190,6 +239,19 @@ function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>)
   }
   const envHint = section && key ? ` [env ${envName(`${section}.${key}`)}]` : '';
   return `${dotted}${envHint}: ${issue.message}${value}${hint ? `; expected: ${hint}` : ''}`;
+}
+
+/** A target's problem, named by its variable (numbered form) or YAML path; a secret's value never shown. */
+function describeTargetIssue(issue: z.core.$ZodIssue, path: string[], env: NodeJS.ProcessEnv): string {
+  const where = targetKeyName(env, path);
+  const shape = numberedOf(path[0]!)!.shape;
+  if (issue.code === 'unrecognized_keys') {
+    const names = issue.keys.map((k) => targetKeyName(env, [...path.slice(0, 3), k]));
+    return `${names.map((n) => n.env ?? n.label).join(', ')}: unknown key of a ${path[0] === 'sentinel' ? 'Sentinel' : 'Defender'} target; the keys are ${Object.keys(shape).join(', ')} (doc/tenants.md)`;
+  }
+  const hint = path[3] ? shape[path[3]]?.description : undefined;
+  const envHint = where.env ? ` [env ${where.env}]` : '';
+  return `${where.label}${envHint}: ${issue.message}${hint ? `; expected: ${hint}` : ''}`;
 }
 
 export interface LoadOptions {
@@ -214,7 +276,7 @@ export function loadConfigReport(options: LoadOptions = {}): LoadedConfig {
   const yamlDoc = readYaml(path, explicit !== undefined && explicit !== '');
   const merged = mergeSources(yamlDoc, env);
   const result = configSchema.safeParse(merged);
-  if (!result.success) throw new ConfigError(result.error.issues.map((i) => describeIssue(i, merged)));
+  if (!result.success) throw new ConfigError(result.error.issues.map((i) => describeIssue(i, merged, env)));
   return { config: result.data, warnings: unknownVariables(env), file: existsSync(path) ? path : null };
 }
 

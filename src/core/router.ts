@@ -28,13 +28,14 @@ export interface RecordRoute {
   route(change: RecordChange, now: number): SinkOp[];
 }
 
-/** The same route, fed only by claims of the given source systems. */
+/** The same route, fed only by claims of the given source systems (and that its own filter accepts). */
 export function fromSources(route: SinkRoute, systems: Iterable<SourceRef['system']>): SinkRoute {
   const allowed = new Set(systems);
+  const own = route.accepts?.bind(route);
   return {
     sink: route.sink,
     route: (key, claim, now) => route.route(key, claim, now),
-    accepts: (claim) => allowed.has(claim.change.sourceRef.system),
+    accepts: (claim) => allowed.has(claim.change.sourceRef.system) && (own ? own(claim) : true),
   };
 }
 

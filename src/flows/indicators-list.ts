@@ -7,7 +7,7 @@ import type { ObservableType } from '../core/types.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { odataString } from '../microsoft/defender/client.js';
-import { defenderClient } from '../sinks/defender/index.js';
+import { defenderClient, defenderTarget } from '../sinks/defender/index.js';
 import { defenderTypeOf } from '../sinks/defender/mapper.js';
 import { parseRecord } from '../sinks/sentinel/mapper.js';
 import { SENTINEL_SINK } from '../sinks/sentinel/index.js';
@@ -57,8 +57,10 @@ export async function listSentinel(store: SinkIdStore, filter: ListFilter): Prom
   };
 }
 
-export async function listDefender(config: Config, log: Logger, filter: ListFilter): Promise<IndicatorListing> {
-  const client = defenderClient(config, log, new Metrics());
+/** What one Defender tenant (`tenant`: a target's name; default the first) holds under our application name. */
+export async function listDefender(config: Config, log: Logger, filter: ListFilter, tenant?: string): Promise<IndicatorListing> {
+  const target = defenderTarget(config, tenant);
+  const client = defenderClient(config, log, new Metrics(), target);
   const clauses = [`application eq ${odataString(config.microsoft_defender_intel.application)}`];
   if (filter.type) {
     const t = defenderTypeOf(filter.type as ObservableType) ?? filter.type;
@@ -67,7 +69,7 @@ export async function listDefender(config: Config, log: Logger, filter: ListFilt
   const rows = await client.listIndicators(clauses.join(' and '));
   return {
     target: 'defender',
-    origin: `Defender API (${config.microsoft_defender_intel.base_url}${config.microsoft_defender_intel.resource_path}, application '${config.microsoft_defender_intel.application}')`,
+    origin: `Defender API (${target.baseUrl ?? config.microsoft_defender_intel.base_url}${config.microsoft_defender_intel.resource_path}, tenant ${target.name}, application '${config.microsoft_defender_intel.application}')`,
     indicators: rows.filter((r) => matchesValue(r.indicatorValue, filter.value)).map((r) => ({
       type: r.indicatorType, value: r.indicatorValue, id: r.id,
       details: { action: r.action, expirationTime: r.expirationTime, severity: r['severity'] },

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 
 const onHit = z.enum(['audit', 'skip']);
-const tlpLevel = z.string().transform((t) => t.trim().toUpperCase().replace(/^(?!TLP:)/, 'TLP:').replace(/^TLP:WHITE$/, 'TLP:CLEAR'))
+export const tlpLevel = z.string().transform((t) => t.trim().toUpperCase().replace(/^(?!TLP:)/, 'TLP:').replace(/^TLP:WHITE$/, 'TLP:CLEAR'))
   .pipe(z.enum(['TLP:CLEAR', 'TLP:GREEN', 'TLP:AMBER', 'TLP:AMBER+STRICT', 'TLP:RED']));
 
 export const guardSection = z

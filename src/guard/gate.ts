@@ -11,6 +11,7 @@ import type { DecisionLog, GuardDecision } from '../core/store.js';
 import type { Breaker } from './breaker.js';
 import { guardVerdict, type GuardPolicy, type SinkActions } from './guard.js';
 import type { ProtectedList } from './list.js';
+import type { ProtectedValues } from './protected-values.js';
 
 export interface GateOptions {
   sink: string;
@@ -25,6 +26,8 @@ export interface GateOptions {
   withdrawalShare: number;
   /** Fewer removals than this in the window never trip it (routine expiry and revocation). */
   withdrawalMin: number;
+  /** Values protected in this sink only (a Defender tenant's list), on top of the shared list. */
+  own?: ProtectedValues | null;
 }
 
 export interface Screened<P> {
@@ -67,7 +70,10 @@ export class GuardGate {
   }
 
   private policy(): GuardPolicy {
-    return { enabled: this.o.enabled, protectedValues: this.list.current, onProtected: this.o.onProtected,
+    const shared = this.list.current;
+    const own = this.o.own;
+    const protectedValues = own ? { match: (o: Observable) => shared.match(o) ?? own.match(o) } : shared;
+    return { enabled: this.o.enabled, protectedValues, onProtected: this.o.onProtected,
       specialAddresses: this.o.specialAddresses, paused: this.breaker.paused, actions: this.o.actions };
   }
 

@@ -30,7 +30,7 @@ export interface GuardVerdict {
 
 export interface GuardPolicy {
   enabled: boolean;
-  protectedValues: ProtectedValues;
+  protectedValues: Pick<ProtectedValues, 'match'>;
   onProtected: 'audit' | 'skip';
   specialAddresses: 'audit' | 'skip';
   /** Sources whose enforcing actions the breaker paused. */

@@ -11,6 +11,7 @@ import { GuardGate, observableOfKey } from './gate.js';
 import { effectiveClaim } from '../core/claims.js';
 import type { SinkRoute } from '../core/router.js';
 import { ProtectedList } from './list.js';
+import { ProtectedValues } from './protected-values.js';
 import { specialAddress } from './addresses.js';
 import type { Observable, SinkOp } from '../core/types.js';
 import { publicSuffix, type SinkActions } from './guard.js';
@@ -30,9 +31,10 @@ export interface Guard {
   /**
    * The gate a sink's delivery calls (one per sink, sharing list, breaker and decision log). With
    * `held`, a Block the sink already holds is sent again through the gate when its value becomes
-   * protected (at start and after each list reload).
+   * protected (at start and after each list reload). `extra`: values protected in this sink only
+   * (a Defender tenant's own list), on top of the shared list.
    */
-  gate(sink: string, actions: SinkActions, held?: HeldBySink): GuardGate;
+  gate(sink: string, actions: SinkActions, held?: HeldBySink, extra?: readonly string[]): GuardGate;
   part: ServicePart;
 }
 
@@ -41,11 +43,19 @@ async function requeueProtected(store: Store, held: HeldBySink, actions: SinkAct
   const keys = (await held.keys()).filter((k) => isProtected(observableOfKey(k)));
   if (keys.length === 0) return 0;
   const claims = await store.loadClaims(keys, []);
-  const ops = keys.map((k) => held.route.route(k, effectiveClaim(claims.filter((c) => c.key === k)), Date.now()).op)
+  const takes = (c: (typeof claims)[number]) => held.route.accepts?.(c) ?? true;
+  const ops = keys.map((k) => held.route.route(k, effectiveClaim(claims.filter((c) => c.key === k && takes(c))), Date.now()).op)
     .filter((op): op is SinkOp => op !== null && op.op === 'upsert' && actions.enforcing.has(held.action(op.payload)));
   const n = await store.enqueue(ops);
   if (n > 0) held.wake();
   return n;
+}
+
+/** A sink's own protected values (a tenant's list); entries that cannot be read are reported once. */
+function ownList(sink: string, values: readonly string[], log: Logger): ProtectedValues {
+  const list = new ProtectedValues(values.map((value) => ({ value, origin: `config of ${sink}` })));
+  for (const bad of list.invalid) log.warn({ sink, entry: bad.entry, reason: bad.reason }, 'protected value of this sink not understood; ignored');
+  return list;
 }
 
 export function createGuard(config: Config, store: Store, log: Logger, metrics: Metrics): Guard {
@@ -53,15 +63,15 @@ export function createGuard(config: Config, store: Store, log: Logger, metrics: 
   const list = new ProtectedList(g, log);
   const pollMs = g.breaker_poll_seconds * 1000;
   const breaker = new Breaker(store, log, metrics, g.breaker_max_blocks_per_hour, pollMs);
-  const rechecks = new Map<string, { held: HeldBySink; actions: SinkActions }>();
+  const rechecks = new Map<string, { held: HeldBySink; actions: SinkActions; own: ProtectedValues | null }>();
   const gates = new Map<string, GuardGate>();
   const runRecheck = async () => {
     if (!g.enabled) return;
     const values = list.current;
     const isProtected = (o: Observable) => values.match(o) !== null || publicSuffix(o) !== null
       || ((o.type === 'ipv4' || o.type === 'ipv6') && specialAddress(o.value) !== null);
-    for (const [sink, { held, actions }] of rechecks) {
-      const n = await requeueProtected(store, held, actions, isProtected)
+    for (const [sink, { held, actions, own }] of rechecks) {
+      const n = await requeueProtected(store, held, actions, (o) => isProtected(o) || (own?.match(o) ?? null) !== null)
         .catch((err) => { log.warn({ sink, ...errorFields(err) }, 'cannot re-check held indicators against the protected list'); return 0; });
       if (n > 0) log.warn({ sink, requeued: n }, 'indicators already held touch protected values: re-sent through the guard');
     }
@@ -73,11 +83,12 @@ export function createGuard(config: Config, store: Store, log: Logger, metrics: 
     .then((n) => { if (n > 0) log.info({ removed: n, retentionDays: g.decisions_retention_days }, 'old guard decisions pruned'); })
     .catch((err) => log.warn(errorFields(err), 'cannot prune guard decisions'));
   return {
-    gate(sink, actions, held) {
-      if (held) rechecks.set(sink, { held, actions });
+    gate(sink, actions, held, extra) {
+      const own = extra?.length ? ownList(sink, extra, log) : null;
+      if (held) rechecks.set(sink, { held, actions, own });
       let gate = gates.get(sink);
       if (!gate) {
-        gate = new GuardGate({ sink, enabled: g.enabled, onProtected: g.on_protected, specialAddresses: g.special_addresses, holdMs: pollMs, actions,
+        gate = new GuardGate({ sink, enabled: g.enabled, onProtected: g.on_protected, specialAddresses: g.special_addresses, holdMs: pollMs, actions, own,
           withdrawalShare: g.withdrawal_breaker_percent / 100, withdrawalMin: g.withdrawal_breaker_min }, list, breaker, store, log, metrics);
         gates.set(sink, gate);
       }

@@ -9,7 +9,8 @@ import type { GuardDecision } from '../core/store.js';
 export const TLP_ORDER = ['TLP:CLEAR', 'TLP:GREEN', 'TLP:AMBER', 'TLP:AMBER+STRICT', 'TLP:RED'] as const;
 export const DEFAULT_MAX_TLP = 'TLP:AMBER+STRICT';
 
-function rank(tlp: string): number {
+/** Position in TLP_ORDER; an unknown marking ranks as TLP:RED. */
+export function tlpRank(tlp: string): number {
   const t = tlp.trim().toUpperCase().replace(/^TLP:WHITE$/, 'TLP:CLEAR');
   const i = (TLP_ORDER as readonly string[]).indexOf(t);
   return i < 0 ? TLP_ORDER.length - 1 : i;
@@ -26,10 +27,10 @@ export class TlpPolicy {
   /** The event without the changes its source may not send, and a decision per change withheld. */
   screen(event: NormalisedEvent, source: string, now: number): { event: NormalisedEvent; withheld: GuardDecision[] } {
     const max = this.maxFor(source);
-    const limit = rank(max);
+    const limit = tlpRank(max);
     const withheld: GuardDecision[] = [];
     const changes = event.changes.filter((c) => {
-      if (c.tlp === null || rank(c.tlp) <= limit) return true;
+      if (c.tlp === null || tlpRank(c.tlp) <= limit) return true;
       withheld.push({ at: now, sink: 'all', key: observableKey(c.observable), source: c.sourceRef.system, sourceRef: c.sourceRef.id,
         wanted: 'send', action: 'withhold', outcome: 'tlp', reason: `marked ${c.tlp}, above the ${max} that may leave ${source}`, fresh: false });
       return false;

@@ -25,17 +25,23 @@ export interface TokenProviderOptions {
 
 export class TokenError extends Error {
   readonly code = 'token_failed';
+  /** Entra ID answered and refused the application (wrong or revoked secret, unknown app or tenant): a set-up problem, not an outage. */
+  readonly refused: boolean;
   /**
    * `message` says what is wrong without identifiers (it reaches /readyz and the status page);
    * `detail` names the tenant, the client and Entra's answer, for the logs (errorFields).
    */
-  constructor(message: string, options?: { cause?: unknown; detail?: string }) {
+  constructor(message: string, options?: { cause?: unknown; detail?: string; refused?: boolean }) {
     super(message, options);
     this.name = 'TokenError';
     if (options?.detail) this.detail = options.detail;
+    this.refused = options?.refused ?? false;
   }
   readonly detail?: string;
 }
+
+/** OAuth error codes that mean the credentials or the tenant are wrong (RFC 6749 §5.2), not that Entra ID is away. */
+const REFUSED_CODES = new Set(['invalid_client', 'unauthorized_client', 'invalid_grant', 'invalid_scope', 'invalid_request', 'invalid_resource']);
 
 function networkModule(http: HttpClient, plainHttpOrigin: string | null, metrics?: Metrics): INetworkModule {
   // msal insists on https; a plain-http login URL (a loopback simulator) is reached as configured.
@@ -119,6 +125,7 @@ export class TokenProvider {
       const first = (e.errorMessage ?? e.message ?? 'unknown error').split('\n')[0];
       throw new TokenError(tokenProblem(e.errorCode, e.errorMessage ?? e.message ?? ''), {
         cause: err, detail: `client ${this.options.clientId} in tenant ${this.options.tenantId}: ${e.errorCode ?? ''} ${first}`.trim(),
+        refused: REFUSED_CODES.has(e.errorCode ?? '') || /AADSTS\d+/.test(first ?? ''),
       });
     }
   }
@@ -176,11 +183,14 @@ export function sentinelCredentials(config: Config): EntraApp & { loginUrl: stri
  * Tokens for a Microsoft API from configuration: Defender's (the configured app, or `app` for
  * another tenant of the alerts flow) or Sentinel's (its own credentials where set, else Defender's).
  */
-export function microsoftTokens(config: Config, api: 'defender' | 'sentinel', log: Logger, app?: EntraApp, metrics?: Metrics): TokenProvider {
+export function microsoftTokens(config: Config, api: 'defender' | 'sentinel', log: Logger, app?: Partial<EntraApp>, metrics?: Metrics): TokenProvider {
   const counted = metrics ? { metrics } : {};
   if (api === 'sentinel') {
     const s = config.sentinel;
-    return new TokenProvider({ ...sentinelCredentials(config), scope: s.scope, verifyTls: s.verify_cert, timeoutMs: s.request_timeout * 1000, log, ...counted });
+    // A workspace target's own application, key by key over Sentinel's (else Defender's) credentials.
+    const shared = sentinelCredentials(config);
+    const own = { tenantId: app?.tenantId ?? shared.tenantId, clientId: app?.clientId ?? shared.clientId, clientSecret: app?.clientSecret ?? shared.clientSecret };
+    return new TokenProvider({ ...shared, ...own, scope: s.scope, verifyTls: s.verify_cert, timeoutMs: s.request_timeout * 1000, log, ...counted });
   }
   const d = config.microsoft_defender_intel;
   return new TokenProvider({

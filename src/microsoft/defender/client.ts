@@ -257,13 +257,15 @@ export class DefenderApi {
 }
 
 /**
- * The Defender client of the configured tenant, or of `app`'s tenant (alerts of several tenants),
- * paced as `pace` says (each flow has its own pacing settings).
+ * The Defender client of the configured tenant, or of `app`'s tenant (alerts of several tenants,
+ * indicator targets), paced as `pace` says: one pacer per client, so each tenant and application
+ * has its own quotas, as Defender counts them.
  */
-export function defenderApi(config: Config, pace: DefenderPace, log: Logger, options: { metrics?: Metrics; label: string; app?: EntraApp; waitOut?: number }): DefenderApi {
+export function defenderApi(config: Config, pace: DefenderPace, log: Logger,
+  options: { metrics?: Metrics; label: string; app?: EntraApp; waitOut?: number; baseUrl?: string }): DefenderApi {
   const d = config.microsoft_defender_intel;
   return new DefenderApi({
-    baseUrl: d.base_url, resourcePath: d.resource_path, timeoutMs: d.request_timeout * 1000, verifyTls: d.ssl_verify,
+    baseUrl: options.baseUrl ?? d.base_url, resourcePath: d.resource_path, timeoutMs: d.request_timeout * 1000, verifyTls: d.ssl_verify,
     userAgent: config.connector.user_agent, timeScale: timeScale(), ...pace,
     tokens: microsoftTokens(config, 'defender', log, options.app, options.metrics), log,
     tenantId: options.app?.tenantId ?? d.tenant_id!,

@@ -8,7 +8,7 @@ import type { HttpResponse } from '../../net/http.js';
 import { Pacer, timeScale } from '../../net/pacer.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import { microsoftTokens, type TokenProvider } from '../token.js';
+import { microsoftTokens, type EntraApp, type TokenProvider } from '../token.js';
 import { AuditLog } from './audit.js';
 
 export const UPLOAD_ENDPOINT = 'upload';
@@ -91,12 +91,13 @@ function recordErrors(status: number, data: unknown): number {
   return Array.isArray(errors) ? errors.length : 0;
 }
 
-/** The Sentinel client of the configured workspace. */
-export function sentinelApi(config: Config, log: Logger, metrics: Metrics, sink: string): SentinelClient {
+/** The Sentinel client of the configured workspace, or of one target's (its workspace and, where set, its own application). */
+export function sentinelApi(config: Config, log: Logger, metrics: Metrics, sink: string,
+  target?: { workspaceId: string; app: Partial<EntraApp> }): SentinelClient {
   const s = config.sentinel;
   return new SentinelClient({
-    host: s.host, workspaceId: s.workspace_id!, apiVersion: s.api_version, sourceSystem: s.source_system,
+    host: s.host, workspaceId: target?.workspaceId ?? s.workspace_id!, apiVersion: s.api_version, sourceSystem: s.source_system,
     timeoutMs: s.request_timeout * 1000, verifyTls: s.verify_cert, requestsPerMinute: s.requests_per_minute, timeScale: timeScale(),
-    sink, tokens: microsoftTokens(config, 'sentinel', log, undefined, metrics), audit: s.audit_log_dir ? new AuditLog(s.audit_log_dir) : null, log, metrics,
+    sink, tokens: microsoftTokens(config, 'sentinel', log, target?.app, metrics), audit: s.audit_log_dir ? new AuditLog(s.audit_log_dir) : null, log, metrics,
   });
 }

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { httpUrl, observableType } from '../../config/fields.js';
 import { DEFENDER_ACTIONS } from '../../microsoft/defender/types.js';
+import { LEGACY_TARGET, targetsField } from '../../config/targets.js';
 
 const defenderAction = z.enum(DEFENDER_ACTIONS);
 /** The documented paths of the indicator API: unversioned (latest) and v1.0. */
@@ -49,8 +50,16 @@ export const defenderSection = z
     .describe('slots of max_indicators left free for indicators others create (portal, other apps)'),
   reconcile_interval: z.number().int().min(0).default(60)
     .describe('minutes between reconciliations with what Defender holds (0 = only `threatbridge reconcile`)'),
+  targets: targetsField,
 })
   .strict()
+  .superRefine((d, ctx) => {
+    const i = d.targets.findIndex((t) => t.name.toLowerCase() === LEGACY_TARGET);
+    if (d.tenant_id && i >= 0) {
+      ctx.addIssue({ code: 'custom', path: ['targets', i, 'name'],
+        message: `"${LEGACY_TARGET}" is the target of microsoft_defender_intel.tenant_id; rename this one or unset tenant_id` });
+    }
+  })
   .prefault({});
 
 export const DEFENDER_SECRET_KEYS = ['microsoft_defender_intel.client_secret'];

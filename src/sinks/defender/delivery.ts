@@ -14,6 +14,7 @@ import type { OutboxItem } from '../../core/types.js';
 import type { GuardDecision, Store } from '../../core/store.js';
 import { defenderErrorText, type DefenderApi } from '../../microsoft/defender/client.js';
 import type { ImportResult } from '../../microsoft/defender/types.js';
+import { TokenError } from '../../microsoft/token.js';
 import type { DefenderIndicatorBody } from './mapper.js';
 import type { GuardGate } from '../../guard/gate.js';
 import type { IndicatorCap, Rank } from './cap.js';
@@ -83,7 +84,13 @@ export class DefenderDelivery implements SinkHandler {
   async deliver(items: OutboxItem[]): Promise<Settled[]> {
     const upserts = items.filter((i) => i.op === 'upsert');
     const deletes = items.filter((i) => i.op === 'delete');
-    return [...upserts.length ? await this.upsert(upserts) : [], ...deletes.length ? await this.remove(deletes) : []];
+    try {
+      return [...upserts.length ? await this.upsert(upserts) : [], ...deletes.length ? await this.remove(deletes) : []];
+    } catch (err) {
+      // Entra ID refused this tenant's application (secret revoked or expired): only this tenant waits for its set-up.
+      if (err instanceof TokenError && err.refused) return all(items, { kind: 'wait-for-setup', reason: `${err.message}; fix the application's credentials (${SETUP_FIXES[401]})` });
+      throw err;
+    }
   }
 
   private async screen(items: OutboxItem[], signal: AbortSignal): Promise<{ send: OutboxItem[]; remove: OutboxItem[]; settled: Settled[] }> {

@@ -231,7 +231,9 @@ export class DefenderReconciler {
 
   private async claimsByKey(keys: string[]): Promise<Map<string, Claim[]>> {
     const out = new Map<string, Claim[]>();
-    for (const c of await this.store.loadClaims([...new Set(keys)], [])) out.set(c.key, [...(out.get(c.key) ?? []), c]);
+    // Only the claims this tenant's route takes: a value its route excludes is not ours to keep there.
+    const accepts = this.route.accepts?.bind(this.route) ?? (() => true);
+    for (const c of await this.store.loadClaims([...new Set(keys)], [])) if (accepts(c)) out.set(c.key, [...(out.get(c.key) ?? []), c]);
     return out;
   }
 

@@ -3,6 +3,9 @@ import type { RouteDecision, SinkRoute } from '../../core/router.js';
 import type { Claim, ObservableType } from '../../core/types.js';
 import { expandIpv6 } from '../../core/observables.js';
 import { defenderTypeOf, mapToDefender, type DefenderMapping } from './mapper.js';
+import { targetAccepts, type TargetFilter } from '../../config/targets.js';
+
+export { targetAccepts };
 
 /** Payload of a delete: what to look the indicator up by when no id was recorded. */
 export interface DefenderDeletePayload {
@@ -12,7 +15,12 @@ export interface DefenderDeletePayload {
 }
 
 export class DefenderRoute implements SinkRoute {
-  constructor(readonly sink: string, private readonly mapping: DefenderMapping) {}
+  readonly accepts?: (claim: Claim) => boolean;
+
+  /** `filter`: the target's route; a claim it does not take is as if absent (what it put there is removed). */
+  constructor(readonly sink: string, private readonly mapping: DefenderMapping, filter?: TargetFilter) {
+    if (filter) this.accepts = (claim) => targetAccepts(filter, claim);
+  }
 
   route(key: string, claim: Claim | null, now: number): RouteDecision {
     const sep = key.indexOf(':');

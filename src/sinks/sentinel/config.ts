@@ -4,6 +4,7 @@
 // Credentials default to the `microsoft_defender_intel.*` Entra app; set them here for another app.
 import { z } from 'zod';
 import { httpUrl } from '../../config/fields.js';
+import { LEGACY_TARGET, sentinelTargetsField } from '../../config/targets.js';
 
 /** The script's `action` values; Sentinel STIX has no action field, so they travel as labels. */
 export const SENTINEL_ACTIONS = ['alert', 'allow', 'block'] as const;
@@ -43,8 +44,15 @@ export const sentinelSection = z
     request_timeout: z.number().int().min(1).default(60).describe('seconds before an upload times out'),
     verify_cert: z.boolean().default(true).describe('verify Sentinel/Entra TLS certificates (true|false)'),
     audit_log_dir: z.string().min(1).optional().describe('directory for a JSON-lines audit log of every request and response; unset = off'),
+    targets: sentinelTargetsField,
   })
   .strict()
+  .superRefine((s, ctx) => {
+    const i = s.targets.findIndex((t) => t.name.toLowerCase() === LEGACY_TARGET);
+    if (s.workspace_id && i >= 0) {
+      ctx.addIssue({ code: 'custom', path: ['targets', i, 'name'], message: `"${LEGACY_TARGET}" is the target of sentinel.workspace_id; rename this one or unset workspace_id` });
+    }
+  })
   .prefault({});
 
 export const SENTINEL_SECRET_KEYS = ['sentinel.client_secret'];

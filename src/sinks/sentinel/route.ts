@@ -3,6 +3,7 @@
 import type { RouteDecision, SinkRoute } from '../../core/router.js';
 import type { Claim } from '../../core/types.js';
 import { mapToSentinel, type SentinelMapping, type StixIndicator } from './mapper.js';
+import { targetAccepts, type TargetFilter } from '../../config/targets.js';
 
 /** Payload of a delete: the delivery revokes the recorded object (nothing to do if none was uploaded). */
 export interface SentinelDeletePayload {
@@ -13,9 +14,12 @@ export type SentinelPayload = StixIndicator | SentinelDeletePayload;
 
 export class SentinelRoute implements SinkRoute {
   readonly sink: string;
+  readonly accepts?: (claim: Claim) => boolean;
 
-  constructor(private readonly mapping: SentinelMapping) {
+  /** `filter`: a workspace target's route; a claim it does not take is as if absent (what it uploaded is revoked). */
+  constructor(private readonly mapping: SentinelMapping, filter?: TargetFilter) {
     this.sink = mapping.sink;
+    if (filter) this.accepts = (claim) => targetAccepts(filter, claim);
   }
 
   route(key: string, claim: Claim | null, now: number): RouteDecision {
