@@ -26,6 +26,12 @@ export interface MispSimulatorOptions {
    * Default 1000, as observed.
    */
   flushDelayMs?: number;
+  /**
+   * Messages per second the publisher sends at most. mispzmq.py is one Python loop doing a Redis
+   * BLPOP per message on MISP's own host; unset = as fast as zeromq.js sends (a harsher burst,
+   * whose sending competes for this machine's CPU with the subscriber under test).
+   */
+  sendRate?: number;
 }
 
 export interface ZmqPublished {
@@ -135,16 +141,33 @@ export class MispSimulator {
 
   private flushing = false;
 
+  /** Redis lost what it held for the publisher (restarted without persistence): subscribers never see it. */
+  dropBacklog(): void {
+    this.queued = [];
+  }
+
   /** Messages still waiting for the publisher (Redis backlog). */
   get backlog(): number {
     return this.queued.length;
   }
 
+  private paceStart = 0;
+  private paced = 0;
+
   private deliver(entry: ZmqPublished): void {
     const pub = this.pub;
     if (!pub) { this.queued.push(entry); return; }
     entry.delivered = true;
-    this.sendChain = this.sendChain.then(() => pub.send(`${entry.topic} ${entry.payload}`)).catch(() => undefined);
+    this.sendChain = this.sendChain.then(async () => {
+      const rate = this.o.sendRate;
+      if (rate) {
+        const now = performance.now();
+        if (now - this.paceStart > 1000 + (this.paced * 1000) / rate) { this.paceStart = now; this.paced = 0; }
+        const ahead = this.paceStart + (++this.paced * 1000) / rate - now;
+        if (ahead > 10) await new Promise((r) => setTimeout(r, ahead));
+      }
+      await pub.send(`${entry.topic} ${entry.payload}`);
+    }).catch(() => undefined);
   }
 
   /** /warninglists/checkValue answers 500 while set (the rest of REST keeps working). */

@@ -164,8 +164,9 @@ export function normaliseZmq(topic: string, payload: string, ctx: MispContext): 
       if (item.normalised.retractAll) return none(item);
       // MISP publishes an addition to a published event before it unpublishes the event
       // (AttributesController::add, then unpublishEvent): the message still says published. An
-      // attribute newer than the event's last publish is not published yet.
-      const unpublished = !event.published || (event.publishTimestamp > 0 && attr.timestamp > event.publishTimestamp);
+      // attribute changed at or after the event's last publish is not published yet (at: MISP keeps
+      // seconds; the publish itself, misp_json, carries whatever it published).
+      const unpublished = !event.published || (event.publishTimestamp > 0 && attr.timestamp >= event.publishTimestamp);
       if (ctx.policy.published_only && unpublished) {
         return none(ignore(name, 'waiting for the event to be published', ref));
       }

@@ -79,7 +79,10 @@ export class MispSource {
     for (const w of warnings) log.warn({ source: MISP_SOURCE }, w);
     this.ctx = { policy, events: new EventCache(), now: () => Date.now() };
     this.rest = new MispRest({ url: m.url!, key: m.key!, verifyTls: m.verify_cert, timeoutMs: 120_000, log, metrics });
-    this.warninglists = m.enforce_warninglist ? new WarninglistCheck(this.rest, m.warninglist_refresh * 1000) : null;
+    // Its own client, giving up after two attempts: the screen retries itself and says it holds items.
+    this.warninglists = m.enforce_warninglist
+      ? new WarninglistCheck(new MispRest({ url: m.url!, key: m.key!, verifyTls: m.verify_cert, timeoutMs: 60_000, log, metrics, maxAttempts: 2 }), m.warninglist_refresh * 1000)
+      : null;
     this.feed = m.zmq_url
       ? new ZmqFeed({
         url: m.zmq_url, username: m.zmq_username, password: m.zmq_password, heartbeatTimeoutMs: m.zmq_heartbeat_timeout * 1000, log,
@@ -175,7 +178,10 @@ export class MispSource {
     for (const { topic, payload } of messages) {
       if (topic === 'misp_json_self') {
         // The first heartbeat after traffic means MISP went idle: repair what a burst may have lost.
-        if (this.activeSinceCatchUp) this.requestCatchUp('feed idle after activity');
+        if (this.activeSinceCatchUp) {
+          this.log.debug({ source: MISP_SOURCE, received: this.feed?.received }, 'ZeroMQ feed idle after activity');
+          this.requestCatchUp('feed idle after activity');
+        }
         this.activeSinceCatchUp = false;
         continue;
       }
@@ -196,7 +202,7 @@ export class MispSource {
   /**
    * Drops the values MISP's warninglists flag, holding until MISP has answered for every value
    * that would reach a sink: no path (ZeroMQ, catch-up, full sync) lets a hit through, not even
-   * briefly. An attribute left with nothing is withdrawn.
+   * briefly. An attribute with a hit is withdrawn.
    */
   private async screen(items: MispItem[]): Promise<MispItem[]> {
     if (!this.warninglists) return items;
@@ -216,13 +222,14 @@ export class MispSource {
       }
     }
     if (hits.size === 0) return items;
+    // One hit excludes the whole attribute (domain|ip included), as MISP's enforceWarninglist does
+    // on REST: both paths then agree and nothing flips between them.
     return items.map((item) => {
       const n = item.normalised;
-      const dropped = n.changes.filter((c) => hits.has(c.observable.value));
-      if (dropped.length === 0) return item;
-      const changes = n.changes.filter((c) => !hits.has(c.observable.value));
-      const skipped = [...n.skipped, ...dropped.map((c) => ({ code: 'warninglist', detail: `${c.observable.value} is on the MISP warninglist "${hits.get(c.observable.value)}"` }))];
-      return { ...item, normalised: { ...n, changes, skipped, retractAll: changes.length === 0 } };
+      const hit = n.changes.find((c) => hits.has(c.observable.value));
+      if (!hit) return item;
+      const skipped = [...n.skipped, { code: 'warninglist', detail: `${hit.observable.value} is on the MISP warninglist "${hits.get(hit.observable.value)}"` }];
+      return { ...item, normalised: { ...n, changes: [], skipped, retractAll: true } };
     });
   }
 

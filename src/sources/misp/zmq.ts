@@ -94,6 +94,9 @@ export class ZmqFeed {
       reconnectInterval: 100, reconnectMaxInterval: 1000,
       // Deep: a burst waits here rather than at the publisher, which drops past its HWM.
       receiveHighWaterMark: 1_000_000, maxMessageSize: this.o.maxMessageBytes,
+      // A large kernel buffer (capped by net.core.rmem_max) holds a burst while libzmq's I/O thread
+      // waits for a CPU on a loaded host; without it the publisher's 1,000-message HWM overflows.
+      receiveBufferSize: 8 * 1024 * 1024,
     });
     if (this.o.curve) {
       socket.curveServerKey = this.o.curve.serverKey;
