@@ -127,7 +127,7 @@ describe('MISP source fidelity end to end (issue 15)', function () {
 
     // mispzmq.py restarts: MISP queues in Redis meanwhile and flushes ~1 s after binding again.
     await misp.stopZmq();
-    await sleep(2500); // long enough for a backing-off reconnect to fall behind
+    await sleep(8000); // long enough for a doubling reconnect backoff to be seconds apart
     misp.hardDeleteAttribute(doomed.uuid);
     const ev2 = misp.createEvent({ info: 'During restart' });
     misp.addAttribute(ev2, { type: 'domain', value: 'during-restart.example' });

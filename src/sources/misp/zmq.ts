@@ -90,8 +90,9 @@ export class ZmqFeed {
   private open(): void {
     const socket = new zmq.Subscriber({
       // MISP's publisher flushes what it queued while down about 1 s after it binds again: be back
-      // before that (libzmq's default 100 ms, capped at 1 s while the publisher stays away).
-      reconnectInterval: 100, reconnectMaxInterval: 1000,
+      // before that (libzmq's default 100 ms, backing off to 500 ms, plus up to 100 ms of jitter,
+      // while the publisher stays away; a doubling backoff to 30 s came back after seconds).
+      reconnectInterval: 100, reconnectMaxInterval: 500,
       // Deep: a burst waits here rather than at the publisher, which drops past its HWM.
       receiveHighWaterMark: 1_000_000, maxMessageSize: this.o.maxMessageBytes,
       // A large kernel buffer (capped by net.core.rmem_max) holds a burst while libzmq's I/O thread
