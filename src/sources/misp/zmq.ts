@@ -60,6 +60,7 @@ export class ZmqFeed {
   /** Resolves the receive loop once the queue has room again. */
   private roomWaiter: (() => void) | null = null;
   private idleWaiters: (() => void)[] = [];
+  private readonly context = new zmq.Context();
 
   constructor(private readonly o: ZmqFeedOptions) {}
 
@@ -89,6 +90,8 @@ export class ZmqFeed {
 
   private open(): void {
     const socket = new zmq.Subscriber({
+      // Its own libzmq I/O thread: reading the publisher never waits for other sockets of the process.
+      context: this.context,
       // MISP's publisher flushes what it queued while down about 1 s after it binds again: be back
       // before that (libzmq's default 100 ms, backing off to 500 ms, plus up to 100 ms of jitter,
       // while the publisher stays away; a doubling backoff to 30 s came back after seconds).
