@@ -64,6 +64,8 @@ export class MispSource {
   private warninglistError: string | null = null;
   /** A (re)connect of the feed: look for hard deletes too, which incremental REST cannot see. */
   private sweepWanted = false;
+  /** `run --once`: a warninglist MISP cannot check fails the run instead of holding it. */
+  private once = false;
   lastError: string | null = null;
   lastSyncAt = 0;
 
@@ -136,10 +138,12 @@ export class MispSource {
     this.abort = new AbortController();
     const started = Date.now();
     const kind = this.fullDue(started) ? 'full' : 'catch-up';
+    this.once = true;
     try {
       await this.sync(kind, started);
     } finally {
       this.running = false;
+      this.once = false;
     }
     return kind;
   }
@@ -215,7 +219,7 @@ export class MispSource {
         if (this.warninglistError) this.log.info({ source: MISP_SOURCE }, 'MISP warninglists answer again; held items go on');
         this.warninglistError = null;
       } catch (err) {
-        if (!this.running) throw err;
+        if (!this.running || this.once) throw err;
         if (!this.warninglistError) this.log.warn({ source: MISP_SOURCE, values: values.length, ...errorFields(err) }, 'cannot check MISP warninglists; holding MISP items until MISP answers');
         this.warninglistError = `MISP warninglists unknown (items held): ${(err as Error).message}`;
         await sleep(Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5)), this.abort.signal).catch(() => undefined);
