@@ -60,6 +60,7 @@ export interface MispBenchRun {
   messagesPerSecond: number;
   attributesPerSecond: number;
   latencyMs: { p50: number; p95: number; p99: number; max: number };
+  /** REST calls during the run: warninglist checks, and catch-ups if any */
   restSearchesDuringRun: number;
   /** ZeroMQ messages the source dropped because its ingest queue was full (REST catches them up) */
   droppedOnOverflow: number;
@@ -70,12 +71,13 @@ export interface MispBenchRun {
  * published (MISP emits misp_json_event, misp_json_attribute × M, misp_json). Latency is per event:
  * from its publish to the commit of the last of its attributes' outbox rows.
  */
-export async function mispZmqRun(events: number, attributesPerEvent: number, paceEventsPerSecond = 0): Promise<MispBenchRun> {
+export async function mispZmqRun(events: number, attributesPerEvent: number, paceEventsPerSecond = 0, enforceWarninglist = true): Promise<MispBenchRun> {
   const log = createLogger('error');
   const sim = await new MispSimulator({ key: KEY, heartbeatMs: 10_000 }).start();
   const store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-bench-misp-')));
   const config = configSchema.parse({
-    misp: { url: sim.url, key: KEY, zmq_url: sim.zmqUrl, catchup_interval: 3600, full_sync_interval: 0 },
+    // enforce_warninglist (the default) asks MISP's /warninglists/checkValue once per batch of messages.
+    misp: { url: sim.url, key: KEY, zmq_url: sim.zmqUrl, catchup_interval: 3600, full_sync_interval: 0, enforce_warninglist: enforceWarninglist },
   });
   // Resume from "now": the run measures ZeroMQ, not a first full REST sync.
   const nowS = Math.floor(Date.now() / 1000);
@@ -99,9 +101,12 @@ export async function mispZmqRun(events: number, attributesPerEvent: number, pac
   source = new MispSource(config, store, ingest, log, metrics);
   // Count what the SUB socket hands over, per topic, before the source sees it.
   const received = new Map<string, number>();
-  const hooked = source as unknown as { onZmq(topic: string, payload: string): void };
-  const onZmq = hooked.onZmq.bind(source);
-  hooked.onZmq = (topic, payload) => { received.set(topic, (received.get(topic) ?? 0) + 1); onZmq(topic, payload); };
+  const hooked = source as unknown as { onBatch(messages: { topic: string; payload: string }[]): Promise<void> };
+  const onBatch = hooked.onBatch.bind(source);
+  hooked.onBatch = (messages) => {
+    for (const { topic } of messages) received.set(topic, (received.get(topic) ?? 0) + 1);
+    return onBatch(messages);
+  };
   await source.start();
 
   // Warm up: the subscription is in place once a published event reaches the outbox.

@@ -102,7 +102,7 @@ async function main() {
       `${misp.burst.attributesPerSecond.toLocaleString()} attributes/s; ${misp.burst.zmqMessagesReceived} messages in ${misp.burst.seconds.toFixed(1)} s; ${misp.burst.attributesCommitted} of ${misp.burst.events * misp.burst.attributesPerEvent} attributes committed`],
     ['  burst latency publish→commit', `p50 ${misp.burst.latencyMs.p50} ms`, `p95 ${misp.burst.latencyMs.p95}, p99 ${misp.burst.latencyMs.p99} ms (backlog included)`],
     [`  paced latency (${misp.paced.paceEventsPerSecond} events/s)`, `p50 ${misp.paced.latencyMs.p50} ms`, `p95 ${misp.paced.latencyMs.p95}, p99 ${misp.paced.latencyMs.p99} ms (batch_ms 200 is the floor)`],
-    ['  ZeroMQ messages dropped', `${misp.burst.zmqMessagesDropped} + ${misp.paced.zmqMessagesDropped}`,
+    ['  ZeroMQ messages lost', `${misp.burst.zmqMessagesDropped} + ${misp.paced.zmqMessagesDropped}`,
       `burst + paced, published − received of ${misp.burst.zmqMessagesPublished} + ${misp.paced.zmqMessagesPublished}; publishes not committed ${misp.burst.zmqPublishMessagesLost} + ${misp.paced.zmqPublishMessagesLost}`],
     [`Defender alerts → IRIS (${alertsIris.alerts} new)`, `${alertsIris.first.seconds.toFixed(1)} s`, `${alertsIris.first.defenderCalls} list calls, ${alertsIris.first.irisCalls} IRIS calls (filter + add per alert, + reference lists)`],
     ['  a tenth changes', `${alertsIris.changed.seconds.toFixed(1)} s`, `${alertsIris.changed.queued} queued, ${alertsIris.changed.irisCalls} IRIS calls (get + update each)`],

@@ -30,6 +30,8 @@ export interface LabOptions {
   /** Start a MISP simulator too (REST + ZeroMQ). */
   misp?: boolean;
   mispHeartbeatMs?: number;
+  /** The MISP publisher's pace in messages per second (see MispSimulatorOptions.sendRate). */
+  mispSendRate?: number;
   /** The MISP simulator publishes over CURVE; the lab env carries the keys. */
   mispCurve?: boolean;
   /** Also start the Sentinel STIX upload simulator (workspace LAB_WORKSPACE, the lab app as Contributor). */
@@ -66,7 +68,8 @@ export class Lab {
     this.opencti = new OpenCtiSimulator({ token: LAB_TOKEN, streams: [LAB_STREAM], heartbeatMs: this.options.heartbeatMs ?? 1000, blockMs: 1000, batchPauseMs: 10 });
     await this.opencti.start();
     if (this.options.misp) {
-      this.misp = await new MispSimulator({ key: LAB_MISP_KEY, heartbeatMs: this.options.mispHeartbeatMs ?? 1000, ...(this.curve ? { curve: this.curve.server } : {}) }).start();
+      this.misp = await new MispSimulator({ key: LAB_MISP_KEY, heartbeatMs: this.options.mispHeartbeatMs ?? 1000,
+        ...(this.options.mispSendRate ? { sendRate: this.options.mispSendRate } : {}), ...(this.curve ? { curve: this.curve.server } : {}) }).start();
     }
     if (this.options.sentinel) {
       this.sentinel = new SentinelSimulator({

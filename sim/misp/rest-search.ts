@@ -59,6 +59,9 @@ export function searchAttributes(data: MispData, body: Body, now: number): Recor
   const warn = flags(body['enforceWarninglist'])?.has(true) ?? false;
   const withEventTags = flags(body['includeEventTags'])?.has(true) ?? false;
   const withEventUuid = flags(body['includeEventUuid'])?.has(true) ?? false;
+  // includeWarninglistHits: hits stay in the answer, marked with `warnings`.
+  const markHits = flags(body['includeWarninglistHits'])?.has(true) ?? false;
+  const uuids = listOf(body['uuid']);
 
   let rows: { a: SimAttribute; e: SimEvent }[] = [];
   for (const a of data.attributes.values()) {
@@ -70,6 +73,7 @@ export function searchAttributes(data: MispData, body: Body, now: number): Recor
     if (toIds && !toIds.has(a.to_ids)) continue;
     if (!deleted.has(a.deleted)) continue;
     if (types && !types.includes(a.type)) continue;
+    if (uuids && !uuids.includes(a.uuid)) continue;
     if (warn && data.warninglist.has(a.value.split('|')[0]!)) continue;
     if (tags) {
       const all = new Set([...a.tags, ...e.tags].map((t) => t.toLowerCase()));
@@ -101,6 +105,10 @@ export function searchAttributes(data: MispData, body: Body, now: number): Recor
     };
     if (tagRows.length > 0) row['Tag'] = tagRows;
     if (withEventUuid) row['event_uuid'] = e.uuid;
+    const hit = a.value.split('|').find((v) => data.warninglist.has(v));
+    if (markHits && hit !== undefined) {
+      row['warnings'] = [{ value: hit, match: hit, warninglist_id: '1', warninglist_name: 'List of known IPv4 public DNS resolvers', warninglist_category: 'false_positive' }];
+    }
     return row;
   });
 }

@@ -20,6 +20,18 @@ export interface MispSimulatorOptions {
    * (no ZAP handler: ZeroMQ then admits every client that knows the server key).
    */
   curve?: { publicKey: string; secretKey: string };
+  /**
+   * ms after the publisher binds again before it flushes what queued while it was down (MISP's
+   * PHP side RPUSHes to Redis whatever happens; mispzmq.py drains the lists once it is back).
+   * Default 1000, as observed.
+   */
+  flushDelayMs?: number;
+  /**
+   * Messages per second the publisher sends at most. mispzmq.py is one Python loop doing a Redis
+   * BLPOP per message on MISP's own host; unset = as fast as zeromq.js sends (a harsher burst,
+   * whose sending competes for this machine's CPU with the subscriber under test).
+   */
+  sendRate?: number;
 }
 
 export interface ZmqPublished {
@@ -40,6 +52,9 @@ export class MispSimulator {
   private searches = 0;
   private down = false;
   private sendChain: Promise<void> = Promise.resolve();
+  /** Published while the publisher was down: waiting in Redis for mispzmq.py. */
+  private queued: ZmqPublished[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
   readonly published: ZmqPublished[] = [];
   readonly requests: { path: string; body: Record<string, unknown>; status: number }[] = [];
 
@@ -61,7 +76,8 @@ export class MispSimulator {
     await this.http.start();
     await this.startZmq();
     this.heartbeat = setInterval(() => {
-      if (Date.now() - this.lastSentAt >= (this.o.heartbeatMs ?? 10_000)) {
+      // misp_json_self comes from mispzmq.py itself: none while it is down.
+      if (this.pub && Date.now() - this.lastSentAt >= (this.o.heartbeatMs ?? 10_000)) {
         this.send('misp_json_self', JSON.stringify({ status: 'And when you\'re dead I will be still alive.', uptime: 10 }));
       }
     }, Math.max(50, Math.floor((this.o.heartbeatMs ?? 10_000) / 2)));
@@ -70,12 +86,18 @@ export class MispSimulator {
 
   async stop(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
     await this.stopZmq();
     await this.http.stop();
   }
 
-  /** The publisher goes away (mispzmq.py stopped): what is published meanwhile is lost to subscribers. */
+  /**
+   * The publisher goes away (mispzmq.py stopped): what MISP publishes meanwhile queues in Redis and
+   * is flushed `flushDelayMs` after the publisher is back; a subscriber not connected by then loses it.
+   */
   async stopZmq(): Promise<void> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
     await this.sendChain;
     const p = this.pub;
     this.pub = null;
@@ -104,7 +126,52 @@ export class MispSimulator {
     }
     this.zmqPort = Number(/:(\d+)$/.exec(pub.lastEndpoint ?? '')?.[1] ?? 0);
     this.pub = pub;
+    if (this.queued.length > 0) {
+      // What arrives meanwhile goes behind the backlog, as in the Redis list.
+      this.flushing = true;
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = null;
+        this.flushing = false;
+        const backlog = this.queued;
+        this.queued = [];
+        for (const entry of backlog) this.deliver(entry);
+      }, this.o.flushDelayMs ?? 1000);
+    }
   }
+
+  private flushing = false;
+
+  /** Redis lost what it held for the publisher (restarted without persistence): subscribers never see it. */
+  dropBacklog(): void {
+    this.queued = [];
+  }
+
+  /** Messages still waiting for the publisher (Redis backlog). */
+  get backlog(): number {
+    return this.queued.length;
+  }
+
+  private paceStart = 0;
+  private paced = 0;
+
+  private deliver(entry: ZmqPublished): void {
+    const pub = this.pub;
+    if (!pub) { this.queued.push(entry); return; }
+    entry.delivered = true;
+    this.sendChain = this.sendChain.then(async () => {
+      const rate = this.o.sendRate;
+      if (rate) {
+        const now = performance.now();
+        if (now - this.paceStart > 1000 + (this.paced * 1000) / rate) { this.paceStart = now; this.paced = 0; }
+        const ahead = this.paceStart + (++this.paced * 1000) / rate - now;
+        if (ahead > 10) await new Promise((r) => setTimeout(r, ahead));
+      }
+      await pub.send(`${entry.topic} ${entry.payload}`);
+    }).catch(() => undefined);
+  }
+
+  /** /warninglists/checkValue answers 500 while set (the rest of REST keeps working). */
+  warninglistDown = false;
 
   /** REST answers 500 while down (MISP behind a failing proxy or DB). */
   setRestDown(down: boolean): void {
@@ -114,11 +181,10 @@ export class MispSimulator {
   /** Publish one raw frame (malformed payloads for tests). */
   send(topic: string, payload: string): void {
     this.lastSentAt = Date.now();
-    const entry: ZmqPublished = { topic, payload, delivered: this.pub !== null };
+    const entry: ZmqPublished = { topic, payload, delivered: false };
     this.published.push(entry);
-    const pub = this.pub;
-    if (!pub) return;
-    this.sendChain = this.sendChain.then(() => pub.send(`${topic} ${payload}`)).catch(() => undefined);
+    if (!this.pub || this.flushing) { this.queued.push(entry); return; }
+    this.deliver(entry);
   }
 
   private emit(topic: string, body: unknown): void {
@@ -137,9 +203,14 @@ export class MispSimulator {
     return e.id;
   }
 
+  /**
+   * AttributesController::add: the attribute's afterSave publishes it while the event still says
+   * published, and only then is the event unpublished (unpublishEvent).
+   */
   addAttribute(eventId: string, input: NewAttribute): SimAttribute {
+    const wasPublished = this.data.event(eventId).published;
     const a = this.data.addAttribute(eventId, input);
-    this.emitAttribute(a, 'add');
+    this.emitAttribute(a, 'add', wasPublished);
     return a;
   }
 
@@ -149,9 +220,11 @@ export class MispSimulator {
     return attributes.map((a) => this.addAttribute(eventId, { ...a, object_id: o.id, object_relation: a.object_relation ?? a.type }));
   }
 
+  /** AttributesController::edit: saved and published before the event is unpublished, as add. */
   editAttribute(uuid: string, patch: Parameters<MispData['editAttribute']>[1]): SimAttribute {
+    const wasPublished = this.data.event(this.data.attribute(uuid).event_id).published;
     const a = this.data.editAttribute(uuid, patch);
-    this.emitAttribute(a, 'edit');
+    this.emitAttribute(a, 'edit', wasPublished);
     return a;
   }
 
@@ -180,11 +253,11 @@ export class MispSimulator {
     this.emit('misp_json_event', { Event: eventHeader(e), action: 'delete' });
   }
 
-  private emitAttribute(a: SimAttribute, action: string): void {
+  private emitAttribute(a: SimAttribute, action: string, published = this.data.event(a.event_id).published): void {
     const e = this.data.event(a.event_id);
     const body: Record<string, unknown> = {
       Attribute: attributeRow(a),
-      Event: { id: e.id, date: e.date, info: e.info, uuid: e.uuid, published: e.published, analysis: e.analysis, threat_level_id: e.threat_level_id,
+      Event: { id: e.id, date: e.date, info: e.info, uuid: e.uuid, published, analysis: e.analysis, threat_level_id: e.threat_level_id,
         org_id: '1', orgc_id: e.orgc.id, distribution: e.distribution, sharing_group_id: '0', Orgc: e.orgc },
       action: a.deleted ? 'soft-delete' : action,
     };
@@ -211,14 +284,14 @@ export class MispSimulator {
     }
     if (this.down) return fail(500, 'An Internal Error Has Occurred.');
     const sightings = path === '/sightings/add' || path === '/sightings/restSearch' || path.startsWith('/sightings/restSearch/');
-    if (path !== '/attributes/restSearch' && path !== '/events/restSearch' && !sightings) return fail(404, 'Not Found');
+    if (path !== '/attributes/restSearch' && path !== '/events/restSearch' && path !== '/warninglists/checkValue' && !sightings) return fail(404, 'Not Found');
     if (req.method === 'GET' && [...url.searchParams.keys()].length === 0) return fail(400, 'Restsearch queries using GET and no parameters are not allowed.');
     if (req.method !== 'POST') return fail(405, 'Method Not Allowed');
     let body: Record<string, unknown>;
     try {
       const text = (await readBody(req, 10 * 1024 * 1024)).toString('utf8');
       body = text.trim() ? JSON.parse(text) as Record<string, unknown> : {};
-      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Error('not an object');
+      if (typeof body !== 'object' || body === null || (Array.isArray(body) && path !== '/warninglists/checkValue')) throw new Error('not an object');
     } catch {
       return fail(400, 'Invalid JSON input. Make sure that the JSON input is a correctly formatted JSON string.');
     }
@@ -233,6 +306,18 @@ export class MispSimulator {
     const now = this.data.clock();
     let out: unknown;
     let count: number;
+    if (path === '/warninglists/checkValue') {
+      if (this.warninglistDown) return fail(500, 'An Internal Error Has Occurred.');
+      // WarninglistsController::checkValue: a list of values (or {"value": …}); hits only, keyed by value.
+      const raw: unknown = Array.isArray(body) ? body : body['value'];
+      const values = (Array.isArray(raw) ? raw : [raw]).filter((v): v is string => typeof v === 'string').map((v) => v.trim());
+      const hits: Record<string, unknown> = {};
+      for (const v of values) {
+        if (this.data.warninglist.has(v)) hits[v] = [{ id: '1', name: 'List of known IPv4 public DNS resolvers', matched: v }];
+      }
+      this.requests.push({ path, body: { values }, status: 200 });
+      return sendJson(res, 200, Object.keys(hits).length > 0 ? hits : []);
+    }
     if (path === '/attributes/restSearch') {
       const rows = searchAttributes(this.data, body, now);
       out = { response: { Attribute: rows } };

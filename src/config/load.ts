@@ -30,7 +30,8 @@ export function schemaKind(schema: z.ZodType): Kind {
   for (;;) {
     const def = s._zod.def;
     if (['optional', 'default', 'prefault', 'nullable', 'readonly', 'catch'].includes(def.type)) s = def['innerType'] as never;
-    else if (def.type === 'pipe') s = def['in'] as never;
+    // A preprocess is a pipe from a transform: the schema after it says how to read the variable.
+    else if (def.type === 'pipe') s = ((def['in'] as { _zod: { def: { type: string } } })._zod.def.type === 'transform' ? def['out'] : def['in']) as never;
     else break;
   }
   const t = s._zod.def.type;
@@ -67,7 +68,8 @@ function parseEnvValue(kind: Kind, raw: string): unknown {
     case 'number':
       return /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
     case 'array':
-      if (value.startsWith('[')) return safeJson(value);
+      // A JSON object where a list is expected is left to the schema (misp.event_filters takes one).
+      if (value.startsWith('[') || value.startsWith('{')) return safeJson(value);
       return value.split(',').map((v) => v.trim()).filter(Boolean);
     case 'record': {
       if (value.startsWith('{')) return safeJson(value);

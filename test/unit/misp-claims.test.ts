@@ -109,7 +109,8 @@ describe('MISP claims: group retraction and re-assertions through the SQLite sto
     // One clock reading for the whole test: re-publishing across midnight would legitimately move expiry.
     const at = Date.now();
     const ctx: MispContext = { policy: { ...mispSection.parse({}), url: 'https://misp.example' }, events: new EventCache(), now: () => at };
-    const a = (uuid: string, type: string, value: string) => ({ uuid, type, value, to_ids: true, timestamp: '1773000000' });
+    // Changed an hour ago: expiry counts from the attribute's timestamp (expire_from valid_from).
+    const a = (uuid: string, type: string, value: string) => ({ uuid, type, value, to_ids: true, timestamp: String(Math.floor(at / 1000) - 3600) });
     const publish = (attrs: object[], objectAttrs: object[]) => {
       const body = { Event: { id: '42', uuid: 'e-42', info: 'Campaign', published: false, threat_level_id: '2', Tag: [{ name: 'tlp:green' }],
         Attribute: attrs, Object: objectAttrs.length ? [{ name: 'file', Attribute: objectAttrs }] : [] } };

@@ -177,4 +177,22 @@ describe('MISP ZeroMQ normalisation', () => {
     expect(s.catchUp).to.equal(false);
     expect(s.items[0]!.normalised.ignored).to.be.a('string');
   });
+
+  it('published_only: an attribute changed at or after the event\'s last publish waits, though its message says published (MISP unpublishes after it)', () => {
+    const ctx = ctxWith();
+    announce(ctx, [], { published: true, publish_timestamp: '1773000100' });
+    const add = (ts: string) => normaliseZmq('misp_json_attribute', JSON.stringify({
+      Attribute: attrRow({ uuid: `a-${ts}`, timestamp: ts }), Event: header({ published: true }), action: 'add' }), ctx).items[0]!.normalised;
+    expect(add('1773000000').changes).to.have.length(1); // before the publish: published
+    expect(add('1773000200').ignored).to.equal('waiting for the event to be published');
+    expect(add('1773000100').ignored, 'same second as the publish').to.equal('waiting for the event to be published');
+    // A publish (misp_json, serialised before MISP saves the new publish_timestamp) publishes all it carries, up to its timestamp.
+    normaliseZmq('misp_json', JSON.stringify({ Event: { ...header({ published: false, publish_timestamp: '1773000100', timestamp: '1773000300' }), Attribute: [] } }), ctx);
+    expect(add('1773000250').changes).to.have.length(1);
+    expect(add('1773000300').ignored).to.equal('waiting for the event to be published');
+    // published_only off: pushed at once.
+    const off = ctxWith({ published_only: false });
+    announce(off, [], { published: true, publish_timestamp: '1773000100' });
+    expect(normaliseZmq('misp_json_attribute', JSON.stringify({ Attribute: attrRow({ timestamp: '1773000200' }), Event: header({ published: true }), action: 'add' }), off).items[0]!.normalised.changes).to.have.length(1);
+  });
 });

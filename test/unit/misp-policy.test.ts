@@ -1,17 +1,18 @@
 import { expect } from 'chai';
 import { mispSection } from '../../src/sources/misp/config.js';
 import type { MispAttribute, MispEvent } from '../../src/sources/misp/model.js';
-import { decideAttribute, type MispPolicy } from '../../src/sources/misp/policy.js';
+import { clampExpiry, decideAttribute, type MispPolicy } from '../../src/sources/misp/policy.js';
 import { TlpPolicy } from '../../src/guard/tlp.js';
 
 const DAY = 86_400_000;
 const NOW = Date.parse('2026-03-10T15:30:00Z');
 const TODAY = Date.parse('2026-03-10T00:00:00Z');
 
-const policy = (o: Record<string, unknown> = {}): MispPolicy => ({ ...mispSection.parse(o), url: 'https://misp.example' });
+// Most cases count expiry from today; the default (valid_from: the attribute's timestamp) has its own tests.
+const policy = (o: Record<string, unknown> = {}): MispPolicy => ({ ...mispSection.parse({ expire_from: 'now', ...o }), url: 'https://misp.example' });
 const attr = (o: Partial<MispAttribute> = {}): MispAttribute => ({
   id: '1', uuid: 'u1', eventId: '7', type: 'ip-dst', category: 'Network activity', value: '203.0.113.7', toIds: true, deleted: false,
-  timestamp: 1_770_000_000, comment: '', firstSeen: null, lastSeen: null, objectName: null, tags: [], inheritedTags: [], warninglistHit: false, ...o,
+  timestamp: 1_770_000_000, comment: '', firstSeen: null, lastSeen: null, objectName: null, inObject: false, tags: [], inheritedTags: [], warninglistHit: false, ...o,
 });
 const event = (o: Partial<MispEvent> = {}): MispEvent => ({
   id: '7', uuid: 'e7', info: 'Campaign X', date: '2026-01-15', published: true, publishTimestamp: 0, threatLevelId: '4', orgName: 'CIRCL', distribution: '1', tags: [], ...o,
@@ -248,5 +249,58 @@ describe('MISP policy: decideAttribute', () => {
     expect(s.excluded).to.equal(null);
     expect(s.changes).to.deep.equal([]);
     expect(s.skipped.map((x) => x.code)).to.deep.equal(['unsupported_type']);
+  });
+
+  it('expire_from defaults to valid_from: the days count from the attribute\'s timestamp, as MISP2Defender\'s days_to_expire_start', () => {
+    const p = { ...mispSection.parse({}), url: 'https://misp.example' };
+    expect(p.expire_from).to.equal('valid_from');
+    const ts = Math.floor((NOW - 10 * DAY) / 1000); // changed ten days ago
+    const d = decideAttribute(attr({ timestamp: ts }), event(), p, NOW);
+    expect(Date.parse(d.changes[0]!.validUntil!)).to.equal(ts * 1000 + 90 * DAY); // ipv4: 90 days
+    // Already past its days: not pushed (and withdrawn if it was).
+    expect(decideAttribute(attr({ timestamp: Math.floor((NOW - 91 * DAY) / 1000) }), event(), p, NOW).excluded).to.match(/^expired on /);
+    // current_date is MISP2Defender's name for now.
+    const today = decideAttribute(attr({ timestamp: ts }), event(), { ...p, expire_from: 'current_date' }, NOW);
+    expect(Date.parse(today.changes[0]!.validUntil!)).to.equal(TODAY + 90 * DAY);
+  });
+
+  it('cuts expiry over 100 years (MISP2Defender\'s 99999 days) to 36500 days with a warning naming the key, instead of refusing it', () => {
+    const parsed = mispSection.parse({ expire_days: 99999, expire_days_by_type: { sha256: 99999, ipv4: 90 }, expire_from: 'now' });
+    const { policy: p, warnings } = clampExpiry({ ...parsed, url: 'https://misp.example' });
+    expect(warnings).to.have.length(2);
+    expect(warnings.join('\n')).to.include('misp.expire_days = 99999').and.include('misp.expire_days_by_type.sha256 = 99999');
+    expect(p.expire_days_by_type.ipv4).to.equal(90);
+    const d = decideAttribute(attr({ type: 'sha256', value: 'a'.repeat(64) }), event(), p, NOW);
+    expect(Date.parse(d.changes[0]!.validUntil!)).to.equal(TODAY + 36500 * DAY);
+    // decideAttribute cuts too, whoever built the policy.
+    const raw = decideAttribute(attr({ type: 'sha256', value: 'a'.repeat(64) }), event(), { ...parsed, url: 'x' }, NOW);
+    expect(Date.parse(raw.changes[0]!.validUntil!)).to.equal(TODAY + 36500 * DAY);
+  });
+
+  it('severity_override replaces the event threat level; a misp:threat-level tag or a rule still wins', () => {
+    const p = policy({ severity_override: 'Low' });
+    expect(hints(attr(), event({ threatLevelId: '1' }), p).severity).to.equal('Low');
+    expect(hints(attr({ tags: ['misp:threat-level="high-risk"'] }), event({ threatLevelId: '3' }), p).severity).to.equal('High');
+    expect(hints(attr({ tags: ['misp:threat-level="no-risk"'] }), event({ threatLevelId: '1' }), p).severity).to.equal('Informational');
+    expect(hints(attr({ tags: ['x'] }), event({ threatLevelId: '1' }), policy({ severity_override: 'Low', rules: [{ tag: 'x', action: 'Audit', severity: 'Medium' }] })).severity).to.equal('Medium');
+    // Without the override the threat level decides, as before.
+    expect(hints(attr(), event({ threatLevelId: '1' }), policy({ severity: 'Low' })).severity).to.equal('High');
+  });
+
+  it('flatten_attributes off leaves attributes of MISP objects in MISP', () => {
+    expect(passes(attr({ inObject: true, objectName: 'file' }), event(), policy())).to.equal(true);
+    expect(decideAttribute(attr({ inObject: true, objectName: 'file' }), event(), policy({ flatten_attributes: false }), NOW).excluded).to.match(/flatten_attributes/);
+    expect(passes(attr(), event(), policy({ flatten_attributes: false }))).to.equal(true);
+  });
+
+  it('event_filters takes MISP2Defender\'s single mapping, with its paging and warninglist keys', () => {
+    const p = policy({ event_filters: { published: true, tags: ['workflow:state="complete"'], enforceWarninglist: true, publish_timestamp: '2d', limit: 100, eventid: ['7'], date_from: '2026-01-01', date_to: '2026-02-01', last: '3d' } });
+    expect(p.event_filters).to.have.length(1);
+    const ok = event({ publishTimestamp: Math.floor((NOW - DAY) / 1000), date: '2026-01-15', tags: ['workflow:state="complete"'] });
+    expect(passes(attr(), ok, p)).to.equal(true);
+    expect(passes(attr({ eventId: '8' }), { ...ok, id: '8' }, p)).to.equal(false); // eventid
+    expect(passes(attr(), { ...ok, date: '2026-02-02' }, p)).to.equal(false); // date_to
+    expect(passes(attr(), { ...ok, date: '2025-12-31' }, p)).to.equal(false); // date_from
+    expect(passes(attr(), { ...ok, publishTimestamp: Math.floor((NOW - 4 * DAY) / 1000) }, p)).to.equal(false); // last
   });
 });

@@ -35,6 +35,23 @@ function literalOf(pattern: string): string {
 }
 
 describe('Sentinel mapping', () => {
+  it('takes a source\'s wanted action (a MISP rule or course-of-action tag) and own expiry; passive_only and a forced action still win', () => {
+    const misp = (action: string, validUntil: string | null = null) => change({ score: null, validUntil,
+      sourceRef: { system: 'misp', id: 'misp:7:u1', url: 'https://misp/events/view/7' }, hints: { action, ownExpiry: true } });
+    const actionOf = (c: IndicatorChange, m = mapping) => upsert('ipv4:198.51.100.7', c, m).labels.find((l) => l.startsWith('action:'));
+    expect(actionOf(misp('Block'))).to.equal('action:block');
+    expect(actionOf(misp('BlockAndRemediate'))).to.equal('action:block');
+    expect(actionOf(misp('Audit'))).to.equal('action:alert');
+    expect(actionOf(misp('Allowed'))).to.equal('action:allow');
+    expect(actionOf(misp('Nonsense'))).to.equal('action:alert'); // no score: alert, as before
+    expect(actionOf(misp('Block'), { ...mapping, passiveOnly: true })).to.equal('action:alert');
+    expect(actionOf(misp('Block'), { ...mapping, action: 'alert' })).to.equal('action:alert');
+    // 200 days from MISP replaces the sink's 30; without ownExpiry the sink's days cap it.
+    const far = new Date(NOW + 200 * 86_400_000).toISOString();
+    expect(Date.parse(upsert('k', misp('Block', far)).valid_until)).to.equal(NOW + 200 * 86_400_000);
+    expect(Date.parse(upsert('k', change({ validUntil: far })).valid_until)).to.equal(NOW + 30 * 86_400_000);
+  });
+
   it('maps a claim to a complete STIX 2.1 indicator', () => {
     const o = upsert('ipv4:198.51.100.7', change());
     expect(o).to.deep.include({

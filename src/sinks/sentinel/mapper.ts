@@ -47,9 +47,23 @@ export type SentinelMapResult =
   | { kind: 'upsert'; object: StixIndicator; reason: string }
   | { kind: 'delete'; reason: string };
 
+/**
+ * A source's wanted action (a MISP rule or course-of-action tag, in Defender's names) in
+ * Sentinel's terms: anything that blocks is `block`, `Allowed` is `allow`, the rest alerts.
+ */
+function sentinelActionOf(wanted: string): SentinelAction | null {
+  const a = wanted.toLowerCase();
+  if (['block', 'blockandremediate', 'alertandblock'].includes(a)) return 'block';
+  if (['allowed', 'allow'].includes(a)) return 'allow';
+  if (['audit', 'warn', 'alert', 'alertonly'].includes(a)) return 'alert';
+  return null;
+}
+
 export function actionFor(change: IndicatorChange, m: SentinelMapping): { action: SentinelAction; why: string } {
   if (m.passiveOnly) return { action: 'alert', why: 'passive_only' };
   if (m.action) return { action: m.action, why: 'configured action' };
+  const fromSource = change.hints?.action ? sentinelActionOf(change.hints.action) : null;
+  if (fromSource) return { action: fromSource, why: `${change.sourceRef.system} rule or tag (${change.hints!.action})` };
   if (change.score !== null && change.score >= 60) return { action: 'block', why: `score ${change.score}` };
   return { action: 'alert', why: change.score === null ? 'no score' : `score ${change.score}` };
 }
@@ -76,7 +90,8 @@ export function mapToSentinel(key: string, change: IndicatorChange, m: SentinelM
   }
   let until = now + m.daysToExpire * 86_400_000;
   const sourceUntil = change.validUntil ? Date.parse(change.validUntil) : NaN;
-  if (!Number.isNaN(sourceUntil) && sourceUntil < until) until = sourceUntil;
+  // A source with its own expiry policy (MISP's expire_days) replaces the sink's default days.
+  if (!Number.isNaN(sourceUntil) && (sourceUntil < until || change.hints?.ownExpiry)) until = sourceUntil;
   if (until <= now) return { kind: 'delete', reason: `expired (valid_until ${change.validUntil})` };
   // valid_from must precede valid_until; a source date in the future or unreadable falls back to now.
   const sourceFrom = change.validFrom ? Date.parse(change.validFrom) : NaN;

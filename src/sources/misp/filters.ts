@@ -59,6 +59,11 @@ const KEYS: Record<string, Test> = {
   info: (o, s) => !!s.event && o.some((i) => lower(s.event!.info).includes(i)),
   threat_level_id: (o, s) => !!s.event && o.includes(s.event.threatLevelId),
   distribution: (o, s) => !!s.event && o.includes(s.event.distribution),
+  // MISP2Defender's paging and warninglist switches: ThreatBridge reads every page (a cap would
+  // make the full sync withdraw the rest) and misp.enforce_warninglist applies on every path.
+  limit: () => true,
+  page: () => true,
+  enforceWarninglist: () => true,
 };
 
 export const EVENT_FILTER_KEYS: readonly string[] = Object.keys(KEYS);

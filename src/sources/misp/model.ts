@@ -19,6 +19,8 @@ export interface MispAttribute {
   lastSeen: string | null;
   /** Name of the object the attribute belongs to, when it is part of one. */
   objectName: string | null;
+  /** Part of a MISP object (object_id other than 0). */
+  inObject: boolean;
   /** The attribute's own tags. */
   tags: string[];
   /** Event tags MISP inlined into the attribute (includeEventTags marks them `inherited`). */
@@ -102,6 +104,7 @@ export function readAttribute(raw: unknown, eventIdFallback = ''): MispAttribute
     firstSeen: str(raw['first_seen']) || null,
     lastSeen: str(raw['last_seen']) || null,
     objectName: isObject(obj) && str(obj['name']) ? str(obj['name']) : null,
+    inObject: (str(raw['object_id']) !== '' && str(raw['object_id']) !== '0') || isObject(obj),
     tags: tagNames(raw['Tag'], false),
     inheritedTags: tagNames(raw['Tag'], true),
     warninglistHit: Array.isArray(warnings) ? warnings.length > 0 : isObject(warnings) && Object.keys(warnings).length > 0,
@@ -129,20 +132,20 @@ export function readEvent(raw: unknown, extraTags: unknown = undefined): MispEve
   };
 }
 
-/** Every attribute of a full event, object attributes flattened (with the object's name kept). */
-export function eventAttributes(event: Json): MispAttribute[] {
+/** Every attribute of a full event, object attributes flattened (with the object's name kept) unless `withObjects` is off. */
+export function eventAttributes(event: Json, withObjects = true): MispAttribute[] {
   const eventId = str(event['id']);
   const out: MispAttribute[] = [];
   for (const a of Array.isArray(event['Attribute']) ? event['Attribute'] : []) {
     const attr = readAttribute(a, eventId);
     if (attr) out.push(attr);
   }
-  for (const o of Array.isArray(event['Object']) ? event['Object'] : []) {
+  for (const o of withObjects && Array.isArray(event['Object']) ? event['Object'] : []) {
     if (!isObject(o) || flag(o['deleted'])) continue;
     const name = str(o['name']) || null;
     for (const a of Array.isArray(o['Attribute']) ? o['Attribute'] : []) {
       const attr = readAttribute(a, eventId);
-      if (attr) out.push({ ...attr, objectName: attr.objectName ?? name });
+      if (attr) out.push({ ...attr, objectName: attr.objectName ?? name, inObject: true });
     }
   }
   return out;

@@ -1,7 +1,7 @@
 // MISP messages (ZeroMQ topics, restSearch rows) → NormalisedEvents. Pure apart from the event
 // cache it is given; bad input becomes a rejection, never a throw.
 import type { NormalisedEvent, SourceRef } from '../../core/types.js';
-import { eventAttributes, isObject, readAttribute, readEvent, str, type MispAttribute, type MispEvent } from './model.js';
+import { eventAttributes, int, isObject, readAttribute, readEvent, str, type MispAttribute, type MispEvent } from './model.js';
 import { attributeSourceId, decideAttribute, eventSourcePrefix, type MispPolicy } from './policy.js';
 
 export interface MispItem {
@@ -14,6 +14,8 @@ export interface MispNormalised {
   items: MispItem[];
   /** The message hinted at changes it does not carry (tags, objects): run a REST catch-up soon. */
   catchUp: boolean;
+  /** The event a `misp_json` published (for misp.log_events). */
+  publishedEvent?: MispEvent;
 }
 
 /** Event headers learnt from event messages: attribute messages carry no event tags. */
@@ -67,10 +69,11 @@ export function attributeItem(attr: MispAttribute, event: MispEvent | null, ctx:
 export function fullEventItems(rawEvent: Record<string, unknown>, ctx: MispContext, name: string): MispItem[] {
   const event = readEvent(rawEvent);
   if (!event || !event.id) return [reject(name, 'malformed_event', 'Event without id')];
-  ctx.events.set(event);
-  // The synchronous publish path serialises the event before saving published=1.
-  const published = { ...event, published: true };
-  const attrs = eventAttributes(rawEvent);
+  // The synchronous publish path serialises the event before saving published=1 and the new
+  // publish_timestamp: everything in it up to the event's own timestamp is published now.
+  const published = { ...event, published: true, publishTimestamp: Math.max(event.publishTimestamp, int(rawEvent['timestamp'])) };
+  ctx.events.set(published);
+  const attrs = eventAttributes(rawEvent, ctx.policy.flatten_attributes);
   const items = attrs.map((a) => attributeItem(a, published, ctx, name));
   items.push({
     normalised: { ...blank(null), retractGroup: { prefix: eventSourcePrefix(event.id), keep: attrs.map((a) => attributeSourceId(a.eventId, a.uuid)) } },
@@ -119,7 +122,9 @@ export function normaliseZmq(topic: string, payload: string, ctx: MispContext): 
   switch (topic) {
     case 'misp_json': {
       if (!isObject(body['Event'])) return none(reject(name, 'malformed_event', 'misp_json without an Event object'));
-      return { items: fullEventItems(body['Event'], ctx, name), catchUp: false };
+      const items = fullEventItems(body['Event'], ctx, name);
+      const publishedEvent = ctx.events.get(str(body['Event']['id']));
+      return { items, catchUp: false, ...(publishedEvent ? { publishedEvent } : {}) };
     }
     case 'misp_json_event': {
       // Sync pulls carry the remote id as a scalar Event: the publish brings the content.
@@ -157,7 +162,12 @@ export function normaliseZmq(topic: string, payload: string, ctx: MispContext): 
       const event: MispEvent = { ...cached, ...(header ? { published: header.published, info: header.info || cached.info } : {}) };
       const item = attributeItem(attr, event, ctx, name);
       if (item.normalised.retractAll) return none(item);
-      if (ctx.policy.published_only && !event.published) {
+      // MISP publishes an addition to a published event before it unpublishes the event
+      // (AttributesController::add, then unpublishEvent): the message still says published. An
+      // attribute changed at or after the event's last publish is not published yet (at: MISP keeps
+      // seconds; the publish itself, misp_json, carries whatever it published).
+      const unpublished = !event.published || (event.publishTimestamp > 0 && attr.timestamp >= event.publishTimestamp);
+      if (ctx.policy.published_only && unpublished) {
         return none(ignore(name, 'waiting for the event to be published', ref));
       }
       return none(item);

@@ -3,7 +3,7 @@
 import type { Config } from '../../config/schema.js';
 import type { IndicatorChange, Rejection, SinkHints } from '../../core/types.js';
 import { attributeObservables } from './attribute-types.js';
-import type { MispRule } from './config.js';
+import { MAX_EXPIRE_DAYS, type MispRule } from './config.js';
 import type { MispAttribute, MispEvent } from './model.js';
 import { CLAIM_TEXT, claimLabels, clip } from '../../core/raw-copy.js';
 import { passesEventFilters, windowStart } from './filters.js';
@@ -52,8 +52,8 @@ const THREAT_LEVEL = new Map<string, SinkHints['severity']>([['1', 'High'], ['2'
 
 function severityFromTags(tags: Set<string>): SinkHints['severity'] | undefined {
   for (const t of tags) {
-    const m = /^misp:threat-level="?(high|medium|low)/.exec(t);
-    if (m) return ({ high: 'High', medium: 'Medium', low: 'Low' } as const)[m[1] as 'high' | 'medium' | 'low'];
+    const m = /^misp:threat-level="?(high|medium|low|no)/.exec(t);
+    if (m) return ({ high: 'High', medium: 'Medium', low: 'Low', no: 'Informational' } as const)[m[1] as 'high' | 'medium' | 'low' | 'no'];
   }
   return undefined;
 }
@@ -67,10 +67,32 @@ export function tlpOf(own: string[], event: string[]): string | null {
   return null;
 }
 
+/**
+ * The policy with every expiry cut to MAX_EXPIRE_DAYS, and a warning per key that was cut:
+ * MISP2Defender's example uses 99999 days for hashes, which is accepted, not refused.
+ */
+export function clampExpiry(p: MispPolicy): { policy: MispPolicy; warnings: string[] } {
+  const warnings: string[] = [];
+  const cut = (key: string, days: number) => {
+    if (days <= MAX_EXPIRE_DAYS) return days;
+    warnings.push(`misp.${key} = ${days} days is cut to ${MAX_EXPIRE_DAYS} (100 years, the longest expiry ThreatBridge sends)`);
+    return MAX_EXPIRE_DAYS;
+  };
+  const byType: MispPolicy['expire_days_by_type'] = {};
+  for (const [type, days] of Object.entries(p.expire_days_by_type) as [keyof MispPolicy['expire_days_by_type'], number][]) {
+    byType[type] = cut(`expire_days_by_type.${type}`, days);
+  }
+  return {
+    policy: { ...p, expire_days: cut('expire_days', p.expire_days), tlp_clear_expire_days: cut('tlp_clear_expire_days', p.tlp_clear_expire_days), expire_days_by_type: byType },
+    warnings,
+  };
+}
+
 export function decideAttribute(attr: MispAttribute, event: MispEvent | null, p: MispPolicy, now: number): AttributeDecision {
   const out = (excluded: string): AttributeDecision => ({ changes: [], skipped: [], excluded });
   if (attr.deleted) return out('deleted in MISP');
   if (p.to_ids_only && !attr.toIds) return out('IDS flag is off');
+  if (!p.flatten_attributes && attr.inObject) return out('part of a MISP object (misp.flatten_attributes is off)');
   if (p.enforce_warninglist && attr.warninglistHit) return out('hits a MISP warninglist');
   if (p.publish_timestamp && event && event.publishTimestamp > 0 && event.publishTimestamp * 1000 < windowStart(p.publish_timestamp, now)) {
     return out(`event published before the ${p.publish_timestamp} window`);
@@ -92,19 +114,26 @@ export function decideAttribute(attr: MispAttribute, event: MispEvent | null, p:
   const { observables, skipped } = attributeObservables(attr.type, attr.value);
   const changes: IndicatorChange[] = [];
   for (const observable of observables) {
-    let days = p.expire_days_by_type[observable.type] ?? p.expire_days;
+    let days = Math.min(MAX_EXPIRE_DAYS, p.expire_days_by_type[observable.type] ?? p.expire_days);
     if (tlp === 'TLP:CLEAR') days = Math.min(days, p.tlp_clear_expire_days);
     const firstSeen = attr.firstSeen ? Date.parse(attr.firstSeen) : NaN;
     const lastSeen = attr.lastSeen ? Date.parse(attr.lastSeen) : NaN;
-    // Day precision: the same attribute seen again the same day (ZeroMQ and REST) is the same claim.
-    let from = p.expire_from === 'first_seen' && !Number.isNaN(firstSeen) ? firstSeen : Math.floor(now / DAY) * DAY;
+    // From the attribute's timestamp (MISP2Defender's valid_from: stable until the attribute
+    // changes), its first_seen, or today at day precision (a re-read the same day is the same claim).
+    let from = Math.floor(now / DAY) * DAY;
+    if (p.expire_from === 'first_seen' && !Number.isNaN(firstSeen)) from = firstSeen;
+    if (p.expire_from === 'valid_from' && attr.timestamp > 0) from = attr.timestamp * 1000;
     if (p.use_last_seen && !Number.isNaN(lastSeen)) from = lastSeen;
     const until = from + days * DAY;
     if (until <= now) return out(`expired on ${new Date(until).toISOString()}`);
     const hints: SinkHints = { ownExpiry: true, generateAlert: p.generate_alert };
     const action = rule?.action ?? (p.action_from_tags ? actionFromTags(tags) : undefined) ?? p.action;
     if (action) hints.action = action;
-    const severity = rule?.severity ?? THREAT_LEVEL.get(event?.threatLevelId ?? '') ?? severityFromTags(tags) ?? p.severity;
+    // severity_override replaces the event threat level (MISP2Defender's defender_severity); the
+    // attribute's misp:threat-level tag still wins over it, as in the tool.
+    const severity = rule?.severity
+      ?? (p.severity_override ? severityFromTags(tags) ?? p.severity_override : undefined)
+      ?? THREAT_LEVEL.get(event?.threatLevelId ?? '') ?? severityFromTags(tags) ?? p.severity;
     if (severity) hints.severity = severity;
     if (p.application) hints.application = p.application;
     if (p.recommended_actions) hints.recommendedActions = p.recommended_actions;

@@ -56,6 +56,25 @@ export class MispRest {
     return Array.isArray(list) ? list.map((e) => (isObject(e) && isObject(e['Event']) ? e['Event'] : e)) : [];
   }
 
+  /**
+   * The values that hit an enabled warninglist, with the first list's name. MISP answers
+   * `{"<value>": [{"id", "name", "matched"}]}` for hits only (an empty answer may be `[]`).
+   */
+  async checkWarninglists(values: string[], signal?: AbortSignal): Promise<Map<string, string>> {
+    const data = await this.post('/warninglists/checkValue', values, signal);
+    const out = new Map<string, string>();
+    if (!isObject(data)) return out;
+    for (const v of values) {
+      if (!Object.hasOwn(data, v)) continue;
+      const lists = data[v];
+      if (!Array.isArray(lists) || lists.length === 0) continue;
+      const first = lists[0];
+      const name = isObject(first) && typeof first['name'] === 'string' ? first['name'] : 'a MISP warninglist';
+      out.set(v, name.slice(0, 200));
+    }
+    return out;
+  }
+
   /** Every page of a search, oldest first when MISP honours the order; yields page by page. */
   async *pages(body: RestSearchBody, pageSize: number, signal?: AbortSignal): AsyncGenerator<unknown[]> {
     for (let page = 1; ; page++) {
@@ -67,7 +86,7 @@ export class MispRest {
     }
   }
 
-  private async post(path: string, body: RestSearchBody, signal?: AbortSignal): Promise<unknown> {
+  private async post(path: string, body: unknown, signal?: AbortSignal): Promise<unknown> {
     const giveUp = (problem: string) => new Error(`MISP ${path}: ${problem}; giving up for now after ${this.maxAttempts} attempts`);
     let res: ApiResponse;
     try {

@@ -4,22 +4,24 @@
 // `full_sync_interval` a full pass withdraws what MISP no longer holds (hard deletes are
 // invisible to incremental REST). The watermark advances in the same transaction as the effects.
 import type { Config } from '../../config/schema.js';
-import { normaliseSafely, rejectedEvent, safeListener, type IngestItem } from '../../core/pipeline.js';
+import { normaliseSafely, rejectedEvent, type IngestItem } from '../../core/pipeline.js';
 import type { IngestLoop } from '../../core/ingest-loop.js';
-import type { NormalisedEvent } from '../../core/types.js';
+import type { NormalisedEvent, SourceRef } from '../../core/types.js';
 import { errorFields, type Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Store } from '../../core/store.js';
 import { SUPPORTED_MISP_TYPES } from './attribute-types.js';
-import { readAttribute, readEvent, isObject, type MispEvent } from './model.js';
+import { readAttribute, readEvent, isObject, str, type MispEvent } from './model.js';
 import { cutText } from '../../core/raw-copy.js';
-import { attributeItem, EventCache, normaliseZmq, topicName, type MispContext, type MispItem } from './normalise.js';
+import { attributeItem, EventCache, normaliseZmq, type MispContext, type MispItem } from './normalise.js';
 import { OtxLookup } from './otx.js';
 import type { MispPolicy } from './policy.js';
 import { windowStart } from './filters.js';
 import { MispRest, type RestSearchBody } from './rest.js';
 import { sleep } from '../../net/sleep.js';
-import { ZmqFeed } from './zmq.js';
+import { ZmqFeed, type ZmqMessage } from './zmq.js';
+import { WarninglistCheck } from './warninglists.js';
+import { clampExpiry } from './policy.js';
 
 export const MISP_SOURCE = 'misp';
 
@@ -37,6 +39,8 @@ interface Freshness {
 }
 
 const OVERLAP_S = 60;
+/** Attribute uuids asked per restSearch in the hard-delete sweep. */
+const SWEEP_CHUNK = 500;
 
 export class MispSource {
   private readonly rest: MispRest;
@@ -53,8 +57,15 @@ export class MispSource {
   private overflowing = false;
   /** Messages arrived since the last catch-up: MISP's publisher drops silently in bursts (HWM 1000). */
   private activeSinceCatchUp = false;
-  /** ZeroMQ items normalise synchronously but OTX is async: keep their order with one chain. */
-  private zmqChain: Promise<void> = Promise.resolve();
+  /** The ZeroMQ batch being processed (stop waits for it). */
+  private batch: Promise<void> = Promise.resolve();
+  private readonly warninglists: WarninglistCheck | null;
+  /** Why MISP's warninglists cannot be checked now (items are held meanwhile). */
+  private warninglistError: string | null = null;
+  /** A (re)connect of the feed: look for hard deletes too, which incremental REST cannot see. */
+  private sweepWanted = false;
+  /** `run --once`: a warninglist MISP cannot check fails the run instead of holding it. */
+  private once = false;
   lastError: string | null = null;
   lastSyncAt = 0;
 
@@ -66,17 +77,26 @@ export class MispSource {
     private readonly metrics: Metrics,
   ) {
     const m = config.misp;
-    const policy: MispPolicy = { ...m, url: m.url! };
+    const { policy, warnings } = clampExpiry({ ...m, url: m.url! });
+    for (const w of warnings) log.warn({ source: MISP_SOURCE }, w);
     this.ctx = { policy, events: new EventCache(), now: () => Date.now() };
     this.rest = new MispRest({ url: m.url!, key: m.key!, verifyTls: m.verify_cert, timeoutMs: 120_000, log, metrics });
+    // Its own client, giving up after two attempts: the screen retries itself and says it holds items.
+    this.warninglists = m.enforce_warninglist
+      ? new WarninglistCheck(new MispRest({ url: m.url!, key: m.key!, verifyTls: m.verify_cert, timeoutMs: 60_000, log, metrics, maxAttempts: 2 }), m.warninglist_refresh * 1000)
+      : null;
     this.feed = m.zmq_url
       ? new ZmqFeed({
         url: m.zmq_url, username: m.zmq_username, password: m.zmq_password, heartbeatTimeoutMs: m.zmq_heartbeat_timeout * 1000, log,
         maxMessageBytes: config.limits.zmq_message_bytes,
         ...(m.zmq_curve_server_key && m.zmq_curve_public_key && m.zmq_curve_secret_key
           ? { curve: { serverKey: m.zmq_curve_server_key, publicKey: m.zmq_curve_public_key, secretKey: m.zmq_curve_secret_key } } : {}),
-        onMessage: safeListener(this.log, MISP_SOURCE, (topic, payload) => this.onZmq(topic, payload)),
-        onGap: (reason) => this.requestCatchUp(reason),
+        onBatch: (messages) => (this.batch = this.onBatch(messages)),
+        onGap: (reason) => {
+          // Hard deletes published while we were away are gone from ZeroMQ for good.
+          if (reason === 'connected') this.sweepWanted = true;
+          this.requestCatchUp(reason);
+        },
         onState: () => this.reportReach(),
       })
       : null;
@@ -95,6 +115,7 @@ export class MispSource {
   /** Ready when the last sync worked and, with ZeroMQ configured, the feed is connected. */
   health(): string | null {
     if (this.lastError) return this.lastError;
+    if (this.warninglistError) return this.warninglistError;
     if (this.feed && !this.feed.connected) return `ZeroMQ feed not connected${this.feed.lastError ? `: ${this.feed.lastError}` : ''}`;
     return null;
   }
@@ -117,10 +138,12 @@ export class MispSource {
     this.abort = new AbortController();
     const started = Date.now();
     const kind = this.fullDue(started) ? 'full' : 'catch-up';
+    this.once = true;
     try {
       await this.sync(kind, started);
     } finally {
       this.running = false;
+      this.once = false;
     }
     return kind;
   }
@@ -136,7 +159,7 @@ export class MispSource {
     this.abort.abort();
     this.wakeUp?.();
     await this.loop?.catch(() => undefined);
-    await this.zmqChain;
+    await this.batch.catch(() => undefined);
   }
 
   pause(): void { this.overflowing = true; }
@@ -148,29 +171,70 @@ export class MispSource {
     this.wakeUp?.();
   }
 
-  private onZmq(topic: string, payload: string): void {
-    if (this.overflowing) {
-      // PUB/SUB cannot be paused: drop and let REST bring it, rather than grow without bound.
-      this.metrics.events.inc({ source: MISP_SOURCE, event: topicName(topic), outcome: 'dropped_overflow' });
-      this.requestCatchUp('queue full');
-      return;
+  /**
+   * A batch of ZeroMQ messages, in order. A full ingest queue holds the feed here (frames wait in
+   * the feed's queue and libzmq's receive buffer) instead of dropping messages.
+   */
+  private async onBatch(messages: ZmqMessage[]): Promise<void> {
+    while (this.running && this.overflowing) await sleep(10);
+    if (!this.running) return;
+    const out: { item: MispItem; raw: unknown }[] = [];
+    for (const { topic, payload } of messages) {
+      if (topic === 'misp_json_self') {
+        // The first heartbeat after traffic means MISP went idle: repair what a burst may have lost.
+        if (this.activeSinceCatchUp) {
+          this.log.debug({ source: MISP_SOURCE, received: this.feed?.received }, 'ZeroMQ feed idle after activity');
+          this.requestCatchUp('feed idle after activity');
+        }
+        this.activeSinceCatchUp = false;
+        continue;
+      }
+      this.activeSinceCatchUp = true;
+      this.metrics.activity.event(MISP_SOURCE);
+      const { items, catchUp, publishedEvent } = normaliseSafely(() => normaliseZmq(topic, payload, this.ctx),
+        (normalised) => ({ items: [asItem(topic)(normalised)], catchUp: false, publishedEvent: undefined }));
+      if (catchUp) this.requestCatchUp(`${topic} hint`);
+      if (publishedEvent) this.logEvent(publishedEvent, 'published');
+      this.noteFreshness(topic, payload, items);
+      const raw = { topic: cutText(topic, 200), payload: cutText(payload, this.config.limits.raw_copy_bytes) };
+      for (const item of items) out.push({ item, raw });
     }
-    if (topic === 'misp_json_self') {
-      // The first heartbeat after traffic means MISP went idle: repair what a burst may have lost.
-      if (this.activeSinceCatchUp) this.requestCatchUp('feed idle after activity');
-      this.activeSinceCatchUp = false;
-      return;
+    const screened = await this.screen(out.map((o) => o.item));
+    for (const [i, { raw }] of out.entries()) this.push(await this.withOtx(screened[i]!), raw, null);
+  }
+
+  /**
+   * Drops the values MISP's warninglists flag, holding until MISP has answered for every value
+   * that would reach a sink: no path (ZeroMQ, catch-up, full sync) lets a hit through, not even
+   * briefly. An attribute with a hit is withdrawn.
+   */
+  private async screen(items: MispItem[]): Promise<MispItem[]> {
+    if (!this.warninglists) return items;
+    const values = items.flatMap((i) => i.normalised.changes.map((c) => c.observable.value));
+    if (values.length === 0) return items;
+    let hits: Map<string, string> | null = null;
+    for (let attempt = 0; hits === null; attempt++) {
+      try {
+        hits = await this.warninglists.hits(values, this.abort.signal);
+        if (this.warninglistError) this.log.info({ source: MISP_SOURCE }, 'MISP warninglists answer again; held items go on');
+        this.warninglistError = null;
+      } catch (err) {
+        if (!this.running || this.once) throw err;
+        if (!this.warninglistError) this.log.warn({ source: MISP_SOURCE, values: values.length, ...errorFields(err) }, 'cannot check MISP warninglists; holding MISP items until MISP answers');
+        this.warninglistError = `MISP warninglists unknown (items held): ${(err as Error).message}`;
+        await sleep(Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5)), this.abort.signal).catch(() => undefined);
+      }
     }
-    this.activeSinceCatchUp = true;
-    this.metrics.activity.event(MISP_SOURCE);
-    const { items, catchUp } = normaliseSafely(() => normaliseZmq(topic, payload, this.ctx),
-      (normalised) => ({ items: [asItem(topic)(normalised)], catchUp: false }));
-    if (catchUp) this.requestCatchUp(`${topic} hint`);
-    this.noteFreshness(topic, payload, items);
-    const raw = { topic: cutText(topic, 200), payload: cutText(payload, this.config.limits.raw_copy_bytes) };
-    this.zmqChain = this.zmqChain.then(async () => {
-      for (const item of items) this.push(await this.withOtx(item), raw, null);
-    }).catch((err) => this.log.error({ source: MISP_SOURCE, ...errorFields(err) }, 'cannot queue a ZeroMQ message'));
+    if (hits.size === 0) return items;
+    // One hit excludes the whole attribute (domain|ip included), as MISP's enforceWarninglist does
+    // on REST: both paths then agree and nothing flips between them.
+    return items.map((item) => {
+      const n = item.normalised;
+      const hit = n.changes.find((c) => hits.has(c.observable.value));
+      if (!hit) return item;
+      const skipped = [...n.skipped, { code: 'warninglist', detail: `${hit.observable.value} is on the MISP warninglist "${hits.get(hit.observable.value)}"` }];
+      return { ...item, normalised: { ...n, changes: [], skipped, retractAll: true } };
+    });
   }
 
   private noteFreshness(topic: string, payload: string, items: MispItem[]): void {
@@ -217,8 +281,13 @@ export class MispSource {
       const started = Date.now();
       try {
         this.catchUpWanted = false;
+        const sweep = this.sweepWanted;
+        this.sweepWanted = false;
         if (this.fullDue(started)) await this.sync('full', started);
-        else await this.sync('catch-up', started);
+        else {
+          await this.sync('catch-up', started);
+          if (sweep) await this.sweepHardDeletes();
+        }
         this.lastError = null;
         this.lastSyncAt = Date.now();
         // REST only (no ZeroMQ): what we hold is as old as the last completed sync.
@@ -250,7 +319,9 @@ export class MispSource {
     const q: RestSearchBody = {
       type: [...SUPPORTED_MISP_TYPES], includeEventTags: 1, includeEventUuid: 1, order: 'Attribute.timestamp asc',
     };
-    if (m.enforce_warninglist) q['enforceWarninglist'] = 1;
+    // Hits come back marked (not left out), so a catch-up withdraws an attribute edited onto a
+    // warninglist; the live check (screen) applies the same lists to every path.
+    if (m.enforce_warninglist) q['includeWarninglistHits'] = 1;
     if (m.publish_timestamp) q['publish_timestamp'] = m.publish_timestamp;
     return q;
   }
@@ -266,12 +337,21 @@ export class MispSource {
     let maxSeen: number | null = null;
     let rows = 0;
     const seen: string[] = [];
+    const eventsLogged = new Set<string>();
     const consume = async (page: unknown[], mode: 'state' | 'removed', fetchedAt: number) => {
       if (mode === 'state') await this.learnEvents(page);
+      if (this.config.misp.log_events) {
+        for (const row of page) {
+          const id = isObject(row) ? str(row['event_id']) : '';
+          const event = id && !eventsLogged.has(id) ? this.ctx.events.get(id) : undefined;
+          if (event) { eventsLogged.add(id); this.logEvent(event, kind); }
+        }
+      }
+      const out: { item: MispItem; row: unknown }[] = [];
       for (const row of page) {
         const attr = readAttribute(row);
         if (!attr) {
-          this.push({ normalised: rejectedEvent('malformed_attribute', 'restSearch row without uuid or event_id'), event: 'rest.attribute' }, row, null);
+          out.push({ item: { normalised: rejectedEvent('malformed_attribute', 'restSearch row without uuid or event_id'), event: 'rest.attribute' }, row });
           continue;
         }
         rows++;
@@ -280,14 +360,15 @@ export class MispSource {
         const f = this.fresh.get(attr.uuid);
         if (f && (f.timestamp > attr.timestamp || (f.removedAt !== null && f.removedAt >= fetchedAt && f.timestamp >= attr.timestamp))) continue;
         if (mode === 'removed' || attr.deleted) {
-          this.push(normaliseSafely(() => attributeItem({ ...attr, deleted: true }, null, this.ctx, 'rest.deleted'), asItem('rest.deleted')), row, null);
+          out.push({ item: normaliseSafely(() => attributeItem({ ...attr, deleted: true }, null, this.ctx, 'rest.deleted'), asItem('rest.deleted')), row });
           continue;
         }
         seen.push(`misp:${attr.eventId}:${attr.uuid}`);
         const event = kind === 'full' ? 'rest.full' : 'rest.attribute';
-        const item = normaliseSafely(() => attributeItem(attr, this.restEvent(row), this.ctx, event), asItem(event));
-        this.push(await this.withOtx(item), row, null);
+        out.push({ item: normaliseSafely(() => attributeItem(attr, this.restEvent(row), this.ctx, event), asItem(event)), row });
       }
+      const screened = await this.screen(out.map((o) => o.item));
+      for (const [i, { row }] of out.entries()) this.push(await this.withOtx(screened[i]!), row, null);
       await this.room();
     };
 
@@ -315,7 +396,7 @@ export class MispSource {
         // Deleting an attribute unpublishes its event: removals are looked for in any event.
         const removed: RestSearchBody = { ...base, deleted: 1 };
         delete removed['publish_timestamp'];
-        delete removed['enforceWarninglist'];
+        delete removed['includeWarninglistHits'];
         if (since !== null) removed['timestamp'] = String(since);
         for await (const page of this.rest.pages(removed, m.page_size, this.abort.signal)) await consume(page, 'removed', Date.now());
       }
@@ -338,6 +419,51 @@ export class MispSource {
     this.push({ normalised: closing, event: `rest.${kind}.done` }, null, next);
     this.state = next;
     this.log.info({ source: MISP_SOURCE, kind, rows, since, watermark: next.watermark, ms: Date.now() - started }, `MISP ${kind} done`);
+  }
+
+  /**
+   * Hard deletes are invisible to incremental REST: after a (re)connect of the feed, ask MISP for
+   * every attribute we still push, by uuid, and withdraw those it no longer has. Cheaper than a
+   * full sync (one page per 500 pushed attributes), so a deletion missed on ZeroMQ does not wait
+   * for it. A sweep that would withdraw more than half of what MISP pushed is left to the full
+   * sync: a MISP answering wrongly must not empty the sinks.
+   */
+  private async sweepHardDeletes(): Promise<void> {
+    const started = Date.now();
+    const claimed = new Map<string, string>(); // attribute uuid → claim source id
+    for (const c of await this.store.loadClaims([], [], ['misp:'])) {
+      const m = /^misp:[^:]+:(.+)$/.exec(c.sourceId);
+      if (m) claimed.set(m[1]!, c.sourceId);
+    }
+    const uuids = [...claimed.keys()];
+    const gone: string[] = [];
+    for (let i = 0; i < uuids.length; i += SWEEP_CHUNK) {
+      const chunk = uuids.slice(i, i + SWEEP_CHUNK);
+      const found = new Set<string>();
+      for (let page = 1; ; page++) {
+        const rows = await this.rest.searchAttributes({ uuid: chunk, deleted: [0, 1], limit: SWEEP_CHUNK, page }, this.abort.signal);
+        for (const row of rows) if (isObject(row) && typeof row['uuid'] === 'string') found.add(row['uuid']);
+        if (rows.length < SWEEP_CHUNK) break;
+      }
+      for (const u of chunk) if (!found.has(u)) gone.push(u);
+    }
+    if (gone.length > 10 && gone.length > uuids.length / 2) {
+      this.log.warn({ source: MISP_SOURCE, gone: gone.length, pushed: uuids.length },
+        'hard-delete sweep: MISP no longer shows more than half of what it pushed; leaving it to the full sync');
+      return;
+    }
+    for (const u of gone) {
+      const sourceId = claimed.get(u)!;
+      const ref: SourceRef = { system: 'misp', id: sourceId, url: `${this.ctx.policy.url}/events/view/${sourceId.split(':')[1]}` };
+      this.push({ normalised: { sourceRef: ref, changes: [], retractAll: true, alsoRetract: [], skipped: [], rejected: null, ignored: null }, event: 'rest.hard-deleted' }, { uuid: u }, null);
+    }
+    this.log.info({ source: MISP_SOURCE, pushed: uuids.length, gone: gone.length, ms: Date.now() - started }, 'MISP hard-delete sweep done');
+  }
+
+  /** MISP2Defender's write_parsed_eventid: one line per event read, when misp.log_events is on. */
+  private logEvent(event: MispEvent, how: string): void {
+    if (!this.config.misp.log_events) return;
+    this.log.info({ source: MISP_SOURCE, eventId: event.id, info: cutText(event.info, 200), org: cutText(event.orgName, 100), how }, 'MISP event read');
   }
 
   /** Lower bound of a catch-up's publish-time query: the watermark, within the configured window. */

@@ -2,6 +2,9 @@
 // Plain PUB/SUB: no replay, so a gap (reconnect, silence, overflow) is reported to the source,
 // which repairs it with a REST catch-up. Silence beyond the heartbeat timeout forces a reconnect:
 // MISP sends misp_json_self after 10 s without traffic.
+// The receive loop only queues raw frames; a separate drain decodes them in batches and waits for
+// the consumer. MISP's publisher drops past 1,000 queued messages per subscriber (its SNDHWM), so
+// the socket must be emptied as fast as it fills, whatever decoding and storing cost.
 import * as zmq from 'zeromq';
 import type { Logger } from '../../observability/logger.js';
 
@@ -22,12 +25,23 @@ export interface ZmqFeedOptions {
   maxMessageBytes: number;
   heartbeatTimeoutMs: number;
   log: Logger;
-  onMessage(topic: string, payload: string): void;
+  /** Decoded messages in arrival order; the next batch waits until the promise settles. */
+  onBatch(messages: ZmqMessage[]): Promise<void>;
   /** Messages may have been missed (reconnect, silence): catch up through REST. */
   onGap(reason: string): void;
   /** Connected or not any more (reachability and the connected gauge). */
   onState?(): void;
 }
+
+export interface ZmqMessage {
+  topic: string;
+  payload: string;
+}
+
+/** Raw frames held in memory before the receive loop stops reading (then libzmq's RCVHWM holds more). */
+const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+/** Messages decoded and handed over at once. */
+const BATCH = 500;
 
 /** Topics we act on; `misp_json` is a prefix of all of them (ZeroMQ matches prefixes). */
 const SUBSCRIPTION = 'misp_json';
@@ -40,8 +54,26 @@ export class ZmqFeed {
   connected = false;
   lastError: string | null = null;
   received = 0;
+  private queue: Buffer[] = [];
+  private queuedBytes = 0;
+  private draining = false;
+  /** Resolves the receive loop once the queue has room again. */
+  private roomWaiter: (() => void) | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private readonly context = new zmq.Context();
 
   constructor(private readonly o: ZmqFeedOptions) {}
+
+  /** Messages received but not yet handed to the consumer. */
+  get backlog(): number {
+    return this.queue.length;
+  }
+
+  /** Resolves when every received message has been handed over (tests, shutdown). */
+  idle(): Promise<void> {
+    if (this.queue.length === 0 && !this.draining) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
 
   start(): void {
     this.running = true;
@@ -58,7 +90,17 @@ export class ZmqFeed {
 
   private open(): void {
     const socket = new zmq.Subscriber({
-      reconnectInterval: 1000, reconnectMaxInterval: 30_000, receiveHighWaterMark: 100_000, maxMessageSize: this.o.maxMessageBytes,
+      // Its own libzmq I/O thread: reading the publisher never waits for other sockets of the process.
+      context: this.context,
+      // MISP's publisher flushes what it queued while down about 1 s after it binds again: be back
+      // before that (libzmq's default 100 ms, backing off to 500 ms, plus up to 100 ms of jitter,
+      // while the publisher stays away; a doubling backoff to 30 s came back after seconds).
+      reconnectInterval: 100, reconnectMaxInterval: 500,
+      // Deep: a burst waits here rather than at the publisher, which drops past its HWM.
+      receiveHighWaterMark: 1_000_000, maxMessageSize: this.o.maxMessageBytes,
+      // A large kernel buffer (capped by net.core.rmem_max) holds a burst while libzmq's I/O thread
+      // waits for a CPU on a loaded host; without it the publisher's 1,000-message HWM overflows.
+      receiveBufferSize: 8 * 1024 * 1024,
     });
     if (this.o.curve) {
       socket.curveServerKey = this.o.curve.serverKey;
@@ -126,11 +168,16 @@ export class ZmqFeed {
         this.lastMessageAt = Date.now();
         this.connected = true;
         this.received++;
-        const text = Buffer.concat(frames.map((f) => Buffer.from(f))).toString('utf8');
-        const space = text.indexOf(' ');
-        const topic = space < 0 ? text : text.slice(0, space);
-        const payload = space < 0 ? '' : text.slice(space + 1);
-        this.o.onMessage(topic, payload);
+        const frame = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
+        this.queue.push(frame);
+        this.queuedBytes += frame.length;
+        if (!this.draining) void this.drain();
+        if (this.queuedBytes >= MAX_QUEUED_BYTES) {
+          // Stop reading: libzmq buffers up to the RCVHWM, then the publisher drops. Whatever it
+          // dropped meanwhile is read back through REST.
+          await new Promise<void>((resolve) => { this.roomWaiter = resolve; });
+          this.o.onGap('receive backlog');
+        }
       }
     } catch (err) {
       if (this.running && this.socket === socket) {
@@ -141,8 +188,40 @@ export class ZmqFeed {
     }
   }
 
+  /** Decodes queued frames in batches and hands them over one batch at a time. */
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) {
+        const frames = this.queue.splice(0, BATCH);
+        const messages: ZmqMessage[] = [];
+        for (const frame of frames) {
+          this.queuedBytes -= frame.length;
+          const text = frame.toString('utf8');
+          const space = text.indexOf(' ');
+          messages.push({ topic: space < 0 ? text : text.slice(0, space), payload: space < 0 ? '' : text.slice(space + 1) });
+        }
+        if (this.roomWaiter && this.queuedBytes < MAX_QUEUED_BYTES / 2) { this.roomWaiter(); this.roomWaiter = null; }
+        try {
+          await this.o.onBatch(messages);
+        } catch (err) {
+          this.o.log.error({ source: 'misp', err: (err as Error).message }, 'cannot process ZeroMQ messages; the REST catch-up reads them');
+          this.o.onGap('processing failed');
+        }
+        // Let the receive loop run between batches.
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.draining = false;
+      if (this.roomWaiter) { this.roomWaiter(); this.roomWaiter = null; }
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
   private checkSilence(): void {
     if (!this.running) return;
+    // Busy with a backlog is not silence: reconnecting would not help.
+    if (this.queue.length > 0 || this.draining) { this.lastMessageAt = Date.now(); return; }
     const silent = Date.now() - this.lastMessageAt;
     if (silent < this.o.heartbeatTimeoutMs) return;
     this.lastError = `no ZeroMQ message for ${Math.round(silent / 1000)} s`;
