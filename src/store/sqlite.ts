@@ -195,7 +195,7 @@ export class SqliteStore implements Store {
       for (const c of unit.claimDeletes) deleteClaim.run(c.key, c.sourceId);
       for (const c of unit.claimUpserts) upsertClaim.run(c.key, c.sourceId, json(c.change), c.updatedAt);
       for (const op of unit.ops) {
-        putOp.run(op.sink, op.key, this.nextSeq(), op.op, json(op.payload), op.sourceRef ? json(op.sourceRef) : null, now, now);
+        putOp.run(op.sink, op.key, this.nextSeq(), op.op, json(op.stored ?? op.payload), op.sourceRef ? json(op.sourceRef) : null, now, now);
       }
       this.insertDeadLetters(unit.deadLetters, now);
       if (unit.checkpoint) this.writeCheckpoint(unit.source, unit.checkpoint);
@@ -348,7 +348,7 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       let n = 0;
       for (const op of ops) {
-        n += ins.run(op.sink, op.key, this.nextSeq(), op.op, json(op.payload), op.sourceRef ? json(op.sourceRef) : null, now, now).changes;
+        n += ins.run(op.sink, op.key, this.nextSeq(), op.op, json(op.stored ?? op.payload), op.sourceRef ? json(op.sourceRef) : null, now, now).changes;
       }
       return n;
     })();
