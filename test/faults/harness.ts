@@ -39,6 +39,11 @@ export interface FaultFlow {
    * record answers (killed, or its disk full).
    */
   repeatedSends?(interruptions: readonly Interruption[]): number;
+  /**
+   * The flow accounts for every legitimate unchanged re-send (the source asserting a state again, a
+   * lost answer, an interruption): any other repeat fails the run. Without it a few are tolerated.
+   */
+  readonly exactRepeats?: boolean;
   /** What the state store knows about keys that did not converge (printed when a run fails). */
   diagnose?(keys: string[], env: NodeJS.ProcessEnv): string;
   /**
@@ -116,8 +121,12 @@ export async function runScenario(flow: FaultFlow, scenario: Scenario): Promise<
     interruptions: [],
     random: rng(scenario.seed),
     async crashAndRestart() {
-      ctx.interruptions.push(Date.now());
+      // From the signal until the process is gone: an answer the sink writes then never reaches the
+      // service, even though the socket still took it (the simulators run in this process and see the
+      // close only later), so its re-send after the restart is the at-least-once window, not a repeat.
+      const from = Date.now();
       await ctx.service.kill9();
+      ctx.interruptions.push({ from, to: Date.now() });
       ctx.service = new ServiceProcess(env);
       ctx.service.start();
     },
@@ -146,11 +155,16 @@ export async function runScenario(flow: FaultFlow, scenario: Scenario): Promise<
     if (exited()) throw new Error(`service exited (${ctx.service.exitCode}): ${ctx.service.stderr.join('').slice(-1500)}`);
     const state = compareState(flow.expected(), flow.sinkState());
     const repeated = flow.repeatedSends?.(ctx.interruptions) ?? 0;
-    // Unexplained so far: a few unchanged re-sends after kill -9 on a loaded machine (3-9 in ~8,000
-    // items, most on the PostgreSQL store; likely replayed events whose answer came before the kill's
-    // grace window). Tolerated up to 0.25 % of items written and always printed; every mutation of
-    // doc/testing.md sends hundreds to thousands again (an import sent twice is ~50 %).
-    const tolerated = Math.floor(flow.sinkWrites() / 400);
+    // The unchanged re-sends once left after kill -9 (1-9 in ~8,000 items) were coalesced round
+    // trips, not crash repeats: after a restart the stream replays a key's history (score 85 → 45 →
+    // 85 → 45 within a second, all before the kill); the outbox keeps one row per key, so a middle
+    // state can be replaced before it is sent, and the service then sends the final state, equal to
+    // what it sent two source events earlier. Traced in two runs: every one followed a source round
+    // trip whose middle state never went out, seconds after the kill, far from its interruption. A
+    // flow that counts such re-assertions (`exactRepeats`) gets no tolerance; the others keep 0.25 %
+    // of items written. Repeats are always printed; every mutation of doc/testing.md sends hundreds to
+    // thousands again (an import sent twice is ~50 %).
+    const tolerated = flow.exactRepeats ? 0 : Math.floor(flow.sinkWrites() / 400);
     if (repeated > 0) console.log(`      items sent again unchanged: ${repeated} (tolerated up to ${tolerated})`);
     const report: FaultReport = {
       scenario: `${flow.name}: ${scenario.name}`, events: scenario.events,
