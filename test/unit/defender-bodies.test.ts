@@ -161,6 +161,8 @@ describe('Defender outbox rows name their claim; the delivery makes the body', (
     ]);
     const letters = await store.listDeadLetters({ sink: 'defender' });
     expect(letters.map((d) => (d.payload as DefenderIndicatorBody).indicatorValue)).to.deep.equal(['198.51.100.10']);
-    expect((await store.listDecisions({ limit: 10 })).map((d) => [d.key, d.wanted, d.outcome])).to.deep.include(['domain:download.microsoft.com', 'Block', 'downgrade']);
+    // Its source, rebuilt from the claim with the body, is what the guard attributes the decision to.
+    expect((await store.listDecisions({ limit: 10 })).map((d) => [d.key, d.wanted, d.outcome, d.source, d.sourceRef]))
+      .to.deep.include(['domain:download.microsoft.com', 'Block', 'downgrade', 'opencti', 'indicator--1']);
   });
 });

@@ -127,6 +127,8 @@ for (const engine of ENGINES) {
       await store.enqueue([{ ...op('c', 'upsert', { body: 'large' }), stored: { claim: 'src-c', at: 6 } }]);
       const due = await store.claimDue('defender', 10, Date.now(), 1000);
       expect(due.map((d) => [d.key, d.payload])).to.deep.equal([['a', { claim: 'src-a', at: 5 }], ['b', { body: 'kept' }], ['c', { claim: 'src-c', at: 6 }]]);
+      // The stored form stands for the source ref too: the sink rebuilds it from the claim.
+      expect(due.map((d) => d.sourceRef)).to.deep.equal([null, { system: 'opencti', id: 'src-b' }, null]);
     });
 
     it('keeps the last of several operations for one key in one commit, and the arrival order across keys', async () => {
