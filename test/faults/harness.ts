@@ -104,6 +104,11 @@ export interface Scenario {
   convergeMs?: number;
   /** Let a scenario accept a service that exits (e.g. on purpose); default: it must keep running. */
   allowExit?: boolean;
+  /**
+   * A known, not yet fixed cause of unchanged re-sends in this scenario (printed): the flow's exact
+   * count is relaxed to the 0.25 % tolerance for it.
+   */
+  knownRepeats?: string;
 }
 
 export const reports: FaultReport[] = [];
@@ -164,8 +169,8 @@ export async function runScenario(flow: FaultFlow, scenario: Scenario): Promise<
     // flow that counts such re-assertions (`exactRepeats`) gets no tolerance; the others keep 0.25 %
     // of items written. Repeats are always printed; every mutation of doc/testing.md sends hundreds to
     // thousands again (an import sent twice is ~50 %).
-    const tolerated = flow.exactRepeats ? 0 : Math.floor(flow.sinkWrites() / 400);
-    if (repeated > 0) console.log(`      items sent again unchanged: ${repeated} (tolerated up to ${tolerated})`);
+    const tolerated = flow.exactRepeats && !scenario.knownRepeats ? 0 : Math.floor(flow.sinkWrites() / 400);
+    if (repeated > 0) console.log(`      items sent again unchanged: ${repeated} (tolerated up to ${tolerated}${scenario.knownRepeats ? `: ${scenario.knownRepeats}` : ''})`);
     const report: FaultReport = {
       scenario: `${flow.name}: ${scenario.name}`, events: scenario.events,
       ...state, duplicated: state.duplicated + (repeated > tolerated ? repeated : 0), sinkWrites: flow.sinkWrites(),
