@@ -35,8 +35,6 @@ export class OpenCtiFlow implements FaultFlow {
   private readonly reemitted = new Set<string>();
   /** Every score each value has had. */
   private readonly scoresOf = new Map<string, Set<number>>();
-  /** Every legitimate unchanged re-send is accounted for above or by the interruptions: no tolerance. */
-  readonly exactRepeats = true;
 
   constructor(seed: number, private readonly total: number, labOptions: LabOptions = {}, private readonly shares = { create: 0.6, update: 0.25 },
     private readonly sink: 'defender' | 'sentinel' = 'defender') {

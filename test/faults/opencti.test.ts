@@ -99,10 +99,6 @@ describe('fault suite: OpenCTI → Defender', function () {
     let drops = 0;
     await runScenario(flow, {
       name: 'stream dropped ×10', events: EVENTS, seed: SEED + 5,
-      // Traced (doc/testing.md): around a reconnect some events reach the service twice, so a claim
-      // walks back through an older state within one batch and its final state is sent again (1-13
-      // per run, in batches ~70 ms apart). Open defect of the OpenCTI stream source, not of delivery.
-      knownRepeats: 'stream events delivered twice around a reconnect (open defect)',
       before: (i) => {
         if (i > 0 && i % Math.floor(EVENTS / 10) === 0) drops += flow.lab.opencti.dropConnections();
       },
