@@ -128,7 +128,7 @@ export async function runScenario(flow: FaultFlow, scenario: Scenario): Promise<
   };
   ctx.service.start();
   try {
-    await ctx.service.waitForLog((l) => l.msg === 'ThreatBridge started', 60_000);
+    await ctx.service.waitForLog((l) => String(l.msg).startsWith('ThreatBridge started'), 60_000);
     for (let i = 0; i < scenario.events; i++) {
       await scenario.before?.(i, ctx);
       flow.emit(i);
