@@ -4,12 +4,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeliveryWorker } from '../src/core/delivery.js';
-import type { SinkOp } from '../src/core/types.js';
+import type { Claim, SinkOp } from '../src/core/types.js';
 import { createLogger } from '../src/observability/logger.js';
 import { Metrics } from '../src/observability/metrics.js';
 import { DefenderApi } from '../src/microsoft/defender/client.js';
 import { DefenderDelivery } from '../src/sinks/defender/delivery.js';
-import { mapToDefender } from '../src/sinks/defender/mapper.js';
+import { BodiesAtDelivery } from '../src/sinks/defender/delivery-bodies.js';
+import { DefenderRoute } from '../src/sinks/defender/route.js';
 import { TokenProvider } from '../src/microsoft/token.js';
 import { DefenderSimulator } from '../sim/defender.js';
 import { EntraSimulator } from '../sim/entra.js';
@@ -34,15 +35,20 @@ export async function convergeDefender(n: number, timeScale: number) {
     batchCallsPerMinute: 30, callsPerMinute: 90, callsPerHour: 1500, timeScale, tokens, log, metrics: { metrics, label: 'defender' } });
   const store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-converge-')));
   const now = Date.now();
+  // As ingest stores them: claims, and outbox rows naming their claim (the body is made at delivery).
+  const route = new DefenderRoute('defender', benchMapping);
+  const claims: Claim[] = [];
   const ops: SinkOp[] = [];
   for (let i = 0; i < n; i++) {
     const value = `${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.9`;
-    const mapped = mapToDefender({ observable: { type: 'ipv4', value }, score: 70, labels: [], tlp: null, title: value, description: '',
-      validFrom: null, validUntil: null, sourceRef: { system: 'opencti', id: `indicator--${i}` } }, benchMapping, now);
-    if (mapped.kind === 'upsert') ops.push({ sink: 'defender', key: `ipv4:${value}`, op: 'upsert', payload: mapped.body, sourceRef: null });
+    const claim: Claim = { key: `ipv4:${value}`, sourceId: `indicator--${i}`, updatedAt: now, change: { observable: { type: 'ipv4', value }, score: 70, labels: [],
+      tlp: null, title: value, description: '', validFrom: null, validUntil: null, sourceRef: { system: 'opencti', id: `indicator--${i}` } } };
+    const op = route.route(claim.key, claim, now).op;
+    if (op?.op === 'upsert') { claims.push(claim); ops.push(op); }
   }
-  await store.commit({ source: 'bench', checkpoint: null, claimUpserts: [], claimDeletes: [], ops, deadLetters: [] });
-  const worker = new DeliveryWorker(store, new DefenderDelivery('defender', 500, client, store, log, metrics), log, metrics, { idlePollMs: 50 });
+  await store.commit({ source: 'bench', checkpoint: null, claimUpserts: claims, claimDeletes: [], ops, deadLetters: [] });
+  const handler = new BodiesAtDelivery(new DefenderDelivery('defender', 500, client, store, log, metrics), store, route, log);
+  const worker = new DeliveryWorker(store, handler, log, metrics, { idlePollMs: 50 });
   const started = Date.now();
   worker.start();
   while ((await store.outboxStats(Date.now())).length > 0) await new Promise((r) => setTimeout(r, 50));

@@ -2,67 +2,14 @@
 // time-scaled limits), the flows' own benches and memory (of this process, and of the built service
 // run as its own process). Prints a table and writes bench/results.json.
 // Figures on a shared 2-core machine vary by ±20 % between runs: compare ratios, not absolutes.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Pipeline, type IngestItem } from '../src/core/pipeline.js';
-import { Router } from '../src/core/router.js';
-import { createLogger } from '../src/observability/logger.js';
-import { Metrics } from '../src/observability/metrics.js';
-import { DefenderRoute } from '../src/sinks/defender/route.js';
-import { createContext, normaliseEvent } from '../src/sources/opencti/normalise.js';
-import { SqliteStore } from '../src/store/sqlite.js';
+import { writeFileSync } from 'node:fs';
+import { coreThroughput } from './core.js';
 import { convergeDefender } from './converge.js';
-import { benchMapping } from './mapping.js';
 import { uploadSentinel } from './sentinel.js';
 import { benchMisp } from './misp.js';
 import { benchAlertsToIris } from './alerts-iris.js';
 import { serviceRss } from './service-rss.js';
 import { benchTenants } from './tenants.js';
-
-const log = createLogger('error');
-
-/** A realistic stream event: an indicator create with one of several pattern shapes. */
-export function syntheticEvent(i: number): { name: string; data: string } {
-  const a = (i >> 16) & 255, b = (i >> 8) & 255, c = i & 255;
-  const patterns = [
-    `[ipv4-addr:value = '10.${a}.${b}.${c}']`,
-    `[domain-name:value = 'host${i}.example.org']`,
-    `[url:value = 'http://bad${i}.example.net/path?q=${i}&x=1']`,
-    `[file:hashes.'SHA-256' = '${i.toString(16).padStart(64, 'a')}' OR file:hashes.MD5 = '${i.toString(16).padStart(32, 'b')}']`,
-  ];
-  const data = {
-    id: `indicator--${i.toString(16).padStart(8, '0')}-0000-4000-8000-000000000000`, type: 'indicator', spec_version: '2.1',
-    name: `bench ${i}`, description: 'benchmark indicator', pattern: patterns[i % patterns.length], pattern_type: 'stix',
-    valid_from: '2026-01-01T00:00:00Z', labels: ['bench'],
-    object_marking_refs: ['marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da'],
-    extensions: { 'extension-definition--ea279b3e-5c71-4632-ac08-831c66a786ba': { id: `x${i}`, score: i % 100 } },
-  };
-  return { name: 'create', data: JSON.stringify({ version: '4', type: 'create', scope: 'external', message: 'm', origin: {}, data }) };
-}
-
-async function coreThroughput(events: number, batch: number) {
-  const store = new SqliteStore(mkdtempSync(join(tmpdir(), 'tb-bench-')));
-  const pipeline = new Pipeline(store, new Router([new DefenderRoute('defender', benchMapping)]), log, new Metrics());
-  const ctx = createContext('http://opencti:8080');
-  // Input is generated up front: the figure is the service's work, not the generator's.
-  const input = Array.from({ length: events }, (_, i) => syntheticEvent(i));
-  const started = process.hrtime.bigint();
-  for (let offset = 0; offset < events; offset += batch) {
-    const items: IngestItem[] = [];
-    for (let i = offset; i < Math.min(events, offset + batch); i++) {
-      const e = input[i]!;
-      const id = `${1_700_000_000_000 + i}-0`;
-      items.push({ normalised: normaliseEvent(e.name, e.data, ctx), raw: e, event: e.name, position: id,
-        checkpoint: { position: id, state: { start_from: id, recover_until: false } } });
-    }
-    await pipeline.ingest('opencti', items);
-  }
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const pending = (await store.outboxStats(Date.now())).reduce((n, s) => n + s.pending, 0);
-  await store.close();
-  return { events, seconds, eventsPerSecond: Math.round(events / seconds), outboxRows: pending };
-}
 
 async function main() {
   const results: Record<string, unknown> = { machine: { cpus: (await import('node:os')).cpus().length, node: process.version } };

@@ -51,6 +51,12 @@ export class DeliveryWorker {
   lastError: string | null = null;
   /** What the sink said is wrong with our set-up, until a delivery succeeds again (shown by /readyz). */
   setupProblem: string | null = null;
+  /**
+   * Handled items whose outcome the store could not record (a full disk, a lost database): their
+   * rows stay leased, so they are put back as soon as the store takes writes again instead of
+   * waiting out the lease.
+   */
+  private unrecorded: { items: OutboxItem[]; at: number }[] = [];
 
   constructor(
     private readonly store: OutboxStore,
@@ -104,6 +110,7 @@ export class DeliveryWorker {
       let items: OutboxItem[] = [];
       try {
         if (this.setupWaitUntil > Date.now()) await sleep(this.setupWaitUntil - Date.now(), this.idleAbort.signal);
+        await this.recordLater();
         if (this.handler.waitForCapacity && (await this.store.nextDueAt(this.sink)) !== null) {
           await this.handler.waitForCapacity(this.idleAbort.signal);
         }
@@ -142,9 +149,28 @@ export class DeliveryWorker {
       const open = items.filter((i) => !done.has(i));
       const after = backoffMs(attemptOf(open));
       this.log.warn({ sink: this.sink, items: open.length, retryInMs: after, ...errorFields(err) }, 'delivery failed; will retry');
-      await this.store.retry(open, Date.now() + after, (err as Error).message).catch((e) =>
-        this.log.error({ sink: this.sink, ...errorFields(e) }, 'cannot reschedule; the lease will expire and the batch return'));
+      await this.store.retry(open, Date.now() + after, (err as Error).message).catch((e) => {
+        this.log.error({ sink: this.sink, items: open.length, ...errorFields(e) }, 'cannot reschedule; the batch is put back once the store takes writes again');
+        this.unrecorded.push({ items: open, at: Date.now() });
+      });
     }
+  }
+
+  /**
+   * Puts back what the store could not record before (sent again: at least once, never lost). A
+   * batch older than half a lease is left to its lease, which may have ended and been taken anew.
+   */
+  private async recordLater(): Promise<void> {
+    const now = Date.now();
+    const items = this.unrecorded.filter((u) => now - u.at < this.leaseMs / 2).flatMap((u) => u.items);
+    if (this.unrecorded.length === 0) return;
+    try {
+      if (items.length) await this.store.retry(items, now, 'outcome not recorded: the store refused the write');
+    } catch {
+      return; // still refused: the next turn tries again
+    }
+    this.unrecorded = [];
+    if (items.length) this.log.info({ sink: this.sink, items: items.length }, 'the store takes writes again: unrecorded operations put back');
   }
 
   private async deliverSplitting(items: OutboxItem[], signal: AbortSignal, done: Set<OutboxItem>): Promise<void> {
@@ -171,7 +197,6 @@ export class DeliveryWorker {
   /** Store, count and log the outcomes: the same for every sink. */
   private async settle(settled: Settled[], done: Set<OutboxItem>): Promise<void> {
     if (settled.length === 0) return;
-    for (const s of settled) done.add(s.item);
     const now = Date.now();
     const acks: { item: OutboxItem; externalId: string | null }[] = [];
     const dead: { item: OutboxItem; reason: string }[] = [];
@@ -222,6 +247,8 @@ export class DeliveryWorker {
         this.log.warn(fields, 'delivery will retry');
       }
     }
+    // Only once stored: a write that fails leaves them to the caller's reschedule.
+    for (const s of settled) done.add(s.item);
   }
 
   private async idle(): Promise<void> {

@@ -103,6 +103,12 @@ export interface SinkOp<P = unknown> {
   op: 'upsert' | 'delete';
   payload: P;
   sourceRef: SourceRef | null;
+  /**
+   * What the outbox keeps instead of `payload` and `sourceRef`, when the sink can rebuild both at
+   * delivery (Defender keeps a reference to the claim instead of the indicator body: half the bytes
+   * written per observable). The sink's delivery turns it back before anything reads them.
+   */
+  stored?: unknown;
 }
 
 /**

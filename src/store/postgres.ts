@@ -313,7 +313,7 @@ export class PostgresStore implements Store {
             source_ref = excluded.source_ref, attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = NULL,
             enqueued_at = excluded.enqueued_at`,
         [ops.map((o) => o.sink), ops.map((o) => o.key), ops.map((o) => o.seq), ops.map((o) => o.op),
-          ops.map((o) => JSON.stringify(o.payload ?? null)), ops.map((o) => jsonOrNull(o.sourceRef)), now]);
+          ops.map((o) => JSON.stringify(o.stored ?? o.payload ?? null)), ops.map((o) => (o.stored === undefined ? jsonOrNull(o.sourceRef) : null)), now]);
       }
       await this.insertDeadLetters(c, unit.deadLetters, now);
       if (unit.checkpoint) await this.writeCheckpoint(c, unit.source, unit.checkpoint);
@@ -563,8 +563,8 @@ export class PostgresStore implements Store {
         FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY AS t(sink, key, op, payload, source_ref, n)
         ORDER BY n
         ON CONFLICT (sink, key) DO NOTHING`,
-      [first.map((o) => o.sink), first.map((o) => o.key), first.map((o) => o.op), first.map((o) => JSON.stringify(o.payload ?? null)),
-        first.map((o) => jsonOrNull(o.sourceRef)), now]);
+      [first.map((o) => o.sink), first.map((o) => o.key), first.map((o) => o.op), first.map((o) => JSON.stringify(o.stored ?? o.payload ?? null)),
+        first.map((o) => (o.stored === undefined ? jsonOrNull(o.sourceRef) : null)), now]);
       return r.rowCount ?? 0;
     });
   }

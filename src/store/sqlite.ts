@@ -46,6 +46,8 @@ interface DeadLetterRow {
 }
 
 const json = (v: unknown) => JSON.stringify(v ?? null);
+/** An operation kept in its stored form names what its source ref is rebuilt from (SinkOp.stored). */
+const storedRef = (op: SinkOp): string | null => (op.stored === undefined && op.sourceRef ? json(op.sourceRef) : null);
 
 function toOutboxItem(r: OutboxRow): OutboxItem {
   return {
@@ -195,7 +197,7 @@ export class SqliteStore implements Store {
       for (const c of unit.claimDeletes) deleteClaim.run(c.key, c.sourceId);
       for (const c of unit.claimUpserts) upsertClaim.run(c.key, c.sourceId, json(c.change), c.updatedAt);
       for (const op of unit.ops) {
-        putOp.run(op.sink, op.key, this.nextSeq(), op.op, json(op.payload), op.sourceRef ? json(op.sourceRef) : null, now, now);
+        putOp.run(op.sink, op.key, this.nextSeq(), op.op, json(op.stored ?? op.payload), storedRef(op), now, now);
       }
       this.insertDeadLetters(unit.deadLetters, now);
       if (unit.checkpoint) this.writeCheckpoint(unit.source, unit.checkpoint);
@@ -348,7 +350,7 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       let n = 0;
       for (const op of ops) {
-        n += ins.run(op.sink, op.key, this.nextSeq(), op.op, json(op.payload), op.sourceRef ? json(op.sourceRef) : null, now, now).changes;
+        n += ins.run(op.sink, op.key, this.nextSeq(), op.op, json(op.stored ?? op.payload), storedRef(op), now, now).changes;
       }
       return n;
     })();

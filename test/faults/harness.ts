@@ -116,8 +116,12 @@ export async function runScenario(flow: FaultFlow, scenario: Scenario): Promise<
     interruptions: [],
     random: rng(scenario.seed),
     async crashAndRestart() {
-      ctx.interruptions.push(Date.now());
+      // From the signal until the process is gone: an answer the sink writes then never reaches the
+      // service, even though the socket still took it (the simulators run in this process and see the
+      // close only later), so its re-send after the restart is the at-least-once window, not a repeat.
+      const from = Date.now();
       await ctx.service.kill9();
+      ctx.interruptions.push({ from, to: Date.now() });
       ctx.service = new ServiceProcess(env);
       ctx.service.start();
     },
@@ -146,10 +150,17 @@ export async function runScenario(flow: FaultFlow, scenario: Scenario): Promise<
     if (exited()) throw new Error(`service exited (${ctx.service.exitCode}): ${ctx.service.stderr.join('').slice(-1500)}`);
     const state = compareState(flow.expected(), flow.sinkState());
     const repeated = flow.repeatedSends?.(ctx.interruptions) ?? 0;
-    // Unexplained so far: a few unchanged re-sends after kill -9 on a loaded machine (3-9 in ~8,000
-    // items, most on the PostgreSQL store; likely replayed events whose answer came before the kill's
-    // grace window). Tolerated up to 0.25 % of items written and always printed; every mutation of
-    // doc/testing.md sends hundreds to thousands again (an import sent twice is ~50 %).
+    // Unchanged re-sends, traced key by key against the flow's own event history (doc/testing.md):
+    // - coalesced round trips: after a restart the stream replays a key's history (85 → 45 → 85 → 45),
+    //   the middle state is replaced in the outbox before it is sent, and the final state goes out
+    //   again. The source asserted it again: the OpenCTI flow now excuses any return to an earlier
+    //   state, not only a direct re-emit;
+    // - events the stream source receives twice around a reconnect (traced in "SSE disconnects"):
+    //   a claim walks back through an older state within one batch and its final state is imported
+    //   again ~70 ms later, many keys at once (0-13 per run; 2-3 in other scenarios under load, not
+    //   traced yet). Open defect of the OpenCTI stream source, harmless to Defender (an upsert).
+    // The second is why a tolerance stays: 0.25 % of items written, always printed; every mutation
+    // of doc/testing.md sends hundreds to thousands again (an import sent twice is ~50 %).
     const tolerated = Math.floor(flow.sinkWrites() / 400);
     if (repeated > 0) console.log(`      items sent again unchanged: ${repeated} (tolerated up to ${tolerated})`);
     const report: FaultReport = {

@@ -27,8 +27,14 @@ export class OpenCtiFlow implements FaultFlow {
   private readonly want = new Map<string, number>();
   private readonly random: () => number;
   private ipCounter = 0;
-  /** Values rescored to the score they had: OpenCTI re-emits them, and the sink is sent them again unchanged (not a duplicate). */
+  /**
+   * Values rescored to a score they had before (right before, or earlier: 85 → 45 → 85): the source
+   * asserts that state again, and the service may rightly send it again unchanged (the middle state
+   * can be replaced in the outbox before it is sent). Not a duplicate.
+   */
   private readonly reemitted = new Set<string>();
+  /** Every score each value has had. */
+  private readonly scoresOf = new Map<string, Set<number>>();
 
   constructor(seed: number, private readonly total: number, labOptions: LabOptions = {}, private readonly shares = { create: 0.6, update: 0.25 },
     private readonly sink: 'defender' | 'sentinel' = 'defender') {
@@ -62,13 +68,16 @@ export class OpenCtiFlow implements FaultFlow {
       this.lab.opencti.create(ind);
       this.live.push({ ind, value });
       this.want.set(value, score);
+      this.scoresOf.set(value, new Set([score]));
       return;
     }
     const at = Math.floor(this.random() * this.live.length);
     const entry = this.live[at]!;
     if (phase < this.shares.create + this.shares.update) {
       const score = SCORES[Math.floor(this.random() * SCORES.length)]!;
-      if (this.want.get(entry.value) === score) this.reemitted.add(entry.value);
+      const had = this.scoresOf.get(entry.value)!;
+      if (had.has(score)) this.reemitted.add(entry.value);
+      had.add(score);
       entry.ind = withScore(entry.ind, score);
       this.lab.opencti.update(entry.ind);
       this.want.set(entry.value, score);

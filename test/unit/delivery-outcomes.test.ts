@@ -135,4 +135,36 @@ describe('delivery outcomes, settled by the core', () => {
     expect(left.map((i) => [i.key, i.attempts]).sort()).to.deep.equal([['bad', 1], ['o', 1]]);
     expect(await store.listDeadLetters()).to.deep.equal([]);
   });
+
+  it('puts back a batch whose outcome the store could not record (full disk) once it takes writes again, not after the lease', async () => {
+    await enqueue('a', 'b');
+    // The store refuses writes for a moment: the ack of the first answer and its reschedule fail.
+    let refuse = 2;
+    const full = () => Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    const flaky = new Proxy(store, {
+      get(target, name, receiver) {
+        const value = Reflect.get(target, name, receiver);
+        if ((name === 'ack' || name === 'retry') && typeof value === 'function') {
+          return async (...args: unknown[]) => {
+            if (refuse > 0) { refuse--; throw full(); }
+            return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          };
+        }
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const sink = new ScriptedSink((items) => all(items, { kind: 'ack', externalId: null }) as Settled[]);
+    const worker = new DeliveryWorker(flaky, sink, log, metrics, { leaseMs: 60_000, idlePollMs: 20 });
+    const started = Date.now();
+    worker.start();
+    try {
+      while ((await store.outboxStats(Date.now() + 3_600_000)).length > 0 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      await worker.stop(1000);
+    }
+    expect(await store.outboxStats(Date.now() + 3_600_000), 'delivered and recorded').to.deep.equal([]);
+    expect(Date.now() - started, 'well before the 60 s lease ends').to.be.below(10_000);
+    // Sent again once the store took writes: at least once, never lost.
+    expect(sink.batches).to.deep.equal([['a', 'b'], ['a', 'b']]);
+  });
 });

@@ -6,11 +6,14 @@ import {
   extractObservables,
   formatObjectPath,
   parsePattern,
+  simplePattern,
   type Comparison,
   type ComparisonExpression,
   type ObservationExpression,
   type PatternAst,
 } from '../../src/sources/opencti/stix-pattern/index.js';
+
+import { parse as grammarParse } from '../../src/sources/opencti/stix-pattern/parser.generated.js';
 
 const SHA256 = 'f1'.repeat(32);
 const MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
@@ -620,6 +623,45 @@ describe('STIX pattern parser', () => {
         }),
         { numRuns: 500 },
       );
+    });
+  });
+
+  describe('the fast path for one `type:value = literal` comparison', () => {
+    /** The grammar's reading, or the error it throws (as text). */
+    const grammar = (p: string): unknown => { try { return grammarParse(p); } catch (e) { return `error: ${(e as Error).message}`; } };
+
+    it('reads the shapes OpenCTI writes as the grammar does, and leaves everything else to the grammar', () => {
+      const taken = ["[ipv4-addr:value = '198.51.100.7']", "[domain-name:value='bad.example.org']", "[url:value = 'http://x/a\\'b\\\\c']",
+        "[IPv4-Addr:value = '']", "[x_custom-1:value = 'é ✓ \n']"];
+      for (const p of taken) {
+        expect(simplePattern(p), p).to.not.equal(null);
+        expect(simplePattern(p), p).to.deep.equal(grammar(p));
+      }
+      // Escapes are undone like the grammar does: \' is a quote, \\ a backslash.
+      expect(((simplePattern("[url:value = 'a\\'b\\\\c']")!.expression as { comparison: Comparison }).comparison as { value: { value: string } }).value.value)
+        .to.equal("a'b\\c");
+      const left = ["[ipv4-addr:value == '1.2.3.4']", "[ipv4-addr:value = '1.2.3.4'] ", " [ipv4-addr:value = '1.2.3.4']", "[ipv4-addr:value  = '1.2.3.4']",
+        "[file:hashes.MD5 = 'x']", "[ipv4-addr:value = 'a' OR ipv4-addr:value = 'b']", "[ipv4-addr:value = 'it's']", "[ipv4-addr:value = 'a\\']",
+        "[ipv4-addr:value = 'a'] WITHIN 5 SECONDS", "[ipv4-addr:value != 'a']", "[1pv4:value = 'a']", "[ipv4-addr:'value' = 'a']"];
+      for (const p of left) expect(simplePattern(p), p).to.equal(null);
+    });
+
+    it('never reads a pattern differently from the grammar (random patterns around its shape)', () => {
+      const piece = fc.constantFrom('[', ']', "'", '\\', ' ', '=', '==', ':', 'value', 'ipv4-addr', 'url', '_', '-', 'a', '1', 'é', '\n', '/*c*/', 'OR', '.');
+      /** Mostly the valid piece, sometimes one of the near misses. */
+      const mostly = (valid: string, ...misses: string[]) => fc.oneof({ arbitrary: fc.constant(valid), weight: 6 }, { arbitrary: fc.constantFrom(...misses), weight: 1 });
+      const near = fc.tuple(mostly('[', ' [', '[ ', '(['), fc.oneof(fc.constantFrom('ipv4-addr', 'domain-name', 'url', 'IPv4-Addr', '_x'), fc.stringMatching(/^[a-zA-Z0-9_-]{0,12}$/)),
+        mostly(':value', ': value', ':Value', ":'value'", ':value.x'), mostly(' = ', '=', ' =', '= ', '  =  ', ' == ', ' != '), mostly("'", '', 't'),
+        fc.array(fc.oneof({ arbitrary: fc.string({ maxLength: 4 }), weight: 4 }, { arbitrary: piece, weight: 1 }), { maxLength: 8 }).map((a) => a.join('')),
+        mostly("'", ''), mostly(']', '] ', ']]', '', "] OR [url:value = 'x']")).map((parts) => parts.join(''));
+      let taken = 0;
+      fc.assert(fc.property(fc.oneof(near, fc.array(piece, { maxLength: 12 }).map((a) => a.join(''))), (p) => {
+        const fast = simplePattern(p);
+        if (fast === null) return;
+        taken++;
+        expect(fast, p).to.deep.equal(grammar(p));
+      }), { numRuns: 4000, seed: 12 });
+      expect(taken, "the generator reaches the fast path often").to.be.greaterThan(300);
     });
   });
 });

@@ -122,6 +122,15 @@ for (const engine of ENGINES) {
       expect(due[0]!.payload).to.deep.equal({ n: 3 });
     });
 
+    it('keeps the stored form of an operation instead of its payload, in commits and in enqueues (the sink rebuilds the payload)', async () => {
+      await commit(store, [{ ...op('a', 'upsert', { body: 'large' }), stored: { claim: 'src-a', at: 5 } }, op('b', 'upsert', { body: 'kept' })]);
+      await store.enqueue([{ ...op('c', 'upsert', { body: 'large' }), stored: { claim: 'src-c', at: 6 } }]);
+      const due = await store.claimDue('defender', 10, Date.now(), 1000);
+      expect(due.map((d) => [d.key, d.payload])).to.deep.equal([['a', { claim: 'src-a', at: 5 }], ['b', { body: 'kept' }], ['c', { claim: 'src-c', at: 6 }]]);
+      // The stored form stands for the source ref too: the sink rebuilds it from the claim.
+      expect(due.map((d) => d.sourceRef)).to.deep.equal([null, { system: 'opencti', id: 'src-b' }, null]);
+    });
+
     it('keeps the last of several operations for one key in one commit, and the arrival order across keys', async () => {
       await commit(store, [op('b', 'upsert', { n: 1 }), op('a', 'upsert', { n: 2 }), op('b', 'delete', { n: 3 })]);
       const due = await store.claimDue('defender', 10, Date.now(), 1000);

@@ -7,6 +7,7 @@ import type { Store } from '../../core/store.js';
 import { defenderApi, type DefenderApi } from '../../microsoft/defender/client.js';
 import { timeScale } from '../../net/pacer.js';
 import { DefenderDelivery } from './delivery.js';
+import { BodiesAtDelivery } from './delivery-bodies.js';
 import { defenderTypeOf, type DefenderIndicatorBody, type DefenderMapping } from './mapper.js';
 import type { ObservableType } from '../../core/types.js';
 import { DefenderRoute } from './route.js';
@@ -145,7 +146,8 @@ export function createDefenderSink(config: Config, store: Store, log: Logger, me
   const holders = defenderHolders(config, client, target);
   const handler = new DefenderDelivery(sink, d.batch_size, client, store, log, metrics,
     { gate, cap, holders, adoptForeign: config.guard.adopt_foreign });
-  const worker = new DeliveryWorker(store, wrap(handler), log, metrics);
+  // Bodies first: the outbox keeps a reference to the claim (route.ts), the review file and the gate read bodies.
+  const worker = new DeliveryWorker(store, new BodiesAtDelivery(wrap(handler), store, route, log), log, metrics);
   return {
     route,
     client,

@@ -7,6 +7,22 @@ import { targetAccepts, type TargetFilter } from '../../config/targets.js';
 
 export { targetAccepts };
 
+/**
+ * What the outbox keeps for an upsert: the claim the body is made from and the time it was routed
+ * (the expiry counts from it), instead of the body. The delivery makes the body again from the
+ * claim (delivery-bodies.ts): the same body, as a claim that changes is routed again.
+ */
+export interface DefenderClaimRef {
+  claim: string;
+  at: number;
+}
+
+/** A stored upsert that names its claim (rows written before carry the whole body). */
+export function isClaimRef(payload: unknown): payload is DefenderClaimRef {
+  const p = payload as Partial<DefenderClaimRef> | null;
+  return typeof p === 'object' && p !== null && typeof p.claim === 'string' && typeof p.at === 'number' && !('indicatorValue' in p);
+}
+
 /** Payload of a delete: what to look the indicator up by when no id was recorded. */
 export interface DefenderDeletePayload {
   indicatorType: string;
@@ -38,7 +54,7 @@ export class DefenderRoute implements SinkRoute {
     if (mapped.kind === 'delete') return remove(mapped.reason);
     return {
       sink: this.sink,
-      op: { sink: this.sink, key, op: 'upsert', payload: mapped.body, sourceRef: claim.change.sourceRef },
+      op: { sink: this.sink, key, op: 'upsert', payload: mapped.body, sourceRef: claim.change.sourceRef, stored: { claim: claim.sourceId, at: now } satisfies DefenderClaimRef },
       reason: `upsert ${mapped.reason}`,
     };
   }
