@@ -7,6 +7,7 @@ import { Lab, LAB_CLIENT, LAB_SECRET, LAB_WORKSPACE } from '../../sim/lab.js';
 import { ServiceProcess, waitFor } from '../../sim/service-process.js';
 import { makeIndicator, OCTI_EXT, type StixObject } from '../../sim/opencti/fixtures.js';
 import { runCli } from '../support/cli.js';
+import { rng } from '../support/random.js';
 
 const TENANT = { alpha: 'aaaa0001-0000-4000-8000-000000000001', beta: 'bbbb0002-0000-4000-8000-000000000002', gamma: 'cccc0003-0000-4000-8000-000000000003' };
 const BETA_APP = 'beb00000-0000-4000-8000-0000000000be';
@@ -58,17 +59,6 @@ function oracle(live: Iterable<Spec>): Record<Name, Map<string, string>> {
   return out;
 }
 
-/** A small seeded generator (mulberry32), so the run repeats. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Stream ids are `<ms>-<seq>`. */
 function atOrAfter(a: string, b: string): boolean {
@@ -79,7 +69,7 @@ function atOrAfter(a: string, b: string): boolean {
 
 const KINDS: Kind[] = ['ipv4', 'domain', 'url', 'sha256'];
 const LABELS = ['phishing', 'c2', 'internal', 'malware'];
-const rand = prng(18);
+const rand = rng(18);
 const pick = <T>(list: readonly T[]) => list[Math.floor(rand() * list.length)]!;
 
 function spec(i: number): Spec {

@@ -9,7 +9,7 @@ import { answerOutcome, type Outcome, type Settled } from '../../core/outcome.js
 import type { DecisionLog, SinkIdStore } from '../../core/store.js';
 import type { OutboxItem } from '../../core/types.js';
 import { errorFields, type Logger } from '../../observability/logger.js';
-import { hitDecision, type SightingPayload } from '../sightings.js';
+import { deliverOneByOne, hitDecision, type SightingPayload } from '../sightings.js';
 import { sightingRows, type MispSightingsClient } from './client.js';
 import { attributeUuid } from './route.js';
 
@@ -43,25 +43,13 @@ export class MispSightingsDelivery implements SinkHandler {
 
   async deliver(items: OutboxItem[], signal: AbortSignal): Promise<Settled[]> {
     const sent = await this.store.getSinkIds(this.sink, items.map((i) => i.key));
-    const out: Settled[] = [];
-    for (const item of items) {
-      const known = sent.get(item.key);
-      // Sent already: this is a later version of the same alert, which is not a new sighting.
-      if (known) { out.push({ item, outcome: { kind: 'ack', externalId: known, counted: 'unchanged' } }); continue; }
-      let outcome: Outcome;
-      try {
-        outcome = await this.one(item, signal);
-      } catch (err) {
-        outcome = { kind: 'retry', reason: `MISP did not answer: ${(err as Error).message}` };
-      }
-      if (outcome.kind === 'dead') this.counts.deadLettered++;
-      out.push({ item, outcome });
-      if (outcome.kind === 'wait-for-setup' || outcome.kind === 'retry') {
-        for (const rest of items.slice(out.length)) out.push({ item: rest, outcome });
-        break;
-      }
-    }
-    return out;
+    return deliverOneByOne(items, (item) => this.one(item, signal),
+      (err) => ({ kind: 'retry', reason: `MISP did not answer: ${(err as Error).message}` }), this.counts,
+      (item) => {
+        const known = sent.get(item.key);
+        // Sent already: this is a later version of the same alert, which is not a new sighting.
+        return known ? { kind: 'ack', externalId: known, counted: 'unchanged' } : undefined;
+      });
   }
 
   private failed(res: { status: number; headers: Record<string, string | undefined>; retryAfterMs?: number | null; data: unknown }, attempt: number, what: string): Outcome {

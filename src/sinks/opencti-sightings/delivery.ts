@@ -8,7 +8,7 @@ import { answerOutcome, type Outcome, type Settled } from '../../core/outcome.js
 import type { DecisionLog } from '../../core/store.js';
 import type { OutboxItem } from '../../core/types.js';
 import { errorFields, type Logger } from '../../observability/logger.js';
-import { hitDecision, type SightingPayload } from '../sightings.js';
+import { deliverOneByOne, hitDecision, type SightingPayload } from '../sightings.js';
 import type { GraphqlAnswer, OpenctiSightingsClient } from './client.js';
 import { identityId, sightingId } from './stix-id.js';
 
@@ -46,24 +46,10 @@ export class OpenctiSightingsDelivery implements SinkHandler {
   ) {}
 
   async deliver(items: OutboxItem[], signal: AbortSignal): Promise<Settled[]> {
-    const out: Settled[] = [];
     // One at a time: two alerts on one indicator update the same sighting.
-    for (const item of items) {
-      let outcome: Outcome;
-      try {
-        outcome = await this.one(item, signal);
-      } catch (err) {
-        outcome = err instanceof Stop ? err.outcome : { kind: 'retry', reason: `OpenCTI did not answer: ${(err as Error).message}` };
-      }
-      if (outcome.kind === 'dead') this.counts.deadLettered++;
-      out.push({ item, outcome });
-      // The rest of the batch would meet the same refusal or outage.
-      if (outcome.kind === 'wait-for-setup' || outcome.kind === 'retry') {
-        for (const rest of items.slice(out.length)) out.push({ item: rest, outcome });
-        break;
-      }
-    }
-    return out;
+    return deliverOneByOne(items, (item) => this.one(item, signal),
+      (err) => err instanceof Stop ? err.outcome : { kind: 'retry', reason: `OpenCTI did not answer: ${(err as Error).message}` },
+      this.counts);
   }
 
   /** The data of an answer, or a Stop with what it means. */
