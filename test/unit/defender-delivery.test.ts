@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { DeliveryWorker } from '../../src/core/delivery.js';
-import { DefenderApi } from '../../src/microsoft/defender/client.js';
+import { DefenderApi, DefenderApiError } from '../../src/microsoft/defender/client.js';
+import type { DefenderHolders } from '../../src/sinks/defender/reconcile.js';
 import { DefenderDelivery } from '../../src/sinks/defender/delivery.js';
 import type { TokenProvider } from '../../src/microsoft/token.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
@@ -145,4 +146,16 @@ describe('Defender delivery (contract)', () => {
     expect(await store.listDeadLetters()).to.have.length(0);
     expect((await store.outboxStats(Date.now() + 16 * 60_000))[0]).to.include({ pending: 2, due: 2 });
   });
+
+  it('waits for set-up, sending nothing, when Defender refuses to list who holds the values (403)', async () => {
+    await enqueue([upsert('3.3.3.3')]);
+    const holders = { holdersOf: async () => { throw new DefenderApiError('Defender indicators listing failed (HTTP 403): Forbidden', 403); } } as unknown as DefenderHolders;
+    const guarded = new DefenderDelivery('defender', 500, client, store, log, new Metrics(), { holders });
+    const items = await store.claimDue('defender', 500, Date.now(), 60_000);
+    const { send, settled } = await guarded.prepare(items, new AbortController().signal);
+    expect(send).to.have.length(0);
+    expect(settled.map((s) => s.outcome.kind)).to.deep.equal(['wait-for-setup']);
+    expect((settled[0]!.outcome as { reason: string }).reason).to.contain('Ti.ReadWrite.All');
+  });
 });
+

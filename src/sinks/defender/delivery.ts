@@ -12,7 +12,7 @@ import { errorFields } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { OutboxItem } from '../../core/types.js';
 import type { GuardDecision, Store } from '../../core/store.js';
-import { defenderErrorText, type DefenderApi } from '../../microsoft/defender/client.js';
+import { DefenderApiError, defenderErrorText, type DefenderApi } from '../../microsoft/defender/client.js';
 import type { ImportResult } from '../../microsoft/defender/types.js';
 import { TokenError } from '../../microsoft/token.js';
 import type { DefenderIndicatorBody } from './mapper.js';
@@ -142,9 +142,12 @@ export class DefenderDelivery implements SinkHandler {
       // Not knowing who holds a value is no licence to overwrite it: the first writes wait.
       this.log.warn({ sink: this.sink, items: firsts.length, ...errorFields(err) }, 'cannot list who holds these values in Defender; first writes wait');
       // Refused credentials are the set-up's fault, not an outage: /readyz says so and the sink waits for a fix.
+      // So is a listing Defender refuses (403: the application lacks the permission to read indicators).
       const outcome: Outcome = (err as { code?: unknown }).code === 'token_failed'
         ? { kind: 'wait-for-setup', reason: `${(err as Error).message} (microsoft_defender_intel.client_id / client_secret / tenant_id)` }
-        : { kind: 'retry', reason: `ownership listing failed: ${(err as Error).message}`, unreachable: true };
+        : err instanceof DefenderApiError && err.status === 403
+          ? { kind: 'wait-for-setup', reason: `${err.message}; ${SETUP_FIXES[403]}` }
+          : { kind: 'retry', reason: `ownership listing failed: ${(err as Error).message}`, unreachable: true };
       return { send: items.filter((i) => heldKeys.has(i.key)), settled: all(items.filter((i) => !heldKeys.has(i.key)), outcome) };
     }
     const send: OutboxItem[] = [];
