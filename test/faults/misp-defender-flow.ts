@@ -45,10 +45,6 @@ export class MispDefenderFlow implements FaultFlow {
       // A hard delete published while the service or the feed is away is invisible to incremental
       // REST; only the full pass withdraws it. Production default: daily; here within the run.
       MISP_FULL_SYNC_INTERVAL: '20',
-      // As in the OpenCTI flow: the run's deliberate deletes are what the withdrawal breaker holds by
-      // design (doc/guard.md); with Defender down from the start it holds almost nothing, so a few
-      // dozen removals already pass its share and the run never converges. The breaker has its own tests.
-      GUARD_WITHDRAWAL_BREAKER_PERCENT: '0',
       ...overrides,
     });
   }

@@ -47,9 +47,8 @@ export class OpenCtiFlow implements FaultFlow {
   async stop(): Promise<void> { await this.lab.stop(); }
 
   env(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
-    // The suite checks that the sink converges on the stream; thousands of removals within one run
-    // are what the withdrawal breaker holds by design (doc/guard.md), so it is off here.
-    return this.lab.env({ CONNECTOR_HEARTBEAT_TIMEOUT: '10', CONNECTOR_LOG_LEVEL: 'info', GUARD_WITHDRAWAL_BREAKER_PERCENT: '0', ...overrides });
+    // The withdrawal breaker stays on (default 20%): the run's deliberate deletes must not trip it.
+    return this.lab.env({ CONNECTOR_HEARTBEAT_TIMEOUT: '10', CONNECTOR_LOG_LEVEL: 'info', ...overrides });
   }
 
   /** The first 60 % of a run mostly creates; then updates and deletes of random live indicators. */
