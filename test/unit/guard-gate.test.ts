@@ -168,19 +168,19 @@ describe('guard gate on a store, through the Defender delivery and the core', ()
   it('a down sink: a retried removal counts once; a mass withdrawal of what it holds still trips it', async () => {
     const gate = gateWith(log(), { share: 0.2, min: 10 });
     const held = keysOf(0, 200);
-    // 20 of 200 (10%) asked; the sink fails them four times over: still 20 removals, never 100.
+    // 25 of 200 (12.5%) asked; the sink fails them four times over: still 25 removals, never 125.
     for (let attempts = 0; attempts < 5; attempts++) {
-      const r = await gate.screenRemovals(Array.from({ length: 20 }, (_, n) => removal(n, attempts)), held, 200);
-      expect(r.send, `attempt ${attempts}`).to.have.length(20);
+      const r = await gate.screenRemovals(Array.from({ length: 25 }, (_, n) => removal(n, attempts)), held, 200);
+      expect(r.send, `attempt ${attempts}`).to.have.length(25);
       expect(r.hold).to.have.length(0);
     }
     expect(gate.breaker.paused.size).to.equal(0);
-    expect((await store.listDecisions({ limit: 1000 })).filter((d) => d.outcome === 'withdraw')).to.have.length(100);
-    // The sink is back and the 20 went (180 held). A filter change drops 140 more: 160 of the 200
+    expect((await store.listDecisions({ limit: 1000 })).filter((d) => d.outcome === 'withdraw')).to.have.length(125);
+    // The sink is back and the 25 went (175 held). A filter change drops 135 more: 160 of the 200
     // confirmed (80%) wait for resume.
-    const r = await gate.screenRemovals(Array.from({ length: 140 }, (_, n) => removal(20 + n)), keysOf(20, 180), 180);
+    const r = await gate.screenRemovals(Array.from({ length: 135 }, (_, n) => removal(25 + n)), keysOf(25, 175), 175);
     expect(r.send).to.have.length(0);
-    expect(r.hold).to.have.length(140);
+    expect(r.hold).to.have.length(135);
     expect([...gate.breaker.paused]).to.deep.equal(['opencti']);
     expect((await store.listBreakers())[0]!.reason).to.include('160 removals').and.include('80%').and.include('of the 200');
   });
