@@ -23,7 +23,7 @@ export const guardSection = z
     breaker_max_blocks_per_hour: z.number().int().min(0).default(5000)
       .describe("new enforcing indicators per source per hour before that source's enforcing actions pause (0 = no breaker)"),
     withdrawal_breaker_percent: z.number().min(0).max(100).default(20)
-      .describe('removals from a sink within an hour, as a percentage of what it holds, above which a source\'s removals wait for `threatbridge resume` (0 = off)'),
+      .describe('removals from a sink within an hour, as a percentage of what it has had confirmed for us (held now plus removed this hour, at least 20), above which a source\'s removals wait for `threatbridge resume` (0 = off)'),
     withdrawal_breaker_min: z.number().int().min(1).default(50)
       .describe('fewer removals than this within an hour never trip the withdrawal breaker (routine expiry and revocation)'),
     adopt_foreign: z.boolean().default(false)

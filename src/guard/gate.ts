@@ -51,6 +51,20 @@ export function observableOfKey(key: string): Observable {
 
 const sourceOf = (item: OutboxItem): string => item.sourceRef?.system ?? 'unknown';
 
+/** A sink that has had fewer of ours confirmed than this is measured as if it had this many. */
+export const WITHDRAWAL_MIN_BASE = 20;
+
+/**
+ * The withdrawal breaker's denominator: what the sink has had confirmed for us within the window —
+ * the ids it holds for us now (our sink-id map) plus the removals of them already counted — never
+ * less than `WITHDRAWAL_MIN_BASE` or the removal minimum, so a cold sink or a tiny fleet is not
+ * measured as "everything" by a few deliberate deletes.
+ */
+export function withdrawalBase(heldNow: number, removedInWindow: number, minRemovals: number): { confirmed: number; base: number } {
+  const confirmed = heldNow + removedInWindow;
+  return { confirmed, base: Math.max(confirmed, minRemovals, WITHDRAWAL_MIN_BASE, 1) };
+}
+
 export class GuardGate {
   /** Held by the breaker since the last summary line, per source (one warning per interval, not per item). */
   private heldSinceSummary = new Map<string, number>();
@@ -175,18 +189,20 @@ export class GuardGate {
       if (this.breaker.paused.has(source)) room = 0;
       else if (this.o.withdrawalShare > 0) {
         const done = await this.store.countDecisions({ source, since: this.breaker.windowStart(source, now), fresh: true, outcomes: ['withdraw'], sink: this.o.sink });
-        const total = done + list.length;
-        // Share of what the sink held for us when the window began (held now plus what went since).
-        const share = total / Math.max(1, heldCount + done);
+        // A retried removal (the sink failed or was down) was counted on its first attempt.
+        const total = done + list.filter((i) => i.attempts === 0).length;
+        const { confirmed, base } = withdrawalBase(heldCount, done, this.o.withdrawalMin);
+        const share = total / base;
         if (total >= this.o.withdrawalMin && share > this.o.withdrawalShare) {
           room = 0;
-          await this.breaker.trip(source, `${total} removals from ${this.o.sink} asked by ${source} within an hour: ${Math.round(share * 100)}% of the ${heldCount + done} it held (limit ${Math.round(this.o.withdrawalShare * 100)}%)`,
-            now, { sink: this.o.sink, removals: total, held: heldCount + done });
+          await this.breaker.trip(source, `${total} removals from ${this.o.sink} asked by ${source} within an hour: ${Math.round(share * 100)}% of the ${confirmed} it has had confirmed for us (limit ${Math.round(this.o.withdrawalShare * 100)}%)`,
+            now, { sink: this.o.sink, removals: total, confirmed, base });
         }
       }
       list.forEach((item, i) => {
         if (i < room) {
-          decisions.push(this.decision(item, now, 'remove', 'remove', 'withdraw', 'no longer asserted by its source', true));
+          // Fresh (counted by the breaker) only on its first attempt: retries against a failing sink are one removal.
+          decisions.push(this.decision(item, now, 'remove', 'remove', 'withdraw', 'no longer asserted by its source', item.attempts === 0));
           out.send.push(item);
         } else {
           if (item.attempts === 0) decisions.push(this.decision(item, now, 'remove', 'hold', 'breaker', `breaker open for source ${source}: removal held`, true));

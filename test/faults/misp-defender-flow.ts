@@ -45,10 +45,11 @@ export class MispDefenderFlow implements FaultFlow {
       // A hard delete published while the service or the feed is away is invisible to incremental
       // REST; only the full pass withdraws it. Production default: daily; here within the run.
       MISP_FULL_SYNC_INTERVAL: '20',
-      // As in the OpenCTI flow: the run's deliberate deletes are what the withdrawal breaker holds by
-      // design (doc/guard.md); with Defender down from the start it holds almost nothing, so a few
-      // dozen removals already pass its share and the run never converges. The breaker has its own tests.
-      GUARD_WITHDRAWAL_BREAKER_PERCENT: '0',
+      // The withdrawal breaker stays on. The run withdraws up to ~44% of what it sent within minutes
+      // (after 60% of events, 45% are edits — old value out, new in — and 45% deletes), above the 20%
+      // default, which rightly holds that (doc/guard.md); 60% still holds a mistaken mass withdrawal
+      // and shows that a Defender down from the start and retries add no removals of their own.
+      GUARD_WITHDRAWAL_BREAKER_PERCENT: '60',
       ...overrides,
     });
   }

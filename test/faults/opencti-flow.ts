@@ -47,9 +47,11 @@ export class OpenCtiFlow implements FaultFlow {
   async stop(): Promise<void> { await this.lab.stop(); }
 
   env(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
-    // The suite checks that the sink converges on the stream; thousands of removals within one run
-    // are what the withdrawal breaker holds by design (doc/guard.md), so it is off here.
-    return this.lab.env({ CONNECTOR_HEARTBEAT_TIMEOUT: '10', CONNECTOR_LOG_LEVEL: 'info', GUARD_WITHDRAWAL_BREAKER_PERCENT: '0', ...overrides });
+    // The withdrawal breaker stays on. The run itself deletes ~22% of what it sent within minutes
+    // (the last 15% of events are 90% deletes), above the 20% default, which rightly holds that
+    // (doc/guard.md); 35% still holds a mistaken mass withdrawal and shows that outages, restarts
+    // and retries add no removals of their own (before, each retried removal counted again).
+    return this.lab.env({ CONNECTOR_HEARTBEAT_TIMEOUT: '10', CONNECTOR_LOG_LEVEL: 'info', GUARD_WITHDRAWAL_BREAKER_PERCENT: '35', ...overrides });
   }
 
   /** The first 60 % of a run mostly creates; then updates and deletes of random live indicators. */

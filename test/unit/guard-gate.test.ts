@@ -148,6 +148,55 @@ describe('guard gate on a store, through the Defender delivery and the core', ()
     expect(await waiting(Date.now() + 3_600_000)).to.include({ pending: 0 });
   });
 
+  /** A removal as the core hands it to the delivery: `attempts` failed tries before (the sink was down). */
+  const removal = (n: number, attempts = 0): OutboxItem => ({ ...remove(n), seq: n + 1, attempts, enqueuedAt: Date.now(), unconfirmedSend: false });
+  const keysOf = (from: number, count: number) => new Set(Array.from({ length: count }, (_, n) => ip(from + n)));
+
+  it('a cold sink: deliberate deletes of a few of what it has just confirmed do not trip it', async () => {
+    // A fresh sink with a low removal minimum: six confirmed, the source deletes three of them.
+    const { gate, deliver } = sinkWith({ share: 0.2, min: 2, holdMs: 1000 });
+    await enqueue(Array.from({ length: 6 }, (_, n) => block(n)));
+    await deliver();
+    expect(imports.map((c) => c.length)).to.deep.equal([6]);
+    await enqueue(Array.from({ length: 3 }, (_, n) => remove(n)));
+    await deliver();
+    expect(deletes.map((c) => c.length), 'measured against at least 20, not against the 6 it holds').to.deep.equal([3]);
+    expect(gate.breaker.paused.size).to.equal(0);
+    expect(await store.listBreakers()).to.deep.equal([]);
+  });
+
+  it('a down sink: a retried removal counts once; a mass withdrawal of what it holds still trips it', async () => {
+    const gate = gateWith(log(), { share: 0.2, min: 10 });
+    const held = keysOf(0, 200);
+    // 25 of 200 (12.5%) asked; the sink fails them four times over: still 25 removals, never 125.
+    for (let attempts = 0; attempts < 5; attempts++) {
+      const r = await gate.screenRemovals(Array.from({ length: 25 }, (_, n) => removal(n, attempts)), held, 200);
+      expect(r.send, `attempt ${attempts}`).to.have.length(25);
+      expect(r.hold).to.have.length(0);
+    }
+    expect(gate.breaker.paused.size).to.equal(0);
+    expect((await store.listDecisions({ limit: 1000 })).filter((d) => d.outcome === 'withdraw')).to.have.length(125);
+    // The sink is back and the 25 went (175 held). A filter change drops 135 more: 160 of the 200
+    // confirmed (80%) wait for resume.
+    const r = await gate.screenRemovals(Array.from({ length: 135 }, (_, n) => removal(25 + n)), keysOf(25, 175), 175);
+    expect(r.send).to.have.length(0);
+    expect(r.hold).to.have.length(135);
+    expect([...gate.breaker.paused]).to.deep.equal(['opencti']);
+    expect((await store.listBreakers())[0]!.reason).to.include('160 removals').and.include('80%').and.include('of the 200');
+  });
+
+  it('a freshly filled sink: a source reset withdrawing nearly all of it trips it', async () => {
+    const { gate, deliver } = sinkWith({ share: 0.2, min: 10, holdMs: 1000 });
+    await enqueue(Array.from({ length: 30 }, (_, n) => block(n)));
+    await deliver();
+    await enqueue(Array.from({ length: 28 }, (_, n) => remove(n)));
+    await deliver();
+    expect(deletes).to.have.length(0);
+    expect(await waiting(Date.now())).to.include({ pending: 28, due: 0 });
+    expect([...gate.breaker.paused]).to.deep.equal(['opencti']);
+    expect((await store.listBreakers())[0]!.reason).to.include('28 removals').and.include('93%');
+  });
+
   it('logs one summary line per interval for a held cold fill, not one per indicator or per batch', async () => {
     const { gate, worker } = sinkWith({ maxPerHour: 5, holdMs: 60_000 }, 50);
     await enqueue(Array.from({ length: 500 }, (_, n) => block(n)));

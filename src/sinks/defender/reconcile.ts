@@ -14,6 +14,7 @@ import type { DefenderIndicator } from '../../microsoft/defender/types.js';
 import { defenderTypeOf } from './mapper.js';
 import { expandIpv6 } from '../../core/observables.js';
 import type { DefenderRoute } from './route.js';
+import { withdrawalBase } from '../../guard/gate.js';
 
 export interface ReconcileReport {
   listed: number;
@@ -217,7 +218,8 @@ export class DefenderReconciler {
     const released = state?.resumedAt != null && now - state.resumedAt < 86_400_000
       && await this.store.countDecisions({ source, since: state.resumedAt, outcomes: ['withdraw'], sink: this.sink }) === 0;
     if (released) { await record('withdraw', 'released by `threatbridge resume`'); return true; }
-    const overShare = unclaimed.length >= this.withdrawal.min && unclaimed.length > this.withdrawal.share * ours;
+    // Measured like the gate's removals: against what Defender holds for us, never fewer than the minimum base.
+    const overShare = unclaimed.length >= this.withdrawal.min && unclaimed.length > this.withdrawal.share * withdrawalBase(ours, 0, this.withdrawal.min).base;
     if (state && state.resumedAt === null || overShare) {
       const reason = `reconciliation would delete ${unclaimed.length} of the ${ours} indicators of ours in Defender that nothing claims (limit ${Math.round(this.withdrawal.share * 100)}%)`;
       if (!state || state.resumedAt !== null) await this.store.tripBreaker({ source, trippedAt: now, reason });
