@@ -273,7 +273,7 @@ export class PostgresStore implements Store {
          UNION SELECT c.key FROM claims c JOIN unnest($3::text[]) AS p(prefix) ON starts_with(c.source_id, p.prefix))
        SELECT c.key, c.source_id, c.change, c.updated_at FROM claims c JOIN wanted w ON c.key = w.key`,
       [[...new Set(keys)], [...new Set(sourceIds)], [...new Set(sourcePrefixes)]]);
-    return r.rows.map((row) => ({ key: row.key, sourceId: row.source_id, change: row.change, updatedAt: row.updated_at }));
+    return r.rows.map((row) => ({ key: row.key, sourceId: row.source_id, change: row.change, updatedAt: Number(row.updated_at) }));
   }
 
   async claimsByTitle(titles: string[], limit: number): Promise<Claim[]> {

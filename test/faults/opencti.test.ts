@@ -98,7 +98,7 @@ describe('fault suite: OpenCTI → Defender', function () {
     await startFlow(SEED + 5);
     let drops = 0;
     await runScenario(flow, {
-      name: 'stream dropped ×10', events: EVENTS, seed: SEED + 5,
+      name: 'stream dropped ×10', events: EVENTS, seed: SEED + 5, noRepeats: true,
       before: (i) => {
         if (i > 0 && i % Math.floor(EVENTS / 10) === 0) drops += flow.lab.opencti.dropConnections();
       },

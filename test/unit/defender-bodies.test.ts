@@ -101,7 +101,7 @@ describe('Defender outbox rows name their claim; the delivery makes the body', (
     const stored = rows();
     expect(stored).to.have.length(3);
     for (const r of stored) {
-      expect(JSON.parse(r.payload)).to.have.all.keys('claim', 'at');
+      expect(JSON.parse(r.payload)).to.have.all.keys('claim', 'at', 'v');
       expect(r.payload.length, 'a reference, not a body').to.be.below(80);
     }
     await worker().drainOnce();
@@ -135,6 +135,21 @@ describe('Defender outbox rows name their claim; the delivery makes the body', (
     await w.drainOnce();
     expect(rows()).to.deep.equal([]);
     expect(imports).to.deep.equal([]);
+  });
+
+  it('a row in flight when its claim changes sends nothing: the newer row sends the new state, once', async () => {
+    await pipeline().ingest('opencti', [create(1, change('indicator--1', 'ipv4', '198.51.100.10', 80))]);
+    const leased = await store.claimDue('defender', 500, Date.now(), 60_000);
+    await new Promise((r) => setTimeout(r, 5)); // another batch, another millisecond
+    // The object is rescored while its first upsert is in flight: a newer row replaces it and waits for the lease.
+    await pipeline().ingest('opencti', [create(2, change('indicator--1', 'ipv4', '198.51.100.10', 40))]);
+    const w = worker();
+    await w.deliver(leased);
+    await w.drainOnce();
+    // Before the fix the in-flight row was sent with the new body and the newer row again (issue 12).
+    expect(imports.map((list) => list.map((i) => [i.indicatorValue, i.severity]))).to.deep.equal([[['198.51.100.10', 'Medium']]]);
+    expect(rows()).to.deep.equal([]);
+    expect((await store.getSinkIds('defender', ['ipv4:198.51.100.10'])).get('ipv4:198.51.100.10')).to.equal('id-198.51.100.10');
   });
 
   it('the review file, the guard and dead letters read bodies, never references', async () => {

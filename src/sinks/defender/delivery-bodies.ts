@@ -3,14 +3,15 @@
 // first stage of the delivery makes the bodies again, before anything reads them (the review file,
 // the guard, ownership, the cap, the import, dead letters): the route applied to the same claim at
 // the same time gives the same body. A claim that changed since was routed again, and its newer
-// operation replaced this one in the outbox; a claim that is gone leaves nothing to send. Rows
-// written before this change carry the whole body and pass through unchanged.
+// operation replaced this one in the outbox: a row already in flight then sends nothing (the reference
+// holds the claim's version), as does a row whose claim is gone. Rows written before this change carry
+// the whole body and pass through unchanged.
 import type { SinkHandler } from '../../core/delivery.js';
 import { all, type Settled } from '../../core/outcome.js';
 import type { ClaimStore } from '../../core/store.js';
 import type { Claim, OutboxItem } from '../../core/types.js';
 import type { Logger } from '../../observability/logger.js';
-import { isClaimRef, type DefenderRoute } from './route.js';
+import { isClaimRef, type DefenderClaimRef, type DefenderRoute } from './route.js';
 
 export class BodiesAtDelivery implements SinkHandler {
   readonly sink: string;
@@ -46,8 +47,15 @@ export class BodiesAtDelivery implements SinkHandler {
     for (const c of await this.store.loadClaims([...new Set(refs.map((i) => i.key))], [])) claims.set(`${c.key}\u0000${c.sourceId}`, c);
     const nothing = new Set<OutboxItem>();
     for (const item of refs) {
-      const ref = item.payload as { claim: string; at: number };
+      const ref = item.payload as DefenderClaimRef;
       const claim = claims.get(`${item.key}\u0000${ref.claim}`);
+      // A row already leased when its claim changed is still delivered, while the newer row waits for
+      // the lease: making its body from today's claim would send the newer state twice (issue 12).
+      if (claim && typeof ref.v === 'number' && Number(claim.updatedAt) !== ref.v) {
+        this.log.debug({ sink: this.sink, key: item.key, claim: ref.claim }, 'outbox row superseded by a newer change of its claim: the newer row goes');
+        nothing.add(item);
+        continue;
+      }
       const op = claim ? this.route.route(item.key, claim, ref.at).op : null;
       if (!op) {
         // The claim is gone (its removal was routed and queued after this row) or maps to nothing.

@@ -15,6 +15,8 @@ export { targetAccepts };
 export interface DefenderClaimRef {
   claim: string;
   at: number;
+  /** The claim's `updatedAt` when routed: a claim changed since was routed again, and that newer row is what goes. */
+  v?: number;
 }
 
 /** A stored upsert that names its claim (rows written before carry the whole body). */
@@ -54,7 +56,7 @@ export class DefenderRoute implements SinkRoute {
     if (mapped.kind === 'delete') return remove(mapped.reason);
     return {
       sink: this.sink,
-      op: { sink: this.sink, key, op: 'upsert', payload: mapped.body, sourceRef: claim.change.sourceRef, stored: { claim: claim.sourceId, at: now } satisfies DefenderClaimRef },
+      op: { sink: this.sink, key, op: 'upsert', payload: mapped.body, sourceRef: claim.change.sourceRef, stored: { claim: claim.sourceId, at: now, v: claim.updatedAt } satisfies DefenderClaimRef },
       reason: `upsert ${mapped.reason}`,
     };
   }

@@ -148,6 +148,7 @@ export class OpenCtiStream {
       this.o.log.info({ source: 'opencti', stream: o.streamId, from: o.position() }, 'stream connected');
     });
     es.addEventListener('connected', (ev: MessageEvent) => {
+      if (this.source !== es) return;
       this.lastActivity = Date.now();
       this.o.onConnected?.(String(ev.data ?? ''));
       this.connected = true;
@@ -157,6 +158,10 @@ export class OpenCtiStream {
     });
     for (const name of EVENT_NAMES) {
       es.addEventListener(name, (ev: MessageEvent) => {
+        // eventsource keeps dispatching what it had already read after close() (its read loop does
+        // not look at readyState), while the new connection resumes from the position taken at
+        // open: such late messages of an old connection would be handed over twice.
+        if (this.source !== es) return;
         this.lastActivity = Date.now();
         // Id-less messages carry no position (pycti ignores them too).
         if (!ev.lastEventId) return;
@@ -172,6 +177,7 @@ export class OpenCtiStream {
       });
     }
     es.addEventListener('error', (err: Event & { code?: number; message?: string }) => {
+      if (this.source !== es) return; // a connection we closed ourselves
       this.connected = false;
       const detail = err.code ? `HTTP ${err.code}${err.code === 401 ? ' (token or stream id not accepted)' : err.code === 410 ? ' (the live stream is stopped)' : ''}` : err.message ?? 'connection lost';
       this.lastError = detail;
