@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { withoutUserinfo } from '../observability/public-text.js';
 import { configSchema, SECRET_KEYS, type Config } from './schema.js';
 import { NUMBERED_TARGETS, targetEnvName } from './targets.js';
 
@@ -176,11 +177,6 @@ export function unknownVariables(env: NodeJS.ProcessEnv): string[] {
       const near = didYouMean(name, known);
       return `unknown variable ${name}${near ? ` — did you mean ${near}?` : ''} (ignored)`;
     });
-}
-
-/** Userinfo (`user:password@`) cut out of a URL-like text before it is printed. */
-export function withoutUserinfo(text: string): string {
-  return text.replace(/(\/\/)[^/@\s"]*@/g, '$1[REDACTED]@');
 }
 
 /**
