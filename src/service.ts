@@ -49,11 +49,16 @@ export function ignoredSettings(config: Config): { key: string; note: string }[]
   return out;
 }
 
-export async function startService(config: Config, log: Logger): Promise<RunningService> {
+/** What `run` and `run --once` do before anything opens: secrets known to the logger, config checked, warnings said. */
+function prepareStart(config: Config, log: Logger): void {
   registerConfigSecrets(config);
   assertStartable(config);
   warnInsecureTls(config, log);
   for (const n of ignoredSettings(config)) log.warn({ key: n.key }, `${n.key} is accepted for compatibility with the official connector and ${n.note}`);
+}
+
+export async function startService(config: Config, log: Logger): Promise<RunningService> {
+  prepareStart(config, log);
 
   const metrics = new Metrics(true);
   let store: Store;
@@ -146,10 +151,7 @@ export interface OnceReport {
  * OpenCTI stream up to where it stood), in turn, and its sinks deliver what is due.
  */
 export async function runOnce(config: Config, log: Logger): Promise<OnceReport> {
-  registerConfigSecrets(config);
-  assertStartable(config);
-  warnInsecureTls(config, log);
-  for (const n of ignoredSettings(config)) log.warn({ key: n.key }, `${n.key} is accepted for compatibility with the official connector and ${n.note}`);
+  prepareStart(config, log);
   const store = await openStore(config);
   try {
     const ctx: ServiceContext = { config, store, log, metrics: new Metrics(), once: true };
