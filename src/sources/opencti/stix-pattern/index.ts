@@ -1,12 +1,15 @@
-// STIX 2.1 patterns: parse with the generated grammar (grammar.peggy → parser.generated.js), then
-// pull out every observable Defender can take. Total: bad input is a rejection, never a throw.
+// STIX 2.1 patterns: parse with the generated grammar (grammar.peggy → parser.generated.js), or the
+// fast path for the common shapes (fast-path.ts), then pull out every observable Defender can take.
+// Total: bad input is a rejection, never a throw.
 import { DEFAULT_LIMITS } from '../../../config/limits.js';
 import { parseObservable, quoteValue } from '../../../core/observables.js';
 import type { Observable, ObservableType, Rejection } from '../../../core/types.js';
 import type { Comparison, ComparisonExpression, Literal, ObjectPath, ObservationExpression, PatternAst } from './ast.js';
+import { simplePattern } from './fast-path.js';
 import { parse, SyntaxError as PeggySyntaxError } from './parser.generated.js';
 
 export type * from './ast.js';
+export { simplePattern } from './fast-path.js';
 
 export type ParsePatternResult = { ok: true; ast: PatternAst } | { ok: false; rejection: Rejection };
 export type ExtractResult =
@@ -68,23 +71,6 @@ export function parsePattern(pattern: unknown, limits: PatternLimits = DEFAULT_P
   } catch (error) {
     return invalid(describeParseError(error, pattern));
   }
-}
-
-/**
- * The shape OpenCTI writes for almost every indicator, `[ipv4-addr:value = '198.51.100.7']`, read
- * without the grammar: the same tree the grammar gives, in a fraction of the time and garbage
- * (parsing was the largest part of the core path's CPU). Anything else, or null, goes to the
- * grammar; stix-pattern.test.ts checks that both read every such pattern alike.
- */
-const SIMPLE = /^\[([a-zA-Z_][a-zA-Z0-9_-]*):value ?= ?'((?:[^'\\]|\\['\\])*)'\]$/;
-
-export function simplePattern(pattern: string): PatternAst | null {
-  const m = SIMPLE.exec(pattern);
-  if (!m) return null;
-  const body = m[2]!;
-  const value = body.includes('\\') ? body.replace(/\\(['\\])/g, '$1') : body;
-  return { type: 'pattern', expression: { type: 'observation', comparison: { type: 'comparison', operator: '=', negated: false,
-    path: { objectType: m[1]!, steps: [{ type: 'key', key: 'value', quoted: false }] }, value: { type: 'string', value } } } };
 }
 
 function describeParseError(error: unknown, pattern: string): string {
