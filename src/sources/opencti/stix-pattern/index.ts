@@ -147,29 +147,30 @@ type Target = ObservableType | 'ip';
 
 type Outcome = { ok: true; observable: Observable } | { ok: false; rejection: Rejection };
 
+// The path is written out (formatObjectPath) only for a skip: most comparisons give an observable.
 function evaluate(comparison: Comparison): Outcome[] {
-  const where = formatObjectPath(comparison.path);
-  const target = targetOf(comparison.path);
+  const { path } = comparison;
+  const target = targetOf(path);
   if (target === null) {
-    return [skip('unsupported_path', `${where}: Defender has no indicator type for this path`)];
+    return [skip('unsupported_path', `${formatObjectPath(path)}: Defender has no indicator type for this path`)];
   }
   if (comparison.negated || comparison.operator === '!=') {
     const op = `${comparison.negated ? 'NOT ' : ''}${comparison.operator}`;
-    return [skip('negated_comparison', `${where} ${op}: a negated comparison asserts no indicator`)];
+    return [skip('negated_comparison', `${formatObjectPath(path)} ${op}: a negated comparison asserts no indicator`)];
   }
-  if (comparison.operator === '=') return [valueOf(target, where, comparison.value)];
-  if (comparison.operator === 'IN') return comparison.values.map((v) => valueOf(target, where, v));
-  return [skip('unsupported_operator', `${where} ${comparison.operator}: only = and IN comparisons give indicators`)];
+  if (comparison.operator === '=') return [valueOf(target, path, comparison.value)];
+  if (comparison.operator === 'IN') return comparison.values.map((v) => valueOf(target, path, v));
+  return [skip('unsupported_operator', `${formatObjectPath(path)} ${comparison.operator}: only = and IN comparisons give indicators`)];
 }
 
-function valueOf(target: Target, where: string, literal: Literal): Outcome {
+function valueOf(target: Target, path: ObjectPath, literal: Literal): Outcome {
   if (literal.type !== 'string') {
-    return skip('unsupported_literal', `${where}: compared to a ${literal.type} literal, expected a string`);
+    return skip('unsupported_literal', `${formatObjectPath(path)}: compared to a ${literal.type} literal, expected a string`);
   }
   const type: ObservableType = target === 'ip' ? (literal.value.includes(':') ? 'ipv6' : 'ipv4') : target;
   const result = parseObservable(type, literal.value);
   if (result.ok) return result;
-  return skip(result.rejection.code, `${where}: ${result.rejection.detail}`);
+  return skip(result.rejection.code, `${formatObjectPath(path)}: ${result.rejection.detail}`);
 }
 
 const skip = (code: string, detail: string): Outcome => ({ ok: false, rejection: { code, detail } });
