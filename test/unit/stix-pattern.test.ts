@@ -626,13 +626,17 @@ describe('STIX pattern parser', () => {
     });
   });
 
-  describe('the fast path for one `type:value = literal` comparison', () => {
+  describe('the fast path for one observation of `path = \'string\'` comparisons', () => {
     /** The grammar's reading, or the error it throws (as text). */
     const grammar = (p: string): unknown => { try { return grammarParse(p); } catch (e) { return `error: ${(e as Error).message}`; } };
 
     it('reads the shapes OpenCTI writes as the grammar does, and leaves everything else to the grammar', () => {
       const taken = ["[ipv4-addr:value = '198.51.100.7']", "[domain-name:value='bad.example.org']", "[url:value = 'http://x/a\\'b\\\\c']",
-        "[IPv4-Addr:value = '']", "[x_custom-1:value = 'é ✓ \n']"];
+        "[IPv4-Addr:value = '']", "[x_custom-1:value = 'é ✓ \n']", "[file:hashes.MD5 = 'x']", "[ipv4-addr:value = 'a' OR ipv4-addr:value = 'b']",
+        `[file:hashes.'SHA-256' = '${SHA256}' OR file:hashes.MD5 = '${MD5}']`, `[file:hashes.'SHA-256'='${SHA256}' OR file:hashes.'SHA-1'= '${SHA1}' OR file:hashes.MD5 ='${MD5}']`,
+        "[file:name = 'a b.exe' AND file:hashes.MD5 = 'x']", "[x509-certificate:hashes.'SHA-1' = 'x']", "[file:hashes.'a\\'b\\\\' = 'x']",
+        "[network-traffic:dst_ref.value = '1.2.3.4' AND network-traffic:src_ref.value = '::1']", "[url:value = ' OR ] AND \\' ' OR url:value = '[x]']",
+        "[EXISTS:value = 'x' OR OR:AND = 'y']"];
       for (const p of taken) {
         expect(simplePattern(p), p).to.not.equal(null);
         expect(simplePattern(p), p).to.deep.equal(grammar(p));
@@ -640,10 +644,80 @@ describe('STIX pattern parser', () => {
       // Escapes are undone like the grammar does: \' is a quote, \\ a backslash.
       expect(((simplePattern("[url:value = 'a\\'b\\\\c']")!.expression as { comparison: Comparison }).comparison as { value: { value: string } }).value.value)
         .to.equal("a'b\\c");
+      // One n-ary node per chain, operands in source order.
+      expect(shape(simplePattern("[a:value = '1' OR a:value = '2' OR a:value = '3']")!.expression)).to.equal('OR(1,2,3)');
+      expect(shape(simplePattern("[a:value = '1' AND a:value = '2']")!.expression)).to.equal('AND(1,2)');
       const left = ["[ipv4-addr:value == '1.2.3.4']", "[ipv4-addr:value = '1.2.3.4'] ", " [ipv4-addr:value = '1.2.3.4']", "[ipv4-addr:value  = '1.2.3.4']",
-        "[file:hashes.MD5 = 'x']", "[ipv4-addr:value = 'a' OR ipv4-addr:value = 'b']", "[ipv4-addr:value = 'it's']", "[ipv4-addr:value = 'a\\']",
-        "[ipv4-addr:value = 'a'] WITHIN 5 SECONDS", "[ipv4-addr:value != 'a']", "[1pv4:value = 'a']", "[ipv4-addr:'value' = 'a']"];
+        "[ipv4-addr:value = 'it's']", "[ipv4-addr:value = 'a\\']",
+        "[ipv4-addr:value = 'a'] WITHIN 5 SECONDS", "[ipv4-addr:value != 'a']", "[1pv4:value = 'a']", "[ipv4-addr:'value' = 'a']",
+        // Chains: mixed operators, other spacing, other operators or literals, anything outside one [ ].
+        "[a:value = '1' OR a:value = '2' AND a:value = '3']", "[a:value = '1' AND a:value = '2' OR a:value = '3']", "[(a:value = '1' OR a:value = '2')]",
+        "[a:value = '1'] OR [a:value = '2']", "[a:value = '1'  OR a:value = '2']", "[a:value = '1'\tOR a:value = '2']", "[a:value = '1' OR\na:value = '2']",
+        "[a:value = '1'OR a:value = '2']", "[a:value = '1' or a:value = '2']", "[a:value = '1' OR]", "[a:value = '1' OR ]", "[a:value = '1' OR a:value != '2']",
+        "[a:value = '1' OR a:value IN ('2')]", "[a:value = '1' OR a:value = 2]", "[a:value = '1' OR NOT a:value = '2']", "[a:value = '1' /* c */]",
+        "[a:value = '1' OR a:value = '2'] WITHIN 5 SECONDS", "[a:b.c.d = '1']", "[a:b[0] = '1']", "[a:val-ue = '1']", "[file:hashes.'MD5 = '1']",
+        "[a:value = 'x\\n']", "[file:hashes. MD5 = '1']", "[file:hashes.MD5 = '1' OR file:hashes.'SHA-256' = '2' OR ]", "[]", "[ ]", "", "[a:value = '1' OR OR a:value = '2']"];
       for (const p of left) expect(simplePattern(p), p).to.equal(null);
+    });
+
+    it('reads generated chains as the grammar does, and takes every chain written in its shape', () => {
+      const escape = (s: string) => s.replace(/[\\']/g, (c) => `\\${c}`);
+      const text = fc.string({ unit: fc.oneof(fc.constantFrom("'", '\\', ']', '[', ' OR ', ' AND ', ' ', '\t', '\n', '.', ':', '='), fc.string({ maxLength: 1, unit: 'binary' })), maxLength: 12 });
+      const objectType = fc.oneof(fc.constantFrom('ipv4-addr', 'domain-name', 'url', 'file', 'IPv4-Addr', '_x', 'OR', 'AND'), fc.stringMatching(/^[a-zA-Z_][a-zA-Z0-9_-]{0,8}$/));
+      const hashName = fc.oneof(fc.constantFrom('SHA-256', 'SHA-1', 'MD5', 'SHA256', "a'b", 'a\\b', 'A B'), text);
+      /** [path as written, in the fast path's shape]: a few near misses that only the grammar may read. */
+      const path = fc.oneof(
+        { arbitrary: objectType.map((t) => [`${t}:value`, true] as const), weight: 3 },
+        { arbitrary: hashName.map((h) => [`file:hashes.'${escape(h)}'`, true] as const), weight: 3 },
+        { arbitrary: fc.stringMatching(/^[a-zA-Z_][a-zA-Z0-9_]{0,6}$/).map((h) => [`file:hashes.${h}`, true] as const), weight: 3 },
+        { arbitrary: fc.constant(['file:name', true] as const), weight: 1 },
+        { arbitrary: fc.constantFrom(['file:hashes.MD5.x', false], ["file:'name'", false], ['file :name', false], ['file:hashes.[0]', false], ['file:hashes[0]', false]), weight: 1 },
+      );
+      const valueText = fc.oneof({ arbitrary: text.map((v) => [`'${escape(v)}'`, true] as const), weight: 8 }, text.map((v) => [`'${v}'`, !/[\\']/.test(v)] as const),
+        fc.constantFrom(['1', false], ["t'2020-01-01T00:00:00Z'", false], ["h'00'", false], ['true', false]));
+      const space = fc.oneof({ arbitrary: fc.constantFrom(['', true], [' ', true]), weight: 6 },
+        { arbitrary: fc.constantFrom(['  ', false], ['\t', false], ['\n', false], [' /* c */ ', false], ['\u00a0', false]), weight: 1 });
+      const comparison = fc.tuple(path, space, fc.oneof({ arbitrary: fc.constant(['=', true] as const), weight: 6 }, { arbitrary: fc.constantFrom(['==', false], ['!=', false]), weight: 1 }), space, valueText)
+        .map((parts) => [parts.map(([t]) => t).join(''), parts.every(([, inShape]) => inShape)] as const);
+      const joiner = fc.oneof({ arbitrary: fc.constantFrom([' OR ', 'OR'], [' AND ', 'AND']), weight: 6 },
+        { arbitrary: fc.constantFrom(['  OR ', null], ['\tOR ', null], [' OR\n', null], [' or ', null], ['OR ', null], [' FOLLOWEDBY ', null]), weight: 1 });
+      const chain = fc.tuple(fc.array(comparison, { minLength: 1, maxLength: 5 }), joiner, fc.oneof(fc.constant(true), fc.boolean()), fc.array(joiner, { minLength: 4, maxLength: 4 }),
+        fc.oneof({ arbitrary: fc.constant(['[', ']', true] as const), weight: 6 }, { arbitrary: fc.constantFrom(['[ ', ']', false], ['[', ' ]', false], ['[', '] WITHIN 5 SECONDS', false], ['([', '])', false]), weight: 1 }))
+        .map(([comparisons, one, same, each, [open, close, bracketed]]) => {
+          const joiners = comparisons.slice(1).map((_, i) => (same ? one : each[i]!));
+          const body = comparisons.map(([c], i) => (i === 0 ? c : `${joiners[i - 1]![0]}${c}`)).join('');
+          const operators = new Set(joiners.map(([, op]) => op));
+          const inShape = bracketed && comparisons.every(([, ok]) => ok) && !operators.has(null) && operators.size <= 1;
+          return { pattern: `${open}${body}${close}`, inShape, chained: comparisons.length > 1 };
+        });
+      let chainsTaken = 0;
+      fc.assert(fc.property(chain, ({ pattern, inShape, chained }) => {
+        const fast = simplePattern(pattern);
+        if (inShape) expect(fast, pattern).to.not.equal(null);
+        if (fast === null) return;
+        if (chained) chainsTaken++;
+        expect(fast, pattern).to.deep.equal(grammar(pattern));
+      }), { numRuns: 3000, seed: 7 });
+      expect(chainsTaken, 'the generator reaches the fast path with chains often').to.be.greaterThan(150);
+    });
+
+    it('gives up on a hostile 16 KiB pattern in linear time', () => {
+      const kib16 = 16 * 1024;
+      const hostile = [`[${"a:value = 'x' OR ".repeat(kib16 / 17)}]`, `[a:value = '${"\\'".repeat(kib16 / 2)}]`, `[a:value = '${'\\'.repeat(kib16 + 1)}']`,
+        `[${'a'.repeat(kib16)}]`, `[a:value = '${"' OR a:value = '".repeat(kib16 / 16)}]`];
+      for (const p of hostile) {
+        const started = performance.now();
+        const fast = simplePattern(p);
+        const ms = performance.now() - started;
+        expect(ms, p.slice(0, 40)).to.be.lessThan(50);
+        expect(fast, p.slice(0, 40)).to.equal(null);
+      }
+      // And reads a long chain it takes in linear time too.
+      const chain = `[${Array.from({ length: 800 }, (_, i) => `a:value = '${i}'`).join(' OR ')}]`;
+      const started = performance.now();
+      const fast = simplePattern(chain);
+      expect(performance.now() - started).to.be.lessThan(50);
+      expect(fast).to.deep.equal(grammar(chain));
     });
 
     it('never reads a pattern differently from the grammar (random patterns around its shape)', () => {

@@ -32,8 +32,8 @@ export function createContext(openctiUrl: string, patternLimits: PatternLimits =
   return { openctiUrl, markings: new Map(), patternLimits };
 }
 
-const empty = (sourceRef: SourceRef | null): NormalisedEvent => ({
-  sourceRef, changes: [], retractAll: false, alsoRetract: [], skipped: [], rejected: null, ignored: null,
+const empty = (sourceRef: SourceRef | null, changes: IndicatorChange[] = [], skipped: Rejection[] = []): NormalisedEvent => ({
+  sourceRef, changes, retractAll: false, alsoRetract: [], skipped, rejected: null, ignored: null,
 });
 
 const reject = (sourceRef: SourceRef | null, code: string, detail: string, retractAll = false): NormalisedEvent =>
@@ -129,18 +129,17 @@ function observableOfSco(data: Json): { type: ObservableType; raw: unknown } | R
   }
 }
 
-function change(observable: Observable, data: Json, sco: Json, ctx: NormaliseContext, ref: SourceRef, s: number | null): IndicatorChange {
-  return {
-    observable,
-    score: s,
-    labels: labelsOf(data, sco),
-    tlp: tlpOf(data, ctx),
-    title: clip(text(data['name']) ?? observable.value, CLAIM_TEXT.title),
-    description: clip(text(data['description']) ?? text(sco['description']) ?? '', CLAIM_TEXT.description),
-    validFrom: text(data['valid_from']),
-    validUntil: text(data['valid_until']),
-    sourceRef: ref,
-  };
+/** One change per observable of the object; what the object says about them is read once (a pattern may give several). */
+function changes(observables: Observable[], data: Json, sco: Json, ctx: NormaliseContext, ref: SourceRef, score: number | null): IndicatorChange[] {
+  const labels = labelsOf(data, sco);
+  const tlp = tlpOf(data, ctx);
+  const name = text(data['name']);
+  const description = clip(text(data['description']) ?? text(sco['description']) ?? '', CLAIM_TEXT.description);
+  const validFrom = text(data['valid_from']);
+  const validUntil = text(data['valid_until']);
+  return observables.map((observable) => ({
+    observable, score, labels, tlp, title: clip(name ?? observable.value, CLAIM_TEXT.title), description, validFrom, validUntil, sourceRef: ref,
+  }));
 }
 
 function normaliseIndicator(data: Json, ctx: NormaliseContext, ref: SourceRef): NormalisedEvent {
@@ -149,12 +148,11 @@ function normaliseIndicator(data: Json, ctx: NormaliseContext, ref: SourceRef): 
   const extracted = extractObservables(data['pattern'], ctx.patternLimits);
   if (!extracted.ok) return reject(ref, extracted.rejection.code, extracted.rejection.detail, true);
   const s = score(ext(data, OCTI_EXT)['score'], data['x_opencti_score']);
-  const changes = extracted.observables.map((o) => change(o, data, {}, ctx, ref, s));
-  if (changes.length === 0) {
+  if (extracted.observables.length === 0) {
     const why = extracted.skipped.map((k) => `${k.code}: ${k.detail}`).join('; ') || 'pattern has no equality comparison';
     return reject(ref, 'no_supported_observable', why, true);
   }
-  return { ...empty(ref), changes, skipped: extracted.skipped };
+  return empty(ref, changes(extracted.observables, data, {}, ctx, ref, s), extracted.skipped);
 }
 
 function normaliseObservable(data: Json, ctx: NormaliseContext, ref: SourceRef): NormalisedEvent {
@@ -165,7 +163,7 @@ function normaliseObservable(data: Json, ctx: NormaliseContext, ref: SourceRef):
   if (!parsed.ok) return reject(ref, parsed.rejection.code, parsed.rejection.detail, true);
   const sco = ext(data, SCO_EXT);
   const s = score(sco['score'], ext(data, OCTI_EXT)['score'], data['x_opencti_score']);
-  return { ...empty(ref), changes: [change(parsed.observable, data, sco, ctx, ref, s)] };
+  return empty(ref, changes([parsed.observable], data, sco, ctx, ref, s));
 }
 
 /** An event the stream dropped unread because it passed `limits.sse_event_bytes`. */
@@ -202,7 +200,9 @@ export function normaliseEvent(eventName: string, rawData: string, ctx: Normalis
       if (data['revoked'] === true) result = { ...empty(ref), retractAll: true, withdrawn: eventName === 'create' ? 'revoked on create: nothing sent' : 'revoked' };
       else if (data['type'] === 'indicator') result = normaliseIndicator(data, ctx, ref);
       else result = normaliseObservable(data, ctx, ref);
-      return { ...result, alsoRetract: merged };
+      // Every branch above built `result` afresh: setting the field costs less than copying the object.
+      result.alsoRetract = merged;
+      return result;
     }
     default:
       return ignore(ref, `event ${eventName} is not handled`);

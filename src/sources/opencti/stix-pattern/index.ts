@@ -1,12 +1,15 @@
-// STIX 2.1 patterns: parse with the generated grammar (grammar.peggy → parser.generated.js), then
-// pull out every observable Defender can take. Total: bad input is a rejection, never a throw.
+// STIX 2.1 patterns: parse with the generated grammar (grammar.peggy → parser.generated.js), or the
+// fast path for the common shapes (fast-path.ts), then pull out every observable Defender can take.
+// Total: bad input is a rejection, never a throw.
 import { DEFAULT_LIMITS } from '../../../config/limits.js';
 import { parseObservable, quoteValue } from '../../../core/observables.js';
 import type { Observable, ObservableType, Rejection } from '../../../core/types.js';
 import type { Comparison, ComparisonExpression, Literal, ObjectPath, ObservationExpression, PatternAst } from './ast.js';
+import { simplePattern } from './fast-path.js';
 import { parse, SyntaxError as PeggySyntaxError } from './parser.generated.js';
 
 export type * from './ast.js';
+export { simplePattern } from './fast-path.js';
 
 export type ParsePatternResult = { ok: true; ast: PatternAst } | { ok: false; rejection: Rejection };
 export type ExtractResult =
@@ -68,23 +71,6 @@ export function parsePattern(pattern: unknown, limits: PatternLimits = DEFAULT_P
   } catch (error) {
     return invalid(describeParseError(error, pattern));
   }
-}
-
-/**
- * The shape OpenCTI writes for almost every indicator, `[ipv4-addr:value = '198.51.100.7']`, read
- * without the grammar: the same tree the grammar gives, in a fraction of the time and garbage
- * (parsing was the largest part of the core path's CPU). Anything else, or null, goes to the
- * grammar; stix-pattern.test.ts checks that both read every such pattern alike.
- */
-const SIMPLE = /^\[([a-zA-Z_][a-zA-Z0-9_-]*):value ?= ?'((?:[^'\\]|\\['\\])*)'\]$/;
-
-export function simplePattern(pattern: string): PatternAst | null {
-  const m = SIMPLE.exec(pattern);
-  if (!m) return null;
-  const body = m[2]!;
-  const value = body.includes('\\') ? body.replace(/\\(['\\])/g, '$1') : body;
-  return { type: 'pattern', expression: { type: 'observation', comparison: { type: 'comparison', operator: '=', negated: false,
-    path: { objectType: m[1]!, steps: [{ type: 'key', key: 'value', quoted: false }] }, value: { type: 'string', value } } } };
 }
 
 function describeParseError(error: unknown, pattern: string): string {
@@ -161,29 +147,30 @@ type Target = ObservableType | 'ip';
 
 type Outcome = { ok: true; observable: Observable } | { ok: false; rejection: Rejection };
 
+// The path is written out (formatObjectPath) only for a skip: most comparisons give an observable.
 function evaluate(comparison: Comparison): Outcome[] {
-  const where = formatObjectPath(comparison.path);
-  const target = targetOf(comparison.path);
+  const { path } = comparison;
+  const target = targetOf(path);
   if (target === null) {
-    return [skip('unsupported_path', `${where}: Defender has no indicator type for this path`)];
+    return [skip('unsupported_path', `${formatObjectPath(path)}: Defender has no indicator type for this path`)];
   }
   if (comparison.negated || comparison.operator === '!=') {
     const op = `${comparison.negated ? 'NOT ' : ''}${comparison.operator}`;
-    return [skip('negated_comparison', `${where} ${op}: a negated comparison asserts no indicator`)];
+    return [skip('negated_comparison', `${formatObjectPath(path)} ${op}: a negated comparison asserts no indicator`)];
   }
-  if (comparison.operator === '=') return [valueOf(target, where, comparison.value)];
-  if (comparison.operator === 'IN') return comparison.values.map((v) => valueOf(target, where, v));
-  return [skip('unsupported_operator', `${where} ${comparison.operator}: only = and IN comparisons give indicators`)];
+  if (comparison.operator === '=') return [valueOf(target, path, comparison.value)];
+  if (comparison.operator === 'IN') return comparison.values.map((v) => valueOf(target, path, v));
+  return [skip('unsupported_operator', `${formatObjectPath(path)} ${comparison.operator}: only = and IN comparisons give indicators`)];
 }
 
-function valueOf(target: Target, where: string, literal: Literal): Outcome {
+function valueOf(target: Target, path: ObjectPath, literal: Literal): Outcome {
   if (literal.type !== 'string') {
-    return skip('unsupported_literal', `${where}: compared to a ${literal.type} literal, expected a string`);
+    return skip('unsupported_literal', `${formatObjectPath(path)}: compared to a ${literal.type} literal, expected a string`);
   }
   const type: ObservableType = target === 'ip' ? (literal.value.includes(':') ? 'ipv6' : 'ipv4') : target;
   const result = parseObservable(type, literal.value);
   if (result.ok) return result;
-  return skip(result.rejection.code, `${where}: ${result.rejection.detail}`);
+  return skip(result.rejection.code, `${formatObjectPath(path)}: ${result.rejection.detail}`);
 }
 
 const skip = (code: string, detail: string): Outcome => ({ ok: false, rejection: { code, detail } });
