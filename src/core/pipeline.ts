@@ -188,21 +188,26 @@ export class Pipeline {
         ops.push(...this.router.routeRecord(n, now));
         outcomes.push('applied');
       } else {
-        const screened = this.screen ? this.screen.screen(n, source, now) : { event: n, withheld: [] };
-        withheld.push(...screened.withheld);
-        outcomes.push(this.apply(source, item, screened.event, claims, deadLetters));
+        let event = n;
+        if (this.screen) {
+          const screened = this.screen.screen(n, source, now);
+          withheld.push(...screened.withheld);
+          event = screened.event;
+        }
+        outcomes.push(this.apply(source, item, event, claims, deadLetters));
       }
       if (item.checkpoint) checkpoint = item.checkpoint;
     }
     const { upserts, deletes } = claims.changes();
     // A removal nobody claims any more is the withdrawing source's: the withdrawal breaker counts it.
     const retractedBy = new Map(deletes.map((d) => [d.key, d.sourceId]));
+    const debug = this.log.isLevelEnabled('debug');
     for (const key of claims.touched) {
       const on = claims.claimsOn(key);
       for (const decision of this.router.route(key, on, now)) {
         if (decision.op) ops.push(decision.op.op === 'delete' && !decision.op.sourceRef
           ? { ...decision.op, sourceRef: { system: source as SourceRef['system'], id: retractedBy.get(key) ?? key } } : decision.op);
-        if (this.log.isLevelEnabled('debug')) {
+        if (debug) {
           this.log.debug({ source, key, sink: decision.sink, decision: decision.reason, sourceRefs: on.map((c) => c.change.sourceRef.id) }, 'routing decision');
         }
       }
