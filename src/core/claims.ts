@@ -52,12 +52,15 @@ export class ClaimSet {
 
   /** The object now asserts exactly these changes; claims it no longer makes are dropped. */
   replace(sourceId: string, changes: IndicatorChange[], now: number): void {
-    const next = new Map(changes.map((ch) => [observableKey(ch.observable), ch]));
-    for (const key of [...(this.bySource.get(sourceId) ?? [])]) if (!next.has(key)) this.remove(key, sourceId);
+    const next = new Map<string, IndicatorChange>();
+    for (const ch of changes) next.set(observableKey(ch.observable), ch);
+    const held = this.bySource.get(sourceId);
+    // A copy: remove() deletes from the set being walked.
+    if (held?.size) for (const key of [...held]) if (!next.has(key)) this.remove(key, sourceId);
     for (const [key, change] of next) {
       // The same assertion again (both MISP paths, a re-sent event) changes nothing downstream.
-      const held = this.byKey.get(key)?.get(sourceId);
-      if (held && sameChange(held.change, change)) continue;
+      const current = this.byKey.get(key)?.get(sourceId);
+      if (current && sameChange(current.change, change)) continue;
       const claim: Claim = { key, sourceId, change, updatedAt: now };
       const id = `${key}\u0000${sourceId}`;
       this.put(claim);

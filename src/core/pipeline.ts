@@ -7,7 +7,7 @@
 // letter; the rest of the batch commits. Only a failure of the store itself propagates (the ingest
 // loop then holds the source and retries).
 import type { Logger } from '../observability/logger.js';
-import type { Metrics } from '../observability/metrics.js';
+import { LabelTally, type Metrics } from '../observability/metrics.js';
 import type { ClaimStore, DecisionLog, GuardDecision } from './store.js';
 import { ClaimSet, observableKey } from './claims.js';
 import { cutJson } from './raw-copy.js';
@@ -188,21 +188,26 @@ export class Pipeline {
         ops.push(...this.router.routeRecord(n, now));
         outcomes.push('applied');
       } else {
-        const screened = this.screen ? this.screen.screen(n, source, now) : { event: n, withheld: [] };
-        withheld.push(...screened.withheld);
-        outcomes.push(this.apply(source, item, screened.event, claims, deadLetters));
+        let event = n;
+        if (this.screen) {
+          const screened = this.screen.screen(n, source, now);
+          withheld.push(...screened.withheld);
+          event = screened.event;
+        }
+        outcomes.push(this.apply(source, item, event, claims, deadLetters));
       }
       if (item.checkpoint) checkpoint = item.checkpoint;
     }
     const { upserts, deletes } = claims.changes();
     // A removal nobody claims any more is the withdrawing source's: the withdrawal breaker counts it.
     const retractedBy = new Map(deletes.map((d) => [d.key, d.sourceId]));
+    const debug = this.log.isLevelEnabled('debug');
     for (const key of claims.touched) {
       const on = claims.claimsOn(key);
       for (const decision of this.router.route(key, on, now)) {
         if (decision.op) ops.push(decision.op.op === 'delete' && !decision.op.sourceRef
           ? { ...decision.op, sourceRef: { system: source as SourceRef['system'], id: retractedBy.get(key) ?? key } } : decision.op);
-        if (this.log.isLevelEnabled('debug')) {
+        if (debug) {
           this.log.debug({ source, key, sink: decision.sink, decision: decision.reason, sourceRefs: on.map((c) => c.change.sourceRef.id) }, 'routing decision');
         }
       }
@@ -237,18 +242,21 @@ export class Pipeline {
 
   /** Logs and metrics of a stored batch (after the commit, so a split batch does not count twice). */
   private report(source: string, items: IngestItem[], built: Built): void {
+    const events = new LabelTally<'source' | 'event' | 'outcome'>(['source', 'event', 'outcome']);
+    const skipped = new LabelTally<'source' | 'reason'>(['source', 'reason']);
+    const debug = this.log.isLevelEnabled('debug');
     items.forEach((item, i) => {
       const outcome = built.outcomes[i]!;
       const n = item.normalised;
-      this.metrics.events.inc({ source, event: item.event, outcome });
+      events.add({ source, event: item.event, outcome });
       if (isRecordChange(n)) return;
       const ref = n.sourceRef?.id;
       // Skip reasons at debug, one line per decision (issue 16); the metrics count them all.
       for (const s of n.skipped) {
-        this.metrics.skipped.inc({ source, reason: s.code });
-        this.log.debug({ source, event: item.event, position: item.position, sourceRef: ref, reason: s.code, detail: s.detail }, 'observable skipped');
+        skipped.add({ source, reason: s.code });
+        if (debug) this.log.debug({ source, event: item.event, position: item.position, sourceRef: ref, reason: s.code, detail: s.detail }, 'observable skipped');
       }
-      if (n.withdrawn && outcome !== 'dead_letter') {
+      if (debug && n.withdrawn && outcome !== 'dead_letter') {
         this.log.debug({ source, event: item.event, position: item.position, sourceRef: ref, reason: n.withdrawn }, 'nothing asserted');
       }
       if (outcome === 'dead_letter' && n.rejected) {
@@ -260,7 +268,11 @@ export class Pipeline {
         this.log.trace({ source, event: item.event, position: item.position, sourceRef: ref, reason: n.ignored }, 'event ignored');
       }
     });
-    for (const op of built.unit.ops) this.metrics.opsEnqueued.inc({ sink: op.sink, op: op.op });
+    events.addTo(this.metrics.events);
+    skipped.addTo(this.metrics.skipped);
+    const enqueued = new LabelTally<'sink' | 'op'>(['sink', 'op']);
+    for (const op of built.unit.ops) enqueued.add({ sink: op.sink, op: op.op });
+    enqueued.addTo(this.metrics.opsEnqueued);
     for (const d of built.withheld) {
       this.metrics.guardDecisions.inc({ sink: d.sink, source, outcome: d.outcome });
       this.log.debug({ source, key: d.key, sourceRef: d.sourceRef, reason: d.reason }, 'TLP policy: indicator stays home');

@@ -24,7 +24,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { BodiesAtDelivery } from '../../src/sinks/defender/delivery-bodies.js';
 import { DefenderDelivery } from '../../src/sinks/defender/delivery.js';
-import type { DefenderIndicatorBody, DefenderMapping } from '../../src/sinks/defender/mapper.js';
+import { mapToDefender, type DefenderIndicatorBody, type DefenderMapping } from '../../src/sinks/defender/mapper.js';
 import { DefenderRoute } from '../../src/sinks/defender/route.js';
 import { RecordingHandler } from '../../src/sinks/dry-run.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
@@ -179,5 +179,22 @@ describe('Defender outbox rows name their claim; the delivery makes the body', (
     // Its source, rebuilt from the claim with the body, is what the guard attributes the decision to.
     expect((await store.listDecisions({ limit: 10 })).map((d) => [d.key, d.wanted, d.outcome, d.source, d.sourceRef]))
       .to.deep.include(['domain:download.microsoft.com', 'Block', 'downgrade', 'opencti', 'indicator--1']);
+  });
+});
+
+describe('Defender route: the body of an upsert is made when read', () => {
+  it('routes without building the body; the first read makes the body mapToDefender makes, later reads get the same one', () => {
+    let tagReads = 0;
+    // Only the body reads the tags: how often they were read says how often a body was built.
+    const counting: DefenderMapping = { ...mapping, get tags() { tagReads += 1; return ['tb']; } };
+    const claim = { key: 'ipv4:198.51.100.9', sourceId: 'indicator--9', updatedAt: 7, change: change('indicator--9', 'ipv4', '198.51.100.9', 70) };
+    const now = Date.now();
+    const op = new DefenderRoute('defender', counting).route(claim.key, claim, now).op!;
+    expect(tagReads, 'nothing built while routing').to.equal(0);
+    expect(op.stored).to.deep.equal({ claim: 'indicator--9', at: now, v: 7 });
+    const body = op.payload;
+    expect(body).to.deep.equal((mapToDefender(claim.change, mapping, now) as { body: DefenderIndicatorBody }).body);
+    expect(op.payload).to.equal(body);
+    expect(tagReads).to.equal(1);
   });
 });

@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Pipeline, type IngestItem } from '../../src/core/pipeline.js';
+import { ignoredEvent, Pipeline, type IngestItem } from '../../src/core/pipeline.js';
 import { Router, type SinkRoute } from '../../src/core/router.js';
 import { TlpPolicy } from '../../src/guard/tlp.js';
 import { msalLine, TokenProvider } from '../../src/microsoft/token.js';
@@ -133,6 +133,37 @@ describe('skip reasons: one debug line per decision, nothing at info', () => {
 
   it('at the default level (info): none of them', async () => {
     expect(await run('info')).to.deep.equal([]);
+  });
+});
+
+describe('metrics of a stored batch', () => {
+  it('count every event, skipped observable and enqueued operation of the batch by label set', async () => {
+    const route: SinkRoute = {
+      sink: 'test',
+      route: (key, claim) => ({ sink: 'test', op: claim ? { sink: 'test', key, op: 'upsert', payload: null, sourceRef: claim.change.sourceRef } : null, reason: 'test' }),
+    };
+    const indicator = (n: number, pattern: string) => normaliseEvent('create', JSON.stringify({ type: 'create', data: {
+      id: `indicator--${n}${n}${n}${n}${n}${n}${n}${n}-1111-4111-8111-111111111111`, spec_version: '2.1', type: 'indicator', name: 'x', pattern_type: 'stix',
+      valid_from: '2023-11-14T22:13:20.000Z', pattern } }), createContext('http://opencti:8080'));
+    const mixed = indicator(3, "[ipv4-addr:value = '198.51.100.3'] OR [ipv4-addr:value = '999.1.1.1']");
+    const item = (normalised: IngestItem['normalised'], n: number, event = 'create'): IngestItem => ({ normalised, raw: null, event, position: `${n}-0`, checkpoint: null });
+    const dir = mkdtempSync(join(tmpdir(), 'tb-obs-'));
+    const store = new SqliteStore(dir);
+    const metrics = new Metrics();
+    try {
+      await new Pipeline(store, new Router([route]), capturingLogger('info').log, metrics).ingest('opencti', [
+        item(indicator(1, "[ipv4-addr:value = '198.51.100.1']"), 1), item(indicator(2, "[ipv4-addr:value = '198.51.100.2']"), 2), item(mixed, 3),
+        item(ignoredEvent('heartbeat'), 4, 'heartbeat'),
+      ]);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const values = async (m: { get(): Promise<{ values: { labels: object; value: number }[] }> }) => (await m.get()).values.map((v) => [v.labels, v.value]);
+    expect(await values(metrics.events)).to.deep.equal([
+      [{ source: 'opencti', event: 'create', outcome: 'applied' }, 3], [{ source: 'opencti', event: 'heartbeat', outcome: 'ignored' }, 1]]);
+    expect(await values(metrics.skipped)).to.deep.equal([[{ source: 'opencti', reason: mixed.skipped[0]!.code }, 1]]);
+    expect(await values(metrics.opsEnqueued)).to.deep.equal([[{ sink: 'test', op: 'upsert' }, 3]]);
   });
 });
 

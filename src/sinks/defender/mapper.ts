@@ -113,7 +113,25 @@ function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
-export function mapToDefender(change: IndicatorChange, m: DefenderMapping, now: number): DefenderMapResult {
+/**
+ * What a claim becomes in Defender, without the indicator body: routing needs only this (the
+ * outbox keeps a reference to the claim, and the body is made again at delivery).
+ */
+export type DefenderVerdict =
+  | DefenderUpsertVerdict
+  | { kind: 'delete'; reason: string }
+  | { kind: 'unsupported'; reason: string };
+
+export interface DefenderUpsertVerdict {
+  kind: 'upsert';
+  type: DefenderIndicatorType;
+  action: DefenderAction;
+  severity: DefenderSeverity;
+  expires: number;
+  reason: string;
+}
+
+export function defenderVerdict(change: IndicatorChange, m: DefenderMapping, now: number): DefenderVerdict {
   const type = TYPE_MAP[change.observable.type];
   if (!type) return { kind: 'unsupported', reason: `Defender indicators have no ${change.observable.type} type` };
   if (change.score !== null && change.score < m.minScore) {
@@ -137,7 +155,14 @@ export function mapToDefender(change: IndicatorChange, m: DefenderMapping, now: 
   if (!action) {
     return { kind: 'delete', reason: `${type} indicators do not take action ${wanted} (${why}); Defender accepts ${allowedActions(type).join('/')}` };
   }
+  const severity = hints.severity ?? severityForScore(change.score);
+  return { kind: 'upsert', type, action, severity, expires, reason: `${action}/${severity} (${why})` };
+}
 
+/** The indicator body of a claim whose verdict is an upsert. */
+export function defenderBody(change: IndicatorChange, m: DefenderMapping, verdict: DefenderUpsertVerdict): DefenderIndicatorBody {
+  const { type, action, severity, expires } = verdict;
+  const hints = change.hints ?? {};
   const value = change.observable.type === 'ipv6' ? expandIpv6(change.observable.value) : change.observable.value;
   const tags = [...new Set([change.sourceRef.system, ...m.tags, ...change.labels])];
   const lines = [
@@ -152,7 +177,7 @@ export function mapToDefender(change: IndicatorChange, m: DefenderMapping, now: 
     action,
     title: truncate(change.title || value, 200),
     description: truncate(lines.join('\n'), 1000),
-    severity: hints.severity ?? severityForScore(change.score),
+    severity,
     expirationTime: defenderTime(expires),
     // Audit is only accepted with an alert; Allowed never alerts; the others alert as the seed
     // connector did unless the source's config says otherwise.
@@ -164,5 +189,11 @@ export function mapToDefender(change: IndicatorChange, m: DefenderMapping, now: 
   if (recommended) body.recommendedActions = recommended;
   if (m.rbacGroupNames.length > 0) body.rbacGroupNames = m.rbacGroupNames;
   if (m.educateUrl && type === 'Url' && (action === 'Block' || action === 'Warn')) body.educateUrl = m.educateUrl;
-  return { kind: 'upsert', body, reason: `${action}/${body.severity} (${why})` };
+  return body;
+}
+
+export function mapToDefender(change: IndicatorChange, m: DefenderMapping, now: number): DefenderMapResult {
+  const verdict = defenderVerdict(change, m, now);
+  if (verdict.kind !== 'upsert') return verdict;
+  return { kind: 'upsert', body: defenderBody(change, m, verdict), reason: verdict.reason };
 }

@@ -1,8 +1,8 @@
 // Defender's routing policy: a claim becomes an import (upsert) or a removal.
 import type { RouteDecision, SinkRoute } from '../../core/router.js';
-import type { Claim, ObservableType } from '../../core/types.js';
+import type { Claim, ObservableType, SinkOp, SourceRef } from '../../core/types.js';
 import { expandIpv6 } from '../../core/observables.js';
-import { defenderTypeOf, mapToDefender, type DefenderMapping } from './mapper.js';
+import { defenderBody, defenderTypeOf, defenderVerdict, type DefenderIndicatorBody, type DefenderIndicatorType, type DefenderMapping, type DefenderUpsertVerdict } from './mapper.js';
 import { targetAccepts, type TargetFilter } from '../../config/targets.js';
 
 export { targetAccepts };
@@ -45,19 +45,44 @@ export class DefenderRoute implements SinkRoute {
     const obsType = key.slice(0, sep) as ObservableType;
     const type = defenderTypeOf(obsType);
     if (!type) return { sink: this.sink, op: null, reason: `Defender indicators have no ${obsType} type` };
-    const remove = (reason: string): RouteDecision => {
-      const raw = key.slice(sep + 1);
-      const payload: DefenderDeletePayload = { indicatorType: type, indicatorValue: obsType === 'ipv6' ? expandIpv6(raw) : raw, reason };
-      return { sink: this.sink, op: { sink: this.sink, key, op: 'delete', payload, sourceRef: claim?.change.sourceRef ?? null }, reason: `delete: ${reason}` };
-    };
-    if (!claim) return remove('no source object claims it any more');
-    const mapped = mapToDefender(claim.change, this.mapping, now);
-    if (mapped.kind === 'unsupported') return { sink: this.sink, op: null, reason: mapped.reason };
-    if (mapped.kind === 'delete') return remove(mapped.reason);
-    return {
-      sink: this.sink,
-      op: { sink: this.sink, key, op: 'upsert', payload: mapped.body, sourceRef: claim.change.sourceRef, stored: { claim: claim.sourceId, at: now, v: claim.updatedAt } satisfies DefenderClaimRef },
-      reason: `upsert ${mapped.reason}`,
-    };
+    if (!claim) return this.removal(key, sep, type, null, 'no source object claims it any more');
+    const verdict = defenderVerdict(claim.change, this.mapping, now);
+    if (verdict.kind === 'unsupported') return { sink: this.sink, op: null, reason: verdict.reason };
+    if (verdict.kind === 'delete') return this.removal(key, sep, type, claim, verdict.reason);
+    return { sink: this.sink, op: new DefenderUpsert(this.sink, key, claim, this.mapping, verdict, now), reason: `upsert ${verdict.reason}` };
+  }
+
+  private removal(key: string, sep: number, type: DefenderIndicatorType, claim: Claim | null, reason: string): RouteDecision {
+    const raw = key.slice(sep + 1);
+    const payload: DefenderDeletePayload = { indicatorType: type, indicatorValue: key.startsWith('ipv6:') ? expandIpv6(raw) : raw, reason };
+    return { sink: this.sink, op: { sink: this.sink, key, op: 'delete', payload, sourceRef: claim?.change.sourceRef ?? null }, reason: `delete: ${reason}` };
+  }
+}
+
+/**
+ * A routed upsert whose indicator body is made when first read: the outbox keeps `stored`, so
+ * ingest never needs the body, while the delivery, the guard's re-check and callers of ingest read
+ * `payload` as usual (half the cost of routing a batch, and its garbage). The body is a getter, not
+ * an own property: a copy of the op (`{ ...op }`, JSON) carries `stored` and not the body.
+ */
+class DefenderUpsert implements SinkOp<DefenderIndicatorBody> {
+  op = 'upsert' as const;
+  sourceRef: SourceRef;
+  stored: DefenderClaimRef;
+  readonly #claim: Claim;
+  readonly #mapping: DefenderMapping;
+  readonly #verdict: DefenderUpsertVerdict;
+  #body: DefenderIndicatorBody | undefined;
+
+  constructor(public sink: string, public key: string, claim: Claim, mapping: DefenderMapping, verdict: DefenderUpsertVerdict, now: number) {
+    this.sourceRef = claim.change.sourceRef;
+    this.stored = { claim: claim.sourceId, at: now, v: claim.updatedAt };
+    this.#claim = claim;
+    this.#mapping = mapping;
+    this.#verdict = verdict;
+  }
+
+  get payload(): DefenderIndicatorBody {
+    return (this.#body ??= defenderBody(this.#claim.change, this.#mapping, this.#verdict));
   }
 }
