@@ -95,7 +95,9 @@ class StoreThread {
   }
 
   private spawn(): { worker: Worker; opened: Promise<unknown> } {
-    const worker = new Worker(this.entry);
+    // A small young generation: the worker's garbage (each batch's rows, cloned in) is collected
+    // every few MiB instead of every 16; the default kept the service's peak RSS 40 MiB higher.
+    const worker = new Worker(this.entry, { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     this.worker = worker;
     let failure: Error | null = null;
     worker.on('message', (reply: Reply) => { if (this.worker === worker) this.settle(reply); });
