@@ -63,7 +63,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
   const metrics = new Metrics(true);
   let store: Store;
   try {
-    store = await openStore(config, { owner: true });
+    store = await openStore(config, { owner: true, log });
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError([`store.dir [env STORE_DIR]: cannot open the state store in ${config.store.dir} (${(err as Error).message}); make the directory writable`]);

@@ -13,6 +13,8 @@ const UNSERIALISABLE = /serialize a BigInt|circular structure|Invalid string len
 export function refusedData(err: unknown): boolean {
   // Only serialisation errors: the driver's own TypeErrors (a closed database) are the store's.
   if ((err instanceof TypeError || err instanceof RangeError) && UNSERIALISABLE.test(err.message)) return true;
+  // A value the store's thread cannot be handed (a function, a symbol): postMessage refuses it before any write.
+  if (err instanceof DOMException && err.name === 'DataCloneError') return true;
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') return false;
   if (code.startsWith('SQLITE_')) return SQLITE_DATA.has(code) || code.startsWith('SQLITE_CONSTRAINT');

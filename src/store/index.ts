@@ -1,14 +1,19 @@
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { registerSecret } from '../observability/logger.js';
+import { registerSecret, type Logger } from '../observability/logger.js';
 import { PostgresStore } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
+import { openSqliteThread } from './sqlite-thread.js';
 import type { Store } from '../core/store.js';
 
 export type { Store } from '../core/store.js';
 
-/** Opens the configured engine and applies its migrations; `owner` = the service process (not a CLI command). */
-export async function openStore(config: Config, options: { owner?: boolean } = {}): Promise<Store> {
+/**
+ * Opens the configured engine and applies its migrations; `owner` = the service process (not a CLI
+ * command), whose SQLite store runs on its own thread unless `store.sqlite_thread` is off; `log`
+ * hears of that thread stopping.
+ */
+export async function openStore(config: Config, options: { owner?: boolean; log?: Logger } = {}): Promise<Store> {
   if (config.store.engine === 'postgres') {
     const url = config.store.url;
     if (!url) {
@@ -22,5 +27,7 @@ export async function openStore(config: Config, options: { owner?: boolean } = {
       throw new ConfigError([`store.url [env STORE_URL]: cannot open the PostgreSQL state store (${(err as Error).message}); check the URL, that the server runs and that the user may create the schema ${config.store.schema}`]);
     }
   }
+  // A CLI command makes a call or two: a thread would cost more than it frees.
+  if (options.owner && config.store.sqlite_thread) return openSqliteThread(config.store.dir, options);
   return new SqliteStore(config.store.dir, undefined, options);
 }

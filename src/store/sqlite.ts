@@ -80,6 +80,11 @@ function chunks<T>(items: T[], size = 500): T[][] {
 /** `x IN ${IN_JSON}` with one parameter, a JSON array: any length, one compiled statement (the claim lookups of every batch). */
 const IN_JSON = '(SELECT value FROM json_each(?))';
 
+/** One process owns a SQLite file, so it is always the reader. */
+export async function alwaysGrantedLock(): Promise<SourceLock | null> {
+  return { lost: new Promise<string>(() => undefined), release: async () => undefined };
+}
+
 export class SqliteStore implements Store {
   readonly engine = 'sqlite' as const;
   private readonly db: Database.Database;
@@ -442,9 +447,8 @@ export class SqliteStore implements Store {
     })();
   }
 
-  /** One process owns a SQLite file, so it is always the reader. */
   async acquireSourceLock(): Promise<SourceLock | null> {
-    return { lost: new Promise<string>(() => undefined), release: async () => undefined };
+    return alwaysGrantedLock();
   }
 
   refusedData(err: unknown): boolean {

@@ -1,4 +1,4 @@
-// One event cannot hold the others (issue 13, the core's part), against a real SQLite store: an
+// One event cannot hold the others (issue 13, the core's part), against a real SQLite store (and its thread): an
 // event whose routing throws, or whose rows the store refuses, becomes one dead letter and the rest
 // of its batch is stored; a store outage holds the source, /readyz names it, and nothing is lost.
 import { expect } from 'chai';
@@ -9,13 +9,14 @@ import { configSchema } from '../../src/config/schema.js';
 import { IngestLoop } from '../../src/core/ingest-loop.js';
 import { normaliseSafely, Pipeline, type IngestItem } from '../../src/core/pipeline.js';
 import { Router, type RecordRoute, type SinkRoute } from '../../src/core/router.js';
-import type { ClaimStore } from '../../src/core/store.js';
+import type { ClaimStore, Store } from '../../src/core/store.js';
 import type { CommitUnit, IndicatorChange } from '../../src/core/types.js';
 import { leadingSourcePart } from '../../src/flows/source-leadership.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
+import { openSqliteThread } from '../../src/store/sqlite-thread.js';
 import { dropSchema, freshSchemaName, requirePostgres, TEST_PG_URL } from '../support/postgres.js';
 
 const log = createLogger('silent');
@@ -163,6 +164,23 @@ describe('poison isolation in the core', () => {
     expect(store.refusedData(new TypeError('The database connection is not open'))).to.equal(false);
     expect(store.refusedData(Object.assign(new Error('string or blob too big'), { code: 'SQLITE_TOOBIG' }))).to.equal(true);
     expect(store.refusedData(Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), { code: '22021' }))).to.equal(true);
+  });
+});
+
+describe('poison isolation in the core, on the SQLite store thread', () => {
+  let store: Store;
+  beforeEach(async () => { store = await openSqliteThread(mkdtempSync(join(tmpdir(), 'tb-poison-')), { owner: true }); });
+  afterEach(async () => { await store.close(); });
+
+  it('an event carrying a value the store thread cannot be handed (a function) becomes one dead letter; its neighbours are stored', async () => {
+    const items = [item(1, '198.51.100.1'), item(2, '198.51.100.2', { description: (() => 'x') as unknown as string }), item(3, '198.51.100.3')];
+    const r = await new Pipeline(store, new Router([route]), log, new Metrics()).ingest('opencti', items);
+    expect(r.deadLetters).to.equal(1);
+    expect((await store.claimDue('test', 100, Date.now(), 60_000)).map((i) => i.key).sort()).to.deep.equal(['ipv4:198.51.100.1', 'ipv4:198.51.100.3']);
+    const letters = await store.listDeadLetters();
+    expect(letters.map((d) => d.key)).to.deep.equal(['indicator--2']);
+    expect(letters[0]!.reason).to.match(/^store_refused: .*could not be cloned/);
+    expect((await store.getCheckpoint('opencti'))?.position).to.equal('3-0');
   });
 });
 

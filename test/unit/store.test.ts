@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
+import { openSqliteThread } from '../../src/store/sqlite-thread.js';
 import type { Store } from '../../src/core/store.js';
 import type { SinkOp } from '../../src/core/types.js';
 import { dropSchema, freshSchemaName, requirePostgres, TEST_PG_URL } from '../support/postgres.js';
@@ -19,7 +20,8 @@ const commit = (store: Store, ops: SinkOp[], position = '1-0') =>
   store.commit({ source: 'opencti', checkpoint: { position, state: { start_from: position } }, claimUpserts: [], claimDeletes: [], ops, deadLetters: [] });
 
 interface Engine {
-  name: 'sqlite' | 'postgres';
+  name: string;
+  engine: Store['engine'];
   before?(ctx: Mocha.Context): Promise<void>;
   /** A new location for a test. */
   fresh(): string;
@@ -29,23 +31,36 @@ interface Engine {
   breakWrites(where: string, table: 'outbox' | 'checkpoints'): Promise<void>;
 }
 
+const sqliteFiles = {
+  fresh: () => mkdtempSync(join(tmpdir(), 'tb-store-')),
+  dispose: async () => undefined,
+  breakWrites: async (dir: string, table: string) => {
+    const db = new Database(join(dir, 'threatbridge.db'));
+    for (const event of ['INSERT', 'UPDATE']) {
+      db.exec(`CREATE TRIGGER fail_${table}_${event} BEFORE ${event} ON ${table} BEGIN SELECT RAISE(ABORT, 'injected failure'); END`);
+    }
+    db.close();
+  },
+};
+
 const ENGINES: Engine[] = [
   {
     name: 'sqlite',
-    fresh: () => mkdtempSync(join(tmpdir(), 'tb-store-')),
+    engine: 'sqlite',
+    ...sqliteFiles,
     // The service's view: it owns the file and voids a crashed run's leases.
     open: async (dir) => new SqliteStore(dir, undefined, { owner: true }),
-    dispose: async () => undefined,
-    breakWrites: async (dir, table) => {
-      const db = new Database(join(dir, 'threatbridge.db'));
-      for (const event of ['INSERT', 'UPDATE']) {
-        db.exec(`CREATE TRIGGER fail_${table}_${event} BEFORE ${event} ON ${table} BEGIN SELECT RAISE(ABORT, 'injected failure'); END`);
-      }
-      db.close();
-    },
+  },
+  {
+    // What the service runs: the same store on its own thread.
+    name: 'sqlite on its thread',
+    engine: 'sqlite',
+    ...sqliteFiles,
+    open: (dir) => openSqliteThread(dir, { owner: true }),
   },
   {
     name: 'postgres',
+    engine: 'postgres',
     before: requirePostgres,
     fresh: freshSchemaName,
     open: (schema) => PostgresStore.open({ url: TEST_PG_URL, schema }),
@@ -82,7 +97,7 @@ for (const engine of ENGINES) {
     it('writes operations and the checkpoint together and survives reopening', async () => {
       await commit(store, [op('ipv4:1.2.3.4', 'upsert')], '5-0');
       await reopen();
-      expect(store.engine).to.equal(engine.name);
+      expect(store.engine).to.equal(engine.engine);
       expect(await store.getCheckpoint('opencti')).to.deep.equal({ position: '5-0', state: { start_from: '5-0' } });
       const due = await store.claimDue('defender', 10, Date.now(), 1000);
       expect(due.map((d) => d.key)).to.deep.equal(['ipv4:1.2.3.4']);
