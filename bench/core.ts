@@ -1,9 +1,13 @@
 // The core path alone: OpenCTI stream events → normalise → claims → route → Defender outbox,
-// SQLite FULL sync, through the ingest loop in batches of 500 as the service commits them. `node dist/bench/core.js`
-// runs it alone (for farm-bench and CPU profiles); `npm run bench` runs it first.
+// SQLite FULL sync, through the ingest loop in batches of 500 as the service commits them.
+// `node dist/bench/core.js [loop|thread]` runs it once (for farm-bench and CPU profiles); `npm run
+// bench` runs it first, 5 times with the store on the event loop and 5 on its own thread.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { IngestLoop } from '../src/core/ingest-loop.js';
 import { Pipeline } from '../src/core/pipeline.js';
 import type { Store } from '../src/core/store.js';
@@ -13,6 +17,7 @@ import { Metrics } from '../src/observability/metrics.js';
 import { DefenderRoute } from '../src/sinks/defender/route.js';
 import { createContext, normaliseEvent } from '../src/sources/opencti/normalise.js';
 import { SqliteStore } from '../src/store/sqlite.js';
+import { openSqliteThread } from '../src/store/sqlite-thread.js';
 import { benchMapping } from './mapping.js';
 
 const log = createLogger('error');
@@ -39,15 +44,18 @@ export function syntheticEvent(i: number): { name: string; data: string } {
 /** Events per socket read: a 64 KiB read of the live stream holds about a hundred such events. */
 const EVENTS_PER_READ = 100;
 
+/** Where the store's work runs: on the event loop (the default) or on its own thread (`store.sqlite_thread`). */
+export type StoreKind = 'loop' | 'thread';
+
 /**
  * The core path as the service runs it: events arrive a read at a time, each is normalised on
  * arrival and queued (as the OpenCTI source does), and the ingest loop commits them in batches of
- * `batch` while the next reads are normalised. `store` opens the store under test in `dir`.
+ * `batch` while the next reads wait (or, with the store on its own thread, are normalised).
  */
-export async function coreThroughput(events: number, batch: number, store: (dir: string) => Store = (dir) => new SqliteStore(dir)) {
+export async function coreThroughput(events: number, batch: number, kind: StoreKind = 'loop') {
   const dir = mkdtempSync(join(tmpdir(), 'tb-bench-'));
-  const opened = store(dir);
-  const pipeline = new Pipeline(opened, new Router([new DefenderRoute('defender', benchMapping)]), log, new Metrics());
+  const store: Store = kind === 'thread' ? await openSqliteThread(dir, { owner: true }) : new SqliteStore(dir, undefined, { owner: true });
+  const pipeline = new Pipeline(store, new Router([new DefenderRoute('defender', benchMapping)]), log, new Metrics());
   let resumeReading: (() => void) | null = null;
   let paused = false;
   const ingest = new IngestLoop('opencti', pipeline, { batchSize: batch, batchMs: 200, queueSize: 5000 }, log, {
@@ -57,6 +65,8 @@ export async function coreThroughput(events: number, batch: number, store: (dir:
   const ctx = createContext('http://opencti:8080');
   // Input is generated up front: the figure is the service's work, not the generator's.
   const input = Array.from({ length: events }, (_, i) => syntheticEvent(i));
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
   const cpu = process.cpuUsage();
   const started = process.hrtime.bigint();
   for (let i = 0; i < events;) {
@@ -71,19 +81,54 @@ export async function coreThroughput(events: number, batch: number, store: (dir:
   }
   await ingest.store([]);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  // Process-wide: a store thread's CPU counts too.
+  // Process-wide: the store thread's CPU counts too.
   const used = process.cpuUsage(cpu);
+  loopDelay.disable();
   const cpuSeconds = (used.user + used.system) / 1e6;
   ingest.stop();
-  const pending = (await opened.outboxStats(Date.now())).reduce((n, s) => n + s.pending, 0);
-  await opened.close();
+  const pending = (await store.outboxStats(Date.now())).reduce((n, s) => n + s.pending, 0);
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
-  // CPU seconds too: on a shared machine the wall clock measures the neighbours as much as us.
-  return { events, seconds, eventsPerSecond: Math.round(events / seconds), cpuSeconds, eventsPerCpuSecond: Math.round(events / cpuSeconds), outboxRows: pending };
+  return {
+    kind, events, seconds, eventsPerSecond: Math.round(events / seconds), cpuSeconds, outboxRows: pending,
+    // How long stream reading, /healthz and delivery could be held up by one stretch of work.
+    maxLoopBlockMs: Math.round(loopDelay.max / 1e6),
+    peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+  };
+}
+
+type Run = Awaited<ReturnType<typeof coreThroughput>>;
+const spread = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { min: s[0]!, median: s[s.length >> 1]!, max: s[s.length - 1]! };
+};
+
+/**
+ * `runs` runs of each store kind, in turn, each in a fresh process (a cold JIT, as after a
+ * restart, and a peak RSS of its own); min, median and max of each figure.
+ */
+export function coreRuns(events: number, runs: number) {
+  const byKind: Record<StoreKind, Run[]> = { loop: [], thread: [] };
+  for (let i = 0; i < runs; i++) {
+    for (const kind of ['loop', 'thread'] as const) {
+      const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), kind], {
+        encoding: 'utf8', env: { ...process.env, BENCH_EVENTS: String(events) },
+      });
+      if (child.status !== 0) throw new Error(`core bench (${kind}) failed: ${child.stderr}`);
+      byKind[kind].push(JSON.parse(child.stdout) as Run);
+    }
+  }
+  const summary = (r: Run[]) => ({
+    events, outboxRows: r[0]!.outboxRows, eventsPerSecond: spread(r.map((x) => x.eventsPerSecond)),
+    cpuSeconds: spread(r.map((x) => Math.round(x.cpuSeconds * 100) / 100)), maxLoopBlockMs: spread(r.map((x) => x.maxLoopBlockMs)),
+    peakRssMiB: spread(r.map((x) => x.peakRssMiB)),
+  });
+  return { loop: summary(byKind.loop), thread: summary(byKind.thread) };
 }
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  coreThroughput(Number(process.env['BENCH_EVENTS'] ?? 50_000), 500).then((r) => console.log(JSON.stringify(r)), (err) => {
+  const kind = process.argv[2] === 'thread' ? 'thread' : 'loop';
+  coreThroughput(Number(process.env['BENCH_EVENTS'] ?? 50_000), 500, kind).then((r) => console.log(JSON.stringify(r)), (err) => {
     console.error(err);
     process.exit(1);
   });

@@ -3,7 +3,7 @@
 // run as its own process). Prints a table and writes bench/results.json.
 // Figures on a shared 2-core machine vary by ±20 % between runs: compare ratios, not absolutes.
 import { writeFileSync } from 'node:fs';
-import { coreThroughput } from './core.js';
+import { coreRuns } from './core.js';
 import { convergeDefender } from './converge.js';
 import { uploadSentinel } from './sentinel.js';
 import { benchMisp } from './misp.js';
@@ -11,9 +11,12 @@ import { benchAlertsToIris } from './alerts-iris.js';
 import { serviceRss } from './service-rss.js';
 import { benchTenants } from './tenants.js';
 
+/** min–median–max of a spread, as printed. */
+const range = (s: { min: number; median: number; max: number }) => `${s.min.toLocaleString()}–${s.median.toLocaleString()}–${s.max.toLocaleString()}`;
+
 async function main() {
   const results: Record<string, unknown> = { machine: { cpus: (await import('node:os')).cpus().length, node: process.version } };
-  const core = await coreThroughput(Number(process.env['BENCH_EVENTS'] ?? 50_000), 500);
+  const core = coreRuns(Number(process.env['BENCH_EVENTS'] ?? 50_000), Number(process.env['BENCH_CORE_RUNS'] ?? 5));
   results['core'] = core;
   const converge = await convergeDefender(Number(process.env['BENCH_INDICATORS'] ?? 15_000), Number(process.env['BENCH_TIME_SCALE'] ?? 60));
   results['defender'] = converge;
@@ -36,8 +39,11 @@ async function main() {
   results['serviceRss'] = service;
 
   const rows: [string, string, string][] = [
-    ['core path (parse→map→route→outbox)', `${core.eventsPerSecond.toLocaleString()} events/s`, 'target ≥ 20,000 on one core'],
-    ['  events / outbox rows', `${core.events} / ${core.outboxRows}`, 'hash patterns give 2 rows'],
+    ['core path (parse→map→route→outbox)', `${range(core.loop.eventsPerSecond)} events/s`,
+      `target ≥ 20,000; ${core.loop.events} events, ${core.loop.outboxRows} outbox rows (hash patterns give 2); fresh process each run, min/median/max`],
+    ['  CPU, longest event-loop hold', `${range(core.loop.cpuSeconds)} s`, `held ${range(core.loop.maxLoopBlockMs)} ms; peak RSS ${range(core.loop.peakRssMiB)} MiB`],
+    ['  store on its own thread', `${range(core.thread.eventsPerSecond)} events/s`,
+      `store.sqlite_thread: CPU ${range(core.thread.cpuSeconds)} s, held ${range(core.thread.maxLoopBlockMs)} ms, peak RSS ${range(core.thread.peakRssMiB)} MiB`],
     [`Defender convergence (${converge.indicators} new)`, `${converge.importCalls} import calls`, `bound ceil(n/500) = ${converge.callBound} + retries (${converge.throttled} × 429)`],
     ['  simulated time to converge', `${converge.simulatedMinutes.toFixed(1)} min`, `real ${converge.realSeconds.toFixed(1)} s at time scale ${converge.timeScale}`],
     ['  Defender holds', `${converge.held}`, 'must equal the number of indicators'],

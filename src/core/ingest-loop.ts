@@ -101,6 +101,9 @@ export class IngestLoop {
       this.callHook(() => this.hooks.onCommitted?.(result));
       if (this.queue.length <= this.options.queueSize / 2) this.callHook(() => this.hooks.onDrained?.());
       if (this.stopped) return;
+      // A store that answers at once (SQLite on this thread) would otherwise commit a whole backlog
+      // in one stretch, holding stream reading, /healthz and delivery for ten batches or more.
+      if (this.queue.length > 0) await new Promise((resolve) => setImmediate(resolve));
     }
   }
 

@@ -10,7 +10,7 @@ export type { Store } from '../core/store.js';
 
 /**
  * Opens the configured engine and applies its migrations; `owner` = the service process (not a CLI
- * command), whose SQLite store runs on its own thread unless `store.sqlite_thread` is off; `log`
+ * command), whose SQLite store runs on its own thread when `store.sqlite_thread` is on; `log`
  * hears of that thread stopping.
  */
 export async function openStore(config: Config, options: { owner?: boolean; log?: Logger } = {}): Promise<Store> {
