@@ -83,6 +83,15 @@ export interface HitLookup extends Pick<ClaimStore, 'loadClaims'> {
   claimsByTitle(titles: string[], limit: number): Promise<Claim[]>;
 }
 
+/** Every stored claim, page by page (a new tenant's fill). */
+export interface ClaimPages {
+  /**
+   * Every claim of the next `limit` distinct keys after `afterKey` (from the first key when null),
+   * in key order: a key's claims are never split across pages; an empty page is the end.
+   */
+  claimsAfter(afterKey: string | null, limit: number): Promise<Claim[]>;
+}
+
 /** Operations waiting for their sink. */
 export interface OutboxStore {
   /** Lease up to `limit` due operations of a sink (oldest first); a leased key is not handed out twice. */
@@ -156,7 +165,7 @@ export interface SourceLockStore {
 }
 
 /** An engine: every role, plus its lifecycle. */
-export interface Store extends CheckpointStore, ClaimStore, HitLookup, OutboxStore, SinkIdStore, DeadLetterStore, DecisionLog, SourceLockStore {
+export interface Store extends CheckpointStore, ClaimStore, ClaimPages, HitLookup, OutboxStore, SinkIdStore, DeadLetterStore, DecisionLog, SourceLockStore {
   readonly engine: 'sqlite' | 'postgres';
   /** Cheap write probe for /readyz. */
   ping(): Promise<void>;

@@ -67,6 +67,8 @@ export function lockKey(name: string): string {
   return createHash('sha256').update(name).digest().readBigInt64BE(0).toString();
 }
 
+interface ClaimRow { key: string; source_id: string; change: Claim['change']; updated_at: number }
+const toClaim = (row: ClaimRow): Claim => ({ key: row.key, sourceId: row.source_id, change: row.change, updatedAt: Number(row.updated_at) });
 const jsonOrNull = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
 const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
@@ -265,7 +267,7 @@ export class PostgresStore implements Store {
   }
 
   async loadClaims(keys: string[], sourceIds: string[], sourcePrefixes: string[] = []): Promise<Claim[]> {
-    const r = await this.pool.query<{ key: string; source_id: string; change: Claim['change']; updated_at: number }>(
+    const r = await this.pool.query<ClaimRow>(
       // Every claim on the given keys and on the keys the given sources (or source prefixes) claim,
       // which includes the sources' own claims; one index lookup per key instead of an OR.
       `WITH wanted AS (SELECT unnest($1::text[]) AS key
@@ -273,15 +275,24 @@ export class PostgresStore implements Store {
          UNION SELECT c.key FROM claims c JOIN unnest($3::text[]) AS p(prefix) ON starts_with(c.source_id, p.prefix))
        SELECT c.key, c.source_id, c.change, c.updated_at FROM claims c JOIN wanted w ON c.key = w.key`,
       [[...new Set(keys)], [...new Set(sourceIds)], [...new Set(sourcePrefixes)]]);
-    return r.rows.map((row) => ({ key: row.key, sourceId: row.source_id, change: row.change, updatedAt: Number(row.updated_at) }));
+    return r.rows.map(toClaim);
+  }
+
+  async claimsAfter(afterKey: string | null, limit: number): Promise<Claim[]> {
+    // Keyset pagination on the primary key (key, source_id): the page's keys first, then their claims.
+    const r = await this.pool.query<ClaimRow>(
+      `WITH page AS (SELECT DISTINCT key FROM claims ${afterKey === null ? '' : 'WHERE key > $2'} ORDER BY key LIMIT $1)
+       SELECT c.key, c.source_id, c.change, c.updated_at FROM page JOIN claims c ON c.key = page.key ORDER BY c.key, c.source_id`,
+      afterKey === null ? [limit] : [limit, afterKey]);
+    return r.rows.map(toClaim);
   }
 
   async claimsByTitle(titles: string[], limit: number): Promise<Claim[]> {
     if (titles.length === 0) return [];
     // A scan, but only for CustomTI alerts no evidence value matched (rare).
-    const r = await this.pool.query<{ key: string; source_id: string; change: Claim['change']; updated_at: number }>(
+    const r = await this.pool.query<ClaimRow>(
       `SELECT key, source_id, change, updated_at FROM claims WHERE change->>'title' = ANY($1::text[]) LIMIT $2`, [titles, limit]);
-    return r.rows.map((row) => ({ key: row.key, sourceId: row.source_id, change: row.change, updatedAt: Number(row.updated_at) }));
+    return r.rows.map(toClaim);
   }
 
   async commit(unit: CommitUnit): Promise<void> {

@@ -15,7 +15,7 @@ export type Forwarded = Exclude<keyof Store, Local>;
 
 /** Every forwarded method, once: the mapped type fails the build when Store gains or loses one. */
 const FORWARDED: { [M in Forwarded]: true } = {
-  getCheckpoint: true, setCheckpoint: true, resetCheckpoint: true, loadClaims: true, commit: true, claimsByTitle: true,
+  getCheckpoint: true, setCheckpoint: true, resetCheckpoint: true, loadClaims: true, claimsAfter: true, commit: true, claimsByTitle: true,
   claimDue: true, ack: true, retry: true, deadLetter: true, nextDueAt: true, enqueue: true, outboxStats: true,
   getSinkIds: true, setSinkIds: true, countSinkIds: true, listSinkIds: true, listHeld: true, putHeld: true, dropHeld: true,
   listDeadLetters: true, takeDeadLetters: true, deadLetterSummary: true,

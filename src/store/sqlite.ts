@@ -46,6 +46,9 @@ interface DeadLetterRow {
 }
 
 const json = (v: unknown) => JSON.stringify(v ?? null);
+
+interface ClaimRow { key: string; source_id: string; change: string; updated_at: number }
+const toClaim = (r: ClaimRow): Claim => ({ key: r.key, sourceId: r.source_id, change: JSON.parse(r.change), updatedAt: r.updated_at });
 /** An operation kept in its stored form names what its source ref is rebuilt from (SinkOp.stored). */
 const storedRef = (op: SinkOp): string | null => (op.stored === undefined && op.sourceRef ? json(op.sourceRef) : null);
 
@@ -163,10 +166,8 @@ export class SqliteStore implements Store {
 
   async loadClaims(keys: string[], sourceIds: string[], sourcePrefixes: string[] = []): Promise<Claim[]> {
     const found = new Map<string, Claim>();
-    const add = (rows: { key: string; source_id: string; change: string; updated_at: number }[]) => {
-      for (const r of rows) {
-        found.set(`${r.key}\u0000${r.source_id}`, { key: r.key, sourceId: r.source_id, change: JSON.parse(r.change), updatedAt: r.updated_at });
-      }
+    const add = (rows: ClaimRow[]) => {
+      for (const r of rows) found.set(`${r.key}\u0000${r.source_id}`, toClaim(r));
     };
     // One statement per lookup whatever the batch size: the list travels as one JSON parameter.
     if (sourceIds.length > 0) add(this.sql(`SELECT * FROM claims WHERE source_id IN ${IN_JSON}`).all(JSON.stringify(sourceIds)) as never);
@@ -179,12 +180,20 @@ export class SqliteStore implements Store {
     return [...found.values()];
   }
 
+  async claimsAfter(afterKey: string | null, limit: number): Promise<Claim[]> {
+    // Keyset pagination on the primary key (key, source_id): the page's keys first, then their claims.
+    const rows = this.sql(`WITH page AS (SELECT DISTINCT key FROM claims ${afterKey === null ? '' : 'WHERE key > @afterKey'} ORDER BY key LIMIT @limit)
+      SELECT c.* FROM page JOIN claims c ON c.key = page.key ORDER BY c.key, c.source_id`)
+      .all(afterKey === null ? { limit } : { afterKey, limit }) as ClaimRow[];
+    return rows.map(toClaim);
+  }
+
   async claimsByTitle(titles: string[], limit: number): Promise<Claim[]> {
     if (titles.length === 0) return [];
     // A scan, but only for CustomTI alerts no evidence value matched (rare).
     const rows = this.sql(`SELECT * FROM claims WHERE json_extract(change, '$.title') IN ${IN_JSON} LIMIT ?`)
-      .all(JSON.stringify(titles), limit) as { key: string; source_id: string; change: string; updated_at: number }[];
-    return rows.map((r) => ({ key: r.key, sourceId: r.source_id, change: JSON.parse(r.change), updatedAt: r.updated_at }));
+      .all(JSON.stringify(titles), limit) as ClaimRow[];
+    return rows.map(toClaim);
   }
 
   async commit(unit: CommitUnit): Promise<void> {

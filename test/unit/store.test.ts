@@ -293,6 +293,39 @@ for (const engine of ENGINES) {
       expect(found).to.deep.equal(['domain:a.example indicator--z', 'domain:a.example misp:1:aaa', 'domain:b.example misp:1:bbb']);
     });
 
+    describe('claims page by page (a new tenant\'s fill)', () => {
+      // Keys of one length differing in their last letter: the same order under any collation.
+      const stored = [['k:b', 's3'], ['k:a', 's1'], ['k:b', 's1'], ['k:d', 's2'], ['k:c', 's1'], ['k:b', 's2'], ['k:d', 's1']];
+      const change = { observable: { type: 'domain', value: 'x.example' } } as never;
+      /** Every page until the empty one (a bounded walk: a page that repeats fails, not hangs), each as "key sourceId". */
+      const pages = async (limit: number) => {
+        const found: string[][] = [];
+        let after: string | null = null;
+        while (found.length <= stored.length) {
+          const page = await store.claimsAfter(after, limit);
+          if (page.length === 0) break;
+          found.push(page.map((c) => `${c.key} ${c.sourceId}`));
+          after = page[page.length - 1]!.key;
+        }
+        return found;
+      };
+      beforeEach(() => store.commit({ source: 'opencti', checkpoint: null, ops: [], deadLetters: [], claimDeletes: [],
+        claimUpserts: stored.map(([key, sourceId]) => ({ key: key!, sourceId: sourceId!, change, updatedAt: 1 })) }));
+
+      it('keeps every claim of a key on one page, in key order, whatever the page size', async () => {
+        expect(await pages(2)).to.deep.equal([['k:a s1', 'k:b s1', 'k:b s2', 'k:b s3'], ['k:c s1', 'k:d s1', 'k:d s2']]);
+        expect(await pages(1)).to.deep.equal([['k:a s1'], ['k:b s1', 'k:b s2', 'k:b s3'], ['k:c s1'], ['k:d s1', 'k:d s2']]);
+        expect((await store.claimsAfter('k:b', 1))[0]).to.deep.include({ key: 'k:c', sourceId: 's1', change, updatedAt: 1 });
+      });
+
+      it('gives an empty page past the last key and on an empty store', async () => {
+        expect(await store.claimsAfter('k:d', 10)).to.deep.equal([]);
+        await store.commit({ source: 'opencti', checkpoint: null, ops: [], deadLetters: [], claimUpserts: [],
+          claimDeletes: stored.map(([key, sourceId]) => ({ key: key!, sourceId: sourceId! })) });
+        expect(await store.claimsAfter(null, 10)).to.deep.equal([]);
+      });
+    });
+
     it('lists the ids a sink holds for us', async () => {
       await commit(store, [op('k1', 'upsert'), op('k2', 'upsert')]);
       const items = await store.claimDue('defender', 10, Date.now(), 60_000);
