@@ -7,16 +7,12 @@ import type { z } from 'zod';
 import { withoutUserinfo } from '../observability/public-text.js';
 import { configSchema, SECRET_KEYS, type Config } from './schema.js';
 import { NUMBERED_TARGETS, targetEnvName } from './targets.js';
+import { ConfigError } from './errors.js';
 
 type TargetSection = (typeof NUMBERED_TARGETS)[number]['section'];
 const numberedOf = (section: string) => NUMBERED_TARGETS.find((t) => t.section === section);
 
-export class ConfigError extends Error {
-  readonly code = 'config_invalid';
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
-  }
-}
+export { ConfigError };
 
 /** `microsoft_defender_intel.client_id` → `MICROSOFT_DEFENDER_INTEL_CLIENT_ID`. */
 export function envName(dottedKey: string): string {

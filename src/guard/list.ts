@@ -3,7 +3,7 @@
 // file never replaces a good list: the last good one stays and the log says why.
 import { createHash } from 'node:crypto';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
-import { ConfigError } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import { BUILTIN_PROTECTED } from './builtin.js';

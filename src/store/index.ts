@@ -1,4 +1,4 @@
-import { ConfigError } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 import type { Config } from '../config/schema.js';
 import { registerSecret, type Logger } from '../observability/logger.js';
 import { PostgresStore } from './postgres.js';
