@@ -1,7 +1,7 @@
 // Runs the configured flows: every source feeds the hub (changes → router → outbox → sink
 // workers), see flows/. Start-up refuses a configuration that cannot work.
 import { activeFlows, assertStartable, PLACEHOLDERS } from './config/flows.js';
-import { ConfigError } from './config/load.js';
+import { ConfigError } from './config/errors.js';
 import { targetSecrets } from './config/targets.js';
 import { SECRET_KEYS, type Config } from './config/schema.js';
 import type { OnceSummary } from './core/parts.js';

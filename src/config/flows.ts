@@ -2,7 +2,8 @@
 // source is configured (and, for indicator sources, lists the sink in `<source>.targets`); a wanted
 // flow must have every required key, or start-up stops naming them.
 import { INDICATOR_SINKS, type IndicatorSinkName } from './fields.js';
-import { ConfigError, targetKeyName } from './load.js';
+import { ConfigError } from './errors.js';
+import { targetKeyName } from './load.js';
 import type { Config } from './schema.js';
 
 export interface FlowStatus {

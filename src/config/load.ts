@@ -12,8 +12,6 @@ import { ConfigError } from './errors.js';
 type TargetSection = (typeof NUMBERED_TARGETS)[number]['section'];
 const numberedOf = (section: string) => NUMBERED_TARGETS.find((t) => t.section === section);
 
-export { ConfigError };
-
 /** `microsoft_defender_intel.client_id` → `MICROSOFT_DEFENDER_INTEL_CLIENT_ID`. */
 export function envName(dottedKey: string): string {
   return dottedKey.replace(/\./g, '_').toUpperCase();

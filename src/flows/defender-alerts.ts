@@ -1,7 +1,7 @@
 // Microsoft Defender alerts as a source: one poller per Defender tenant (same Entra app,
 // multi-tenant when several), each with its own ingest loop and checkpoint, reading while this
 // replica holds the source lock. Where the alerts go is the sinks' business (config/flows.ts).
-import { ConfigError } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 import type { ServicePart } from '../core/parts.js';
 import type { Pipeline } from '../core/pipeline.js';
 import { isRecordChange } from '../core/types.js';

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { activeFlows, startupProblems } from '../../src/config/flows.js';
 import { renderConfigDoc } from '../../src/config/doc.js';
-import { ConfigError, loadConfigReport } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { loadConfigReport } from '../../src/config/load.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'tb-sample-'));
 

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, configKeys, envName, loadConfig, requireKeys } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { configKeys, envName, loadConfig, requireKeys } from '../../src/config/load.js';
 import { activeFlows, flowProblems, flowStatuses } from '../../src/config/flows.js';
 import { ignoredSettings } from '../../src/service.js';
 

@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { loadConfig } from '../../src/config/load.js';
 import { openStore } from '../../src/store/index.js';
 
 const empty = () => { const f = join(mkdtempSync(join(tmpdir(), 'tb-cfg-')), 'config.yml'); writeFileSync(f, ''); return f; };
